@@ -1,0 +1,418 @@
+/* The cache endpoints: one key (GET, HEAD, PUT, DELETE), key listing, and
+ * invalidation by keys or by pattern. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/glob.h"
+#include "http/http_url.h"
+#include "node/api_internal.h"
+
+#define API_DEFAULT_CONTENT_TYPE "application/octet-stream"
+#define API_KEYS_DEFAULT_LIMIT 50
+#define API_KEYS_MAX_LIMIT 1000
+#define API_PREVIEW_DEFAULT_LIMIT 20
+#define API_INVALIDATE_MAX_KEYS 10000
+/* Ten years: far enough for "long", near enough that ms arithmetic stays in
+ * range. */
+#define API_MAX_TTL_S (10ull * 365 * 86400)
+
+static uint64_t api_stamp(api_t *a)
+{
+    pthread_mutex_lock(&a->hlc_lock);
+    uint64_t v = hlc_stamp(&a->hlc, store_now_ms(a->store));
+    pthread_mutex_unlock(&a->hlc_lock);
+    return v;
+}
+
+/* Remaining TTL in whole seconds, rounded up so a live entry never says 0;
+ * -1 when it never expires. */
+static int64_t api_ttl_left(api_t *a, const store_entry_t *e)
+{
+    int64_t exp = store_entry_expires_at(e);
+    if (exp == 0) return -1;
+    int64_t left = exp - store_now_ms(a->store);
+    if (left <= 0) return 0;
+    return (left + 999) / 1000;
+}
+
+static char *api_put_hex(char *p, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) *p++ = hex[(v >> (i * 4)) & 15];
+    return p;
+}
+
+static char *api_put_dec(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+/* True when an If-None-Match list names this ETag (or is "*"). */
+static bool api_etag_matches(const char *inm, size_t len, const char *etag, size_t etag_len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (inm[i] == ' ' || inm[i] == ',')) i++;
+        if (i < len && inm[i] == '*') return true;
+        if (i + 2 < len && inm[i] == 'W' && inm[i + 1] == '/') i += 2;
+        size_t start = i;
+        while (i < len && inm[i] != ',') i++;
+        size_t end = i;
+        while (end > start && inm[end - 1] == ' ') end--;
+        if (end - start == etag_len && memcmp(inm + start, etag, etag_len) == 0) return true;
+    }
+    return false;
+}
+
+static void api_entry_release(void *e)
+{
+    store_entry_release(e);
+}
+
+static void api_get(api_t *a, http_request_t *r, const char *key, size_t klen)
+{
+    store_entry_t *e;
+    if (store_get(a->store, key, klen, &e) != STORE_OK) {
+        metrics_add(&a->metrics->misses, 1);
+        http_respond_error(r, 404, "not_found", "key not found");
+        return;
+    }
+    metrics_add(&a->metrics->hits, 1);
+    char hdr[160], *p = hdr;
+    uint64_t version = store_entry_version(e);
+    memcpy(p, "X-Cache: HIT\r\nETag: \"", 21);
+    p += 21;
+    char *etag = p - 1;
+    p = api_put_hex(p, version);
+    *p++ = '"';
+    size_t etag_len = (size_t)(p - etag);
+    int64_t ttl = api_ttl_left(a, e);
+    if (ttl >= 0) {
+        memcpy(p, "\r\nCache-Control: max-age=", 25);
+        p = api_put_dec(p + 25, (uint64_t)ttl);
+    }
+    memcpy(p, "\r\nX-Cache-Version: ", 19);
+    p = api_put_dec(p + 19, version);
+    memcpy(p, "\r\n", 2);
+    p += 2;
+
+    size_t inm_len;
+    const char *inm = http_request_header(r, "if-none-match", &inm_len);
+    if (inm && api_etag_matches(inm, inm_len, etag, etag_len)) {
+        store_entry_release(e);
+        http_response_t resp = {.status = 304, .headers = hdr, .headers_len = (size_t)(p - hdr)};
+        http_respond(r, &resp);
+        return;
+    }
+    size_t vlen, ctlen;
+    const char *value = store_entry_value(e, &vlen);
+    const char *ct = store_entry_content_type(e, &ctlen);
+    http_response_t resp = {
+        .status = 200,
+        .content_type = ct ? ct : API_DEFAULT_CONTENT_TYPE,
+        .content_type_len = ct ? ctlen : sizeof API_DEFAULT_CONTENT_TYPE - 1,
+        .headers = hdr,
+        .headers_len = (size_t)(p - hdr),
+        .body = value,
+        .body_len = vlen,
+        .body_release = api_entry_release,
+        .body_release_ctx = e,
+    };
+    http_respond(r, &resp);
+}
+
+/* TTL of a PUT: ?ttl=, else X-Cache-TTL, else the default. */
+static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
+{
+    size_t qlen, hlen;
+    const char *q = http_request_query(r, &qlen);
+    char buf[32];
+    long n = http_query_get(q, qlen, "ttl", buf, sizeof buf);
+    if (n == -1) {
+        const char *h = http_request_header(r, "x-cache-ttl", &hlen);
+        if (h) {
+            if (hlen >= sizeof buf) n = -2;
+            else {
+                memcpy(buf, h, hlen);
+                buf[hlen] = '\0';
+                n = (long)hlen;
+            }
+        }
+    }
+    if (n == -1) {
+        *ttl_ms = (int64_t)a->cfg->default_ttl_ms;
+        return true;
+    }
+    char *end = NULL;
+    unsigned long long v = 0;
+    bool ok = n > 0 && buf[0] >= '0' && buf[0] <= '9';
+    if (ok) v = strtoull(buf, &end, 10);
+    if (!ok || *end || v > API_MAX_TTL_S) {
+        http_respond_error(r, 400, "bad_ttl", "ttl must be whole seconds from 0 (never expires) to 315360000");
+        return false;
+    }
+    *ttl_ms = (int64_t)v * 1000;
+    return true;
+}
+
+static void api_put(api_t *a, http_request_t *r, const char *key, size_t klen)
+{
+    int64_t ttl_ms;
+    if (!api_put_ttl(a, r, &ttl_ms)) return;
+    size_t ctlen, vlen;
+    const char *ct = http_request_header(r, "content-type", &ctlen);
+    if (ct && ctlen > STORE_CTYPE_MAX) {
+        http_respond_error(r, 400, "bad_content_type", "Content-Type longer than 255 bytes");
+        return;
+    }
+    const char *value = http_request_body(r, &vlen);
+    store_put_args_t args = {
+        .key = key,
+        .key_len = klen,
+        .value = value,
+        .value_len = vlen,
+        .content_type = ct,
+        .content_type_len = ct ? ctlen : 0,
+        .ttl_ms = ttl_ms,
+        .version = api_stamp(a),
+    };
+    bool replaced = false;
+    store_status_t st = store_put(a->store, &args, &replaced);
+    if (st == STORE_TOO_LARGE) {
+        http_respond_error(r, 413, "value_too_large", "value larger than this node can hold");
+        return;
+    }
+    if (st != STORE_OK) {
+        http_respond_error(r, 503, "no_memory", "the store could not allocate the entry");
+        return;
+    }
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{");
+    sbuf_json_bytes_member(&b, "key", key, klen);
+    sbuf_printf(&b, ",\"version\":\"%llu\",\"ttl\":%lld}", (unsigned long long)args.version,
+                (long long)(ttl_ms / 1000));
+    api_respond_sbuf(r, replaced ? 200 : 201, &b);
+}
+
+void api_cache_item(api_t *a, http_request_t *r, const char *raw_key, size_t raw_len)
+{
+    char key[STORE_KEY_MAX];
+    if (raw_len == 0) {
+        http_respond_error(r, 400, "bad_key", "the key is empty");
+        return;
+    }
+    /* A percent-encoded key is at most three bytes per byte of key. */
+    if (raw_len > 3 * STORE_KEY_MAX) {
+        http_respond_error(r, 400, "key_too_long", "keys are at most 1024 bytes");
+        return;
+    }
+    char decoded[3 * STORE_KEY_MAX];
+    long klen = http_url_decode(raw_key, raw_len, decoded, false);
+    if (klen < 0) {
+        http_respond_error(r, 400, "bad_key", "malformed percent-encoding in the key");
+        return;
+    }
+    if (klen == 0 || (size_t)klen > STORE_KEY_MAX) {
+        http_respond_error(r, 400, klen ? "key_too_long" : "bad_key",
+                           klen ? "keys are at most 1024 bytes" : "the key is empty");
+        return;
+    }
+    memcpy(key, decoded, (size_t)klen);
+    switch (http_request_method(r)) {
+    case HTTP_M_GET:
+    case HTTP_M_HEAD: api_get(a, r, key, (size_t)klen); break;
+    case HTTP_M_PUT: api_put(a, r, key, (size_t)klen); break;
+    default: {
+        bool deleted = store_delete(a->store, key, (size_t)klen);
+        const char *body = deleted ? "{\"deleted\":true}" : "{\"deleted\":false}";
+        http_respond_json(r, 200, body, strlen(body));
+    }
+    }
+}
+
+/* ---------- listing ---------- */
+
+typedef struct api_keys_ctx {
+    api_t *a;
+    sbuf_t *b;
+    size_t n;
+} api_keys_ctx_t;
+
+static void api_keys_add(const store_entry_t *e, void *ctx)
+{
+    api_keys_ctx_t *k = ctx;
+    size_t klen;
+    const char *key = store_entry_key(e, &klen);
+    sbuf_puts(k->b, k->n++ ? ",{" : "{");
+    sbuf_json_bytes_member(k->b, "key", key, klen);
+    size_t vlen;
+    store_entry_value(e, &vlen);
+    sbuf_printf(k->b, ",\"size\":%zu,\"ttl\":%lld}", vlen, (long long)api_ttl_left(k->a, e));
+}
+
+/* Reads ?pattern= (default "*"); answers 400 and returns -1 when bad. */
+static long api_pattern_param(http_request_t *r, char *buf, size_t cap, bool required)
+{
+    size_t qlen;
+    const char *q = http_request_query(r, &qlen);
+    long n = http_query_get(q, qlen, "pattern", buf, cap);
+    if (n == -2) {
+        http_respond_error(r, 400, "bad_pattern", "pattern is malformed or longer than 1024 bytes");
+        return -1;
+    }
+    if (n <= 0) {
+        if (required) {
+            http_respond_error(r, 400, "bad_pattern", "a non-empty pattern parameter is required");
+            return -1;
+        }
+        buf[0] = '*';
+        buf[1] = '\0';
+        return 1;
+    }
+    return n;
+}
+
+void api_cache_keys(api_t *a, http_request_t *r)
+{
+    char pattern[STORE_KEY_MAX + 1];
+    long plen = api_pattern_param(r, pattern, sizeof pattern, false);
+    if (plen < 0) return;
+    uint64_t limit, cursor;
+    if (!api_query_uint(r, "limit", API_KEYS_DEFAULT_LIMIT, 1, API_KEYS_MAX_LIMIT, &limit)) return;
+    if (!api_query_uint(r, "cursor", 0, 0, UINT64_MAX, &cursor)) return;
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"keys\":[");
+    api_keys_ctx_t k = {a, &b, 0};
+    uint64_t next = store_scan(a->store, cursor, pattern, (size_t)plen, (size_t)limit, api_keys_add, &k);
+    sbuf_printf(&b, "],\"cursor\":\"%llu\",\"count\":%zu}", (unsigned long long)next, k.n);
+    api_respond_sbuf(r, 200, &b);
+}
+
+/* ---------- invalidation ---------- */
+
+void api_invalidate_keys(api_t *a, http_request_t *r)
+{
+    json_t *root = api_parse_json_body(r);
+    if (!root) return;
+    json_t *keys = json_object_get(root, "keys");
+    if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > API_INVALIDATE_MAX_KEYS) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_keys", "\"keys\" must be an array of 1 to 10000 strings");
+        return;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        size_t len = json_string_length(k);
+        if (!json_is_string(k) || len == 0 || len > STORE_KEY_MAX) {
+            json_decref(root);
+            http_respond_error(r, 400, "bad_key", "every key must be a string of 1 to 1024 bytes");
+            return;
+        }
+    }
+    size_t n = 0;
+    json_array_foreach(keys, i, k) {
+        if (store_delete(a->store, json_string_value(k), json_string_length(k))) n++;
+    }
+    json_decref(root);
+    metrics_add(&a->metrics->invalidations, n);
+    char body[64];
+    int len = snprintf(body, sizeof body, "{\"invalidated\":%zu}", n);
+    http_respond_json(r, 200, body, (size_t)len);
+}
+
+typedef struct api_count_ctx {
+    size_t matched;
+    sbuf_t *sample;
+    size_t sample_max;
+} api_count_ctx_t;
+
+static void api_count_add(const store_entry_t *e, void *ctx)
+{
+    api_count_ctx_t *c = ctx;
+    if (c->sample && c->matched < c->sample_max) {
+        size_t klen;
+        const char *key = store_entry_key(e, &klen);
+        if (c->matched) sbuf_puts(c->sample, ",");
+        if (sbuf_utf8_valid(key, klen)) {
+            sbuf_json_string(c->sample, key, klen);
+        } else {
+            sbuf_puts(c->sample, "{");
+            sbuf_json_bytes_member(c->sample, "key", key, klen);
+            sbuf_puts(c->sample, "}");
+        }
+    }
+    c->matched++;
+}
+
+/* Counts live keys matching a pattern, keeping up to sample_max of them. */
+static size_t api_count_matching(api_t *a, const char *pattern, size_t plen, sbuf_t *sample, size_t sample_max)
+{
+    api_count_ctx_t c = {0, sample, sample_max};
+    uint64_t cursor = 0;
+    do {
+        cursor = store_scan(a->store, cursor, pattern, plen, 4096, api_count_add, &c);
+    } while (cursor != 0);
+    return c.matched;
+}
+
+void api_invalidate_pattern(api_t *a, http_request_t *r)
+{
+    json_t *root = api_parse_json_body(r);
+    if (!root) return;
+    json_t *pat = json_object_get(root, "pattern");
+    json_t *dry = json_object_get(root, "dry_run");
+    if (!json_is_string(pat) || json_string_length(pat) == 0 || json_string_length(pat) > STORE_KEY_MAX) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_pattern", "\"pattern\" must be a string of 1 to 1024 bytes");
+        return;
+    }
+    if (dry && !json_is_boolean(dry)) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_request", "\"dry_run\" must be true or false");
+        return;
+    }
+    const char *p = json_string_value(pat);
+    size_t plen = json_string_length(pat);
+    size_t matched, invalidated = 0;
+    if (dry && json_is_true(dry)) {
+        matched = api_count_matching(a, p, plen, NULL, 0);
+    } else {
+        matched = invalidated = store_delete_matching(a->store, p, plen);
+        metrics_add(&a->metrics->invalidations, invalidated);
+    }
+    json_decref(root);
+    char body[96];
+    int len = snprintf(body, sizeof body, "{\"matched\":%zu,\"invalidated\":%zu}", matched, invalidated);
+    http_respond_json(r, 200, body, (size_t)len);
+}
+
+void api_invalidate_preview(api_t *a, http_request_t *r)
+{
+    char pattern[STORE_KEY_MAX + 1];
+    long plen = api_pattern_param(r, pattern, sizeof pattern, true);
+    if (plen < 0) return;
+    uint64_t limit;
+    if (!api_query_uint(r, "limit", API_PREVIEW_DEFAULT_LIMIT, 0, API_KEYS_MAX_LIMIT, &limit)) return;
+    sbuf_t sample;
+    sbuf_init(&sample);
+    size_t matched = api_count_matching(a, pattern, (size_t)plen, &sample, (size_t)limit);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "{\"matched\":%zu,\"sample\":[", matched);
+    if (sample.len) sbuf_append(&b, sample.data, sample.len);
+    sbuf_puts(&b, "]}");
+    sbuf_free(&sample);
+    api_respond_sbuf(r, 200, &b);
+}

@@ -1,0 +1,55 @@
+/* config: dcache-node's settings from defaults, environment and flags.
+ *
+ * Every option has a flag (--http-port) and an environment variable of the
+ * same name (DCACHE_HTTP_PORT); some also accept the seed's historical name
+ * (CACHE_MANAGER_PORT, L1_CACHE_MAX_SIZE, ...). Precedence: flag, then
+ * DCACHE_* variable, then the historical variable, then the default. One
+ * table in config.c drives parsing, validation and --help, so they cannot
+ * disagree.
+ *
+ * Ownership: config_t holds copies of every string; config_free() releases
+ * them. Read-only after parsing, so any thread may read it.
+ */
+#ifndef DCACHE_CONFIG_H
+#define DCACHE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct config {
+    char *http_host;
+    uint64_t http_port;
+    uint64_t workers;             /* 0 = one per core */
+    uint64_t l1_max_entries;
+    uint64_t l1_max_memory;       /* bytes */
+    uint64_t max_value_size;      /* bytes */
+    char *eviction;               /* "lru" or "lfu" */
+    uint64_t default_ttl_ms;
+    uint64_t max_header_size;     /* bytes */
+    uint64_t max_request_body;    /* bytes, for JSON API bodies */
+    uint64_t header_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t max_connections;
+    char *log_level;
+    uint64_t metrics_interval_ms;
+} config_t;
+
+typedef enum {
+    CONFIG_OK = 0,
+    CONFIG_EXIT_OK,     /* --help or --version was printed */
+    CONFIG_ERROR,       /* a message was printed to the error stream */
+} config_result_t;
+
+/* Fills `cfg` from defaults, `envp` (NULL = environ) and argv. Writes
+ * --help/--version to `out` and errors to `err`. */
+config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, FILE *err);
+void config_free(config_t *cfg);
+
+/* "512mb" -> 536870912; plain numbers are bytes. Returns false when malformed. */
+bool config_parse_size(const char *s, uint64_t *out);
+/* "10s", "500ms", "2m", "1h"; a plain number is in `bare_unit_ms` units. */
+bool config_parse_duration(const char *s, uint64_t bare_unit_ms, uint64_t *out_ms);
+
+#endif

@@ -1,0 +1,172 @@
+/* dcache-node: configuration, the main loop (maintenance, metrics history,
+ * signals) and the HTTP worker threads. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "autoconfig.h"
+#include "node/api.h"
+#include "node/config.h"
+#include "node/log.h"
+#include "node/metrics.h"
+#include "node/metrics_history.h"
+#include "node/store.h"
+#include "node/sysinfo.h"
+#include "node/worker.h"
+
+#define MAINTAIN_INTERVAL_MS 100
+#define MAINTAIN_BUDGET_US 2000
+
+typedef struct node {
+    config_t cfg;
+    store_t *store;
+    metrics_t metrics;
+    metrics_history_t *history;
+    api_t api;
+    worker_t *workers;
+    unsigned nworkers;
+    uv_loop_t *loop;
+    uv_timer_t maintain, sample;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+} node_t;
+
+static void node_maintain_cb(uv_timer_t *t)
+{
+    node_t *n = t->data;
+    store_maintain(n->store, MAINTAIN_BUDGET_US);
+}
+
+static void node_sample_cb(uv_timer_t *t)
+{
+    node_t *n = t->data;
+    api_sample(&n->api);
+}
+
+static void node_signal_cb(uv_signal_t *s, int signum)
+{
+    node_t *n = s->data;
+    if (n->stopping) return;
+    n->stopping = true;
+    log_info("shutting down", "\"signal\":\"%s\"", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    atomic_store(&n->api.draining, true);
+    for (unsigned i = 0; i < n->nworkers; i++) worker_stop(&n->workers[i]);
+    uv_timer_stop(&n->maintain);
+    uv_timer_stop(&n->sample);
+    uv_close((uv_handle_t *)&n->maintain, NULL);
+    uv_close((uv_handle_t *)&n->sample, NULL);
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
+static int node_start_workers(node_t *n)
+{
+    n->nworkers = n->cfg.workers ? (unsigned)n->cfg.workers : sysinfo_cores();
+    n->workers = calloc(n->nworkers, sizeof *n->workers);
+    if (!n->workers) return UV_ENOMEM;
+    http_limits_t limits;
+    http_limits_default(&limits);
+    limits.max_header_bytes = n->cfg.max_header_size;
+    limits.max_body_bytes = n->cfg.max_request_body;
+    limits.header_timeout_ms = n->cfg.header_timeout_ms;
+    limits.idle_timeout_ms = n->cfg.idle_timeout_ms;
+    limits.max_connections = n->cfg.max_connections;
+    int port = (int)n->cfg.http_port;
+    for (unsigned i = 0; i < n->nworkers; i++) {
+        worker_t *w = &n->workers[i];
+        w->index = (int)i;
+        w->api = &n->api;
+        w->host = n->cfg.http_host;
+        w->port = port;
+        w->limits = limits;
+        int rc = worker_start(w);
+        if (rc != 0) {
+            char esc[256];
+            log_error("cannot listen", "\"addr\":\"%s:%d\",\"error\":\"%s\"",
+                      log_escape(n->cfg.http_host, esc, sizeof esc), port, uv_strerror(rc));
+            for (unsigned k = 0; k < i; k++) {
+                worker_stop(&n->workers[k]);
+                worker_join(&n->workers[k]);
+            }
+            n->nworkers = 0;
+            return rc;
+        }
+        /* Port 0: the first worker picked one; the others share it. */
+        port = w->port;
+    }
+    char esc[256];
+    log_info("http listening", "\"addr\":\"%s:%d\",\"port\":%d,\"workers\":%u",
+             log_escape(n->cfg.http_host, esc, sizeof esc), port, port, n->nworkers);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    node_t n;
+    memset(&n, 0, sizeof n);
+    config_result_t cr = config_load(&n.cfg, argc, argv, NULL, stdout, stderr);
+    if (cr != CONFIG_OK) {
+        config_free(&n.cfg);
+        return cr == CONFIG_EXIT_OK ? 0 : 2;
+    }
+    log_level_t lvl;
+    log_parse_level(n.cfg.log_level, &lvl);
+    log_set_level(lvl);
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        log_error("libsodium failed to initialise", NULL);
+        return 1;
+    }
+
+    store_config_t sc = {
+        .max_entries = (size_t)n.cfg.l1_max_entries,
+        .max_bytes = (size_t)n.cfg.l1_max_memory,
+        .max_value_bytes = (size_t)n.cfg.max_value_size,
+        .policy = strcmp(n.cfg.eviction, "lfu") == 0 ? STORE_EVICT_LFU : STORE_EVICT_LRU,
+    };
+    n.store = store_new(&sc);
+    metrics_init(&n.metrics);
+    n.history = metrics_history_new(n.cfg.metrics_interval_ms);
+    if (!n.store || !n.history) {
+        log_error("out of memory at start", NULL);
+        return 1;
+    }
+    api_init(&n.api, &n.cfg, n.store, &n.metrics, n.history);
+
+    n.loop = uv_default_loop();
+    uv_timer_init(n.loop, &n.maintain);
+    uv_timer_init(n.loop, &n.sample);
+    n.maintain.data = n.sample.data = &n;
+    uv_signal_init(n.loop, &n.sigterm);
+    uv_signal_init(n.loop, &n.sigint);
+    n.sigterm.data = n.sigint.data = &n;
+
+    if (node_start_workers(&n) != 0) return 1;
+    log_info("node started",
+             "\"version\":\"%s\",\"l1_max_entries\":%llu,\"l1_max_memory\":%llu,\"eviction\":\"%s\","
+             "\"default_ttl_s\":%llu,\"l2\":\"disabled\"",
+             PACKAGE_VERSION, (unsigned long long)n.cfg.l1_max_entries, (unsigned long long)n.cfg.l1_max_memory,
+             n.cfg.eviction, (unsigned long long)(n.cfg.default_ttl_ms / 1000));
+
+    uv_timer_start(&n.maintain, node_maintain_cb, MAINTAIN_INTERVAL_MS, MAINTAIN_INTERVAL_MS);
+    api_sample(&n.api);
+    uv_timer_start(&n.sample, node_sample_cb, n.cfg.metrics_interval_ms, n.cfg.metrics_interval_ms);
+    uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
+    uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
+
+    uv_run(n.loop, UV_RUN_DEFAULT);
+
+    for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
+    free(n.workers);
+    uv_loop_close(n.loop);
+    api_destroy(&n.api);
+    metrics_history_free(n.history);
+    store_free(n.store);
+    log_info("stopped", NULL);
+    config_free(&n.cfg);
+    return 0;
+}

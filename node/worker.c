@@ -1,0 +1,64 @@
+#include "node/worker.h"
+
+#include <string.h>
+
+#include "node/log.h"
+
+static void worker_drained(void *arg)
+{
+    worker_t *w = arg;
+    uv_close((uv_handle_t *)&w->stop, NULL);
+}
+
+static void worker_stop_cb(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    http_server_shutdown(w->server, worker_drained, w);
+}
+
+static void worker_main(void *arg)
+{
+    worker_t *w = arg;
+    http_handler_t h = api_handler(w->api);
+    w->server = http_server_new(&w->loop, &w->limits, &h);
+    if (!w->server) {
+        w->start_rc = UV_ENOMEM;
+        uv_sem_post(&w->started);
+        return;
+    }
+    w->start_rc = http_server_listen(w->server, w->host, w->port);
+    if (w->start_rc == 0) {
+        w->port = http_server_port(w->server);
+        api_register_server(w->api, http_server_stats(w->server));
+    }
+    uv_sem_post(&w->started);
+    if (w->start_rc != 0) return;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int worker_start(worker_t *w)
+{
+    int rc;
+    if ((rc = uv_loop_init(&w->loop)) != 0) return rc;
+    uv_async_init(&w->loop, &w->stop, worker_stop_cb);
+    w->stop.data = w;
+    uv_sem_init(&w->started, 0);
+    if ((rc = uv_thread_create(&w->thread, worker_main, w)) != 0) return rc;
+    uv_sem_wait(&w->started);
+    if (w->start_rc != 0) uv_thread_join(&w->thread);
+    return w->start_rc;
+}
+
+void worker_stop(worker_t *w)
+{
+    uv_async_send(&w->stop);
+}
+
+void worker_join(worker_t *w)
+{
+    uv_thread_join(&w->thread);
+    uv_sem_destroy(&w->started);
+    uv_loop_close(&w->loop);
+    http_server_free(w->server);
+    w->server = NULL;
+}

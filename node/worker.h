@@ -1,0 +1,36 @@
+/* worker: one HTTP worker thread with its own libuv loop and its own
+ * listening socket on the shared port (SO_REUSEPORT) (DESIGN.md section 3).
+ *
+ * Ownership: main owns the worker_t array; each worker owns its loop and
+ * server. Threads: worker_start/worker_stop/worker_join are called from the
+ * main thread; everything else runs on the worker's thread.
+ */
+#ifndef DCACHE_WORKER_H
+#define DCACHE_WORKER_H
+
+#include <uv.h>
+
+#include "http/http_server.h"
+#include "node/api.h"
+
+typedef struct worker {
+    int index;
+    api_t *api;
+    const char *host;
+    int port;                 /* in: port to bind (0 = any); out: the bound port */
+    http_limits_t limits;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t stop;
+    uv_sem_t started;
+    int start_rc;             /* 0 or the bind/listen error */
+    http_server_t *server;
+} worker_t;
+
+/* Starts the thread and waits until it listens (or failed: returns the error). */
+int worker_start(worker_t *w);
+/* Asks the worker to drain and stop (returns at once). */
+void worker_stop(worker_t *w);
+void worker_join(worker_t *w);
+
+#endif

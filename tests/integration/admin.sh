@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# dcache-admin against a real node: every command, tables and --json, and
+# its exit codes on errors.
+source "$(dirname "$0")/lib.sh"
+
+start_node admin --workers 1
+adm() { "$DCACHE_ADMIN_BIN" --node "$NODE_URL" "$@"; }
+rc_of() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
+
+# put: argument, stdin, file
+out=$(adm put greeting 'hello world' --ttl 60 --content-type text/plain)
+assert_match 'greeting' "$out" "put prints the key"
+assert_eq 'hello world' "$(adm get greeting)" "get prints the raw value"
+printf 'from stdin' | adm put piped >/dev/null
+assert_eq 'from stdin' "$(adm get piped)" "put reads stdin"
+head -c 3000 /dev/urandom >"$TEST_TMP/blob"
+adm put blob --file "$TEST_TMP/blob" >/dev/null
+adm get blob >"$TEST_TMP/blob.out"
+cmp -s "$TEST_TMP/blob" "$TEST_TMP/blob.out" && pass || fail "binary value round trip through files"
+
+# --json output is machine-readable
+assert_eq 60 "$(adm --json put j v --ttl 60 | jq -r .ttl)" "put --json"
+assert_eq text/plain "$(adm --json get greeting | jq -r .content_type)" "get --json content type"
+assert_eq 'hello world' "$(adm get greeting --json | jq -r .value)" "options after the command"
+curl -s -o /dev/null -X PUT --data-binary x "$NODE_URL/api/cache/bin%FF"
+assert_eq 1 "$(adm --json keys 'bin*' | jq '[.keys[] | select(.key_base64)] | length')" "keys --json base64 for binary keys"
+
+# keys: table and --all across pages
+for i in $(seq 1 30); do curl -s -o /dev/null -X PUT --data-binary x "$NODE_URL/api/cache/item:$i"; done
+table=$(adm keys 'item:*' --all --limit 7)
+assert_eq 30 "$(grep -c '^item:' <<<"$table")" "keys --all follows cursors"
+assert_match 'KEY' "$(head -1 <<<"$table")" "keys prints a table header"
+
+# del, invalidate, invalidate-pattern, preview
+assert_match 'yes' "$(adm del piped)" "del of a present key"
+assert_match 'no' "$(adm del piped)" "del of an absent key"
+assert_eq 1 "$(rc_of adm get piped)" "get of an absent key exits 1"
+adm get piped 2>"$TEST_TMP/err" >/dev/null || true
+assert_match 'key not found' "$(cat "$TEST_TMP/err")" "the server's message reaches stderr"
+assert_eq 2 "$(adm --json invalidate item:1 item:2 absent | jq .invalidated)" "invalidate"
+assert_eq 28 "$(adm --json preview 'item:*' | jq .matched)" "preview"
+assert_eq "28 0" "$(adm --json invalidate-pattern 'item:*' --dry-run | jq -r '"\(.matched) \(.invalidated)"')" \
+  "invalidate-pattern --dry-run"
+assert_eq 28 "$(adm --json invalidate-pattern 'item:*' | jq .invalidated)" "invalidate-pattern"
+assert_eq 0 "$(adm --json preview 'item:*' | jq .matched)" "pattern invalidation removed the keys"
+
+# metrics and health
+out=$(adm metrics)
+assert_match 'hit' "$out" "metrics prints a summary"
+assert_match 'P99' "$out" "metrics prints latency percentiles"
+(( $(adm --json metrics | jq .hits) > 0 )) && pass || fail "metrics --json"
+assert_eq 0 "$(rc_of adm health)" "health exits 0 on a ready node"
+assert_match 'l2' "$(adm health)" "health lists dependencies"
+
+# exit codes
+assert_eq 2 "$(rc_of adm frobnicate)" "unknown command exits 2"
+assert_eq 2 "$(rc_of adm get)" "missing argument exits 2"
+assert_eq 3 "$(rc_of "$DCACHE_ADMIN_BIN" --node http://127.0.0.1:1 health)" "unreachable node exits 3"
+assert_eq 2 "$(rc_of adm put k v --ttl -3)" "a bad ttl is a usage error"
+assert_match 'invalidate-pattern' "$("$DCACHE_ADMIN_BIN" --help)" "--help lists the commands"
+
+stop_node "$NODE_PID"
+finish

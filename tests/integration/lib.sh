@@ -1,0 +1,109 @@
+# Shared helpers for integration tests: start real dcache-node processes on
+# free loopback ports, poll with deadlines, assert, and clean up.
+# Sourced by the test scripts; expects DCACHE_NODE_BIN and DCACHE_ADMIN_BIN
+# (set by make check; defaults point at the build tree).
+set -euo pipefail
+
+: "${DCACHE_NODE_BIN:=$(pwd)/dcache-node}"
+: "${DCACHE_ADMIN_BIN:=$(pwd)/dcache-admin}"
+TEST_NAME=$(basename "$0")
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcache-test.XXXXXX")
+NODE_PIDS=()
+FAILS=0
+CHECKS=0
+
+cleanup() {
+  local pid
+  for pid in "${NODE_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$TEST_TMP"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+pass() { CHECKS=$((CHECKS + 1)); }
+
+assert_eq() { # expected actual message
+  if [[ "$1" == "$2" ]]; then pass; else fail "$3: expected [$1], got [$2]"; fi
+}
+assert_match() { # regex actual message
+  if [[ "$2" =~ $1 ]]; then pass; else fail "$3: [$2] does not match /$1/"; fi
+}
+
+# start_node NAME [flags...]: starts a node on a free port; sets NODE_URL,
+# NODE_PORT and NODE_PID, and NODE_LOG to its log file.
+start_node() {
+  local name=$1; shift
+  NODE_LOG="$TEST_TMP/$name.log"
+  "$DCACHE_NODE_BIN" --http-port 0 "$@" >"$TEST_TMP/$name.out" 2>"$NODE_LOG" &
+  NODE_PID=$!
+  NODE_PIDS+=("$NODE_PID")
+  local deadline=$((SECONDS + 20))
+  NODE_PORT=""
+  while [[ -z $NODE_PORT ]]; do
+    NODE_PORT=$(grep -o '"msg":"http listening"[^}]*"port":[0-9]*' "$NODE_LOG" 2>/dev/null | grep -o '[0-9]*$' || true)
+    if [[ -z $NODE_PORT ]]; then
+      kill -0 "$NODE_PID" 2>/dev/null || { cat "$NODE_LOG" >&2; echo "node $name died at start" >&2; exit 1; }
+      ((SECONDS < deadline)) || { echo "node $name did not start" >&2; exit 1; }
+      sleep 0.05
+    fi
+  done
+  NODE_URL="http://127.0.0.1:$NODE_PORT"
+  wait_for "node $name healthy" curl -fsS "$NODE_URL/health" -o /dev/null
+}
+
+# stop_node PID: SIGTERM, then expects a clean exit 0 within the deadline.
+stop_node() {
+  local pid=$1 rc=0
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  assert_eq 0 "$rc" "node exits 0 on SIGTERM"
+}
+
+# wait_for DESCRIPTION CMD...: polls CMD until it succeeds (10 s deadline).
+wait_for() {
+  local what=$1; shift
+  local deadline=$((SECONDS + ${WAIT_SECONDS:-10}))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then fail "timed out waiting for: $what"; return 1; fi
+    sleep 0.05
+  done
+}
+
+# http METHOD PATH [curl args...]: sets STATUS, BODY and HEADERS.
+http() {
+  local method=$1 path=$2; shift 2
+  local hfile="$TEST_TMP/headers" bfile="$TEST_TMP/body"
+  rm -f "$hfile" "$bfile"
+  : >"$bfile"
+  local how=(-X "$method")
+  [[ $method == HEAD ]] && how=(-I) # -X HEAD would wait for a body
+  STATUS=$(curl -sS -o "$bfile" -D "$hfile" -w '%{http_code}' "${how[@]}" "$@" "$NODE_URL$path" || true)
+  BODY=$(cat "$bfile")
+  HEADERS=$(tr -d '\r' <"$hfile")
+}
+
+header() { # NAME -> value of the header in HEADERS
+  printf '%s\n' "$HEADERS" | awk -v n="$(echo "$1" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1)==n {sub(/^[^:]*: /,""); print; exit}'
+}
+
+json() { # FILTER -> jq over BODY
+  printf '%s' "$BODY" | jq -r "$1"
+}
+
+# raw_http PORT DATA: writes DATA on a fresh connection and prints what the
+# server answers until it closes or 5 s pass.
+raw_http() {
+  local port=$1 data=$2
+  exec 9<>"/dev/tcp/127.0.0.1/$port"
+  printf '%b' "$data" >&9
+  timeout 5 cat <&9 2>/dev/null || true
+  exec 9<&- 9>&-
+}
+
+finish() {
+  if ((FAILS)); then
+    echo "$TEST_NAME: $FAILS failed, $CHECKS passed" >&2
+    exit 1
+  fi
+  echo "$TEST_NAME: all $CHECKS checks passed"
+}

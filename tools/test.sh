@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: unit and
+# integration tests (make check) in a normal build and again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then make distcheck.
+# This is what CI runs (.ci/run).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/tools/setup.sh" --asan
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_check() { # dir
+  echo "test: make check in $1"
+  if ! make -C "$top/$1" -s -j"$jobs" check; then
+    find "$top/$1/tests" -name '*.log' -newer "$top/$1/Makefile" -print0 2>/dev/null |
+      xargs -0 grep -l -E '^(FAIL|ERROR)|\[  FAILED  \]|not ok' 2>/dev/null |
+      while read -r f; do echo "===== $f"; tail -n 80 "$f"; done
+    exit 1
+  fi
+}
+
+run_check build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_check build-asan
+echo "test: make distcheck"
+make -C "$top/build" -s distcheck DISTCHECK_CONFIGURE_FLAGS=-q >/dev/null
+echo "test: all passed"
