@@ -3,6 +3,9 @@
 # Sourced by the test scripts; expects DCACHE_NODE_BIN and DCACHE_ADMIN_BIN
 # (set by make check; defaults point at the build tree).
 set -euo pipefail
+# Writing to a socket the server closed must fail the write, not kill the
+# test shell.
+trap '' PIPE
 
 : "${DCACHE_NODE_BIN:=$(pwd)/dcache-node}"
 : "${DCACHE_ADMIN_BIN:=$(pwd)/dcache-admin}"

@@ -78,6 +78,10 @@ exec 7<&- 7>&-
 (( SECONDS - start < 10 )) && pass || fail "an idle connection is closed by the server"
 
 # --- 503: over --max-connections ---
+# Connections refused above may still be lingering; start from none but the
+# one asking.
+quiet() { [[ $(metric http_connections) == 1 ]]; }
+wait_for "earlier connections are closed" quiet
 exec 3<>"/dev/tcp/127.0.0.1/$NODE_PORT" 4<>"/dev/tcp/127.0.0.1/$NODE_PORT"
 exec 5<>"/dev/tcp/127.0.0.1/$NODE_PORT" 6<>"/dev/tcp/127.0.0.1/$NODE_PORT"
 printf 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' >&6
