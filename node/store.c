@@ -98,7 +98,7 @@ int64_t store_now_ms(const store_t *s)
 
 static void store_rehash_step(store_shard_t *sh, unsigned n)
 {
-    if (store_table_rehashing(&sh->table)) store_table_rehash(&sh->table, n);
+    if (store_table_busy(&sh->table)) store_table_rehash(&sh->table, n);
 }
 
 /* ---- entries ---- */

@@ -23,6 +23,18 @@ static store_entry_t **store_table_alloc_buckets(uint64_t n)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Unmapping is paid per page: 8 MiB of touched buckets takes about a
+ * millisecond, so a retired array goes back to the kernel in slices. */
+#define STORE_TABLE_UNMAP_SLICE (256u * 1024u)
+
+static void store_table_release_slice(store_table_t *t)
+{
+    size_t n = t->retired_bytes < STORE_TABLE_UNMAP_SLICE ? t->retired_bytes : STORE_TABLE_UNMAP_SLICE;
+    t->retired_bytes -= n;
+    munmap(t->retired + t->retired_bytes, n);
+    if (t->retired_bytes == 0) t->retired = NULL;
+}
+
 static void store_table_free_buckets(store_entry_t **b, uint64_t n)
 {
     if (!b) return;
@@ -70,6 +82,7 @@ void store_table_destroy(store_table_t *t, void (*drop)(store_entry_t *e))
         t->bucket[j] = NULL;
         t->size[j] = t->used[j] = 0;
     }
+    while (t->retired) store_table_release_slice(t);
 }
 
 static bool store_table_start_resize(store_table_t *t, uint64_t size)
@@ -144,7 +157,14 @@ bool store_table_remove(store_table_t *t, store_entry_t *e)
 
 static void store_table_finish_resize(store_table_t *t)
 {
-    store_table_free_buckets(t->bucket[0], t->size[0]);
+    size_t bytes = (size_t)t->size[0] * sizeof(store_entry_t *);
+    if (bytes < STORE_TABLE_MMAP_BYTES) {
+        free(t->bucket[0]);
+    } else {
+        while (t->retired) store_table_release_slice(t); /* only if resizes raced it */
+        t->retired = (char *)t->bucket[0];
+        t->retired_bytes = bytes;
+    }
     t->bucket[0] = t->bucket[1];
     t->size[0] = t->size[1];
     t->used[0] = t->used[1];
@@ -155,7 +175,8 @@ static void store_table_finish_resize(store_table_t *t)
 
 bool store_table_rehash(store_table_t *t, unsigned n)
 {
-    if (!t->bucket[1]) return false;
+    if (t->retired) store_table_release_slice(t);
+    if (!t->bucket[1]) return t->retired != NULL;
     if (n == 0) return true;
     /* Long runs of empty buckets must not turn one step into a long one. */
     unsigned empty_visits = n * 10;
@@ -180,7 +201,7 @@ bool store_table_rehash(store_table_t *t, unsigned n)
     }
     if (t->used[0] != 0) return true;
     store_table_finish_resize(t);
-    return false;
+    return t->retired != NULL;
 }
 
 bool store_table_maybe_shrink(store_table_t *t)

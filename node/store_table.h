@@ -62,6 +62,8 @@ typedef struct store_table {
     uint64_t used[2];
     uint64_t rehash_idx;        /* next [0] bucket to move, while bucket[1] exists */
     uint64_t moved;             /* buckets moved by rehashing, for stats */
+    char *retired;              /* old mmap'd array being unmapped piecewise, or NULL */
+    size_t retired_bytes;       /* what is still mapped of it */
     const unsigned char *hkey;  /* crypto_shorthash_KEYBYTES, borrowed */
 } store_table_t;
 
@@ -78,6 +80,12 @@ static inline bool store_table_rehashing(const store_table_t *t)
     return t->bucket[1] != NULL;
 }
 
+/* True while rehash steps still have work: moving buckets or unmapping. */
+static inline bool store_table_busy(const store_table_t *t)
+{
+    return t->bucket[1] != NULL || t->retired != NULL;
+}
+
 static inline uint64_t store_table_count(const store_table_t *t)
 {
     return t->used[0] + t->used[1];
@@ -88,10 +96,11 @@ static inline uint64_t store_table_slots(const store_table_t *t)
     return t->size[0] + t->size[1];
 }
 
-/* Bytes held by the bucket arrays; the store charges them to the shard. */
+/* Bytes held by the bucket arrays, including a retired one not yet fully
+ * unmapped; the store charges them to the shard. */
 static inline size_t store_table_bucket_bytes(const store_table_t *t)
 {
-    return (size_t)store_table_slots(t) * sizeof(store_entry_t *);
+    return (size_t)store_table_slots(t) * sizeof(store_entry_t *) + t->retired_bytes;
 }
 
 /* The link (bucket slot or predecessor's `chain`) pointing at the entry with
@@ -114,7 +123,8 @@ void store_table_replace(store_entry_t **link, store_entry_t *e);
 bool store_table_remove(store_table_t *t, store_entry_t *e);
 
 /* Moves up to `n` buckets to the resize target (visiting at most 10 * n
- * empty ones); returns true while a resize is still in progress. */
+ * empty ones) and unmaps one slice of a retired array; returns true while
+ * store_table_busy(). */
 bool store_table_rehash(store_table_t *t, unsigned n);
 
 /* Starts shrinking when the table is mostly empty. Returns true if it did. */

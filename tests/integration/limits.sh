@@ -78,19 +78,25 @@ exec 7<&- 7>&-
 (( SECONDS - start < 10 )) && pass || fail "an idle connection is closed by the server"
 
 # --- 503: over --max-connections ---
-# Connections refused above may still be lingering; start from none but the
-# one asking.
-quiet() { [[ $(metric http_connections) == 1 ]]; }
-wait_for "earlier connections are closed" quiet
-exec 3<>"/dev/tcp/127.0.0.1/$NODE_PORT" 4<>"/dev/tcp/127.0.0.1/$NODE_PORT"
-exec 5<>"/dev/tcp/127.0.0.1/$NODE_PORT" 6<>"/dev/tcp/127.0.0.1/$NODE_PORT"
-printf 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' >&6
-IFS= read -r -t 5 line <&6 || true
-assert_eq $'HTTP/1.1 200 OK\r' "$line" "connections up to the limit are served"
+# Hold exactly --max-connections served connections. One may be refused
+# while an earlier client's close is still on its way to the server; retry
+# until each held connection has had a 200 on it.
+held=()
+open_served() {
+  local fd line
+  exec {fd}<>"/dev/tcp/127.0.0.1/$NODE_PORT"
+  printf 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+  IFS= read -r -t 5 line <&"$fd" || true
+  if [[ $line == $'HTTP/1.1 200 OK\r' ]]; then held+=("$fd"); return 0; fi
+  exec {fd}<&-
+  return 1
+}
+for _ in 1 2 3 4; do wait_for "a connection under the limit is served" open_served; done
+assert_eq 4 "${#held[@]}" "connections up to the limit are served"
 raw=$(raw_http "$NODE_PORT" 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
 assert_match '^HTTP/1.1 503' "$raw" "one connection over the limit gets 503"
 assert_match 'too_many_conns' "$raw" "503 carries a JSON code"
-exec 3<&- 4<&- 5<&- 6<&-
+for fd in "${held[@]}"; do exec {fd}<&-; done
 served() { curl -fsS "$NODE_URL/health"; }
 wait_for "the node serves again once connections close" served && pass
 
