@@ -591,7 +591,8 @@ static bool store_maintain_expire(store_t *s, store_shard_t *sh, int64_t now, ui
 size_t store_maintain(store_t *s, uint64_t budget_us)
 {
     if (!s) return 0;
-    uint64_t deadline = store_mono_us() + budget_us;
+    uint64_t start_us = store_mono_us();
+    uint64_t deadline = budget_us > UINT64_MAX - start_us ? UINT64_MAX : start_us + budget_us;
     int64_t now = store_now_ms(s);
     size_t expired = 0;
     /* Rotate the starting shard so a small budget still reaches them all. */

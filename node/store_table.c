@@ -25,7 +25,7 @@ static store_entry_t **store_table_alloc_buckets(uint64_t n)
 
 /* Unmapping is paid per page: 8 MiB of touched buckets takes about a
  * millisecond, so a retired array goes back to the kernel in slices. */
-#define STORE_TABLE_UNMAP_SLICE (256u * 1024u)
+#define STORE_TABLE_UNMAP_SLICE (128u * 1024u)
 
 static void store_table_release_slice(store_table_t *t)
 {
