@@ -17,6 +17,7 @@
 #include "cluster/hlc.h"
 #include "http/http_server.h"
 #include "node/config.h"
+#include "node/gossip.h"
 #include "node/metrics.h"
 #include "node/metrics_history.h"
 #include "node/store.h"
@@ -34,6 +35,7 @@ typedef struct api {
     atomic_bool draining;                      /* shutting down: /ready says so */
     http_server_stats_t *http_stats[API_MAX_WORKERS];
     atomic_int nworkers;
+    _Atomic(gossip_t *) gossip;                /* set once membership runs */
 } api_t;
 
 void api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics, metrics_history_t *history);

@@ -94,6 +94,7 @@ void api_metrics_prometheus(api_t *a, http_request_t *r)
     metrics_prom_value(&b, "process_cpu_seconds_total", NULL, p.cpu_seconds);
     api_prom_gauge(&b, "process_start_time_seconds", "Start time since the Unix epoch.",
                    (double)a->started_ms / 1000.0);
+    api_cluster_prometheus(a, &b);
     metrics_prom_header(&b, "dcache_build_info", "gauge", "Build version.");
     metrics_prom_uint(&b, "dcache_build_info", "version=\"" PACKAGE_VERSION "\"", 1);
 
@@ -179,6 +180,15 @@ void api_health(api_t *a, http_request_t *r)
     http_respond_json(r, 200, body, (size_t)n);
 }
 
+static const char *api_cluster_state(api_t *a)
+{
+    gossip_t *g = atomic_load(&a->gossip);
+    if (!g) return "starting";
+    gossip_metrics_t m;
+    gossip_get_metrics(g, &m);
+    return m.joined ? "ok" : "joining";
+}
+
 void api_ready(api_t *a, http_request_t *r)
 {
     bool draining = atomic_load(&a->draining);
@@ -189,8 +199,8 @@ void api_ready(api_t *a, http_request_t *r)
                      "\"l1\":{\"status\":\"ok\",\"entries\":%zu},"
                      "\"l2\":{\"status\":\"disabled\",\"detail\":\"no --redis configured\"},"
                      "\"audit\":{\"status\":\"disabled\"},"
-                     "\"cluster\":{\"status\":\"standalone\"}}}",
-                     draining ? "false" : "true", draining ? "draining" : "ok", entries);
+                     "\"cluster\":{\"status\":\"%s\"}}}",
+                     draining ? "false" : "true", draining ? "draining" : "ok", entries, api_cluster_state(a));
     http_respond_json(r, draining ? 503 : 200, body, (size_t)n);
 }
 

@@ -28,5 +28,7 @@ void api_metrics_json(api_t *a, http_request_t *r);
 void api_metrics_history(api_t *a, http_request_t *r);
 void api_health(api_t *a, http_request_t *r);
 void api_ready(api_t *a, http_request_t *r);
+void api_cluster_members(api_t *a, http_request_t *r);
+void api_cluster_prometheus(api_t *a, sbuf_t *b);
 
 #endif

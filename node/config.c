@@ -57,6 +57,36 @@ static const config_option_t config_options[] = {
      "debug, info, warn or error"},
     {"metrics-interval", "DCACHE_METRICS_INTERVAL", "METRICS_COLLECTION_INTERVAL", OPT_DURATION_MS,
      OPT(metrics_interval_ms), "5000", 100, 3600000, "metrics history sampling period (ms, or 5s)"},
+    {"name", "DCACHE_NAME", NULL, OPT_STRING, OPT(name), "", 0, 0,
+     "this node's name, unique in the cluster (default: host name:cluster port)"},
+    {"cluster-host", "DCACHE_CLUSTER_HOST", NULL, OPT_STRING, OPT(cluster_host), "", 0, 0,
+     "IP address gossip binds to (default: --http-host)"},
+    {"cluster-port", "DCACHE_CLUSTER_PORT", NULL, OPT_UINT, OPT(cluster_port), "7946", 0, 65535,
+     "gossip port, UDP and TCP (0 picks a free port, logged at start)"},
+    {"advertise", "DCACHE_ADVERTISE", NULL, OPT_STRING, OPT(advertise), "", 0, 0,
+     "IP address other nodes use to reach this one (default: --cluster-host)"},
+    {"seeds", "DCACHE_SEEDS", NULL, OPT_STRING, OPT(seeds), "", 0, 0,
+     "host:port,... of nodes to join through; a name may list several nodes (none: start a new cluster)"},
+    {"zone", "DCACHE_ZONE", NULL, OPT_STRING, OPT(zone), "", 0, 0,
+     "failure-domain label; replicas go to different zones where possible"},
+    {"cluster-key", "DCACHE_CLUSTER_KEY", NULL, OPT_STRING, OPT(cluster_key), "", 0, 0,
+     "base64 32-byte key: seal peer traffic with XChaCha20-Poly1305 (openssl rand -base64 32)"},
+    {"cluster-keyring", "DCACHE_CLUSTER_KEYRING", NULL, OPT_STRING, OPT(cluster_keyring), "", 0, 0,
+     "file of base64 keys, one a line: the first seals, all open (key rotation)"},
+    {"probe-interval", "DCACHE_PROBE_INTERVAL", NULL, OPT_DURATION_S, OPT(probe_interval_ms), "1s", 10, 600000,
+     "SWIM protocol period: one member probed per period"},
+    {"probe-timeout", "DCACHE_PROBE_TIMEOUT", NULL, OPT_DURATION_S, OPT(probe_timeout_ms), "500ms", 5, 600000,
+     "time to wait for an ack before asking others to probe"},
+    {"gossip-interval", "DCACHE_GOSSIP_INTERVAL", NULL, OPT_DURATION_S, OPT(gossip_interval_ms), "200ms", 5, 600000,
+     "period of gossip rounds"},
+    {"push-pull-interval", "DCACHE_PUSH_PULL_INTERVAL", NULL, OPT_DURATION_S, OPT(push_pull_interval_ms), "30s", 0,
+     86400000, "period of full-state exchange with a random member (0 = off)"},
+    {"suspicion-mult", "DCACHE_SUSPICION_MULT", NULL, OPT_UINT, OPT(suspicion_mult), "4", 1, 100,
+     "suspicion timeout = this x log10(members) x probe interval (at least)"},
+    {"indirect-checks", "DCACHE_INDIRECT_CHECKS", NULL, OPT_UINT, OPT(indirect_checks), "3", 0, 16,
+     "members asked to probe a member that did not answer"},
+    {"gossip-nodes", "DCACHE_GOSSIP_NODES", NULL, OPT_UINT, OPT(gossip_nodes), "3", 1, 16,
+     "members each gossip round sends to"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])
@@ -174,7 +204,8 @@ static void config_usage(FILE *out)
         snprintf(left, sizeof left, "--%s=%s", o->flag,
                  o->type == OPT_STRING ? "TEXT" : o->type == OPT_SIZE ? "SIZE" : o->type == OPT_UINT ? "N" : "TIME");
         fprintf(out, "  %-28s %s\n", left, o->help);
-        fprintf(out, "  %-28s default %s; env %s%s%s\n", "", o->def, o->env, o->seed_env ? " or " : "",
+        fprintf(out, "  %-28s default %s; env %s%s%s\n", "", o->def[0] ? o->def : "none", o->env,
+                o->seed_env ? " or " : "",
                 o->seed_env ? o->seed_env : "");
     }
     fprintf(out, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
@@ -196,6 +227,14 @@ static bool config_validate(config_t *cfg, FILE *err)
     if (cfg->max_value_size > cfg->l1_max_memory) {
         fprintf(err, "dcache-node: --max-value-size (%llu bytes) is larger than --l1-max-memory (%llu bytes)\n",
                 (unsigned long long)cfg->max_value_size, (unsigned long long)cfg->l1_max_memory);
+        return false;
+    }
+    if (cfg->probe_timeout_ms >= cfg->probe_interval_ms) {
+        fprintf(err, "dcache-node: --probe-timeout must be shorter than --probe-interval\n");
+        return false;
+    }
+    if (cfg->cluster_key[0] && cfg->cluster_keyring[0]) {
+        fprintf(err, "dcache-node: give --cluster-key or --cluster-keyring, not both\n");
         return false;
     }
     return true;

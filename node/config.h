@@ -34,6 +34,22 @@ typedef struct config {
     uint64_t max_connections;
     char *log_level;
     uint64_t metrics_interval_ms;
+    /* Cluster membership (SWIM). */
+    char *name;                   /* "" = host name:cluster port */
+    char *cluster_host;           /* "" = --http-host */
+    uint64_t cluster_port;
+    char *advertise;              /* "" = --cluster-host */
+    char *seeds;
+    char *zone;
+    char *cluster_key;            /* base64, 32 bytes */
+    char *cluster_keyring;        /* file path */
+    uint64_t probe_interval_ms;
+    uint64_t probe_timeout_ms;
+    uint64_t gossip_interval_ms;
+    uint64_t push_pull_interval_ms;
+    uint64_t suspicion_mult;
+    uint64_t indirect_checks;
+    uint64_t gossip_nodes;
 } config_t;
 
 typedef enum {

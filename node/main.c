@@ -1,5 +1,6 @@
 /* dcache-node: configuration, the main loop (maintenance, metrics history,
  * signals) and the HTTP worker threads. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "autoconfig.h"
 #include "node/api.h"
 #include "node/config.h"
+#include "node/gossip.h"
 #include "node/log.h"
 #include "node/metrics.h"
 #include "node/metrics_history.h"
@@ -33,6 +35,7 @@ typedef struct node {
     uv_timer_t maintain, sample;
     uv_signal_t sigterm, sigint;
     bool stopping;
+    gossip_t *gossip;
 } node_t;
 
 static void node_maintain_cb(uv_timer_t *t)
@@ -47,6 +50,25 @@ static void node_sample_cb(uv_timer_t *t)
     api_sample(&n->api);
 }
 
+static void node_gossip_closed(void *arg)
+{
+    (void)arg;
+}
+
+/* After the leave had time to spread: stop serving and close everything. */
+static void node_finish(void *arg)
+{
+    node_t *n = arg;
+    for (unsigned i = 0; i < n->nworkers; i++) worker_stop(&n->workers[i]);
+    if (n->gossip) gossip_stop(n->gossip, node_gossip_closed, n);
+    uv_timer_stop(&n->maintain);
+    uv_timer_stop(&n->sample);
+    uv_close((uv_handle_t *)&n->maintain, NULL);
+    uv_close((uv_handle_t *)&n->sample, NULL);
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
 static void node_signal_cb(uv_signal_t *s, int signum)
 {
     node_t *n = s->data;
@@ -54,13 +76,66 @@ static void node_signal_cb(uv_signal_t *s, int signum)
     n->stopping = true;
     log_info("shutting down", "\"signal\":\"%s\"", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&n->api.draining, true);
-    for (unsigned i = 0; i < n->nworkers; i++) worker_stop(&n->workers[i]);
-    uv_timer_stop(&n->maintain);
-    uv_timer_stop(&n->sample);
-    uv_close((uv_handle_t *)&n->maintain, NULL);
-    uv_close((uv_handle_t *)&n->sample, NULL);
-    uv_close((uv_handle_t *)&n->sigterm, NULL);
-    uv_close((uv_handle_t *)&n->sigint, NULL);
+    /* Tell the cluster first, so nobody takes our silence for a failure. */
+    if (n->gossip) gossip_leave(n->gossip, node_finish, n);
+    else node_finish(n);
+}
+
+/* The cluster key: --cluster-key, or every key of --cluster-keyring. */
+static bool node_load_keyring(const config_t *cfg, seal_keyring_t *ring)
+{
+    seal_keyring_init(ring);
+    if (cfg->cluster_key[0]) {
+        uint8_t key[SEAL_KEY_LEN];
+        if (!seal_key_from_base64(cfg->cluster_key, key)) {
+            fprintf(stderr, "dcache-node: --cluster-key must be base64 of 32 bytes (openssl rand -base64 32)\n");
+            return false;
+        }
+        seal_keyring_add(ring, key);
+        sodium_memzero(key, sizeof key);
+        return true;
+    }
+    if (!cfg->cluster_keyring[0]) return true;
+    FILE *f = fopen(cfg->cluster_keyring, "r");
+    if (!f) {
+        fprintf(stderr, "dcache-node: cannot read --cluster-keyring %s: %s\n", cfg->cluster_keyring, strerror(errno));
+        return false;
+    }
+    char text[8192];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    char err[256];
+    bool ok = seal_keyring_parse(ring, text, len, err, sizeof err);
+    sodium_memzero(text, sizeof text);
+    if (!ok) fprintf(stderr, "dcache-node: --cluster-keyring %s: %s\n", cfg->cluster_keyring, err);
+    return ok;
+}
+
+static int node_start_gossip(node_t *n, int http_port)
+{
+    gossip_config_t gc;
+    memset(&gc, 0, sizeof gc);
+    if (!node_load_keyring(&n->cfg, &gc.keyring)) return UV_EINVAL;
+    gc.name = n->cfg.name;
+    gc.bind_host = n->cfg.cluster_host[0] ? n->cfg.cluster_host : n->cfg.http_host;
+    gc.port = (int)n->cfg.cluster_port;
+    gc.advertise_host = n->cfg.advertise[0] ? n->cfg.advertise : gc.bind_host;
+    gc.seeds = n->cfg.seeds;
+    gc.zone = n->cfg.zone;
+    gc.http_host = n->cfg.http_host;
+    gc.http_port = http_port;
+    swim_config_default(&gc.swim);
+    gc.swim.probe_interval_ms = (uint32_t)n->cfg.probe_interval_ms;
+    gc.swim.probe_timeout_ms = (uint32_t)n->cfg.probe_timeout_ms;
+    gc.swim.gossip_interval_ms = (uint32_t)n->cfg.gossip_interval_ms;
+    gc.swim.push_pull_interval_ms = (uint32_t)n->cfg.push_pull_interval_ms;
+    gc.swim.suspicion_mult = (uint32_t)n->cfg.suspicion_mult;
+    gc.swim.indirect_checks = (uint32_t)n->cfg.indirect_checks;
+    gc.swim.gossip_nodes = (uint32_t)n->cfg.gossip_nodes;
+    int rc = gossip_start(&n->gossip, n->loop, &gc);
+    sodium_memzero(&gc.keyring, sizeof gc.keyring);
+    if (rc == 0) atomic_store(&n->api.gossip, n->gossip);
+    return rc;
 }
 
 static int node_start_workers(node_t *n)
@@ -146,6 +221,13 @@ int main(int argc, char **argv)
     n.sigterm.data = n.sigint.data = &n;
 
     if (node_start_workers(&n) != 0) return 1;
+    if (node_start_gossip(&n, n.workers[0].port) != 0) {
+        node_finish(&n);
+        uv_run(n.loop, UV_RUN_DEFAULT);
+        for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
+        gossip_free(n.gossip);
+        return 1;
+    }
     log_info("node started",
              "\"version\":\"%s\",\"l1_max_entries\":%llu,\"l1_max_memory\":%llu,\"eviction\":\"%s\","
              "\"default_ttl_s\":%llu,\"l2\":\"disabled\"",
@@ -163,6 +245,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
     free(n.workers);
     uv_loop_close(n.loop);
+    gossip_free(n.gossip);
     api_destroy(&n.api);
     metrics_history_free(n.history);
     store_free(n.store);

@@ -18,6 +18,7 @@ CHECKS=0
 cleanup() {
   local pid
   for pid in "${NODE_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${NODE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$TEST_TMP"
 }
 trap cleanup EXIT
@@ -37,14 +38,17 @@ assert_match() { # regex actual message
 start_node() {
   local name=$1; shift
   NODE_LOG="$TEST_TMP/$name.log"
-  "$DCACHE_NODE_BIN" --http-port 0 "$@" >"$TEST_TMP/$name.out" 2>"$NODE_LOG" &
+  : >"$NODE_LOG"
+  "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 "$@" >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
   NODE_PID=$!
   NODE_PIDS+=("$NODE_PID")
   local deadline=$((SECONDS + 20))
   NODE_PORT=""
-  while [[ -z $NODE_PORT ]]; do
+  NODE_GOSSIP_PORT=""
+  while [[ -z $NODE_PORT || -z $NODE_GOSSIP_PORT ]]; do
     NODE_PORT=$(grep -o '"msg":"http listening"[^}]*"port":[0-9]*' "$NODE_LOG" 2>/dev/null | grep -o '[0-9]*$' || true)
-    if [[ -z $NODE_PORT ]]; then
+    NODE_GOSSIP_PORT=$(grep -o '"msg":"gossip listening"[^}]*"port":[0-9]*' "$NODE_LOG" 2>/dev/null | grep -o '[0-9]*$' || true)
+    if [[ -z $NODE_PORT || -z $NODE_GOSSIP_PORT ]]; then
       kill -0 "$NODE_PID" 2>/dev/null || { cat "$NODE_LOG" >&2; echo "node $name died at start" >&2; exit 1; }
       ((SECONDS < deadline)) || { echo "node $name did not start" >&2; exit 1; }
       sleep 0.05

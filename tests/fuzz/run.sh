@@ -1,0 +1,57 @@
+#!/bin/sh
+# Builds the libFuzzer targets with clang (not through automake: the main
+# build may use gcc) and runs each for N seconds (default 30) from seeds the
+# targets write themselves. Prints the executions of each run; exits non-zero
+# when a target crashes, keeping the work directory with the crashing input.
+#
+#   tests/fuzz/run.sh [seconds] [target...]     targets: swim_proto seal
+set -eu
+
+secs=${1:-30}
+[ $# -gt 0 ] && shift
+targets=${*:-swim_proto seal}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cc=${CLANG:-clang}
+
+if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "fuzz: $cc not found (apt-get install clang)" >&2
+    exit 77
+fi
+msgpack_pc=msgpack-c
+pkg-config --exists msgpack-c 2>/dev/null || msgpack_pc=msgpack
+cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -I$top $(pkg-config --cflags $msgpack_pc libsodium)
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+        -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter"
+libs="$(pkg-config --libs $msgpack_pc libsodium)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/dcache-fuzz.XXXXXX")
+failed=0
+
+for t in $targets; do
+    case $t in
+    swim_proto) srcs="$top/cluster/swim_proto.c" ;;
+    seal) srcs="$top/cluster/seal.c" ;;
+    *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
+    esac
+    bin="$work/fuzz_$t"
+    # shellcheck disable=SC2086
+    $cc $cflags "$top/tests/fuzz/fuzz_$t.c" $srcs -o "$bin" $libs
+    corpus="$work/corpus_$t"
+    mkdir -p "$corpus"
+    log="$work/fuzz_$t.log"
+    rc=0
+    FUZZ_SEED_DIR="$corpus" "$bin" "$corpus" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$t-" >"$log" 2>&1 || rc=$?
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+    echo "fuzz_$t: ${execs:-?} executions in ${secs}s (${rate:-?}/s), ${cov:-cov: ?}, corpus $(ls "$corpus" | wc -l)"
+    if [ "$rc" -ne 0 ]; then
+        echo "fuzz_$t: FAILED (exit $rc); log and crashing input in $work" >&2
+        tail -n 40 "$log" >&2
+        failed=1
+    fi
+done
+
+if [ "$failed" -ne 0 ]; then exit 1; fi
+rm -rf "$work"
