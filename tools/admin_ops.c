@@ -389,3 +389,38 @@ int admin_ops_health(admin_http *h, const admin_opts *o)
     json_decref(ready);
     return is_ready && hstatus >= 200 && hstatus <= 299 ? ADMIN_EXIT_OK : ADMIN_EXIT_FAIL;
 }
+
+/* ---- members ---- */
+
+static const char *member_field(const json_t *m, const char *field)
+{
+    const char *s = json_string_value(json_object_get(m, field));
+    return s && *s ? s : "-";
+}
+
+int admin_ops_members(admin_http *h, const admin_opts *o)
+{
+    json_t *doc, *members, *m;
+    size_t i;
+    int rc = admin_http_call_json(h, "GET", "/api/cluster/members", NULL, &doc);
+
+    if (rc != ADMIN_EXIT_OK)
+        return rc;
+    if (o->json) {
+        admin_fmt_json_print(doc);
+        json_decref(doc);
+        return ADMIN_EXIT_OK;
+    }
+    members = json_object_get(doc, "members");
+    printf("%-24s %-8s %-22s %-22s %-10s %s\n", "NAME", "STATE", "GOSSIP", "HTTP", "ZONE", "INCARNATION");
+    json_array_foreach(members, i, m) {
+        char *name = admin_fmt_display(member_field(m, "name"), strlen(member_field(m, "name")));
+        json_t *self = json_object_get(m, "self");
+        printf("%-24s %-8s %-22s %-22s %-10s %" JSON_INTEGER_FORMAT "%s\n", name, member_field(m, "state"),
+               member_field(m, "gossip"), member_field(m, "http"), member_field(m, "zone"),
+               json_integer_value(json_object_get(m, "incarnation")), json_is_true(self) ? "  (this node)" : "");
+        free(name);
+    }
+    json_decref(doc);
+    return ADMIN_EXIT_OK;
+}

@@ -1,5 +1,5 @@
 /* dcache-admin: the operator commands (invalidate, invalidate-pattern,
- * preview, metrics, health).
+ * preview, metrics, health, members).
  *
  * Same conventions as admin_cache.h: results on stdout, errors on stderr,
  * an ADMIN_EXIT_* code returned.
@@ -15,5 +15,6 @@ int admin_ops_invalidate_pattern(admin_http *h, const admin_opts *o);
 int admin_ops_preview(admin_http *h, const admin_opts *o);
 int admin_ops_metrics(admin_http *h, const admin_opts *o);
 int admin_ops_health(admin_http *h, const admin_opts *o);
+int admin_ops_members(admin_http *h, const admin_opts *o);
 
 #endif

@@ -109,6 +109,11 @@ static const struct command {
      "  health                      Liveness (/health) and readiness (/ready) with the\n"
      "                              status of each dependency. Exit 1 when the node is\n"
      "                              not healthy or not ready.\n"},
+    {"members", "members",
+     0, 0, 0, admin_ops_members,
+     "  members                     Cluster members as this node sees them: name, state\n"
+     "                              (alive, suspect, dead, left), addresses, zone,\n"
+     "                              incarnation.\n"},
     {"help", "help [COMMAND]",
      0, 1, 0, NULL,
      "  help [COMMAND]              This text, or the part about COMMAND.\n"},

@@ -35,6 +35,9 @@ all_see_five() {
 }
 WAIT_SECONDS=20 wait_for "five nodes converge from one seed" all_see_five && pass
 assert_eq alive "$(state_in n5 n2)" "n5 sees n2 alive"
+table=$("$DCACHE_ADMIN_BIN" --node "${URL[n1]}" members)
+assert_eq 5 "$(grep -c ' alive ' <<<"$table")" "dcache-admin members lists five alive members"
+assert_match 'n1 +alive .*\(this node\)' "$table" "dcache-admin members marks this node"
 assert_eq ok "$(curl -s "${URL[n2]}/ready" | jq -r .dependencies.cluster.status)" "/ready reports the cluster joined"
 m=$(curl -s "${URL[n1]}/api/cluster/members" | jq '.members[] | select(.name == "n3")')
 assert_match '^[0-9a-f]{32}$' "$(jq -r .id <<<"$m")" "members carry a 128-bit id"
