@@ -7,9 +7,11 @@
 static uint64_t swim_table_id_hash(const swim_id_t *id)
 {
     /* Ids are random (or, under test, distinct): their bytes hash themselves. */
-    uint64_t h;
+    uint64_t h, h2;
     memcpy(&h, id->b, sizeof h);
-    return h * 0x9E3779B97F4A7C15ull;
+    memcpy(&h2, id->b + 8, sizeof h2);
+    h = (h ^ (h2 * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
 }
 
 static uint64_t swim_table_name_hash(const swim_table_t *t, const char *name)
