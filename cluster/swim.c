@@ -19,7 +19,7 @@ void swim_config_default(swim_config_t *c)
     c->indirect_checks = 3;
     c->suspicion_mult = 4;
     c->suspicion_max_mult = 6;
-    c->retransmit_mult = 4;
+    c->retransmit_mult = 6;
     c->gossip_interval_ms = 200;
     c->gossip_nodes = 3;
     c->gossip_to_dead_ms = 30000;
@@ -360,7 +360,10 @@ void swim_on_suspect(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id
         /* Lifeguard: an independent confirmation shortens the timeout;
          * pass it on so others count it too. */
         swim_suspicion_t *sp = r->susp;
-        if (!sp || !s->cfg.lifeguard || swim_id_equal(from, &s->self_id)) return;
+        if (!sp || !s->cfg.lifeguard) return;
+        /* Our own failed probe counts too, once, like anyone else's (as in
+         * memberlist); whoever raised the suspicion does not count twice. */
+        if (swim_id_equal(from, &sp->origin)) return;
         for (unsigned k = 0; k < sp->confirmations && k < SWIM_MAX_CONFIRM; k++)
             if (swim_id_equal(&sp->confirmers[k], from)) return;
         if (sp->confirmations >= sp->expected) return;
@@ -384,10 +387,7 @@ void swim_on_suspect(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id
     unsigned k = s->cfg.suspicion_mult > 2 ? s->cfg.suspicion_mult - 2 : 0;
     if (n < (size_t)k + 2) k = 0;
     sp->expected = s->cfg.lifeguard ? k : 0;
-    if (!swim_id_equal(from, &s->self_id) && sp->expected) {
-        sp->confirmers[0] = *from;
-        sp->confirmations = 1;
-    }
+    sp->origin = *from;
     sp->deadline_ms = now + swim_suspicion_timeout(sp->min_ms, sp->max_ms, sp->confirmations, sp->expected);
     if (sp->deadline_ms < s->susp_next_ms) s->susp_next_ms = sp->deadline_ms;
     if (swim_id_equal(from, &s->self_id)) s->stats.suspicions_raised++;
@@ -467,6 +467,24 @@ bool swim_state_import(swim_t *s, const uint8_t *buf, size_t len, int64_t now)
         s->stats.drops_state++;
         return false;
     }
+    return true;
+}
+
+bool swim_add_quiet(swim_t *s, const swim_member_info_t *info, uint64_t inc, int64_t now)
+{
+    if (s->table.n >= s->cfg.max_members || swim_table_find_id(&s->table, &info->id) != SWIM_NONE ||
+        swim_table_find_name(&s->table, info->name) != SWIM_NONE)
+        return false;
+    swim_rec_t r = {.id = info->id, .incarnation = inc, .state_change_ms = now, .state = SWIM_STATE_ALIVE};
+    r.info = swim_info_acquire(s, info);
+    if (!r.info) return false;
+    uint32_t at = swim_table_add(&s->table, &r);
+    if (at == SWIM_NONE) {
+        swim_info_release(s, r.info);
+        return false;
+    }
+    swim_table_swap(&s->table, at, (uint32_t)(swim_rand(s) % s->table.n));
+    s->live++;
     return true;
 }
 

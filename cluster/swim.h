@@ -95,7 +95,7 @@ typedef struct swim_config {
     uint32_t indirect_checks;        /* 3 */
     uint32_t suspicion_mult;         /* 4: min timeout = mult * max(1, log10(N)) * probe interval */
     uint32_t suspicion_max_mult;     /* 6: max timeout = this * min (Lifeguard) */
-    uint32_t retransmit_mult;        /* 4 */
+    uint32_t retransmit_mult;        /* 6 (memberlist uses 4; 6 closes the epidemic's tail, see tools/bench/swim-sim) */
     uint32_t gossip_interval_ms;     /* 200 */
     uint32_t gossip_nodes;           /* 3 */
     uint32_t gossip_to_dead_ms;      /* 30000: dead members still receive gossip this long */
@@ -147,6 +147,11 @@ void swim_recv(swim_t *s, const swim_addr_t *from, const uint8_t *buf, size_t le
  * new member starts. Returns false (and counts a drop) when malformed. */
 uint8_t *swim_state_export(swim_t *s, bool join, size_t *len);
 bool swim_state_import(swim_t *s, const uint8_t *buf, size_t len, int64_t now_ms);
+
+/* Adds a member as alive without announcing it or raising an event: for
+ * simulations that start from an already converged cluster. Returns false
+ * when the member is known already or the table is full. */
+bool swim_add_quiet(swim_t *s, const swim_member_info_t *info, uint64_t incarnation, int64_t now_ms);
 
 /* Graceful leave: announces it (the announcement is gossiped; the driver
  * keeps ticking for a moment so it spreads) and stops probing. */

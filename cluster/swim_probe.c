@@ -65,8 +65,10 @@ static void swim_probe_failed(swim_t *s, int64_t now)
     int delta = 1;
     if (s->nacks_expected) delta = (int)s->nacks_expected - (int)s->nacks_received;
     if (delta > 0) swim_health_add(s, delta);
+    /* Suspect it, or, when it is suspected already, confirm that. */
     const swim_rec_t *r = swim_find(s, &s->probe_target);
-    if (r && r->state == SWIM_STATE_ALIVE) swim_on_suspect(s, r->incarnation, &r->id, &s->self_id, now);
+    if (r && (r->state == SWIM_STATE_ALIVE || r->state == SWIM_STATE_SUSPECT))
+        swim_on_suspect(s, r->incarnation, &r->id, &s->self_id, now);
 }
 
 static void swim_start_probe(swim_t *s, int64_t now)

@@ -23,6 +23,7 @@ typedef struct swim_suspicion {
     int64_t deadline_ms;
     unsigned expected;                    /* confirmations that shrink the timeout to min */
     unsigned confirmations;
+    swim_id_t origin;                     /* who raised it: not a confirmation */
     swim_id_t confirmers[SWIM_MAX_CONFIRM];
 } swim_suspicion_t;
 

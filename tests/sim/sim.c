@@ -262,6 +262,14 @@ sim_t *sim_new(const sim_config_t *cfg)
         s->nodes[i].index = i;
         sim_start_member(s, i);
     }
+    if (cfg->converged_start) {
+        for (uint32_t i = 0; i < cfg->n; i++) {
+            for (uint32_t j = 0; j < cfg->n; j++)
+                if (i != j) swim_add_quiet(s->nodes[i].core, &s->nodes[j].info->info, 1, 0);
+            sim_schedule_tick(&s->nodes[i]);
+        }
+        return s;
+    }
     /* Everyone joins through member 0 within the first second. */
     for (uint32_t i = 1; i < cfg->n; i++)
         sim_push(s, (sim_event_t){.t = (int64_t)(sim_rand(s) % 1000), .type = SIM_EV_PUSH_PULL, .to = 0, .from = i});
@@ -396,6 +404,11 @@ void sim_partition(sim_t *s, const uint8_t *side, bool one_way)
 void sim_heal(sim_t *s)
 {
     s->partitioned = false;
+}
+
+void sim_set_loss(sim_t *s, double loss)
+{
+    s->cfg.loss = loss;
 }
 
 void sim_leave(sim_t *s, size_t i)

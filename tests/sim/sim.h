@@ -28,13 +28,15 @@ typedef struct sim_config {
     uint32_t latency_ms;      /* one-way base latency */
     uint32_t jitter_ms;       /* plus uniform 0..jitter */
     double loss;              /* probability a datagram is lost */
+    bool converged_start;     /* members start knowing each other (no join storm) */
     swim_config_t swim;       /* base config for every core (self, seed filled per member) */
 } sim_config_t;
 
 void sim_config_default(sim_config_t *c, size_t n, uint64_t seed);
 
 /* Creates the members; every member except 0 joins through member 0 at a
- * random time within the first second. */
+ * random time within the first second (or, with converged_start, they all
+ * start knowing each other). */
 sim_t *sim_new(const sim_config_t *cfg);
 void sim_free(sim_t *s);
 
@@ -54,6 +56,7 @@ void sim_pause(sim_t *s, size_t i, int64_t until_ms);
  * are dropped (one_way: only from a lower side number to a higher one). */
 void sim_partition(sim_t *s, const uint8_t *side, bool one_way);
 void sim_heal(sim_t *s);
+void sim_set_loss(sim_t *s, double loss);
 void sim_leave(sim_t *s, size_t i);
 
 bool sim_is_up(const sim_t *s, size_t i);

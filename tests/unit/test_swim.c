@@ -174,10 +174,10 @@ static void test_timeout_arithmetic(void **state)
     swim_suspicion_bounds(&c, 1000, &lo, &hi);
     assert_int_equal(lo, hi);
     swim_config_default(&c);
-    assert_int_equal(swim_retransmit_limit(&c, 1), 4);
-    assert_int_equal(swim_retransmit_limit(&c, 9), 4);
-    assert_int_equal(swim_retransmit_limit(&c, 10), 8);
-    assert_int_equal(swim_retransmit_limit(&c, 100), 12);
+    assert_int_equal(swim_retransmit_limit(&c, 1), 6);
+    assert_int_equal(swim_retransmit_limit(&c, 9), 6);
+    assert_int_equal(swim_retransmit_limit(&c, 10), 12);
+    assert_int_equal(swim_retransmit_limit(&c, 100), 18);
 }
 
 static void test_incarnation_ordering(void **state)
@@ -230,11 +230,11 @@ static void test_dissemination_count(void **state)
 {
     start(true);
     for (int i = 1; i <= 9; i++) alive(i, 1, 0);
-    /* 10 live members: each update goes out retransmit_mult * ceil(log10(11)) = 8 times. */
+    /* 11 live members: each update goes out retransmit_mult * ceil(log10(12)) = 12 times. */
     H.nsent = 0;
     alive(42, 1, 0);
     run(0, 20000);
-    assert_int_equal(count_sent(SWIM_MSG_ALIVE, 42, 1), 8);
+    assert_int_equal(count_sent(SWIM_MSG_ALIVE, 42, 1), 12);
     stop();
 }
 
