@@ -138,6 +138,19 @@ static bool sim_reachable(const sim_t *s, uint32_t from, uint32_t to)
     return s->one_way && a > b;
 }
 
+/* A link's fixed latency: the same pair is always as far apart (both ways),
+ * derived from the pair and the seed, so no table of N^2 links is needed. */
+static int64_t sim_link_latency(const sim_t *s, uint32_t a, uint32_t b)
+{
+    if (!s->cfg.link_spread_ms) return s->cfg.latency_ms;
+    uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
+    uint64_t z = (lo << 32 | hi) ^ s->cfg.seed;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return s->cfg.latency_ms + (int64_t)(z % (s->cfg.link_spread_ms + 1));
+}
+
 /* ---------- core callbacks ---------- */
 
 static void sim_schedule_tick(sim_node_t *n)
@@ -161,7 +174,8 @@ static void sim_send_cb(void *ctx, const swim_addr_t *to, const uint8_t *buf, si
     uint8_t *copy = malloc(len);
     if (!copy) abort();
     memcpy(copy, buf, len);
-    int64_t lat = s->cfg.latency_ms + (s->cfg.jitter_ms ? (int64_t)(sim_rand(s) % (s->cfg.jitter_ms + 1)) : 0);
+    int64_t lat = sim_link_latency(s, n->index, j) +
+                  (s->cfg.jitter_ms ? (int64_t)(sim_rand(s) % (s->cfg.jitter_ms + 1)) : 0);
     sim_push(s, (sim_event_t){.t = s->now + lat, .type = SIM_EV_PACKET, .to = j, .from = n->index, .data = copy,
                               .len = (uint16_t)len});
 }
@@ -172,7 +186,7 @@ static void sim_push_pull_cb(void *ctx, const swim_addr_t *to)
     sim_t *s = n->sim;
     uint32_t j = sim_index_of(to);
     if (j >= s->cfg.n) return;
-    sim_push(s, (sim_event_t){.t = s->now + 2 * (int64_t)s->cfg.latency_ms + 1, .type = SIM_EV_PUSH_PULL,
+    sim_push(s, (sim_event_t){.t = s->now + 2 * sim_link_latency(s, n->index, j) + 1, .type = SIM_EV_PUSH_PULL,
                               .to = j, .from = n->index});
 }
 
@@ -245,7 +259,8 @@ void sim_config_default(sim_config_t *c, size_t n, uint64_t seed)
     memset(c, 0, sizeof *c);
     c->n = n;
     c->seed = seed;
-    c->latency_ms = 2;
+    c->latency_ms = 1;
+    c->link_spread_ms = 4;
     c->jitter_ms = 3;
     swim_config_default(&c->swim);
 }

@@ -26,7 +26,8 @@ typedef struct sim_config {
     size_t n;
     uint64_t seed;
     uint32_t latency_ms;      /* one-way base latency */
-    uint32_t jitter_ms;       /* plus uniform 0..jitter */
+    uint32_t link_spread_ms;  /* plus a fixed 0..spread per link (some pairs are farther apart) */
+    uint32_t jitter_ms;       /* plus uniform 0..jitter per datagram */
     double loss;              /* probability a datagram is lost */
     bool converged_start;     /* members start knowing each other (no join storm) */
     swim_config_t swim;       /* base config for every core (self, seed filled per member) */
