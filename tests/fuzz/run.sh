@@ -4,12 +4,12 @@
 # targets write themselves. Prints the executions of each run; exits non-zero
 # when a target crashes, keeping the work directory with the crashing input.
 #
-#   tests/fuzz/run.sh [seconds] [target...]     targets: swim_proto seal
+#   tests/fuzz/run.sh [seconds] [target...]     targets: swim_proto seal peer_proto
 set -eu
 
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-targets=${*:-swim_proto seal}
+targets=${*:-swim_proto seal peer_proto}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CLANG:-clang}
 
@@ -31,6 +31,7 @@ for t in $targets; do
     case $t in
     swim_proto) srcs="$top/cluster/swim_proto.c" ;;
     seal) srcs="$top/cluster/seal.c" ;;
+    peer_proto) srcs="$top/cluster/peer_proto.c $top/cluster/seal.c" ;;
     *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
     esac
     bin="$work/fuzz_$t"

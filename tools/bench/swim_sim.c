@@ -2,7 +2,8 @@
  * with Lifeguard off (plain SWIM) as the reference. Prints figures; never
  * fails. Run through tools/bench/swim-sim.
  *
- *   swim_sim_bench [--sizes 100,1000,10000] [--trials N] [--fp-seconds S] [--seed S]
+ *   swim_sim_bench [--sizes 100,1000,10000] [--trials N] [--fp-seconds S] [--fp-members N]
+ *                  [--seed S] [--only detect,dissem,load,fp,speed]
  *
  * Every run starts from a converged cluster (members know each other), so
  * the figures describe steady state, not the join storm. */
@@ -17,6 +18,12 @@
 static uint64_t seed = 20261125;
 static int trials = 5;
 static int fp_seconds = 3600;
+static char sections[128] = "detect,dissem,load,fp,speed";
+
+static bool want(const char *section)
+{
+    return strstr(sections, section) != NULL;
+}
 
 static double wall(void)
 {
@@ -166,16 +173,18 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--fp-seconds")) fp_seconds = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--fp-members")) fp_n = (size_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--only")) snprintf(sections, sizeof sections, "%s", argv[i + 1]);
     }
     printf("swim-sim: seed %llu, %d trials per figure, defaults of memberlist's LAN profile\n",
            (unsigned long long)seed, trials);
     swim_config_t def;
     swim_config_default(&def);
 
+    double pk[8][2] = {{0}}, by[8][2] = {{0}};
+    if (want("detect") || want("load")) {
     printf("\ndetection: crash -> every live member marks it dead (ms)\n");
     printf("  %6s  %9s  %18s  %18s  %12s\n", "N", "min susp", "Lifeguard p50/p99", "plain p50/p99",
            "target p99");
-    double pk[8][2], by[8][2];
     for (int i = 0; i < nsizes; i++) {
         int64_t lo, hi, a50, a99, b50, b99;
         double cr;
@@ -187,7 +196,9 @@ int main(int argc, char **argv)
                a99 <= lo * 3 / 2 ? "met" : "MISSED");
         fflush(stdout);
     }
+    }
 
+    if (want("dissem")) {
     printf("\ndissemination: a leave reaches every member (ms; gossip interval %u ms)\n", def.gossip_interval_ms);
     printf("  %6s  %18s  %18s  %14s\n", "N", "Lifeguard p50/p99", "plain p50/p99", "target p99");
     for (int i = 0; i < nsizes; i++) {
@@ -199,7 +210,9 @@ int main(int argc, char **argv)
                (long long)b50, (long long)b99, (long long)target, a99 <= target ? "met" : "MISSED");
         fflush(stdout);
     }
+    }
 
+    if (want("detect") || want("load")) {
     printf("\nload: per member per second, steady state (Lifeguard / plain)\n");
     printf("  %6s  %16s  %18s\n", "N", "packets out", "bytes out");
     for (int i = 0; i < nsizes; i++)
@@ -208,7 +221,9 @@ int main(int argc, char **argv)
         printf("  ratio N=%zu / N=%zu: packets %.3f, bytes %.3f (target: within 15%%)\n", sizes[nsizes - 1],
                sizes[0], pk[nsizes - 1][0] / pk[0][0], by[nsizes - 1][0] / by[0][0]);
     fflush(stdout);
+    }
 
+    if (want("fp")) {
     printf("\nfalse positives: members wrongly declared dead in %d simulated s at N=%zu\n", fp_seconds, fp_n);
     printf("  %-24s  %10s  %10s\n", "scenario", "Lifeguard", "plain");
     struct {
@@ -222,6 +237,8 @@ int main(int argc, char **argv)
         printf("  %-24s  %10llu  %10llu\n", sc[i].name, (unsigned long long)a, (unsigned long long)b);
         fflush(stdout);
     }
+    }
+    if (!want("speed")) return 0;
 
     size_t big = sizes[nsizes - 1];
     double t0 = wall();

@@ -1,0 +1,762 @@
+#include "cluster/peer_proto.h"
+
+#include <string.h>
+
+#include <msgpack/pack.h>
+
+typedef peer_proto_status_t st_t;
+
+#define TRY(expr)                                                                                                      \
+    do {                                                                                                               \
+        st_t try_rc_ = (expr);                                                                                         \
+        if (try_rc_ != PEER_PROTO_OK) return try_rc_;                                                                  \
+    } while (0)
+
+/* ---- encoding ---------------------------------------------------------- */
+
+/* Where the packer's bytes go: a caller's buffer, or (buf NULL) nowhere, only
+ * counting, which is how peer_msg_size measures what the encoder writes. */
+typedef struct sink {
+    uint8_t *buf;
+    size_t cap, len;
+    bool failed;
+} sink_t;
+
+static int sink_write(void *data, const char *bytes, size_t n)
+{
+    sink_t *s = data;
+    if (s->failed) return -1;
+    if (s->buf == NULL) {
+        s->len += n;
+        return 0;
+    }
+    if (n > s->cap - s->len) {
+        s->failed = true;
+        return -1;
+    }
+    if (n) memcpy(s->buf + s->len, bytes, n);
+    s->len += n;
+    return 0;
+}
+
+static bool key_ok(peer_bytes_t k)
+{
+    return k.len >= 1 && k.len <= PEER_KEY_MAX && k.p != NULL;
+}
+
+static bool bytes_ok(peer_bytes_t b)
+{
+    return b.len == 0 || b.p != NULL;
+}
+
+static bool text_ok(peer_bytes_t s, size_t max)
+{
+    return bytes_ok(s) && s.len <= max && (s.len == 0 || memchr(s.p, '\0', s.len) == NULL);
+}
+
+static bool entry_ok(const peer_entry_t *e)
+{
+    return key_ok(e->key) && bytes_ok(e->value) && text_ok(e->content_type, PEER_CTYPE_MAX);
+}
+
+/* Only what the decoder accepts may be encoded: a peer must never receive a
+ * frame it has to close the connection over. */
+static bool msg_ok(const peer_msg_t *m)
+{
+    switch (m->type) {
+    case PEER_MSG_PING:
+    case PEER_MSG_PONG:
+    case PEER_MSG_PUT_RESP:
+    case PEER_MSG_DELETE_RESP:
+    case PEER_MSG_INVALIDATE_RESP:
+    case PEER_MSG_HANDOFF_RESP:
+        return true;
+    case PEER_MSG_GET:
+    case PEER_MSG_DELETE:
+        return key_ok(m->key);
+    case PEER_MSG_GET_RESP:
+        return bytes_ok(m->value) && text_ok(m->content_type, PEER_CTYPE_MAX);
+    case PEER_MSG_PUT:
+        return key_ok(m->key) && bytes_ok(m->value) && text_ok(m->content_type, PEER_CTYPE_MAX);
+    case PEER_MSG_INVALIDATE:
+        if (m->count > PEER_INVALIDATE_MAX || (m->count && !m->keys)) return false;
+        for (uint32_t i = 0; i < m->count; i++)
+            if (!key_ok(m->keys[i])) return false;
+        return true;
+    case PEER_MSG_INVALIDATE_PATTERN:
+    case PEER_MSG_KEYS:
+        return m->pattern.len >= 1 && m->pattern.len <= PEER_PATTERN_MAX && m->pattern.p;
+    case PEER_MSG_KEYS_RESP:
+        if (m->count && !m->keyinfos) return false;
+        for (uint32_t i = 0; i < m->count; i++)
+            if (!key_ok(m->keyinfos[i].key)) return false;
+        return true;
+    case PEER_MSG_HANDOFF:
+        if (m->count && !m->entries) return false;
+        for (uint32_t i = 0; i < m->count; i++)
+            if (!entry_ok(&m->entries[i])) return false;
+        return true;
+    case PEER_MSG_ERROR:
+        return text_ok(m->message, PEER_MESSAGE_MAX);
+    }
+    return false;
+}
+
+static int pack_bool(msgpack_packer *pk, bool b)
+{
+    return b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+static int pack_bin(msgpack_packer *pk, peer_bytes_t b)
+{
+    return msgpack_pack_bin(pk, b.len) || msgpack_pack_bin_body(pk, b.p, b.len);
+}
+
+static int pack_str(msgpack_packer *pk, peer_bytes_t s)
+{
+    return msgpack_pack_str(pk, s.len) || msgpack_pack_str_body(pk, s.p, s.len);
+}
+
+static int pack_origin(msgpack_packer *pk, const uint8_t *id)
+{
+    return msgpack_pack_bin(pk, PEER_ID_LEN) || msgpack_pack_bin_body(pk, id, PEER_ID_LEN);
+}
+
+/* Fields after [type, id, flags], per type (index: type). */
+static const uint8_t msg_fields[] = {
+    [PEER_MSG_PING] = 0,          [PEER_MSG_PONG] = 0,          [PEER_MSG_GET] = 1,
+    [PEER_MSG_GET_RESP] = 6,      [PEER_MSG_PUT] = 6,           [PEER_MSG_PUT_RESP] = 2,
+    [PEER_MSG_DELETE] = 2,        [PEER_MSG_DELETE_RESP] = 2,   [PEER_MSG_INVALIDATE] = 1,
+    [PEER_MSG_INVALIDATE_PATTERN] = 2, [PEER_MSG_INVALIDATE_RESP] = 2, [PEER_MSG_KEYS] = 3,
+    [PEER_MSG_KEYS_RESP] = 2,     [PEER_MSG_HANDOFF] = 1,       [PEER_MSG_HANDOFF_RESP] = 1,
+    [PEER_MSG_ERROR] = 2,
+};
+
+static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
+{
+    if (msgpack_pack_array(pk, 3u + msg_fields[m->type]) || msgpack_pack_unsigned_int(pk, (unsigned)m->type) ||
+        msgpack_pack_uint64(pk, m->id) || msgpack_pack_uint32(pk, m->flags))
+        return -1;
+    switch (m->type) {
+    case PEER_MSG_PING:
+    case PEER_MSG_PONG:
+        return 0;
+    case PEER_MSG_GET:
+        return pack_bin(pk, m->key);
+    case PEER_MSG_GET_RESP:
+        return msgpack_pack_uint32(pk, m->status) || pack_bin(pk, m->value) || pack_str(pk, m->content_type) ||
+               msgpack_pack_uint64(pk, m->version) || pack_origin(pk, m->origin) ||
+               msgpack_pack_uint64(pk, m->ttl_ms);
+    case PEER_MSG_PUT:
+        return pack_bin(pk, m->key) || pack_bin(pk, m->value) || pack_str(pk, m->content_type) ||
+               msgpack_pack_uint64(pk, m->ttl_ms) || msgpack_pack_uint64(pk, m->version) ||
+               pack_origin(pk, m->origin);
+    case PEER_MSG_PUT_RESP:
+        return msgpack_pack_uint32(pk, m->status) || msgpack_pack_uint64(pk, m->version);
+    case PEER_MSG_DELETE:
+        return pack_bin(pk, m->key) || msgpack_pack_uint64(pk, m->version);
+    case PEER_MSG_DELETE_RESP:
+        return msgpack_pack_uint32(pk, m->status) || pack_bool(pk, m->existed);
+    case PEER_MSG_INVALIDATE:
+        if (msgpack_pack_array(pk, m->count)) return -1;
+        for (uint32_t i = 0; i < m->count; i++)
+            if (pack_bin(pk, m->keys[i])) return -1;
+        return 0;
+    case PEER_MSG_INVALIDATE_PATTERN:
+        return pack_bin(pk, m->pattern) || pack_bool(pk, m->dry_run);
+    case PEER_MSG_INVALIDATE_RESP:
+        return msgpack_pack_uint64(pk, m->matched) || msgpack_pack_uint64(pk, m->invalidated);
+    case PEER_MSG_KEYS:
+        return pack_bin(pk, m->pattern) || msgpack_pack_uint64(pk, m->cursor) || msgpack_pack_uint32(pk, m->limit);
+    case PEER_MSG_KEYS_RESP:
+        if (msgpack_pack_array(pk, m->count)) return -1;
+        for (uint32_t i = 0; i < m->count; i++) {
+            const peer_keyinfo_t *k = &m->keyinfos[i];
+            if (msgpack_pack_array(pk, 3) || pack_bin(pk, k->key) || msgpack_pack_uint64(pk, k->size) ||
+                msgpack_pack_int64(pk, k->ttl_ms))
+                return -1;
+        }
+        return msgpack_pack_uint64(pk, m->cursor);
+    case PEER_MSG_HANDOFF:
+        if (msgpack_pack_array(pk, m->count)) return -1;
+        for (uint32_t i = 0; i < m->count; i++) {
+            const peer_entry_t *e = &m->entries[i];
+            if (msgpack_pack_array(pk, 5) || pack_bin(pk, e->key) || pack_bin(pk, e->value) ||
+                pack_str(pk, e->content_type) || msgpack_pack_uint64(pk, e->version) ||
+                msgpack_pack_uint64(pk, e->expires_at_ms))
+                return -1;
+        }
+        return 0;
+    case PEER_MSG_HANDOFF_RESP:
+        return msgpack_pack_uint32(pk, m->accepted);
+    case PEER_MSG_ERROR:
+        return msgpack_pack_uint32(pk, m->code) || pack_str(pk, m->message);
+    }
+    return -1;
+}
+
+size_t peer_msg_size(const peer_msg_t *m)
+{
+    if (!msg_ok(m)) return 0;
+    sink_t s = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s, sink_write);
+    return pack_msg(&pk, m) ? 0 : s.len;
+}
+
+peer_proto_status_t peer_msg_encode(const peer_msg_t *m, uint8_t *buf, size_t cap, size_t *len)
+{
+    if (!msg_ok(m)) return PEER_PROTO_LIMIT;
+    sink_t s = {.buf = buf, .cap = buf ? cap : 0};
+    if (!buf) s.failed = true; /* nowhere to write: count as not fitting */
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s, sink_write);
+    if (pack_msg(&pk, m)) return PEER_PROTO_TOO_BIG;
+    if (len) *len = s.len;
+    return PEER_PROTO_OK;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+/* A bounded reader (as in swim_proto.c): msgpack_unpack would allocate from
+ * headers before seeing the elements; here every length is checked against
+ * the bytes left before it is used. */
+typedef struct cur {
+    const uint8_t *p;
+    size_t len, pos;
+} cur_t;
+
+static size_t cur_left(const cur_t *c)
+{
+    return c->len - c->pos;
+}
+
+static st_t cur_byte(cur_t *c, uint8_t *b)
+{
+    if (cur_left(c) < 1) return PEER_PROTO_TRUNCATED;
+    *b = c->p[c->pos++];
+    return PEER_PROTO_OK;
+}
+
+static st_t cur_be(cur_t *c, size_t n, uint64_t *v)
+{
+    if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) x = (x << 8) | c->p[c->pos + i];
+    c->pos += n;
+    *v = x;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_array(cur_t *c, size_t *n)
+{
+    uint8_t b;
+    uint64_t v;
+    TRY(cur_byte(c, &b));
+    if ((b & 0xf0) == 0x90) v = b & 0x0f;
+    else if (b == 0xdc) TRY(cur_be(c, 2, &v));
+    else if (b == 0xdd) TRY(cur_be(c, 4, &v));
+    else return PEER_PROTO_MALFORMED;
+    /* Every element takes at least one byte: a longer count is a lie. */
+    if (v > cur_left(c)) return PEER_PROTO_TRUNCATED;
+    *n = (size_t)v;
+    return PEER_PROTO_OK;
+}
+
+/* Any msgpack integer, as a sign and magnitude. */
+static st_t rd_int_raw(cur_t *c, bool *neg, uint64_t *v)
+{
+    uint8_t b;
+    uint64_t x;
+    TRY(cur_byte(c, &b));
+    *neg = false;
+    if (b <= 0x7f) {
+        x = b;
+    } else if (b >= 0xe0) {
+        *neg = true;
+        x = (uint64_t)(int64_t)(int8_t)b;
+    } else if (b >= 0xcc && b <= 0xcf) {
+        TRY(cur_be(c, (size_t)1 << (b - 0xcc), &x));
+    } else if (b >= 0xd0 && b <= 0xd3) {
+        size_t n = (size_t)1 << (b - 0xd0);
+        TRY(cur_be(c, n, &x));
+        if (x >> (n * 8 - 1)) { /* negative: sign-extend */
+            *neg = true;
+            if (n < 8) x |= ~(uint64_t)0 << (n * 8);
+        }
+    } else {
+        return PEER_PROTO_MALFORMED;
+    }
+    *v = x;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_uint(cur_t *c, uint64_t max, uint64_t *v)
+{
+    bool neg;
+    uint64_t x;
+    TRY(rd_int_raw(c, &neg, &x));
+    if (neg || x > max) return PEER_PROTO_MALFORMED;
+    *v = x;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_u32(cur_t *c, uint32_t *v)
+{
+    uint64_t x;
+    TRY(rd_uint(c, UINT32_MAX, &x));
+    *v = (uint32_t)x;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_i64(cur_t *c, int64_t *v)
+{
+    bool neg;
+    uint64_t x;
+    TRY(rd_int_raw(c, &neg, &x));
+    if (!neg && x > (uint64_t)INT64_MAX) return PEER_PROTO_MALFORMED;
+    *v = (int64_t)x; /* two's complement: negative values were sign-extended */
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_bool(cur_t *c, bool *v)
+{
+    uint8_t b;
+    TRY(cur_byte(c, &b));
+    if (b != 0xc2 && b != 0xc3) return PEER_PROTO_MALFORMED;
+    *v = b == 0xc3;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_body(cur_t *c, uint64_t n, peer_bytes_t *out)
+{
+    if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
+    out->p = c->p + c->pos;
+    out->len = (size_t)n;
+    c->pos += (size_t)n;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_bin(cur_t *c, peer_bytes_t *out)
+{
+    uint8_t b;
+    uint64_t n;
+    TRY(cur_byte(c, &b));
+    if (b < 0xc4 || b > 0xc6) return PEER_PROTO_MALFORMED;
+    TRY(cur_be(c, (size_t)1 << (b - 0xc4), &n));
+    return rd_body(c, n, out);
+}
+
+/* A bin of min..max bytes (keys, patterns). */
+static st_t rd_bin_len(cur_t *c, size_t min, size_t max, peer_bytes_t *out)
+{
+    TRY(rd_bin(c, out));
+    return out->len < min || out->len > max ? PEER_PROTO_LIMIT : PEER_PROTO_OK;
+}
+
+static st_t rd_key(cur_t *c, peer_bytes_t *out)
+{
+    return rd_bin_len(c, 1, PEER_KEY_MAX, out);
+}
+
+/* A str of at most max bytes without an embedded NUL (it ends up in headers
+ * and logs as a C string). */
+static st_t rd_text(cur_t *c, size_t max, peer_bytes_t *out)
+{
+    uint8_t b;
+    uint64_t n;
+    TRY(cur_byte(c, &b));
+    if ((b & 0xe0) == 0xa0) n = b & 0x1f;
+    else if (b >= 0xd9 && b <= 0xdb) TRY(cur_be(c, (size_t)1 << (b - 0xd9), &n));
+    else return PEER_PROTO_MALFORMED;
+    TRY(rd_body(c, n, out));
+    if (out->len > max) return PEER_PROTO_LIMIT;
+    if (out->len && memchr(out->p, '\0', out->len)) return PEER_PROTO_MALFORMED;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_origin(cur_t *c, uint8_t *id)
+{
+    peer_bytes_t b;
+    TRY(rd_bin(c, &b));
+    if (b.len != PEER_ID_LEN) return PEER_PROTO_MALFORMED;
+    memcpy(id, b.p, PEER_ID_LEN);
+    return PEER_PROTO_OK;
+}
+
+/* Skips n whole values of any type, iteratively (nesting cannot exhaust the
+ * stack); the pending counter stays bounded since every count is checked
+ * against the bytes left. */
+static st_t skip_values(cur_t *c, size_t pending)
+{
+    while (pending > 0) {
+        pending--;
+        uint8_t b;
+        uint64_t n = 0;
+        TRY(cur_byte(c, &b));
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) continue;
+        if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd || b == 0xde || b == 0xdf) {
+            if (b <= 0x9f) n = b & 0x0f;
+            else TRY(cur_be(c, (b == 0xdc || b == 0xde) ? 2 : 4, &n));
+            if (b <= 0x8f || b >= 0xde) n *= 2;
+            if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
+            pending += (size_t)n;
+            continue;
+        }
+        if ((b & 0xe0) == 0xa0) {
+            n = b & 0x1f;
+        } else if (b >= 0xc4 && b <= 0xc6) {
+            TRY(cur_be(c, (size_t)1 << (b - 0xc4), &n));
+        } else if (b >= 0xc7 && b <= 0xc9) {
+            TRY(cur_be(c, (size_t)1 << (b - 0xc7), &n));
+            n += 1;
+        } else if (b == 0xca || b == 0xcb) {
+            n = b == 0xca ? 4 : 8;
+        } else if (b >= 0xcc && b <= 0xd3) {
+            n = (uint64_t)1 << ((b - 0xcc) & 3);
+        } else if (b >= 0xd4 && b <= 0xd8) {
+            n = ((uint64_t)1 << (b - 0xd4)) + 1;
+        } else if (b >= 0xd9 && b <= 0xdb) {
+            TRY(cur_be(c, (size_t)1 << (b - 0xd9), &n));
+        } else {
+            return PEER_PROTO_MALFORMED; /* 0xc1 */
+        }
+        if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
+        c->pos += (size_t)n;
+    }
+    return PEER_PROTO_OK;
+}
+
+/* Array elements: [key, size, ttl_ms] and [key, value, content_type, version,
+ * expires_at_ms], extra trailing fields skipped. Used both to validate and
+ * by the iterators. */
+static st_t rd_keyinfo(cur_t *c, peer_keyinfo_t *k)
+{
+    size_t n;
+    TRY(rd_array(c, &n));
+    if (n < 3) return PEER_PROTO_MALFORMED;
+    TRY(rd_key(c, &k->key));
+    TRY(rd_uint(c, UINT64_MAX, &k->size));
+    TRY(rd_i64(c, &k->ttl_ms));
+    return skip_values(c, n - 3);
+}
+
+static st_t rd_entry(cur_t *c, peer_entry_t *e)
+{
+    size_t n;
+    TRY(rd_array(c, &n));
+    if (n < 5) return PEER_PROTO_MALFORMED;
+    TRY(rd_key(c, &e->key));
+    TRY(rd_bin(c, &e->value));
+    TRY(rd_text(c, PEER_CTYPE_MAX, &e->content_type));
+    TRY(rd_uint(c, UINT64_MAX, &e->version));
+    TRY(rd_uint(c, UINT64_MAX, &e->expires_at_ms));
+    return skip_values(c, n - 5);
+}
+
+static st_t rd_elem(cur_t *c, peer_msg_type_t t)
+{
+    peer_bytes_t k;
+    peer_keyinfo_t ki;
+    peer_entry_t e;
+    switch (t) {
+    case PEER_MSG_INVALIDATE:
+        return rd_key(c, &k);
+    case PEER_MSG_KEYS_RESP:
+        return rd_keyinfo(c, &ki);
+    case PEER_MSG_HANDOFF:
+        return rd_entry(c, &e);
+    default:
+        return PEER_PROTO_MALFORMED;
+    }
+}
+
+/* An array of elements, all validated; m->items gets their bytes. */
+static st_t rd_items(cur_t *c, peer_msg_t *m, size_t max)
+{
+    size_t n;
+    TRY(rd_array(c, &n));
+    if (n > max) return PEER_PROTO_LIMIT;
+    size_t start = c->pos;
+    for (size_t i = 0; i < n; i++) TRY(rd_elem(c, m->type));
+    m->count = (uint32_t)n;
+    m->items.p = c->p + start;
+    m->items.len = c->pos - start;
+    return PEER_PROTO_OK;
+}
+
+static st_t rd_fields(cur_t *c, peer_msg_t *m)
+{
+    switch (m->type) {
+    case PEER_MSG_PING:
+    case PEER_MSG_PONG:
+        return PEER_PROTO_OK;
+    case PEER_MSG_GET:
+        return rd_key(c, &m->key);
+    case PEER_MSG_GET_RESP:
+        TRY(rd_u32(c, &m->status));
+        TRY(rd_bin(c, &m->value));
+        TRY(rd_text(c, PEER_CTYPE_MAX, &m->content_type));
+        TRY(rd_uint(c, UINT64_MAX, &m->version));
+        TRY(rd_origin(c, m->origin));
+        return rd_uint(c, UINT64_MAX, &m->ttl_ms);
+    case PEER_MSG_PUT:
+        TRY(rd_key(c, &m->key));
+        TRY(rd_bin(c, &m->value));
+        TRY(rd_text(c, PEER_CTYPE_MAX, &m->content_type));
+        TRY(rd_uint(c, UINT64_MAX, &m->ttl_ms));
+        TRY(rd_uint(c, UINT64_MAX, &m->version));
+        return rd_origin(c, m->origin);
+    case PEER_MSG_PUT_RESP:
+        TRY(rd_u32(c, &m->status));
+        return rd_uint(c, UINT64_MAX, &m->version);
+    case PEER_MSG_DELETE:
+        TRY(rd_key(c, &m->key));
+        return rd_uint(c, UINT64_MAX, &m->version);
+    case PEER_MSG_DELETE_RESP:
+        TRY(rd_u32(c, &m->status));
+        return rd_bool(c, &m->existed);
+    case PEER_MSG_INVALIDATE:
+        return rd_items(c, m, PEER_INVALIDATE_MAX);
+    case PEER_MSG_INVALIDATE_PATTERN:
+        TRY(rd_bin_len(c, 1, PEER_PATTERN_MAX, &m->pattern));
+        return rd_bool(c, &m->dry_run);
+    case PEER_MSG_INVALIDATE_RESP:
+        TRY(rd_uint(c, UINT64_MAX, &m->matched));
+        return rd_uint(c, UINT64_MAX, &m->invalidated);
+    case PEER_MSG_KEYS:
+        TRY(rd_bin_len(c, 1, PEER_PATTERN_MAX, &m->pattern));
+        TRY(rd_uint(c, UINT64_MAX, &m->cursor));
+        return rd_u32(c, &m->limit);
+    case PEER_MSG_KEYS_RESP:
+        TRY(rd_items(c, m, UINT32_MAX));
+        return rd_uint(c, UINT64_MAX, &m->cursor);
+    case PEER_MSG_HANDOFF:
+        return rd_items(c, m, UINT32_MAX);
+    case PEER_MSG_HANDOFF_RESP:
+        return rd_u32(c, &m->accepted);
+    case PEER_MSG_ERROR:
+        TRY(rd_u32(c, &m->code));
+        return rd_text(c, PEER_MESSAGE_MAX, &m->message);
+    }
+    return PEER_PROTO_MALFORMED;
+}
+
+peer_proto_status_t peer_msg_decode(const uint8_t *buf, size_t len, peer_msg_t *m)
+{
+    cur_t c = {.p = buf, .len = buf ? len : 0};
+    size_t n;
+    uint64_t t;
+    memset(m, 0, sizeof *m);
+    TRY(rd_array(&c, &n));
+    if (n < 3) return PEER_PROTO_MALFORMED;
+    TRY(rd_uint(&c, UINT64_MAX, &t));
+    if (t == 0) return PEER_PROTO_MALFORMED;
+    TRY(rd_uint(&c, UINT64_MAX, &m->id));
+    TRY(rd_u32(&c, &m->flags));
+    if (t > PEER_MSG_MAX) {
+        /* Still well-formed to the end, or it is garbage, not a newer peer. */
+        TRY(skip_values(&c, n - 3));
+        if (c.pos != c.len) return PEER_PROTO_MALFORMED;
+        m->type = (peer_msg_type_t)(t > INT32_MAX ? INT32_MAX : t);
+        return PEER_PROTO_UNKNOWN_TYPE;
+    }
+    m->type = (peer_msg_type_t)t;
+    if (n < 3u + msg_fields[t]) return PEER_PROTO_MALFORMED;
+    TRY(rd_fields(&c, m));
+    TRY(skip_values(&c, n - 3 - msg_fields[t]));
+    if (c.pos != c.len) return PEER_PROTO_MALFORMED;
+    return PEER_PROTO_OK;
+}
+
+/* ---- iterators --------------------------------------------------------- */
+
+void peer_iter_init(peer_iter_t *it, const peer_msg_t *m)
+{
+    it->p = m->items.p;
+    it->len = m->items.p ? m->items.len : 0;
+    it->pos = 0;
+    it->left = m->items.p ? m->count : 0;
+    it->type = m->type;
+}
+
+/* The elements were validated by peer_msg_decode; the checks here only keep
+ * a misused iterator (wrong type, hand-filled message) from reading out of
+ * bounds. */
+static bool iter_step(peer_iter_t *it, peer_msg_type_t want, void *out)
+{
+    if (it->type != want || it->left == 0) return false;
+    cur_t c = {.p = it->p, .len = it->len, .pos = it->pos};
+    st_t rc;
+    switch (want) {
+    case PEER_MSG_INVALIDATE:
+        rc = rd_key(&c, out);
+        break;
+    case PEER_MSG_KEYS_RESP:
+        rc = rd_keyinfo(&c, out);
+        break;
+    default:
+        rc = rd_entry(&c, out);
+        break;
+    }
+    if (rc != PEER_PROTO_OK) {
+        it->left = 0;
+        return false;
+    }
+    it->pos = c.pos;
+    it->left--;
+    return true;
+}
+
+bool peer_iter_key(peer_iter_t *it, peer_bytes_t *key)
+{
+    return iter_step(it, PEER_MSG_INVALIDATE, key);
+}
+
+bool peer_iter_keyinfo(peer_iter_t *it, peer_keyinfo_t *ki)
+{
+    return iter_step(it, PEER_MSG_KEYS_RESP, ki);
+}
+
+bool peer_iter_entry(peer_iter_t *it, peer_entry_t *e)
+{
+    return iter_step(it, PEER_MSG_HANDOFF, e);
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+peer_scan_t peer_frame_scan(const uint8_t *buf, size_t len, size_t max_frame, peer_span_t *span)
+{
+    span->off = PEER_LEN_PREFIX;
+    span->len = 0;
+    if (!buf || len < PEER_LEN_PREFIX) {
+        span->end = PEER_LEN_PREFIX;
+        return PEER_SCAN_NEED_MORE;
+    }
+    uint32_t n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+    span->len = n;
+    span->end = PEER_LEN_PREFIX + (size_t)n;
+    if (n > max_frame) return PEER_SCAN_TOO_BIG;
+    if (n < PEER_FRAME_MIN) return PEER_SCAN_TOO_SMALL;
+    return len >= span->end ? PEER_SCAN_READY : PEER_SCAN_NEED_MORE;
+}
+
+peer_proto_status_t peer_frame_seal(const seal_keyring_t *r, const uint8_t *body, size_t body_len, size_t max_frame,
+                                    uint8_t *out, size_t cap, size_t *out_len)
+{
+    size_t over = seal_overhead(r);
+    if (body_len == 0) return PEER_PROTO_MALFORMED; /* no body is a valid message */
+    if (body_len > UINT32_MAX - over || body_len + over > max_frame) return PEER_PROTO_TOO_BIG;
+    if (!out || cap < PEER_LEN_PREFIX) return PEER_PROTO_TOO_BIG;
+    size_t n;
+    if (seal_seal(r, body, body_len, out + PEER_LEN_PREFIX, cap - PEER_LEN_PREFIX, &n) != SEAL_OK)
+        return PEER_PROTO_TOO_BIG;
+    out[0] = (uint8_t)(n >> 24);
+    out[1] = (uint8_t)(n >> 16);
+    out[2] = (uint8_t)(n >> 8);
+    out[3] = (uint8_t)n;
+    if (out_len) *out_len = PEER_LEN_PREFIX + n;
+    return PEER_PROTO_OK;
+}
+
+peer_proto_status_t peer_frame_encode(const seal_keyring_t *r, const peer_msg_t *m, size_t max_frame,
+                                      uint8_t *scratch, size_t scratch_cap, uint8_t *out, size_t cap,
+                                      size_t *out_len)
+{
+    size_t body_len;
+    TRY(peer_msg_encode(m, scratch, scratch_cap, &body_len));
+    return peer_frame_seal(r, scratch, body_len, max_frame, out, cap, out_len);
+}
+
+peer_proto_status_t peer_frame_decode(const seal_keyring_t *r, const uint8_t *payload, size_t len, uint8_t *body,
+                                      size_t cap, peer_msg_t *m, seal_status_t *seal)
+{
+    size_t body_len;
+    seal_status_t s = seal_open(r, payload, len, body, cap, &body_len);
+    if (seal) *seal = s;
+    if (s != SEAL_OK) {
+        memset(m, 0, sizeof *m);
+        return PEER_PROTO_SEAL;
+    }
+    return peer_msg_decode(body, body_len, m);
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+const char *peer_proto_status_name(peer_proto_status_t s)
+{
+    switch (s) {
+    case PEER_PROTO_OK:
+        return "ok";
+    case PEER_PROTO_TRUNCATED:
+        return "truncated";
+    case PEER_PROTO_MALFORMED:
+        return "malformed";
+    case PEER_PROTO_LIMIT:
+        return "limit";
+    case PEER_PROTO_UNKNOWN_TYPE:
+        return "unknown_type";
+    case PEER_PROTO_TOO_BIG:
+        return "too_big";
+    case PEER_PROTO_SEAL:
+        return "seal";
+    }
+    return "unknown";
+}
+
+const char *peer_scan_name(peer_scan_t s)
+{
+    switch (s) {
+    case PEER_SCAN_READY:
+        return "ready";
+    case PEER_SCAN_NEED_MORE:
+        return "need_more";
+    case PEER_SCAN_TOO_BIG:
+        return "frame_too_big";
+    case PEER_SCAN_TOO_SMALL:
+        return "frame_too_small";
+    }
+    return "unknown";
+}
+
+const char *peer_msg_type_name(peer_msg_type_t t)
+{
+    static const char *const names[] = {
+        [PEER_MSG_PING] = "ping",
+        [PEER_MSG_PONG] = "pong",
+        [PEER_MSG_GET] = "get",
+        [PEER_MSG_GET_RESP] = "get_resp",
+        [PEER_MSG_PUT] = "put",
+        [PEER_MSG_PUT_RESP] = "put_resp",
+        [PEER_MSG_DELETE] = "delete",
+        [PEER_MSG_DELETE_RESP] = "delete_resp",
+        [PEER_MSG_INVALIDATE] = "invalidate",
+        [PEER_MSG_INVALIDATE_PATTERN] = "invalidate_pattern",
+        [PEER_MSG_INVALIDATE_RESP] = "invalidate_resp",
+        [PEER_MSG_KEYS] = "keys",
+        [PEER_MSG_KEYS_RESP] = "keys_resp",
+        [PEER_MSG_HANDOFF] = "handoff",
+        [PEER_MSG_HANDOFF_RESP] = "handoff_resp",
+        [PEER_MSG_ERROR] = "error",
+    };
+    if ((unsigned)t >= 1 && (unsigned)t <= PEER_MSG_MAX) return names[t];
+    return "unknown";
+}
+
+const char *peer_status_name(uint32_t status)
+{
+    static const char *const names[] = {
+        [PEER_STATUS_OK] = "ok",
+        [PEER_STATUS_NOT_FOUND] = "not_found",
+        [PEER_STATUS_STALE] = "stale",
+        [PEER_STATUS_TOO_LARGE] = "too_large",
+        [PEER_STATUS_UNAVAILABLE] = "unavailable",
+        [PEER_STATUS_BAD_REQUEST] = "bad_request",
+        [PEER_STATUS_NOT_OWNER] = "not_owner",
+        [PEER_STATUS_TIMEOUT] = "timeout",
+        [PEER_STATUS_INTERNAL] = "internal",
+        [PEER_STATUS_UNSUPPORTED] = "unsupported",
+    };
+    if (status < sizeof names / sizeof names[0]) return names[status];
+    return "unknown";
+}
