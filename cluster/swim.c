@@ -215,7 +215,9 @@ swim_t *swim_new(const swim_config_t *cfg, const swim_callbacks_t *cb, int64_t n
      * start together do not fire together. */
     s->next_probe_ms = now + swim_rand_below(s, cfg->probe_interval_ms);
     s->next_gossip_ms = now + swim_rand_below(s, cfg->gossip_interval_ms);
-    s->next_push_pull_ms = cfg->push_pull_interval_ms ? now + cfg->push_pull_interval_ms : INT64_MAX;
+    /* Placed at random within the first (scaled) interval on the first
+     * tick: members started together must not all exchange state at once. */
+    s->next_push_pull_ms = cfg->push_pull_interval_ms ? INT64_MIN : INT64_MAX;
     s->susp_next_ms = INT64_MAX;
     return s;
 }
