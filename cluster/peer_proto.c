@@ -4,6 +4,8 @@
 
 #include <msgpack/pack.h>
 
+#include "cluster/mpk.h"
+
 typedef peer_proto_status_t st_t;
 
 #define TRY(expr)                                                                                                      \
@@ -14,30 +16,8 @@ typedef peer_proto_status_t st_t;
 
 /* ---- encoding ---------------------------------------------------------- */
 
-/* Where the packer's bytes go: a caller's buffer, or (buf NULL) nowhere, only
- * counting, which is how peer_msg_size measures what the encoder writes. */
-typedef struct sink {
-    uint8_t *buf;
-    size_t cap, len;
-    bool failed;
-} sink_t;
-
-static int sink_write(void *data, const char *bytes, size_t n)
-{
-    sink_t *s = data;
-    if (s->failed) return -1;
-    if (s->buf == NULL) {
-        s->len += n;
-        return 0;
-    }
-    if (n > s->cap - s->len) {
-        s->failed = true;
-        return -1;
-    }
-    if (n) memcpy(s->buf + s->len, bytes, n);
-    s->len += n;
-    return 0;
-}
+typedef mpk_sink_t sink_t;
+#define sink_write mpk_sink_write
 
 static bool key_ok(peer_bytes_t k)
 {
@@ -218,87 +198,23 @@ peer_proto_status_t peer_msg_encode(const peer_msg_t *m, uint8_t *buf, size_t ca
 
 /* ---- decoding ---------------------------------------------------------- */
 
-/* A bounded reader (as in swim_proto.c): msgpack_unpack would allocate from
- * headers before seeing the elements; here every length is checked against
- * the bytes left before it is used. */
-typedef struct cur {
-    const uint8_t *p;
-    size_t len, pos;
-} cur_t;
-
-static size_t cur_left(const cur_t *c)
-{
-    return c->len - c->pos;
-}
-
-static st_t cur_byte(cur_t *c, uint8_t *b)
-{
-    if (cur_left(c) < 1) return PEER_PROTO_TRUNCATED;
-    *b = c->p[c->pos++];
-    return PEER_PROTO_OK;
-}
-
-static st_t cur_be(cur_t *c, size_t n, uint64_t *v)
-{
-    if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) x = (x << 8) | c->p[c->pos + i];
-    c->pos += n;
-    *v = x;
-    return PEER_PROTO_OK;
-}
+/* The shared bounded reader (cluster/mpk.h); statuses convert by a cast. */
+typedef mpk_reader_t cur_t;
+#define cur_left mpk_left
 
 static st_t rd_array(cur_t *c, size_t *n)
 {
-    uint8_t b;
-    uint64_t v;
-    TRY(cur_byte(c, &b));
-    if ((b & 0xf0) == 0x90) v = b & 0x0f;
-    else if (b == 0xdc) TRY(cur_be(c, 2, &v));
-    else if (b == 0xdd) TRY(cur_be(c, 4, &v));
-    else return PEER_PROTO_MALFORMED;
-    /* Every element takes at least one byte: a longer count is a lie. */
-    if (v > cur_left(c)) return PEER_PROTO_TRUNCATED;
-    *n = (size_t)v;
-    return PEER_PROTO_OK;
+    return (st_t)mpk_array(c, n);
 }
 
-/* Any msgpack integer, as a sign and magnitude. */
 static st_t rd_int_raw(cur_t *c, bool *neg, uint64_t *v)
 {
-    uint8_t b;
-    uint64_t x;
-    TRY(cur_byte(c, &b));
-    *neg = false;
-    if (b <= 0x7f) {
-        x = b;
-    } else if (b >= 0xe0) {
-        *neg = true;
-        x = (uint64_t)(int64_t)(int8_t)b;
-    } else if (b >= 0xcc && b <= 0xcf) {
-        TRY(cur_be(c, (size_t)1 << (b - 0xcc), &x));
-    } else if (b >= 0xd0 && b <= 0xd3) {
-        size_t n = (size_t)1 << (b - 0xd0);
-        TRY(cur_be(c, n, &x));
-        if (x >> (n * 8 - 1)) { /* negative: sign-extend */
-            *neg = true;
-            if (n < 8) x |= ~(uint64_t)0 << (n * 8);
-        }
-    } else {
-        return PEER_PROTO_MALFORMED;
-    }
-    *v = x;
-    return PEER_PROTO_OK;
+    return (st_t)mpk_int(c, neg, v);
 }
 
 static st_t rd_uint(cur_t *c, uint64_t max, uint64_t *v)
 {
-    bool neg;
-    uint64_t x;
-    TRY(rd_int_raw(c, &neg, &x));
-    if (neg || x > max) return PEER_PROTO_MALFORMED;
-    *v = x;
-    return PEER_PROTO_OK;
+    return (st_t)mpk_uint(c, max, v);
 }
 
 static st_t rd_u32(cur_t *c, uint32_t *v)
@@ -321,30 +237,12 @@ static st_t rd_i64(cur_t *c, int64_t *v)
 
 static st_t rd_bool(cur_t *c, bool *v)
 {
-    uint8_t b;
-    TRY(cur_byte(c, &b));
-    if (b != 0xc2 && b != 0xc3) return PEER_PROTO_MALFORMED;
-    *v = b == 0xc3;
-    return PEER_PROTO_OK;
-}
-
-static st_t rd_body(cur_t *c, uint64_t n, peer_bytes_t *out)
-{
-    if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
-    out->p = c->p + c->pos;
-    out->len = (size_t)n;
-    c->pos += (size_t)n;
-    return PEER_PROTO_OK;
+    return (st_t)mpk_bool(c, v);
 }
 
 static st_t rd_bin(cur_t *c, peer_bytes_t *out)
 {
-    uint8_t b;
-    uint64_t n;
-    TRY(cur_byte(c, &b));
-    if (b < 0xc4 || b > 0xc6) return PEER_PROTO_MALFORMED;
-    TRY(cur_be(c, (size_t)1 << (b - 0xc4), &n));
-    return rd_body(c, n, out);
+    return (st_t)mpk_bin(c, &out->p, &out->len);
 }
 
 /* A bin of min..max bytes (keys, patterns). */
@@ -363,13 +261,7 @@ static st_t rd_key(cur_t *c, peer_bytes_t *out)
  * and logs as a C string). */
 static st_t rd_text(cur_t *c, size_t max, peer_bytes_t *out)
 {
-    uint8_t b;
-    uint64_t n;
-    TRY(cur_byte(c, &b));
-    if ((b & 0xe0) == 0xa0) n = b & 0x1f;
-    else if (b >= 0xd9 && b <= 0xdb) TRY(cur_be(c, (size_t)1 << (b - 0xd9), &n));
-    else return PEER_PROTO_MALFORMED;
-    TRY(rd_body(c, n, out));
+    TRY((st_t)mpk_str(c, &out->p, &out->len));
     if (out->len > max) return PEER_PROTO_LIMIT;
     if (out->len && memchr(out->p, '\0', out->len)) return PEER_PROTO_MALFORMED;
     return PEER_PROTO_OK;
@@ -384,47 +276,9 @@ static st_t rd_origin(cur_t *c, uint8_t *id)
     return PEER_PROTO_OK;
 }
 
-/* Skips n whole values of any type, iteratively (nesting cannot exhaust the
- * stack); the pending counter stays bounded since every count is checked
- * against the bytes left. */
 static st_t skip_values(cur_t *c, size_t pending)
 {
-    while (pending > 0) {
-        pending--;
-        uint8_t b;
-        uint64_t n = 0;
-        TRY(cur_byte(c, &b));
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) continue;
-        if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd || b == 0xde || b == 0xdf) {
-            if (b <= 0x9f) n = b & 0x0f;
-            else TRY(cur_be(c, (b == 0xdc || b == 0xde) ? 2 : 4, &n));
-            if (b <= 0x8f || b >= 0xde) n *= 2;
-            if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
-            pending += (size_t)n;
-            continue;
-        }
-        if ((b & 0xe0) == 0xa0) {
-            n = b & 0x1f;
-        } else if (b >= 0xc4 && b <= 0xc6) {
-            TRY(cur_be(c, (size_t)1 << (b - 0xc4), &n));
-        } else if (b >= 0xc7 && b <= 0xc9) {
-            TRY(cur_be(c, (size_t)1 << (b - 0xc7), &n));
-            n += 1;
-        } else if (b == 0xca || b == 0xcb) {
-            n = b == 0xca ? 4 : 8;
-        } else if (b >= 0xcc && b <= 0xd3) {
-            n = (uint64_t)1 << ((b - 0xcc) & 3);
-        } else if (b >= 0xd4 && b <= 0xd8) {
-            n = ((uint64_t)1 << (b - 0xd4)) + 1;
-        } else if (b >= 0xd9 && b <= 0xdb) {
-            TRY(cur_be(c, (size_t)1 << (b - 0xd9), &n));
-        } else {
-            return PEER_PROTO_MALFORMED; /* 0xc1 */
-        }
-        if (n > cur_left(c)) return PEER_PROTO_TRUNCATED;
-        c->pos += (size_t)n;
-    }
-    return PEER_PROTO_OK;
+    return (st_t)mpk_skip(c, pending);
 }
 
 /* Array elements: [key, size, ttl_ms] and [key, value, content_type, version,

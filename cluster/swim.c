@@ -217,7 +217,8 @@ swim_t *swim_new(const swim_config_t *cfg, const swim_callbacks_t *cb, int64_t n
     s->next_gossip_ms = now + swim_rand_below(s, cfg->gossip_interval_ms);
     /* Placed at random within the first (scaled) interval on the first
      * tick: members started together must not all exchange state at once. */
-    s->next_push_pull_ms = cfg->push_pull_interval_ms ? INT64_MIN : INT64_MAX;
+    s->next_push_pull_ms = cfg->push_pull_interval_ms ? now : INT64_MAX;
+    s->push_pull_placed = false;
     s->susp_next_ms = INT64_MAX;
     return s;
 }

@@ -43,6 +43,7 @@ struct swim {
     int64_t next_probe_ms;       /* end of this period, start of the next */
     int64_t next_gossip_ms;
     int64_t next_push_pull_ms;
+    bool push_pull_placed;       /* the first exchange got its random place */
     int64_t susp_next_ms;        /* earliest suspicion deadline (or later) */
 
     swim_relay_t *relays;        /* SWIM_MAX_RELAYS, allocated on first use */

@@ -232,8 +232,10 @@ void swim_tick(swim_t *s, int64_t now)
         if (s->probing && !s->probe_acked && !s->indirect_sent && now >= s->probe_timeout_at)
             swim_send_indirect(s, now);
         if (s->nrelays) swim_check_relays(s, now);
-        if (s->next_push_pull_ms == INT64_MIN)
+        if (!s->push_pull_placed && s->next_push_pull_ms != INT64_MAX) {
+            s->push_pull_placed = true;
             s->next_push_pull_ms = now + 1 + (int64_t)(swim_rand(s) % (uint64_t)swim_push_pull_interval(s));
+        }
         if (now >= s->next_push_pull_ms) {
             s->next_push_pull_ms = now + swim_push_pull_interval(s);
             uint32_t pick;

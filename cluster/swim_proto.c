@@ -5,46 +5,13 @@
 
 #include <msgpack/pack.h>
 
+#include "cluster/mpk.h"
+
 /* ---- encoding ---------------------------------------------------------- */
 
-/* Where the packer's bytes go. A NULL buf only counts, which is how
- * swim_msg_size measures exactly what the encoder would write. */
-typedef struct sink {
-    uint8_t *buf;
-    size_t cap, len;
-    bool grow; /* realloc when full (the state writer) instead of failing */
-    bool failed;
-} sink_t;
-
-static bool sink_reserve(sink_t *s, size_t n)
-{
-    if (n <= s->cap - s->len) return true;
-    if (!s->grow || n > SIZE_MAX / 2 - s->len) return false;
-    size_t cap = s->cap ? s->cap : 256;
-    while (cap - s->len < n) cap *= 2;
-    uint8_t *p = realloc(s->buf, cap);
-    if (!p) return false;
-    s->buf = p;
-    s->cap = cap;
-    return true;
-}
-
-static int sink_write(void *data, const char *bytes, size_t n)
-{
-    sink_t *s = data;
-    if (s->failed) return -1;
-    if (s->buf == NULL && !s->grow) {
-        s->len += n;
-        return 0;
-    }
-    if (!sink_reserve(s, n)) {
-        s->failed = true;
-        return -1;
-    }
-    if (n) memcpy(s->buf + s->len, bytes, n); /* bytes may be NULL when n == 0 */
-    s->len += n;
-    return 0;
-}
+typedef mpk_sink_t sink_t;
+#define sink_write mpk_sink_write
+#define sink_reserve mpk_sink_reserve
 
 static bool str_fits(const char *s, size_t field)
 {
@@ -288,14 +255,6 @@ uint8_t *swim_state_finish(swim_state_writer_t *w, size_t *len)
 
 /* ---- decoding ---------------------------------------------------------- */
 
-/* A bounded reader. msgpack_unpack is not used on purpose: it allocates
- * arrays from their headers before seeing the elements, so five bytes could
- * ask for gigabytes. Here every length is checked against the bytes left. */
-typedef struct cur {
-    const uint8_t *p;
-    size_t len, pos;
-} cur_t;
-
 typedef swim_proto_status_t st_t;
 
 #define TRY(expr)                                                                                                      \
@@ -304,108 +263,42 @@ typedef swim_proto_status_t st_t;
         if (try_rc_ != SWIM_PROTO_OK) return try_rc_;                                                                  \
     } while (0)
 
-static size_t cur_left(const cur_t *c)
-{
-    return c->len - c->pos;
-}
+typedef mpk_reader_t cur_t;
+#define cur_left mpk_left
 
-static st_t cur_byte(cur_t *c, uint8_t *b)
-{
-    if (cur_left(c) < 1) return SWIM_PROTO_TRUNCATED;
-    *b = c->p[c->pos++];
-    return SWIM_PROTO_OK;
-}
-
-/* Big-endian unsigned of n (1, 2, 4 or 8) bytes. */
-static st_t cur_be(cur_t *c, size_t n, uint64_t *v)
-{
-    if (n > cur_left(c)) return SWIM_PROTO_TRUNCATED;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) x = (x << 8) | c->p[c->pos + i];
-    c->pos += n;
-    *v = x;
-    return SWIM_PROTO_OK;
-}
-
+/* The shared bounded reader (cluster/mpk.h); statuses convert by a cast. */
 static st_t rd_array(cur_t *c, size_t *n)
 {
-    uint8_t b;
-    uint64_t v;
-    TRY(cur_byte(c, &b));
-    if ((b & 0xf0) == 0x90) v = b & 0x0f;
-    else if (b == 0xdc) TRY(cur_be(c, 2, &v));
-    else if (b == 0xdd) TRY(cur_be(c, 4, &v));
-    else return SWIM_PROTO_MALFORMED;
-    /* Every element takes at least one byte: a longer count is a lie. */
-    if (v > cur_left(c)) return SWIM_PROTO_TRUNCATED;
-    *n = (size_t)v;
-    return SWIM_PROTO_OK;
+    return (st_t)mpk_array(c, n);
 }
 
-/* Any msgpack integer encoding of a non-negative value: senders are free to
- * pick a wider form than needed. */
 static st_t rd_uint(cur_t *c, uint64_t max, uint64_t *v)
 {
-    uint8_t b;
-    uint64_t x;
-    TRY(cur_byte(c, &b));
-    if (b <= 0x7f) {
-        x = b;
-    } else if (b >= 0xcc && b <= 0xcf) {
-        TRY(cur_be(c, (size_t)1 << (b - 0xcc), &x));
-    } else if (b >= 0xd0 && b <= 0xd3) {
-        size_t n = (size_t)1 << (b - 0xd0);
-        TRY(cur_be(c, n, &x));
-        if (x >> (n * 8 - 1)) return SWIM_PROTO_MALFORMED; /* negative */
-    } else {
-        return SWIM_PROTO_MALFORMED; /* negative fixint or not an integer */
-    }
-    if (x > max) return SWIM_PROTO_MALFORMED;
-    *v = x;
-    return SWIM_PROTO_OK;
+    return (st_t)mpk_uint(c, max, v);
 }
 
 static st_t rd_bool(cur_t *c, bool *v)
 {
-    uint8_t b;
-    TRY(cur_byte(c, &b));
-    if (b != 0xc2 && b != 0xc3) return SWIM_PROTO_MALFORMED;
-    *v = b == 0xc3;
-    return SWIM_PROTO_OK;
+    return (st_t)mpk_bool(c, v);
 }
 
-static st_t rd_body(cur_t *c, uint64_t n, const uint8_t **p, size_t *len)
+static st_t skip_values(cur_t *c, size_t pending)
 {
-    if (n > cur_left(c)) return SWIM_PROTO_TRUNCATED;
-    *p = c->p + c->pos;
-    *len = (size_t)n;
-    c->pos += (size_t)n;
-    return SWIM_PROTO_OK;
+    return (st_t)mpk_skip(c, pending);
 }
 
 static st_t rd_bin(cur_t *c, const uint8_t **p, size_t *len)
 {
-    uint8_t b;
-    uint64_t n;
-    TRY(cur_byte(c, &b));
-    if (b < 0xc4 || b > 0xc6) return SWIM_PROTO_MALFORMED;
-    TRY(cur_be(c, (size_t)1 << (b - 0xc4), &n));
-    return rd_body(c, n, p, len);
+    return (st_t)mpk_bin(c, p, len);
 }
 
 /* Copies a string into a fixed field with its NUL. An embedded NUL would make
  * the C string differ from what the peer meant, so it is refused. */
 static st_t rd_str(cur_t *c, char *dst, size_t field)
 {
-    uint8_t b;
-    uint64_t n;
-    TRY(cur_byte(c, &b));
-    if ((b & 0xe0) == 0xa0) n = b & 0x1f;
-    else if (b >= 0xd9 && b <= 0xdb) TRY(cur_be(c, (size_t)1 << (b - 0xd9), &n));
-    else return SWIM_PROTO_MALFORMED;
     const uint8_t *p;
     size_t len;
-    TRY(rd_body(c, n, &p, &len));
+    TRY((st_t)mpk_str(c, &p, &len));
     if (len >= field || memchr(p, '\0', len)) return SWIM_PROTO_MALFORMED;
     memcpy(dst, p, len);
     dst[len] = '\0';
@@ -440,49 +333,6 @@ static st_t rd_addr(cur_t *c, swim_addr_t *a)
     a->family = iplen == 4 ? 4 : 6;
     memcpy(a->ip, ip, iplen);
     a->port = (uint16_t)port;
-    return SWIM_PROTO_OK;
-}
-
-/* Skips n whole values of any type. Iterative (a counter of values still to
- * skip) so nesting depth cannot exhaust the stack; the counter stays bounded
- * because every count is checked against the bytes left. */
-static st_t skip_values(cur_t *c, size_t pending)
-{
-    while (pending > 0) {
-        pending--;
-        uint8_t b;
-        uint64_t n = 0;
-        TRY(cur_byte(c, &b));
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) continue;
-        if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd || b == 0xde || b == 0xdf) {
-            if (b <= 0x9f) n = b & 0x0f;
-            else TRY(cur_be(c, (b == 0xdc || b == 0xde) ? 2 : 4, &n));
-            if (b <= 0x8f || b >= 0xde) n *= 2; /* maps hold key and value */
-            if (n > cur_left(c)) return SWIM_PROTO_TRUNCATED;
-            pending += (size_t)n;
-            continue;
-        }
-        if ((b & 0xe0) == 0xa0) {
-            n = b & 0x1f;
-        } else if (b >= 0xc4 && b <= 0xc6) {
-            TRY(cur_be(c, (size_t)1 << (b - 0xc4), &n));
-        } else if (b >= 0xc7 && b <= 0xc9) {
-            TRY(cur_be(c, (size_t)1 << (b - 0xc7), &n));
-            n += 1; /* the ext type byte */
-        } else if (b == 0xca || b == 0xcb) {
-            n = b == 0xca ? 4 : 8;
-        } else if (b >= 0xcc && b <= 0xd3) {
-            n = (uint64_t)1 << ((b - 0xcc) & 3);
-        } else if (b >= 0xd4 && b <= 0xd8) {
-            n = ((uint64_t)1 << (b - 0xd4)) + 1;
-        } else if (b >= 0xd9 && b <= 0xdb) {
-            TRY(cur_be(c, (size_t)1 << (b - 0xd9), &n));
-        } else {
-            return SWIM_PROTO_MALFORMED; /* 0xc1, never used */
-        }
-        if (n > cur_left(c)) return SWIM_PROTO_TRUNCATED;
-        c->pos += (size_t)n;
-    }
     return SWIM_PROTO_OK;
 }
 

@@ -29,9 +29,9 @@ failed=0
 
 for t in $targets; do
     case $t in
-    swim_proto) srcs="$top/cluster/swim_proto.c" ;;
+    swim_proto) srcs="$top/cluster/swim_proto.c $top/cluster/mpk.c" ;;
     seal) srcs="$top/cluster/seal.c" ;;
-    peer_proto) srcs="$top/cluster/peer_proto.c $top/cluster/seal.c" ;;
+    peer_proto) srcs="$top/cluster/peer_proto.c $top/cluster/mpk.c $top/cluster/seal.c" ;;
     *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
     esac
     bin="$work/fuzz_$t"
