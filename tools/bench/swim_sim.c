@@ -3,7 +3,7 @@
  * fails. Run through tools/bench/swim-sim.
  *
  *   swim_sim_bench [--sizes 100,1000,10000] [--trials N] [--fp-seconds S] [--fp-members N]
- *                  [--seed S] [--only detect,dissem,load,fp,speed]
+ *                  [--seed S] [--only detect,dissem,load,fp,speed] [--fp-scenario 0|1|2]
  *
  * Every run starts from a converged cluster (members know each other), so
  * the figures describe steady state, not the join storm. */
@@ -19,6 +19,7 @@ static uint64_t seed = 20261125;
 static int trials = 5;
 static int fp_seconds = 3600;
 static char sections[128] = "detect,dissem,load,fp,speed";
+static int fp_scenario = -1; /* -1 = all */
 
 static bool want(const char *section)
 {
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--fp-members")) fp_n = (size_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--only")) snprintf(sections, sizeof sections, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--fp-scenario")) fp_scenario = atoi(argv[i + 1]);
     }
     printf("swim-sim: seed %llu, %d trials per figure, defaults of memberlist's LAN profile\n",
            (unsigned long long)seed, trials);
@@ -232,6 +234,7 @@ int main(int argc, char **argv)
         bool pauses;
     } sc[] = {{"5% packet loss", 0.05, false}, {"10% packet loss", 0.10, false}, {"5% paused 2-5 s", 0, true}};
     for (int i = 0; i < 3; i++) {
+        if (fp_scenario >= 0 && fp_scenario != i) continue;
         uint64_t a = false_positives(fp_n, true, sc[i].loss, sc[i].pauses);
         uint64_t b = false_positives(fp_n, false, sc[i].loss, sc[i].pauses);
         printf("  %-24s  %10llu  %10llu\n", sc[i].name, (unsigned long long)a, (unsigned long long)b);
