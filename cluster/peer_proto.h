@@ -103,6 +103,7 @@ typedef enum {
 /* Request flags. */
 #define PEER_F_FORWARDED 0x1u /* already forwarded once: never forward again */
 #define PEER_F_REPLICA 0x2u   /* a write from the primary to a replica */
+#define PEER_F_CREATED 0x4u   /* PUT_RESP: the key was not there before */
 
 typedef enum {
     PEER_STATUS_OK = 0,

@@ -192,7 +192,7 @@ static void http_on_connection(uv_stream_t *listener, int status)
     http_conn_start(s, c);
 }
 
-int http_server_listen(http_server_t *s, const char *host, int port)
+int http_listen_socket(const char *host, int port, int *fd_out, int *port_out)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -221,8 +221,16 @@ int http_server_listen(http_server_t *s, const char *host, int port)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &sl);
-    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+int http_server_listen(http_server_t *s, const char *host, int port)
+{
+    int fd, rc;
+    if ((rc = http_listen_socket(host, port, &fd, &s->port)) != 0) return rc;
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     if ((rc = uv_tcp_open(&s->listener, fd)) != 0 ||

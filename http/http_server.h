@@ -100,6 +100,10 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_limits_t *limits,
  * error code. */
 int http_server_listen(http_server_t *s, const char *host, int port);
 int http_server_port(const http_server_t *s);
+/* The listening socket http_server_listen uses (SO_REUSEPORT, backlog
+ * 1024), for other TCP services that share a port across loops: *fd_out is
+ * a bound, listening socket and *port_out its port. */
+int http_listen_socket(const char *host, int port, int *fd_out, int *port_out);
 
 /* Graceful stop: stops accepting, closes idle connections, lets requests in
  * flight finish (their responses carry `Connection: close`), and calls

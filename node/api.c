@@ -1,6 +1,7 @@
 #include "node/api.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/http_url.h"
@@ -19,11 +20,70 @@ void api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
     a->started_ms = sysinfo_now_ms();
     pthread_mutex_init(&a->hlc_lock, NULL);
     hlc_init(&a->hlc);
+    topo_slot_init(&a->topo);
 }
 
 void api_destroy(api_t *a)
 {
+    topo_slot_destroy(&a->topo);
     pthread_mutex_destroy(&a->hlc_lock);
+}
+
+int api_worker_init(api_worker_t *w, api_t *a, uv_loop_t *loop)
+{
+    memset(w, 0, sizeof *w);
+    w->api = a;
+    w->loop = loop;
+    w->flights = calloc(API_FLIGHT_BUCKETS, sizeof *w->flights);
+    peer_conn_config_t cc = {.keyring = a->keyring, .stats = &a->peer_stats};
+    peer_pool_config_t pc = {.conn = cc,
+                             .connect_timeout_ms = a->cfg->peer_connect_timeout_ms,
+                             .request_timeout_ms = a->cfg->peer_timeout_ms};
+    peer_server_config_t sc = {.conn = cc};
+    w->pool = peer_pool_new(loop, &pc);
+    w->peer_server = peer_server_new(loop, &sc, api_peer_serve, w);
+    if (!w->flights || !w->pool || !w->peer_server) {
+        api_worker_free(w);
+        return UV_ENOMEM;
+    }
+    return 0;
+}
+
+typedef struct api_worker_closing {
+    unsigned left;
+    void (*done)(void *);
+    void *arg;
+} api_worker_closing_t;
+
+static void api_worker_part_closed(void *arg)
+{
+    api_worker_closing_t *c = arg;
+    if (--c->left) return;
+    c->done(c->arg);
+    free(c);
+}
+
+void api_worker_close(api_worker_t *w, void (*done)(void *arg), void *arg)
+{
+    api_worker_closing_t *c = malloc(sizeof *c);
+    if (!c) abort(); /* a few bytes at shutdown; nothing sensible to do without them */
+    c->left = 2;
+    c->done = done;
+    c->arg = arg;
+    topo_cache_clear(&w->topo);
+    peer_server_close(w->peer_server, api_worker_part_closed, c);
+    peer_pool_close(w->pool, api_worker_part_closed, c);
+}
+
+void api_worker_free(api_worker_t *w)
+{
+    peer_pool_free(w->pool);
+    peer_server_free(w->peer_server);
+    free(w->flights);
+    topo_cache_clear(&w->topo);
+    w->pool = NULL;
+    w->peer_server = NULL;
+    w->flights = NULL;
 }
 
 bool api_register_server(api_t *a, http_server_stats_t *stats)
@@ -133,7 +193,8 @@ static void api_method_not_allowed(http_request_t *r, const char *allow)
 
 static void api_on_request(http_request_t *r, void *ctx)
 {
-    api_t *a = ctx;
+    api_worker_t *w = ctx;
+    api_t *a = w->api;
     size_t plen;
     const char *path = http_request_path(r, &plen);
     http_method_t m = http_request_method(r);
@@ -144,7 +205,7 @@ static void api_on_request(http_request_t *r, void *ctx)
     if (plen >= pre && memcmp(path, API_CACHE_PREFIX, pre) == 0) {
         metrics_op_t op = m == HTTP_M_PUT ? METRICS_OP_PUT : m == HTTP_M_DELETE ? METRICS_OP_DELETE : METRICS_OP_GET;
         http_request_set_tag(r, API_TAG(op));
-        if (get || m == HTTP_M_PUT || m == HTTP_M_DELETE) api_cache_item(a, r, path + pre, plen - pre);
+        if (get || m == HTTP_M_PUT || m == HTTP_M_DELETE) api_cache_item(w, r, path + pre, plen - pre);
         else api_method_not_allowed(r, "GET, HEAD, PUT, DELETE");
         return;
     }
@@ -164,7 +225,7 @@ static void api_on_request(http_request_t *r, void *ctx)
 
 static size_t api_body_limit(const http_request_t *r, void *ctx)
 {
-    api_t *a = ctx;
+    api_t *a = ((api_worker_t *)ctx)->api;
     size_t plen;
     const char *path = http_request_path(r, &plen);
     size_t pre = sizeof API_CACHE_PREFIX - 1;
@@ -175,7 +236,7 @@ static size_t api_body_limit(const http_request_t *r, void *ctx)
 
 static void api_on_response(const http_request_t *r, int status, void *ctx)
 {
-    api_t *a = ctx;
+    api_t *a = ((api_worker_t *)ctx)->api;
     metrics_t *m = a->metrics;
     metrics_count_status(m, status);
     int tag = http_request_tag(r);
@@ -203,8 +264,8 @@ static void api_on_response(const http_request_t *r, int status, void *ctx)
     }
 }
 
-http_handler_t api_handler(api_t *a)
+http_handler_t api_handler(api_worker_t *w)
 {
     return (http_handler_t){
-        .body_limit = api_body_limit, .on_request = api_on_request, .on_response = api_on_response, .ctx = a};
+        .body_limit = api_body_limit, .on_request = api_on_request, .on_response = api_on_response, .ctx = w};
 }

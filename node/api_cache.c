@@ -18,7 +18,7 @@
  * range. */
 #define API_MAX_TTL_S (10ull * 365 * 86400)
 
-static uint64_t api_stamp(api_t *a)
+uint64_t api_stamp(api_t *a)
 {
     pthread_mutex_lock(&a->hlc_lock);
     uint64_t v = hlc_stamp(&a->hlc, store_now_ms(a->store));
@@ -26,15 +26,29 @@ static uint64_t api_stamp(api_t *a)
     return v;
 }
 
+void api_observe(api_t *a, uint64_t version)
+{
+    pthread_mutex_lock(&a->hlc_lock);
+    hlc_observe(&a->hlc, version, store_now_ms(a->store));
+    pthread_mutex_unlock(&a->hlc_lock);
+}
+
+/* Remaining TTL in ms, at least 1 for a live entry; 0 when it never
+ * expires. */
+int64_t api_entry_ttl_ms(api_t *a, const store_entry_t *e)
+{
+    int64_t exp = store_entry_expires_at(e);
+    if (exp == 0) return 0;
+    int64_t left = exp - store_now_ms(a->store);
+    return left > 0 ? left : 1;
+}
+
 /* Remaining TTL in whole seconds, rounded up so a live entry never says 0;
  * -1 when it never expires. */
 static int64_t api_ttl_left(api_t *a, const store_entry_t *e)
 {
-    int64_t exp = store_entry_expires_at(e);
-    if (exp == 0) return -1;
-    int64_t left = exp - store_now_ms(a->store);
-    if (left <= 0) return 0;
-    return (left + 999) / 1000;
+    int64_t ms = api_entry_ttl_ms(a, e);
+    return ms == 0 ? -1 : (ms + 999) / 1000;
 }
 
 static char *api_put_hex(char *p, uint64_t v)
@@ -56,6 +70,44 @@ static char *api_put_dec(char *p, uint64_t v)
     return p;
 }
 
+static char *api_put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+size_t api_node_headers(char *buf, const char *node, const char *owner)
+{
+    char *p = api_put_str(buf, "X-Cache-Node: ");
+    p = api_put_str(p, node);
+    p = api_put_str(p, "\r\nX-Cache-Owner: ");
+    p = api_put_str(p, owner);
+    p = api_put_str(p, "\r\n");
+    return (size_t)(p - buf);
+}
+
+void api_respond_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
+                              size_t headers_len)
+{
+    http_response_t resp = {.status = status,
+                            .content_type = "application/json",
+                            .headers = headers,
+                            .headers_len = headers_len,
+                            .body = json,
+                            .body_len = len};
+    http_respond(r, &resp);
+}
+
+void api_respond_miss(http_request_t *r, const char *node, const char *owner)
+{
+    static const char body[] = "{\"error\":\"key not found\",\"code\":\"not_found\"}";
+    char hdr[API_NODE_HEADERS_MAX + 20];
+    size_t n = api_node_headers(hdr, node, owner);
+    memcpy(hdr + n, "X-Cache: MISS\r\n", 15);
+    api_respond_json_headers(r, 404, body, sizeof body - 1, hdr, n + 15);
+}
+
 /* True when an If-None-Match list names this ETag (or is "*"). */
 static bool api_etag_matches(const char *inm, size_t len, const char *etag, size_t etag_len)
 {
@@ -73,61 +125,64 @@ static bool api_etag_matches(const char *inm, size_t len, const char *etag, size
     return false;
 }
 
+void api_respond_value(http_request_t *r, const api_value_t *v, void (*release)(void *), void *ctx)
+{
+    char hdr[256 + API_NODE_HEADERS_MAX], *p = hdr;
+    p = api_put_str(p, "X-Cache: HIT\r\nETag: \"");
+    char *etag = p - 1;
+    p = api_put_hex(p, v->version);
+    *p++ = '"';
+    size_t etag_len = (size_t)(p - etag);
+    if (v->ttl_ms > 0) {
+        p = api_put_str(p, "\r\nCache-Control: max-age=");
+        p = api_put_dec(p, (uint64_t)(v->ttl_ms + 999) / 1000);
+    }
+    p = api_put_str(p, "\r\nX-Cache-Version: ");
+    p = api_put_dec(p, v->version);
+    p = api_put_str(p, "\r\n");
+    p += api_node_headers(p, v->node, v->owner);
+
+    size_t inm_len;
+    const char *inm = http_request_header(r, "if-none-match", &inm_len);
+    if (inm && api_etag_matches(inm, inm_len, etag, etag_len)) {
+        if (release) release(ctx);
+        http_response_t resp = {.status = 304, .headers = hdr, .headers_len = (size_t)(p - hdr)};
+        http_respond(r, &resp);
+        return;
+    }
+    http_response_t resp = {
+        .status = 200,
+        .content_type = v->ctlen ? v->ct : API_DEFAULT_CONTENT_TYPE,
+        .content_type_len = v->ctlen ? v->ctlen : sizeof API_DEFAULT_CONTENT_TYPE - 1,
+        .headers = hdr,
+        .headers_len = (size_t)(p - hdr),
+        .body = v->value,
+        .body_len = v->len,
+        .body_release = release,
+        .body_release_ctx = ctx,
+    };
+    http_respond(r, &resp);
+}
+
 static void api_entry_release(void *e)
 {
     store_entry_release(e);
 }
 
-static void api_get(api_t *a, http_request_t *r, const char *key, size_t klen)
+void api_get_local(api_t *a, http_request_t *r, const char *key, size_t klen, const char *owner)
 {
     store_entry_t *e;
     if (store_get(a->store, key, klen, &e) != STORE_OK) {
         metrics_add(&a->metrics->misses, 1);
-        http_respond_error(r, 404, "not_found", "key not found");
+        api_respond_miss(r, api_self_name(a), owner);
         return;
     }
     metrics_add(&a->metrics->hits, 1);
-    char hdr[160], *p = hdr;
-    uint64_t version = store_entry_version(e);
-    memcpy(p, "X-Cache: HIT\r\nETag: \"", 21);
-    p += 21;
-    char *etag = p - 1;
-    p = api_put_hex(p, version);
-    *p++ = '"';
-    size_t etag_len = (size_t)(p - etag);
-    int64_t ttl = api_ttl_left(a, e);
-    if (ttl >= 0) {
-        memcpy(p, "\r\nCache-Control: max-age=", 25);
-        p = api_put_dec(p + 25, (uint64_t)ttl);
-    }
-    memcpy(p, "\r\nX-Cache-Version: ", 19);
-    p = api_put_dec(p + 19, version);
-    memcpy(p, "\r\n", 2);
-    p += 2;
-
-    size_t inm_len;
-    const char *inm = http_request_header(r, "if-none-match", &inm_len);
-    if (inm && api_etag_matches(inm, inm_len, etag, etag_len)) {
-        store_entry_release(e);
-        http_response_t resp = {.status = 304, .headers = hdr, .headers_len = (size_t)(p - hdr)};
-        http_respond(r, &resp);
-        return;
-    }
-    size_t vlen, ctlen;
-    const char *value = store_entry_value(e, &vlen);
-    const char *ct = store_entry_content_type(e, &ctlen);
-    http_response_t resp = {
-        .status = 200,
-        .content_type = ct ? ct : API_DEFAULT_CONTENT_TYPE,
-        .content_type_len = ct ? ctlen : sizeof API_DEFAULT_CONTENT_TYPE - 1,
-        .headers = hdr,
-        .headers_len = (size_t)(p - hdr),
-        .body = value,
-        .body_len = vlen,
-        .body_release = api_entry_release,
-        .body_release_ctx = e,
-    };
-    http_respond(r, &resp);
+    api_value_t v = {.version = store_entry_version(e), .ttl_ms = api_entry_ttl_ms(a, e), .node = api_self_name(a),
+                     .owner = owner};
+    v.value = store_entry_value(e, &v.len);
+    v.ct = store_entry_content_type(e, &v.ctlen);
+    api_respond_value(r, &v, api_entry_release, e);
 }
 
 /* TTL of a PUT: ?ttl=, else X-Cache-TTL, else the default. */
@@ -164,10 +219,43 @@ static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
     return true;
 }
 
-static void api_put(api_t *a, http_request_t *r, const char *key, size_t klen)
+void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t version, int64_t ttl_ms,
+                     bool created, const char *node, const char *owner)
+{
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{");
+    sbuf_json_bytes_member(&b, "key", key, klen);
+    sbuf_printf(&b, ",\"version\":\"%llu\",\"ttl\":%lld}", (unsigned long long)version, (long long)(ttl_ms / 1000));
+    if (b.failed) {
+        sbuf_free(&b);
+        http_respond_error(r, 503, "no_memory", "out of memory building the response");
+        return;
+    }
+    char hdr[API_NODE_HEADERS_MAX];
+    size_t n = api_node_headers(hdr, node, owner);
+    api_respond_json_headers(r, created ? 201 : 200, b.data, b.len, hdr, n);
+    sbuf_free(&b);
+}
+
+void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner)
+{
+    const char *body = existed ? "{\"deleted\":true}" : "{\"deleted\":false}";
+    char hdr[API_NODE_HEADERS_MAX];
+    size_t n = api_node_headers(hdr, node, owner);
+    api_respond_json_headers(r, 200, body, strlen(body), hdr, n);
+}
+
+void api_respond_store_error(http_request_t *r, store_status_t st)
+{
+    if (st == STORE_TOO_LARGE) http_respond_error(r, 413, "value_too_large", "value larger than this node can hold");
+    else http_respond_error(r, 503, "no_memory", "the store could not allocate the entry");
+}
+
+static void api_put(api_worker_t *w, http_request_t *r, const char *key, size_t klen)
 {
     int64_t ttl_ms;
-    if (!api_put_ttl(a, r, &ttl_ms)) return;
+    if (!api_put_ttl(w->api, r, &ttl_ms)) return;
     size_t ctlen, vlen;
     const char *ct = http_request_header(r, "content-type", &ctlen);
     if (ct && ctlen > STORE_CTYPE_MAX) {
@@ -183,28 +271,11 @@ static void api_put(api_t *a, http_request_t *r, const char *key, size_t klen)
         .content_type = ct,
         .content_type_len = ct ? ctlen : 0,
         .ttl_ms = ttl_ms,
-        .version = api_stamp(a),
     };
-    bool replaced = false;
-    store_status_t st = store_put(a->store, &args, &replaced);
-    if (st == STORE_TOO_LARGE) {
-        http_respond_error(r, 413, "value_too_large", "value larger than this node can hold");
-        return;
-    }
-    if (st != STORE_OK) {
-        http_respond_error(r, 503, "no_memory", "the store could not allocate the entry");
-        return;
-    }
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_puts(&b, "{");
-    sbuf_json_bytes_member(&b, "key", key, klen);
-    sbuf_printf(&b, ",\"version\":\"%llu\",\"ttl\":%lld}", (unsigned long long)args.version,
-                (long long)(ttl_ms / 1000));
-    api_respond_sbuf(r, replaced ? 200 : 201, &b);
+    api_route_put(w, r, &args);
 }
 
-void api_cache_item(api_t *a, http_request_t *r, const char *raw_key, size_t raw_len)
+void api_cache_item(api_worker_t *w, http_request_t *r, const char *raw_key, size_t raw_len)
 {
     char key[STORE_KEY_MAX];
     if (raw_len == 0) {
@@ -230,13 +301,9 @@ void api_cache_item(api_t *a, http_request_t *r, const char *raw_key, size_t raw
     memcpy(key, decoded, (size_t)klen);
     switch (http_request_method(r)) {
     case HTTP_M_GET:
-    case HTTP_M_HEAD: api_get(a, r, key, (size_t)klen); break;
-    case HTTP_M_PUT: api_put(a, r, key, (size_t)klen); break;
-    default: {
-        bool deleted = store_delete(a->store, key, (size_t)klen);
-        const char *body = deleted ? "{\"deleted\":true}" : "{\"deleted\":false}";
-        http_respond_json(r, 200, body, strlen(body));
-    }
+    case HTTP_M_HEAD: api_route_get(w, r, key, (size_t)klen); break;
+    case HTTP_M_PUT: api_put(w, r, key, (size_t)klen); break;
+    default: api_route_delete(w, r, key, (size_t)klen); break;
     }
 }
 

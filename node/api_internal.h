@@ -6,6 +6,9 @@
 #include "node/api.h"
 #include "node/sbuf.h"
 
+/* Buckets of a worker's table of forwarded GETs in flight (a power of 2). */
+#define API_FLIGHT_BUCKETS 1024u
+
 /* Request tags: which operation a request is, for latency accounting. */
 #define API_TAG(op) ((int)(op) + 1)
 
@@ -17,7 +20,58 @@ struct json_t *api_parse_json_body(http_request_t *r);
  * returns false when malformed or out of range. */
 bool api_query_uint(http_request_t *r, const char *name, uint64_t def, uint64_t min, uint64_t max, uint64_t *out);
 
-void api_cache_item(api_t *a, http_request_t *r, const char *raw_key, size_t raw_len);
+/* "X-Cache-Node: ..\r\nX-Cache-Owner: ..\r\n" fits this many bytes. */
+#define API_NODE_HEADERS_MAX (2 * SWIM_NAME_MAX + 40)
+
+/* A value to answer a GET with, wherever it came from. */
+typedef struct api_value {
+    const char *value;
+    size_t len;
+    const char *ct;        /* content type; ctlen 0 = none */
+    size_t ctlen;
+    uint64_t version;
+    int64_t ttl_ms;        /* remaining; 0 = never expires */
+    const char *node;      /* X-Cache-Node: who answered */
+    const char *owner;     /* X-Cache-Owner: the key's primary */
+} api_value_t;
+
+uint64_t api_stamp(api_t *a);
+static inline const char *api_self_name(api_t *a)
+{
+    const char *n = atomic_load_explicit(&a->self_name, memory_order_acquire);
+    return n ? n : "";
+}
+void api_observe(api_t *a, uint64_t version);
+int64_t api_entry_ttl_ms(api_t *a, const store_entry_t *e);
+/* Writes the two node headers into buf (API_NODE_HEADERS_MAX bytes). */
+size_t api_node_headers(char *buf, const char *node, const char *owner);
+void api_respond_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
+                              size_t headers_len);
+/* 200 with the value (or 304 for a matching If-None-Match); release(ctx)
+ * runs once the body is no longer needed (NULL: the body is copied). */
+void api_respond_value(http_request_t *r, const api_value_t *v, void (*release)(void *), void *ctx);
+void api_respond_miss(http_request_t *r, const char *node, const char *owner);
+void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t version, int64_t ttl_ms,
+                     bool created, const char *node, const char *owner);
+void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner);
+void api_respond_store_error(http_request_t *r, store_status_t st);
+/* GET from this node's L1. */
+void api_get_local(api_t *a, http_request_t *r, const char *key, size_t klen, const char *owner);
+
+/* Routing (api_route.c): serve here when this node owns the key, else
+ * forward to the owners in order. args->version is stamped here. */
+void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen);
+void api_route_put(api_worker_t *w, http_request_t *r, const store_put_args_t *args);
+void api_route_delete(api_worker_t *w, http_request_t *r, const char *key, size_t klen);
+/* Coordinating a write as the key's primary (or acting primary): store
+ * here, replicate to the other owners, answer `r` (HTTP) or `call` (peer)
+ * once --write-acks owners have it. */
+void api_coordinate_put(api_worker_t *w, http_request_t *r, peer_call_t *call, const store_put_args_t *args);
+void api_coordinate_delete(api_worker_t *w, http_request_t *r, peer_call_t *call, const char *key, size_t klen);
+/* Serving the peer channel (api_peer.c). */
+void api_peer_serve(peer_call_t *call, const peer_msg_t *req, void *ctx);
+
+void api_cache_item(api_worker_t *w, http_request_t *r, const char *raw_key, size_t raw_len);
 void api_cache_keys(api_t *a, http_request_t *r);
 void api_invalidate_keys(api_t *a, http_request_t *r);
 void api_invalidate_pattern(api_t *a, http_request_t *r);

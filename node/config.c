@@ -87,6 +87,16 @@ static const config_option_t config_options[] = {
      "members asked to probe a member that did not answer"},
     {"gossip-nodes", "DCACHE_GOSSIP_NODES", NULL, OPT_UINT, OPT(gossip_nodes), "3", 1, 16,
      "members each gossip round sends to"},
+    {"peer-port", "DCACHE_PEER_PORT", NULL, OPT_UINT, OPT(peer_port), "7947", 0, 65535,
+     "peer channel port, TCP, on --cluster-host (0 picks a free port, logged at start)"},
+    {"replicas", "DCACHE_REPLICAS", NULL, OPT_UINT, OPT(replicas), "2", 1, 5,
+     "owners of each key: the primary and replicas-1 copies on other nodes"},
+    {"write-acks", "DCACHE_WRITE_ACKS", NULL, OPT_STRING, OPT(write_acks), "all", 0, 0,
+     "owners that must store a PUT or DELETE before it is acknowledged: 1..replicas, or all (every owner not known down)"},
+    {"peer-connect-timeout", "DCACHE_PEER_CONNECT_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_connect_timeout_ms),
+     "500ms", 10, 600000, "time to open a peer connection before trying the next owner"},
+    {"peer-timeout", "DCACHE_PEER_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_timeout_ms), "1s", 10, 600000,
+     "time to wait for a peer's answer before trying the next owner"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])
@@ -232,6 +242,18 @@ static bool config_validate(config_t *cfg, FILE *err)
     if (cfg->probe_timeout_ms >= cfg->probe_interval_ms) {
         fprintf(err, "dcache-node: --probe-timeout must be shorter than --probe-interval\n");
         return false;
+    }
+    if (strcmp(cfg->write_acks, "all") == 0) {
+        cfg->write_acks_n = 0;
+    } else {
+        char *end = NULL;
+        unsigned long v = isdigit((unsigned char)cfg->write_acks[0]) ? strtoul(cfg->write_acks, &end, 10) : 0;
+        if (!end || *end || v < 1 || v > cfg->replicas) {
+            fprintf(err, "dcache-node: --write-acks: '%s' must be all or a number from 1 to --replicas (%llu)\n",
+                    cfg->write_acks, (unsigned long long)cfg->replicas);
+            return false;
+        }
+        cfg->write_acks_n = (unsigned)v;
     }
     if (cfg->cluster_key[0] && cfg->cluster_keyring[0]) {
         fprintf(err, "dcache-node: give --cluster-key or --cluster-keyring, not both\n");

@@ -50,6 +50,13 @@ typedef struct config {
     uint64_t suspicion_mult;
     uint64_t indirect_checks;
     uint64_t gossip_nodes;
+    /* Data path (ring, peer channel). */
+    uint64_t peer_port;
+    uint64_t replicas;            /* owners per key, 1..5 */
+    char *write_acks;             /* "all" or a number */
+    unsigned write_acks_n;        /* parsed: 0 = all */
+    uint64_t peer_connect_timeout_ms;
+    uint64_t peer_timeout_ms;
 } config_t;
 
 typedef enum {

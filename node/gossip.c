@@ -102,7 +102,7 @@ static bool gossip_addr_from_sockaddr(const struct sockaddr *sa, swim_addr_t *ou
     return false;
 }
 
-static socklen_t gossip_sockaddr(const swim_addr_t *a, struct sockaddr_storage *ss)
+socklen_t gossip_sockaddr(const swim_addr_t *a, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);
     if (a->family == 6) {
@@ -119,7 +119,7 @@ static socklen_t gossip_sockaddr(const swim_addr_t *a, struct sockaddr_storage *
     return sizeof *s4;
 }
 
-static void gossip_addr_text(const swim_addr_t *a, char *buf, size_t cap)
+void gossip_addr_text(const swim_addr_t *a, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN] = "";
     if (a->family == 0) {
@@ -575,6 +575,11 @@ static void gossip_event_cb(void *ctx, const swim_event_t *ev)
     for (unsigned i = 0; i < g->nsubs; i++) g->subs[i](ev, g->sub_ctx[i]);
 }
 
+void gossip_foreach(gossip_t *g, swim_member_fn fn, void *ctx)
+{
+    swim_members_foreach(g->core, fn, ctx);
+}
+
 void gossip_subscribe(gossip_t *g, gossip_event_fn fn, void *ctx)
 {
     if (g->nsubs < GOSSIP_MAX_SUBSCRIBERS) {
@@ -670,6 +675,7 @@ int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
     snprintf(sc.self.name, sizeof sc.self.name, "%s", g->name);
     sc.self.gossip = g->self_addr;
     gossip_parse_ip(g->advertise_host, cfg->http_port, &sc.self.http);
+    if (cfg->peer_port > 0) gossip_parse_ip(g->advertise_host, cfg->peer_port, &sc.self.peer);
     snprintf(sc.self.zone, sizeof sc.self.zone, "%s", g->zone);
     snprintf(sc.self.version, sizeof sc.self.version, "%s", PACKAGE_VERSION);
     /* Start time as incarnation: a restart with the same name outranks

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "cluster/seal.h"
@@ -31,6 +32,7 @@ typedef struct gossip_config {
     const char *seeds;           /* "host:port,host:port" or NULL */
     const char *zone;
     int http_port;               /* advertised with the member */
+    int peer_port;               /* the peer channel, advertised; 0 = none */
     const char *http_host;
     seal_keyring_t keyring;
     swim_config_t swim;          /* timings; self, incarnation and seed are filled in */
@@ -55,6 +57,12 @@ typedef void (*gossip_event_fn)(const swim_event_t *ev, void *ctx);
 int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg);
 int gossip_port(const gossip_t *g);
 void gossip_subscribe(gossip_t *g, gossip_event_fn fn, void *ctx);
+/* Every member record, self included (main loop thread only). */
+void gossip_foreach(gossip_t *g, swim_member_fn fn, void *ctx);
+/* A SWIM address as a socket address (returns its length), or as text
+ * ("1.2.3.4:7946", "[::1]:7946"; "" when unset). */
+socklen_t gossip_sockaddr(const swim_addr_t *a, struct sockaddr_storage *ss);
+void gossip_addr_text(const swim_addr_t *a, char *buf, size_t cap);
 /* Announces the leave and calls `done` once it had time to spread. */
 void gossip_leave(gossip_t *g, void (*done)(void *arg), void *arg);
 /* Closes everything; `done` runs when the handles are closed. */

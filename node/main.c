@@ -18,6 +18,7 @@
 #include "node/metrics_history.h"
 #include "node/store.h"
 #include "node/sysinfo.h"
+#include "node/topo.h"
 #include "node/worker.h"
 
 #define MAINTAIN_INTERVAL_MS 100
@@ -36,7 +37,15 @@ typedef struct node {
     uv_signal_t sigterm, sigint;
     bool stopping;
     gossip_t *gossip;
+    seal_keyring_t keyring;      /* the cluster key(s): gossip and peer channel */
+    char *self_name;             /* published to the workers through api.self_name */
+    /* The ring: rebuilt from gossip a moment after membership changes. */
+    uv_timer_t ring_timer;
+    uint64_t ring_version;
+    uint8_t ring_digest[32];     /* of the member set last published */
 } node_t;
+
+#define NODE_RING_DEBOUNCE_MS 20
 
 static void node_maintain_cb(uv_timer_t *t)
 {
@@ -63,6 +72,8 @@ static void node_finish(void *arg)
     if (n->gossip) gossip_stop(n->gossip, node_gossip_closed, n);
     uv_timer_stop(&n->maintain);
     uv_timer_stop(&n->sample);
+    uv_timer_stop(&n->ring_timer);
+    uv_close((uv_handle_t *)&n->ring_timer, NULL);
     uv_close((uv_handle_t *)&n->maintain, NULL);
     uv_close((uv_handle_t *)&n->sample, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
@@ -111,11 +122,101 @@ static bool node_load_keyring(const config_t *cfg, seal_keyring_t *ring)
     return ok;
 }
 
-static int node_start_gossip(node_t *n, int http_port)
+typedef struct node_members {
+    topo_member_t *m;
+    size_t n, cap;
+    bool failed;
+} node_members_t;
+
+static void node_collect_member(const swim_member_view_t *v, void *ctx)
+{
+    node_members_t *c = ctx;
+    if (v->state != SWIM_STATE_ALIVE && v->state != SWIM_STATE_SUSPECT) return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        topo_member_t *m = realloc(c->m, cap * sizeof *m);
+        if (!m) {
+            c->failed = true;
+            return;
+        }
+        c->m = m;
+        c->cap = cap;
+    }
+    topo_member_t *m = &c->m[c->n++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", v->info->name);
+    snprintf(m->zone, sizeof m->zone, "%s", v->info->zone);
+    if (v->info->peer.family) gossip_sockaddr(&v->info->peer, &m->peer);
+    gossip_addr_text(&v->info->peer, m->peer_text, sizeof m->peer_text);
+    gossip_addr_text(&v->info->http, m->http_text, sizeof m->http_text);
+    m->suspect = v->state == SWIM_STATE_SUSPECT;
+}
+
+static int node_member_cmp(const void *a, const void *b)
+{
+    return strcmp(((const topo_member_t *)a)->name, ((const topo_member_t *)b)->name);
+}
+
+/* Publishes a new ring when the set of members (or their addresses or
+ * zones) changed since the last one. */
+static void node_rebuild_ring(node_t *n)
+{
+    node_members_t c = {0};
+    gossip_foreach(n->gossip, node_collect_member, &c);
+    if (c.failed || c.n == 0) {
+        free(c.m);
+        if (c.failed) log_error("out of memory building the ring; keeping the previous one", NULL);
+        return;
+    }
+    qsort(c.m, c.n, sizeof *c.m, node_member_cmp);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof n->ring_digest);
+    for (size_t i = 0; i < c.n; i++) {
+        crypto_generichash_update(&st, (const unsigned char *)c.m[i].name, sizeof c.m[i].name);
+        crypto_generichash_update(&st, (const unsigned char *)c.m[i].zone, sizeof c.m[i].zone);
+        crypto_generichash_update(&st, (const unsigned char *)c.m[i].peer_text, sizeof c.m[i].peer_text);
+    }
+    uint8_t digest[sizeof n->ring_digest];
+    crypto_generichash_final(&st, digest, sizeof digest);
+    if (n->ring_version && memcmp(digest, n->ring_digest, sizeof digest) == 0) {
+        free(c.m);
+        return;
+    }
+    topo_t *t = topo_build(c.m, c.n, n->self_name, (unsigned)n->cfg.replicas, n->ring_version + 1);
+    free(c.m);
+    if (!t) {
+        log_error("cannot build the ring; keeping the previous one", NULL);
+        return;
+    }
+    memcpy(n->ring_digest, digest, sizeof digest);
+    n->ring_version++;
+    ring_stats_t rs;
+    ring_get_stats(t->ring, &rs);
+    log_info("ring updated", "\"version\":%llu,\"members\":%zu,\"replicas\":%u,\"balance\":%.3f",
+             (unsigned long long)n->ring_version, rs.members, rs.replicas, rs.balance);
+    topo_slot_publish(&n->api.topo, t);
+}
+
+static void node_ring_timer_cb(uv_timer_t *t)
+{
+    node_rebuild_ring(t->data);
+}
+
+static void node_gossip_event(const swim_event_t *ev, void *ctx)
+{
+    (void)ev;
+    node_t *n = ctx;
+    if (n->stopping) return;
+    if (!uv_is_active((uv_handle_t *)&n->ring_timer))
+        uv_timer_start(&n->ring_timer, node_ring_timer_cb, NODE_RING_DEBOUNCE_MS, 0);
+}
+
+static int node_start_gossip(node_t *n, int http_port, int peer_port)
 {
     gossip_config_t gc;
     memset(&gc, 0, sizeof gc);
-    if (!node_load_keyring(&n->cfg, &gc.keyring)) return UV_EINVAL;
+    gc.keyring = n->keyring;
+    gc.peer_port = peer_port;
     gc.name = n->cfg.name;
     gc.bind_host = n->cfg.cluster_host[0] ? n->cfg.cluster_host : n->cfg.http_host;
     gc.port = (int)n->cfg.cluster_port;
@@ -134,8 +235,14 @@ static int node_start_gossip(node_t *n, int http_port)
     gc.swim.gossip_nodes = (uint32_t)n->cfg.gossip_nodes;
     int rc = gossip_start(&n->gossip, n->loop, &gc);
     sodium_memzero(&gc.keyring, sizeof gc.keyring);
-    if (rc == 0) atomic_store(&n->api.gossip, n->gossip);
-    return rc;
+    if (rc != 0) return rc;
+    n->self_name = strdup(gossip_name(n->gossip));
+    if (!n->self_name) return UV_ENOMEM;
+    atomic_store(&n->api.self_name, n->self_name);
+    atomic_store(&n->api.gossip, n->gossip);
+    gossip_subscribe(n->gossip, node_gossip_event, n);
+    node_rebuild_ring(n);
+    return 0;
 }
 
 static int node_start_workers(node_t *n)
@@ -150,13 +257,15 @@ static int node_start_workers(node_t *n)
     limits.header_timeout_ms = n->cfg.header_timeout_ms;
     limits.idle_timeout_ms = n->cfg.idle_timeout_ms;
     limits.max_connections = n->cfg.max_connections;
-    int port = (int)n->cfg.http_port;
+    int port = (int)n->cfg.http_port, peer_port = (int)n->cfg.peer_port;
     for (unsigned i = 0; i < n->nworkers; i++) {
         worker_t *w = &n->workers[i];
         w->index = (int)i;
         w->api = &n->api;
         w->host = n->cfg.http_host;
         w->port = port;
+        w->peer_host = n->cfg.cluster_host[0] ? n->cfg.cluster_host : n->cfg.http_host;
+        w->peer_port = peer_port;
         w->limits = limits;
         int rc = worker_start(w);
         if (rc != 0) {
@@ -172,10 +281,13 @@ static int node_start_workers(node_t *n)
         }
         /* Port 0: the first worker picked one; the others share it. */
         port = w->port;
+        peer_port = w->peer_port;
     }
     char esc[256];
     log_info("http listening", "\"addr\":\"%s:%d\",\"port\":%d,\"workers\":%u",
              log_escape(n->cfg.http_host, esc, sizeof esc), port, port, n->nworkers);
+    log_info("peer listening", "\"addr\":\"%s:%d\",\"port\":%d",
+             log_escape(n->workers[0].peer_host, esc, sizeof esc), peer_port, peer_port);
     return 0;
 }
 
@@ -220,8 +332,12 @@ int main(int argc, char **argv)
     uv_signal_init(n.loop, &n.sigint);
     n.sigterm.data = n.sigint.data = &n;
 
+    if (!node_load_keyring(&n.cfg, &n.keyring)) return 2;
+    n.api.keyring = &n.keyring;
+    uv_timer_init(n.loop, &n.ring_timer);
+    n.ring_timer.data = &n;
     if (node_start_workers(&n) != 0) return 1;
-    if (node_start_gossip(&n, n.workers[0].port) != 0) {
+    if (node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
         node_finish(&n);
         uv_run(n.loop, UV_RUN_DEFAULT);
         for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
@@ -247,6 +363,8 @@ int main(int argc, char **argv)
     uv_loop_close(n.loop);
     gossip_free(n.gossip);
     api_destroy(&n.api);
+    free(n.self_name);
+    sodium_memzero(&n.keyring, sizeof n.keyring);
     metrics_history_free(n.history);
     store_free(n.store);
     log_info("stopped", NULL);

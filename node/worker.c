@@ -4,10 +4,18 @@
 
 #include "node/log.h"
 
-static void worker_drained(void *arg)
+static void worker_peers_closed(void *arg)
 {
     worker_t *w = arg;
     uv_close((uv_handle_t *)&w->stop, NULL);
+}
+
+/* HTTP first: the requests still in flight may need peers to finish. */
+static void worker_drained(void *arg)
+{
+    worker_t *w = arg;
+    if (w->aw_ready) api_worker_close(&w->aw, worker_peers_closed, w);
+    else worker_peers_closed(w);
 }
 
 static void worker_stop_cb(uv_async_t *a)
@@ -19,7 +27,13 @@ static void worker_stop_cb(uv_async_t *a)
 static void worker_main(void *arg)
 {
     worker_t *w = arg;
-    http_handler_t h = api_handler(w->api);
+    w->start_rc = api_worker_init(&w->aw, w->api, &w->loop);
+    if (w->start_rc != 0) {
+        uv_sem_post(&w->started);
+        return;
+    }
+    w->aw_ready = true;
+    http_handler_t h = api_handler(&w->aw);
     w->server = http_server_new(&w->loop, &w->limits, &h);
     if (!w->server) {
         w->start_rc = UV_ENOMEM;
@@ -30,6 +44,10 @@ static void worker_main(void *arg)
     if (w->start_rc == 0) {
         w->port = http_server_port(w->server);
         api_register_server(w->api, http_server_stats(w->server));
+        if (w->peer_host) {
+            w->start_rc = peer_server_listen(w->aw.peer_server, w->peer_host, w->peer_port);
+            if (w->start_rc == 0) w->peer_port = peer_server_port(w->aw.peer_server);
+        }
     }
     uv_sem_post(&w->started);
     if (w->start_rc != 0) return;
@@ -61,4 +79,6 @@ void worker_join(worker_t *w)
     uv_loop_close(&w->loop);
     http_server_free(w->server);
     w->server = NULL;
+    if (w->aw_ready) api_worker_free(&w->aw);
+    w->aw_ready = false;
 }

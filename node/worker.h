@@ -1,5 +1,6 @@
-/* worker: one HTTP worker thread with its own libuv loop and its own
- * listening socket on the shared port (SO_REUSEPORT) (DESIGN.md section 3).
+/* worker: one worker thread with its own libuv loop and its own listening
+ * sockets on the shared HTTP and peer ports (SO_REUSEPORT) (DESIGN.md
+ * section 3).
  *
  * Ownership: main owns the worker_t array; each worker owns its loop and
  * server. Threads: worker_start/worker_stop/worker_join are called from the
@@ -18,6 +19,8 @@ typedef struct worker {
     api_t *api;
     const char *host;
     int port;                 /* in: port to bind (0 = any); out: the bound port */
+    const char *peer_host;
+    int peer_port;            /* the same for the peer channel */
     http_limits_t limits;
     uv_thread_t thread;
     uv_loop_t loop;
@@ -25,6 +28,8 @@ typedef struct worker {
     uv_sem_t started;
     int start_rc;             /* 0 or the bind/listen error */
     http_server_t *server;
+    api_worker_t aw;          /* peer pool, peer server, ring snapshot of this loop */
+    bool aw_ready;
 } worker_t;
 
 /* Starts the thread and waits until it listens (or failed: returns the error). */

@@ -39,7 +39,7 @@ start_node() {
   local name=$1; shift
   NODE_LOG="$TEST_TMP/$name.log"
   : >"$NODE_LOG"
-  "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 "$@" >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
+  "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --peer-port 0 "$@" >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
   NODE_PID=$!
   NODE_PIDS+=("$NODE_PID")
   local deadline=$((SECONDS + 20))

@@ -1,0 +1,221 @@
+/* Serving the peer channel: what other nodes ask of this one. A request
+ * marked PEER_F_FORWARDED is answered from this node's own state, never
+ * forwarded again; a write marked PEER_F_REPLICA comes from a primary and
+ * only stores (newest version wins). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/api_internal.h"
+
+#define API_PEER_KEYS_MAX 1000u
+
+static void api_peer_get(api_t *a, peer_call_t *call, const peer_msg_t *req)
+{
+    store_entry_t *e;
+    if (store_get(a->store, req->key.p, req->key.len, &e) != STORE_OK) {
+        metrics_add(&a->metrics->misses, 1);
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_NOT_FOUND};
+        peer_server_respond(call, &m);
+        return;
+    }
+    metrics_add(&a->metrics->hits, 1);
+    peer_msg_t m = {.type = PEER_MSG_GET_RESP,
+                    .status = PEER_STATUS_OK,
+                    .version = store_entry_version(e),
+                    .ttl_ms = (uint64_t)api_entry_ttl_ms(a, e)};
+    size_t vlen, ctlen;
+    m.value.p = (const uint8_t *)store_entry_value(e, &vlen);
+    m.value.len = vlen;
+    const char *ct = store_entry_content_type(e, &ctlen);
+    m.content_type.p = (const uint8_t *)ct;
+    m.content_type.len = ct ? ctlen : 0;
+    peer_server_respond(call, &m);
+    store_entry_release(e);
+}
+
+static peer_status_t api_peer_store_status(store_status_t st)
+{
+    switch (st) {
+    case STORE_OK: return PEER_STATUS_OK;
+    case STORE_STALE: return PEER_STATUS_STALE;
+    case STORE_TOO_LARGE: return PEER_STATUS_TOO_LARGE;
+    case STORE_BAD_KEY: return PEER_STATUS_BAD_REQUEST;
+    default: return PEER_STATUS_UNAVAILABLE;
+    }
+}
+
+static store_put_args_t api_peer_put_args(const peer_msg_t *req)
+{
+    store_put_args_t args = {.key = req->key.p,
+                             .key_len = req->key.len,
+                             .value = req->value.p,
+                             .value_len = req->value.len,
+                             .content_type = (const char *)req->content_type.p,
+                             .content_type_len = req->content_type.len,
+                             .ttl_ms = req->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)req->ttl_ms,
+                             .version = req->version};
+    return args;
+}
+
+static void api_peer_put(api_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    api_t *a = w->api;
+    store_put_args_t args = api_peer_put_args(req);
+    if (!(req->flags & PEER_F_REPLICA)) {
+        /* Forwarded to us as the primary (or the acting one). */
+        api_coordinate_put(w, NULL, call, &args);
+        return;
+    }
+    api_observe(a, req->version);
+    bool replaced = false;
+    store_status_t st = store_put_if_newer(a->store, &args, &replaced);
+    peer_msg_t m = {.type = PEER_MSG_PUT_RESP,
+                    .status = api_peer_store_status(st),
+                    .version = req->version,
+                    .flags = replaced ? 0 : PEER_F_CREATED};
+    peer_server_respond(call, &m);
+}
+
+static void api_peer_delete(api_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    api_t *a = w->api;
+    if (!(req->flags & PEER_F_REPLICA)) {
+        api_coordinate_delete(w, NULL, call, (const char *)req->key.p, req->key.len);
+        return;
+    }
+    api_observe(a, req->version);
+    peer_msg_t m = {.type = PEER_MSG_DELETE_RESP,
+                    .status = PEER_STATUS_OK,
+                    .existed = store_delete(a->store, req->key.p, req->key.len)};
+    peer_server_respond(call, &m);
+}
+
+static void api_peer_invalidate(api_t *a, peer_call_t *call, const peer_msg_t *req)
+{
+    peer_iter_t it;
+    peer_iter_init(&it, req);
+    peer_bytes_t k;
+    uint64_t n = 0;
+    while (peer_iter_key(&it, &k))
+        if (store_delete(a->store, k.p, k.len)) n++;
+    metrics_add(&a->metrics->invalidations, n);
+    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP, .matched = n, .invalidated = n};
+    peer_server_respond(call, &m);
+}
+
+typedef struct api_peer_count {
+    uint64_t n;
+} api_peer_count_t;
+
+static void api_peer_count_one(const store_entry_t *e, void *ctx)
+{
+    (void)e;
+    ((api_peer_count_t *)ctx)->n++;
+}
+
+static void api_peer_invalidate_pattern(api_t *a, peer_call_t *call, const peer_msg_t *req)
+{
+    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP};
+    if (req->dry_run) {
+        api_peer_count_t c = {0};
+        uint64_t cursor = 0;
+        do {
+            cursor = store_scan(a->store, cursor, (const char *)req->pattern.p, req->pattern.len, 4096,
+                                api_peer_count_one, &c);
+        } while (cursor != 0);
+        m.matched = c.n;
+    } else {
+        m.matched = m.invalidated = store_delete_matching(a->store, (const char *)req->pattern.p, req->pattern.len);
+        metrics_add(&a->metrics->invalidations, m.invalidated);
+    }
+    peer_server_respond(call, &m);
+}
+
+typedef struct api_peer_keys {
+    api_t *a;
+    peer_keyinfo_t *items;
+    char *bytes;
+    size_t n, cap, used, bytes_cap;
+    bool full;
+} api_peer_keys_t;
+
+static void api_peer_keys_add(const store_entry_t *e, void *ctx)
+{
+    api_peer_keys_t *k = ctx;
+    size_t klen, vlen;
+    const char *key = store_entry_key(e, &klen);
+    store_entry_value(e, &vlen);
+    if (k->n == k->cap || k->used + klen > k->bytes_cap) {
+        k->full = true;
+        return;
+    }
+    memcpy(k->bytes + k->used, key, klen);
+    int64_t ttl = api_entry_ttl_ms(k->a, e);
+    k->items[k->n++] = (peer_keyinfo_t){.key = {.p = (const uint8_t *)(uintptr_t)k->used, .len = klen},
+                                        .size = vlen,
+                                        .ttl_ms = ttl ? ttl : -1};
+    k->used += klen;
+}
+
+static void api_peer_keys(api_t *a, peer_call_t *call, const peer_msg_t *req)
+{
+    uint32_t limit = req->limit ? req->limit : 50;
+    if (limit > API_PEER_KEYS_MAX) limit = API_PEER_KEYS_MAX;
+    /* A scan may report a little more than its limit (a bucket comes whole). */
+    api_peer_keys_t k = {.a = a, .cap = (size_t)limit * 2, .bytes_cap = (size_t)limit * 2 * STORE_KEY_MAX};
+    k.items = malloc(k.cap * sizeof *k.items);
+    k.bytes = malloc(k.bytes_cap);
+    if (!k.items || !k.bytes) {
+        free(k.items);
+        free(k.bytes);
+        peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+        return;
+    }
+    uint64_t next = store_scan(a->store, req->cursor, (const char *)req->pattern.p, req->pattern.len, limit,
+                               api_peer_keys_add, &k);
+    for (size_t i = 0; i < k.n; i++) k.items[i].key.p = (const uint8_t *)k.bytes + (uintptr_t)k.items[i].key.p;
+    peer_msg_t m = {.type = PEER_MSG_KEYS_RESP, .cursor = next, .count = (uint32_t)k.n, .keyinfos = k.items};
+    peer_server_respond(call, &m);
+    free(k.items);
+    free(k.bytes);
+}
+
+static void api_peer_handoff(api_t *a, peer_call_t *call, const peer_msg_t *req)
+{
+    peer_iter_t it;
+    peer_iter_init(&it, req);
+    peer_entry_t e;
+    uint32_t accepted = 0;
+    int64_t now = store_now_ms(a->store);
+    while (peer_iter_entry(&it, &e)) {
+        if (e.expires_at_ms && (int64_t)e.expires_at_ms <= now) continue;
+        api_observe(a, e.version);
+        store_put_args_t args = {.key = e.key.p,
+                                 .key_len = e.key.len,
+                                 .value = e.value.p,
+                                 .value_len = e.value.len,
+                                 .content_type = (const char *)e.content_type.p,
+                                 .content_type_len = e.content_type.len,
+                                 .ttl_ms = e.expires_at_ms ? (int64_t)e.expires_at_ms - now : 0,
+                                 .version = e.version};
+        if (store_put_if_newer(a->store, &args, NULL) == STORE_OK) accepted++;
+    }
+    peer_msg_t m = {.type = PEER_MSG_HANDOFF_RESP, .accepted = accepted};
+    peer_server_respond(call, &m);
+}
+
+void api_peer_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
+{
+    api_worker_t *w = ctx;
+    api_t *a = w->api;
+    switch (req->type) {
+    case PEER_MSG_GET: api_peer_get(a, call, req); break;
+    case PEER_MSG_PUT: api_peer_put(w, call, req); break;
+    case PEER_MSG_DELETE: api_peer_delete(w, call, req); break;
+    case PEER_MSG_INVALIDATE: api_peer_invalidate(a, call, req); break;
+    case PEER_MSG_INVALIDATE_PATTERN: api_peer_invalidate_pattern(a, call, req); break;
+    case PEER_MSG_KEYS: api_peer_keys(a, call, req); break;
+    case PEER_MSG_HANDOFF: api_peer_handoff(a, call, req); break;
+    default: peer_server_respond_error(call, PEER_STATUS_UNSUPPORTED, "not a request"); break;
+    }
+}

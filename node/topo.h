@@ -1,0 +1,90 @@
+/* topo: the cluster as the data path sees it: a ring snapshot
+ * (cluster/ring.h) plus, for each ring member, what it takes to reach it
+ * (name, peer-channel and HTTP addresses, zone). Immutable and
+ * reference-counted like the ring it holds.
+ *
+ * Which members are in the ring: alive and suspected ones. A suspected
+ * member keeps its keys (a suspicion is often refuted, and moving keys out
+ * and back costs two handoffs); requests to it fail over to the next owner
+ * through the peer pool's breaker until it is declared dead.
+ *
+ * Ring ids are a hash of the member's name, not its per-run SWIM id, so a
+ * node restarted with the same name owns the same keys again.
+ *
+ * Publishing (DESIGN.md section 3): the main loop builds snapshots from
+ * gossip and publishes them in a topo_slot_t; each worker keeps a
+ * topo_cache_t that holds its own reference and only takes the slot's
+ * mutex when the published version changed, so the read path is one atomic
+ * load.
+ *
+ * Threads: topo_build and topo_slot_publish on the main loop; topo_t
+ * accessors and topo_cache_get from any thread holding a reference.
+ * Ownership: topo_build returns one reference; the slot owns the published
+ * one; a cache owns its own.
+ */
+#ifndef DCACHE_TOPO_H
+#define DCACHE_TOPO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cluster/ring.h"
+#include "cluster/swim_proto.h"
+
+typedef struct topo_member {
+    char name[SWIM_NAME_MAX];
+    char zone[SWIM_ZONE_MAX];
+    struct sockaddr_storage peer;   /* ss_family 0 when it advertised none */
+    char peer_text[64];
+    char http_text[64];
+    bool suspect;
+} topo_member_t;
+
+typedef struct topo {
+    atomic_int refs;
+    uint64_t version;
+    ring_t *ring;
+    topo_member_t *members;         /* indexed like ring_member() */
+    size_t n;
+    int32_t self;                   /* this node's index, -1 when not in the ring */
+} topo_t;
+
+/* Builds a snapshot of n members (any order; names unique) with `replicas`
+ * owners per key. self_name names this node. NULL on bad input or ENOMEM. */
+topo_t *topo_build(const topo_member_t *members, size_t n, const char *self_name, unsigned replicas,
+                   uint64_t version);
+topo_t *topo_ref(topo_t *t);
+void topo_unref(topo_t *t);
+/* The owners of a key (ring indexes, primary first); returns the count. */
+size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, size_t cap);
+/* True when self is among the owners. */
+bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n);
+
+typedef struct topo_slot {
+    pthread_mutex_t lock;
+    topo_t *cur;                    /* owned reference, NULL before the first publish */
+    atomic_uint_fast64_t version;   /* cur->version, for the lock-free check */
+} topo_slot_t;
+
+void topo_slot_init(topo_slot_t *s);
+void topo_slot_destroy(topo_slot_t *s);
+/* Takes over the caller's reference to t. */
+void topo_slot_publish(topo_slot_t *s, topo_t *t);
+/* A new reference to the current snapshot (NULL before the first). */
+topo_t *topo_slot_get(topo_slot_t *s);
+
+typedef struct topo_cache {
+    topo_t *cur;
+    uint64_t version;
+} topo_cache_t;
+
+/* The latest snapshot, borrowed: valid until the next topo_cache_get or
+ * topo_cache_clear on the same cache (callers that keep it across loop
+ * turns take their own reference). */
+topo_t *topo_cache_get(topo_cache_t *c, topo_slot_t *s);
+void topo_cache_clear(topo_cache_t *c);
+
+#endif
