@@ -104,6 +104,7 @@ typedef enum {
 #define PEER_F_FORWARDED 0x1u /* already forwarded once: never forward again */
 #define PEER_F_REPLICA 0x2u   /* a write from the primary to a replica */
 #define PEER_F_CREATED 0x4u   /* PUT_RESP: the key was not there before */
+#define PEER_F_LOCAL 0x8u     /* GET: answer from your own L1 only (asked while rebalancing) */
 
 typedef enum {
     PEER_STATUS_OK = 0,

@@ -21,6 +21,7 @@
 #include "http/http_server.h"
 #include "node/config.h"
 #include "node/gossip.h"
+#include "node/handoff.h"
 #include "node/metrics.h"
 #include "node/metrics_history.h"
 #include "node/peer.h"
@@ -39,6 +40,8 @@ typedef struct api_route_stats {
     atomic_uint_fast64_t replica_ok, replica_failed, replica_skipped; /* writes to replicas */
     atomic_uint_fast64_t writes_unreplicated;  /* writes refused: too few owners stored them */
     atomic_uint_fast64_t broadcasts;           /* invalidations sent to non-owners */
+    atomic_uint_fast64_t fallbacks;            /* misses at a new owner that asked previous owners */
+    atomic_uint_fast64_t fallback_filled;      /* ... and found the key there */
     atomic_int_fast64_t flights;               /* forwarded GETs in flight now */
 } api_route_stats_t;
 
@@ -60,6 +63,7 @@ typedef struct api {
     topo_slot_t topo;                          /* the ring, published by main */
     peer_stats_t peer_stats;
     api_route_stats_t route;
+    handoff_stats_t handoff;
 } api_t;
 
 /* What one worker loop owns. */

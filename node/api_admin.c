@@ -95,6 +95,7 @@ void api_metrics_prometheus(api_t *a, http_request_t *r)
     api_prom_gauge(&b, "process_start_time_seconds", "Start time since the Unix epoch.",
                    (double)a->started_ms / 1000.0);
     api_cluster_prometheus(a, &b);
+    api_route_prometheus(a, &b);
     metrics_prom_header(&b, "dcache_build_info", "gauge", "Build version.");
     metrics_prom_uint(&b, "dcache_build_info", "version=\"" PACKAGE_VERSION "\"", 1);
 

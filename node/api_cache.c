@@ -164,27 +164,6 @@ void api_respond_value(http_request_t *r, const api_value_t *v, void (*release)(
     http_respond(r, &resp);
 }
 
-static void api_entry_release(void *e)
-{
-    store_entry_release(e);
-}
-
-void api_get_local(api_t *a, http_request_t *r, const char *key, size_t klen, const char *owner)
-{
-    store_entry_t *e;
-    if (store_get(a->store, key, klen, &e) != STORE_OK) {
-        metrics_add(&a->metrics->misses, 1);
-        api_respond_miss(r, api_self_name(a), owner);
-        return;
-    }
-    metrics_add(&a->metrics->hits, 1);
-    api_value_t v = {.version = store_entry_version(e), .ttl_ms = api_entry_ttl_ms(a, e), .node = api_self_name(a),
-                     .owner = owner};
-    v.value = store_entry_value(e, &v.len);
-    v.ct = store_entry_content_type(e, &v.ctlen);
-    api_respond_value(r, &v, api_entry_release, e);
-}
-
 /* TTL of a PUT: ?ttl=, else X-Cache-TTL, else the default. */
 static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
 {

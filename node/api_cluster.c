@@ -84,3 +84,125 @@ void api_cluster_prometheus(api_t *a, sbuf_t *b)
     metrics_prom_header(b, "swim_health_score", "gauge", "Lifeguard local health score (0 = healthy).");
     metrics_prom_uint(b, "swim_health_score", NULL, s->health_score);
 }
+
+static void api_prom_counter(sbuf_t *b, const char *name, const char *help, uint64_t v)
+{
+    metrics_prom_header(b, name, "counter", help);
+    metrics_prom_uint(b, name, NULL, v);
+}
+
+static void api_prom_gauge(sbuf_t *b, const char *name, const char *help, int64_t v)
+{
+    metrics_prom_header(b, name, "gauge", help);
+    metrics_prom_uint(b, name, NULL, v > 0 ? (uint64_t)v : 0);
+}
+
+/* One labelled sample per peer message type that is a request. */
+static void api_prom_by_type(sbuf_t *b, const char *name, atomic_uint_fast64_t *by_type)
+{
+    static const peer_msg_type_t types[] = {PEER_MSG_GET, PEER_MSG_PUT, PEER_MSG_DELETE, PEER_MSG_INVALIDATE,
+                                            PEER_MSG_INVALIDATE_PATTERN, PEER_MSG_KEYS, PEER_MSG_HANDOFF,
+                                            PEER_MSG_PING};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "type=\"%s\"", peer_msg_type_name(types[i]));
+        metrics_prom_uint(b, name, l, atomic_load(&by_type[types[i]]));
+    }
+}
+
+void api_route_prometheus(api_t *a, sbuf_t *b)
+{
+    topo_t *t = topo_slot_get(&a->topo);
+    api_prom_gauge(b, "ring_version", "Version of the ring snapshot in use (rises with every membership change).",
+                   t ? (int64_t)t->version : 0);
+    api_prom_gauge(b, "ring_members", "Members in the ring (alive and suspect).", t ? (int64_t)t->n : 0);
+    topo_unref(t);
+
+    peer_stats_t *p = &a->peer_stats;
+    metrics_prom_header(b, "peer_frames_total", "counter", "Peer channel frames, by direction.");
+    api_prom_pair(b, "peer_frames_total", "direction", "in", atomic_load(&p->frames_in), "out",
+                  atomic_load(&p->frames_out));
+    metrics_prom_header(b, "peer_bytes_total", "counter", "Peer channel bytes, by direction.");
+    api_prom_pair(b, "peer_bytes_total", "direction", "in", atomic_load(&p->bytes_in), "out",
+                  atomic_load(&p->bytes_out));
+    metrics_prom_header(b, "peer_dropped_total", "counter",
+                        "Peer connections closed for what they sent, by reason; queue_full: output refused.");
+    for (int i = 0; i < PEER_DROP_MAX; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "reason=\"%s\"", peer_drop_name((peer_drop_t)i));
+        metrics_prom_uint(b, "peer_dropped_total", l, atomic_load(&p->drops[i]));
+    }
+    metrics_prom_uint(b, "peer_dropped_total", "reason=\"queue_full\"", atomic_load(&p->send_refused));
+    metrics_prom_header(b, "peer_requests_total", "counter", "Requests sent to peers, by type.");
+    api_prom_by_type(b, "peer_requests_total", p->requests);
+    metrics_prom_header(b, "peer_served_total", "counter", "Requests served for peers, by type.");
+    api_prom_by_type(b, "peer_served_total", p->served);
+    metrics_prom_header(b, "peer_failures_total", "counter", "Requests to peers that failed, by reason.");
+    struct {
+        const char *reason;
+        atomic_uint_fast64_t *v;
+    } fails[] = {{"timeout", &p->failures_timeout}, {"connect", &p->failures_connect},
+                 {"closed", &p->failures_closed},   {"breaker_open", &p->failures_breaker},
+                 {"backoff", &p->failures_backoff}, {"queue_full", &p->failures_queue}};
+    for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "reason=\"%s\"", fails[i].reason);
+        metrics_prom_uint(b, "peer_failures_total", l, atomic_load(fails[i].v));
+    }
+    metrics_prom_header(b, "peer_connections", "gauge", "Open peer connections, by direction.");
+    int64_t cin = atomic_load(&p->connections_in), cout = atomic_load(&p->connections_out);
+    api_prom_pair(b, "peer_connections", "direction", "in", cin > 0 ? (uint64_t)cin : 0, "out",
+                  cout > 0 ? (uint64_t)cout : 0);
+    api_prom_counter(b, "peer_connects_total", "Peer connections opened.", atomic_load(&p->connects));
+    api_prom_counter(b, "peer_connect_failures_total", "Peer connections that failed to open.",
+                     atomic_load(&p->connect_failures));
+    api_prom_counter(b, "peer_breaker_opens_total", "Times a peer's circuit breaker opened.",
+                     atomic_load(&p->breaker_opens));
+    api_prom_gauge(b, "peer_breakers_open", "Peers whose breaker is open now (per worker loop).",
+                   atomic_load(&p->breakers_open));
+    api_prom_gauge(b, "peer_pending", "Requests to peers awaiting an answer.", atomic_load(&p->pending));
+
+    api_route_stats_t *r = &a->route;
+    metrics_prom_header(b, "route_forwarded_total", "counter", "Client requests sent on to an owner, by operation.");
+    static const char *const ops[] = {"get", "put", "delete"};
+    for (int i = 0; i < 3; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "operation=\"%s\"", ops[i]);
+        metrics_prom_uint(b, "route_forwarded_total", l, atomic_load(&r->forwarded[i]));
+    }
+    api_prom_counter(b, "route_failovers_total", "Owners that failed, so the next owner was tried.",
+                     atomic_load(&r->failovers));
+    api_prom_counter(b, "route_unavailable_total", "Requests answered 503 because no owner answered.",
+                     atomic_load(&r->unavailable));
+    api_prom_counter(b, "route_coalesced_total", "GETs that joined a forwarded GET for the same key in flight.",
+                     atomic_load(&r->coalesced));
+    metrics_prom_header(b, "route_replica_writes_total", "counter",
+                        "Writes sent to replicas, by result (skipped: the replica was known down).");
+    metrics_prom_uint(b, "route_replica_writes_total", "result=\"ok\"", atomic_load(&r->replica_ok));
+    metrics_prom_uint(b, "route_replica_writes_total", "result=\"failed\"", atomic_load(&r->replica_failed));
+    metrics_prom_uint(b, "route_replica_writes_total", "result=\"skipped\"", atomic_load(&r->replica_skipped));
+    api_prom_counter(b, "route_writes_unreplicated_total",
+                     "Writes refused with 503 because fewer owners than --write-acks stored them.",
+                     atomic_load(&r->writes_unreplicated));
+    api_prom_counter(b, "route_invalidation_broadcasts_total",
+                     "Invalidations of a key sent to members that do not own it.", atomic_load(&r->broadcasts));
+    api_prom_counter(b, "route_fallbacks_total",
+                     "Misses at a new owner, right after a ring change, that asked the previous owners.",
+                     atomic_load(&r->fallbacks));
+    api_prom_counter(b, "route_fallback_hits_total", "Fallbacks that found the key at a previous owner.",
+                     atomic_load(&r->fallback_filled));
+    handoff_stats_t *h = &a->handoff;
+    api_prom_counter(b, "handoff_entries_total", "Entries handed to their new owners after ring changes.",
+                     atomic_load(&h->entries_sent));
+    api_prom_counter(b, "handoff_bytes_total", "Value bytes handed to new owners.", atomic_load(&h->bytes_sent));
+    api_prom_counter(b, "handoff_dropped_total", "Entries removed here once their new owners had them.",
+                     atomic_load(&h->entries_dropped));
+    api_prom_counter(b, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried).",
+                     atomic_load(&h->batches_failed));
+    api_prom_counter(b, "handoff_runs_total", "Handoff scans finished.", atomic_load(&h->runs));
+    metrics_prom_header(b, "handoff_last_duration_seconds", "gauge", "Duration of the last handoff scan.");
+    metrics_prom_value(b, "handoff_last_duration_seconds", NULL, (double)atomic_load(&h->last_duration_ms) / 1000.0);
+    api_prom_gauge(b, "handoff_running", "1 while a handoff is in progress.", atomic_load(&h->running));
+    api_prom_gauge(b, "route_forwards_in_flight", "Forwarded GETs in flight (bound: 65536 per worker).",
+                   atomic_load(&r->flights));
+}

@@ -55,14 +55,15 @@ void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t v
                      bool created, const char *node, const char *owner);
 void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner);
 void api_respond_store_error(http_request_t *r, store_status_t st);
-/* GET from this node's L1. */
-void api_get_local(api_t *a, http_request_t *r, const char *key, size_t klen, const char *owner);
 
 /* Routing (api_route.c): serve here when this node owns the key, else
  * forward to the owners in order. args->version is stamped here. */
 void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen);
 void api_route_put(api_worker_t *w, http_request_t *r, const store_put_args_t *args);
 void api_route_delete(api_worker_t *w, http_request_t *r, const char *key, size_t klen);
+/* A GET forwarded by a peer: served from this node (and, right after a
+ * ring change, the key's previous owners), never forwarded to the owners. */
+void api_serve_get(api_worker_t *w, peer_call_t *call, const char *key, size_t klen);
 /* Coordinating a write as the key's primary (or acting primary): store
  * here, replicate to the other owners, answer `r` (HTTP) or `call` (peer)
  * once --write-acks owners have it. */
@@ -84,5 +85,6 @@ void api_health(api_t *a, http_request_t *r);
 void api_ready(api_t *a, http_request_t *r);
 void api_cluster_members(api_t *a, http_request_t *r);
 void api_cluster_prometheus(api_t *a, sbuf_t *b);
+void api_route_prometheus(api_t *a, sbuf_t *b);
 
 #endif

@@ -9,30 +9,6 @@
 
 #define API_PEER_KEYS_MAX 1000u
 
-static void api_peer_get(api_t *a, peer_call_t *call, const peer_msg_t *req)
-{
-    store_entry_t *e;
-    if (store_get(a->store, req->key.p, req->key.len, &e) != STORE_OK) {
-        metrics_add(&a->metrics->misses, 1);
-        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_NOT_FOUND};
-        peer_server_respond(call, &m);
-        return;
-    }
-    metrics_add(&a->metrics->hits, 1);
-    peer_msg_t m = {.type = PEER_MSG_GET_RESP,
-                    .status = PEER_STATUS_OK,
-                    .version = store_entry_version(e),
-                    .ttl_ms = (uint64_t)api_entry_ttl_ms(a, e)};
-    size_t vlen, ctlen;
-    m.value.p = (const uint8_t *)store_entry_value(e, &vlen);
-    m.value.len = vlen;
-    const char *ct = store_entry_content_type(e, &ctlen);
-    m.content_type.p = (const uint8_t *)ct;
-    m.content_type.len = ct ? ctlen : 0;
-    peer_server_respond(call, &m);
-    store_entry_release(e);
-}
-
 static peer_status_t api_peer_store_status(store_status_t st)
 {
     switch (st) {
@@ -209,7 +185,7 @@ void api_peer_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
     api_worker_t *w = ctx;
     api_t *a = w->api;
     switch (req->type) {
-    case PEER_MSG_GET: api_peer_get(a, call, req); break;
+    case PEER_MSG_GET: api_serve_get(w, call, (const char *)req->key.p, req->key.len); break;
     case PEER_MSG_PUT: api_peer_put(w, call, req); break;
     case PEER_MSG_DELETE: api_peer_delete(w, call, req); break;
     case PEER_MSG_INVALIDATE: api_peer_invalidate(a, call, req); break;

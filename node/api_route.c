@@ -46,24 +46,37 @@ static void api_respond_unavailable(http_request_t *r, const char *message)
     sbuf_free(&b);
 }
 
-/* ---------- GET: coalesced forwarding ---------- */
+/* ---------- GET: coalesced forwarding, and asking previous owners ---------- */
+
+/* Who waits for a GET: a client (HTTP) or a peer that forwarded it. */
+typedef struct api_waiter {
+    http_request_t *r;
+    peer_call_t *call;
+} api_waiter_t;
+
+/* FORWARD: this node does not own the key; ask its owners in order, 503
+ * when none answers. FALLBACK: this node owns the key but misses it right
+ * after a ring change; ask the key's previous owners, keep what they have,
+ * answer "not found" when none has it. */
+typedef enum { API_FLIGHT_FORWARD = 0, API_FLIGHT_FALLBACK = 1 } api_flight_mode_t;
 
 typedef struct api_flight {
     struct api_flight *next;        /* hash chain */
     api_worker_t *w;
+    api_flight_mode_t mode;
     uint64_t hash;
     bool in_table;
     char *key;
     size_t klen;
-    http_request_t **waiters;
+    api_waiter_t *waiters;
     size_t nwaiters, cap;
-    topo_t *topo;                   /* own reference */
-    uint32_t owners[RING_REPLICAS_MAX];
-    size_t nowners, next_owner;
-    char owner[SWIM_NAME_MAX];
+    topo_t *topo, *prev;            /* own references: the members asked live in them */
+    const topo_member_t *targets[2 * RING_REPLICAS_MAX];
+    size_t ntargets, next_target;
+    char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
 } api_flight_t;
 
-/* A forwarded value shared by every waiter's response. */
+/* A value shared by every waiter's response. */
 typedef struct api_shared_value {
     unsigned refs;
     char node[SWIM_NAME_MAX];
@@ -91,9 +104,52 @@ static api_flight_t **api_flight_slot(api_worker_t *w, uint64_t hash, const char
 static void api_flight_free(api_flight_t *f)
 {
     topo_unref(f->topo);
+    topo_unref(f->prev);
     free(f->waiters);
     free(f->key);
     free(f);
+}
+
+static void api_waiter_miss(api_t *a, const api_waiter_t *wt, const char *node, const char *owner)
+{
+    if (wt->call) {
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_NOT_FOUND};
+        peer_server_respond(wt->call, &m);
+    } else {
+        api_respond_miss(wt->r, node ? node : api_self_name(a), owner);
+    }
+}
+
+static void api_waiter_value(const api_waiter_t *wt, const api_value_t *v, void (*release)(void *), void *ctx)
+{
+    if (!wt->call) {
+        api_respond_value(wt->r, v, release, ctx);
+        return;
+    }
+    peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_OK, .version = v->version,
+                    .ttl_ms = (uint64_t)v->ttl_ms};
+    m.value.p = (const uint8_t *)v->value;
+    m.value.len = v->len;
+    m.content_type.p = (const uint8_t *)v->ct;
+    m.content_type.len = v->ctlen;
+    peer_server_respond(wt->call, &m);
+    if (release) release(ctx);
+}
+
+/* Keeps a value a previous owner still had; a newer one here wins. */
+static void api_flight_fill(api_t *a, const api_flight_t *f, const peer_msg_t *resp)
+{
+    store_put_args_t args = {.key = f->key,
+                             .key_len = f->klen,
+                             .value = resp->value.p,
+                             .value_len = resp->value.len,
+                             .content_type = (const char *)resp->content_type.p,
+                             .content_type_len = resp->content_type.len,
+                             .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms,
+                             .version = resp->version};
+    api_observe(a, resp->version);
+    store_put_if_newer(a->store, &args, NULL);
+    atomic_fetch_add(&a->route.fallback_filled, 1);
 }
 
 /* Answers every waiter: resp is a GET_RESP (found or not), or NULL when no
@@ -109,22 +165,31 @@ static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const cha
         f->w->nflights--;
         atomic_fetch_sub(&a->route.flights, 1);
     }
-    if (!resp) {
-        atomic_fetch_add(&a->route.unavailable, f->nwaiters);
-        for (size_t i = 0; i < f->nwaiters; i++)
-            api_respond_unavailable(f->waiters[i], "no owner of this key answered");
-    } else if (resp->status != PEER_STATUS_OK) {
+    bool found = resp && resp->status == PEER_STATUS_OK;
+    if (!found && (resp || f->mode == API_FLIGHT_FALLBACK)) {
+        /* The owners (or all previous owners) say it is not there. */
         metrics_add(&a->metrics->misses, f->nwaiters);
-        for (size_t i = 0; i < f->nwaiters; i++) api_respond_miss(f->waiters[i], node, f->owner);
+        for (size_t i = 0; i < f->nwaiters; i++)
+            api_waiter_miss(a, &f->waiters[i], f->mode == API_FLIGHT_FALLBACK ? NULL : node, f->owner);
+    } else if (!found) {
+        atomic_fetch_add(&a->route.unavailable, f->nwaiters);
+        for (size_t i = 0; i < f->nwaiters; i++) {
+            if (f->waiters[i].call)
+                peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE, "no owner answered");
+            else api_respond_unavailable(f->waiters[i].r, "no owner of this key answered");
+        }
     } else {
+        if (f->mode == API_FLIGHT_FALLBACK) api_flight_fill(a, f, resp);
         metrics_add(&a->metrics->hits, f->nwaiters);
         api_shared_value_t *v = malloc(sizeof *v + resp->value.len + resp->content_type.len + 1);
         if (!v) {
-            for (size_t i = 0; i < f->nwaiters; i++)
-                http_respond_error(f->waiters[i], 503, "no_memory", "out of memory");
+            for (size_t i = 0; i < f->nwaiters; i++) {
+                if (f->waiters[i].call) peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE, "out of memory");
+                else http_respond_error(f->waiters[i].r, 503, "no_memory", "out of memory");
+            }
         } else {
             v->refs = (unsigned)f->nwaiters;
-            snprintf(v->node, sizeof v->node, "%s", node);
+            snprintf(v->node, sizeof v->node, "%s", f->mode == API_FLIGHT_FALLBACK ? api_self_name(a) : node);
             memcpy(v->data, resp->value.p, resp->value.len);
             v->len = resp->value.len;
             v->ct = v->data + v->len;
@@ -135,7 +200,7 @@ static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const cha
             api_value_t view = {.value = v->data, .len = v->len, .ct = v->ct, .ctlen = v->ctlen,
                                 .version = v->version, .ttl_ms = v->ttl_ms, .node = v->node, .owner = f->owner};
             for (size_t i = 0; i < f->nwaiters; i++)
-                api_respond_value(f->waiters[i], &view, api_shared_value_release, v);
+                api_waiter_value(&f->waiters[i], &view, api_shared_value_release, v);
         }
     }
     api_flight_free(f);
@@ -146,24 +211,33 @@ static void api_flight_try(api_flight_t *f);
 static void api_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
     api_flight_t *f = ctx;
-    const char *node = f->topo->members[f->owners[f->next_owner - 1]].name;
-    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP &&
-        (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_NOT_FOUND)) {
+    const char *node = f->targets[f->next_target - 1]->name;
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_OK) {
         api_flight_finish(f, resp, node);
         return;
     }
-    atomic_fetch_add(&f->w->api->route.failovers, 1);
-    log_debug("owner failed, trying the next", "\"owner\":\"%s\",\"result\":\"%s\"", node, peer_result_name(res));
+    /* A previous owner without the key: the next one may have it. */
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_NOT_FOUND &&
+        (f->mode == API_FLIGHT_FORWARD || f->next_target >= f->ntargets)) {
+        api_flight_finish(f, resp, node);
+        return;
+    }
+    if (res != PEER_OK || resp->type != PEER_MSG_GET_RESP) {
+        atomic_fetch_add(&f->w->api->route.failovers, 1);
+        log_debug("owner failed, trying the next", "\"owner\":\"%s\",\"result\":\"%s\"", node, peer_result_name(res));
+    }
     api_flight_try(f);
 }
 
 static void api_flight_try(api_flight_t *f)
 {
     api_worker_t *w = f->w;
-    while (f->next_owner < f->nowners) {
-        const topo_member_t *m = &f->topo->members[f->owners[f->next_owner++]];
-        if (m->peer.ss_family == 0) continue;
-        peer_msg_t req = {.type = PEER_MSG_GET, .flags = PEER_F_FORWARDED};
+    while (f->next_target < f->ntargets) {
+        const topo_member_t *m = f->targets[f->next_target++];
+        /* Asked while rebalancing, a peer answers from its own L1: two
+         * nodes that both miss must not wait on each other. */
+        peer_msg_t req = {.type = PEER_MSG_GET,
+                          .flags = PEER_F_FORWARDED | (f->mode == API_FLIGHT_FALLBACK ? PEER_F_LOCAL : 0)};
         req.key.p = (const uint8_t *)f->key;
         req.key.len = f->klen;
         peer_result_t res = peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
@@ -177,32 +251,39 @@ static void api_flight_try(api_flight_t *f)
     api_flight_finish(f, NULL, NULL);
 }
 
-void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen)
+/* Adds the owners of key in t (but this node, members without a peer
+ * address and members already listed) to the flight's targets. */
+static void api_flight_add_owners(api_flight_t *f, topo_t *t)
+{
+    uint32_t owners[RING_REPLICAS_MAX];
+    size_t n = topo_owners(t, f->key, f->klen, owners, RING_REPLICAS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const topo_member_t *m = &t->members[owners[i]];
+        if ((int32_t)owners[i] == t->self || m->peer.ss_family == 0) continue;
+        bool dup = false;
+        for (size_t k = 0; k < f->ntargets && !dup; k++) dup = strcmp(f->targets[k]->name, m->name) == 0;
+        if (!dup && f->ntargets < sizeof f->targets / sizeof f->targets[0]) f->targets[f->ntargets++] = m;
+    }
+}
+
+/* Joins the flight for this key, or starts one asking the owners of the
+ * key in t, then (FALLBACK) those in prev. */
+static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_waiter_t *wt, const char *key,
+                            size_t klen, topo_t *t, topo_t *prev, const char *owner)
 {
     api_t *a = w->api;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
-    uint32_t owners[RING_REPLICAS_MAX];
-    size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
-    const char *owner = api_owner_name(a, t, owners, n);
-    if (!t || topo_is_owner(t, owners, n)) {
-        api_get_local(a, r, key, klen, owner);
-        return;
-    }
     uint64_t hash = ring_key_hash(key, klen);
     api_flight_t **slot = api_flight_slot(w, hash, key, klen);
     api_flight_t *f = *slot;
     if (f) {
         if (f->nwaiters == f->cap) {
             size_t cap = f->cap * 2;
-            http_request_t **nw = realloc(f->waiters, cap * sizeof *nw);
-            if (!nw) {
-                http_respond_error(r, 503, "no_memory", "out of memory");
-                return;
-            }
+            api_waiter_t *nw = realloc(f->waiters, cap * sizeof *nw);
+            if (!nw) goto no_memory;
             f->waiters = nw;
             f->cap = cap;
         }
-        f->waiters[f->nwaiters++] = r;
+        f->waiters[f->nwaiters++] = *wt;
         atomic_fetch_add(&a->route.coalesced, 1);
         return;
     }
@@ -217,18 +298,19 @@ void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t k
             free(f->waiters);
             free(f);
         }
-        http_respond_error(r, 503, "no_memory", "out of memory");
-        return;
+        goto no_memory;
     }
     f->w = w;
+    f->mode = mode;
     f->hash = hash;
     memcpy(f->key, key, klen);
     f->klen = klen;
     f->cap = 4;
-    f->waiters[f->nwaiters++] = r;
+    f->waiters[f->nwaiters++] = *wt;
     f->topo = topo_ref(t);
-    memcpy(f->owners, owners, n * sizeof *owners);
-    f->nowners = n;
+    f->prev = topo_ref(prev);
+    api_flight_add_owners(f, t);
+    if (prev) api_flight_add_owners(f, prev);
     snprintf(f->owner, sizeof f->owner, "%s", owner);
     if (w->nflights < API_FLIGHT_MAX) {
         f->next = *slot;
@@ -237,7 +319,66 @@ void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t k
         w->nflights++;
         atomic_fetch_add(&a->route.flights, 1);
     }
+    if (mode == API_FLIGHT_FALLBACK) atomic_fetch_add(&a->route.fallbacks, 1);
     api_flight_try(f);
+    return;
+no_memory:
+    if (wt->call) peer_server_respond_error(wt->call, PEER_STATUS_UNAVAILABLE, "out of memory");
+    else http_respond_error(wt->r, 503, "no_memory", "out of memory");
+}
+
+static void api_entry_unref(void *e)
+{
+    store_entry_release(e);
+}
+
+/* A GET at an owner of the key: L1, then, right after a ring change, the
+ * key's other owners and its previous owners (a joiner has nothing yet; a
+ * node that became owner when another died has not received the key yet). */
+static void api_owner_get(api_worker_t *w, topo_t *t, const api_waiter_t *wt, const char *key, size_t klen,
+                          const char *owner, bool local_only)
+{
+    api_t *a = w->api;
+    store_entry_t *e;
+    if (store_get(a->store, key, klen, &e) == STORE_OK) {
+        metrics_add(&a->metrics->hits, 1);
+        api_value_t v = {.version = store_entry_version(e), .ttl_ms = api_entry_ttl_ms(a, e),
+                         .node = api_self_name(a), .owner = owner};
+        v.value = store_entry_value(e, &v.len);
+        v.ct = store_entry_content_type(e, &v.ctlen);
+        api_waiter_value(wt, &v, api_entry_unref, e);
+        return;
+    }
+    topo_t *prev = topo_cache_prev(&w->topo);
+    if (prev && t && t->n > 1 && !local_only) {
+        api_flight_join(w, API_FLIGHT_FALLBACK, wt, key, klen, t, prev, owner);
+        return;
+    }
+    metrics_add(&a->metrics->misses, 1);
+    api_waiter_miss(a, wt, NULL, owner);
+}
+
+void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen)
+{
+    api_t *a = w->api;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    uint32_t owners[RING_REPLICAS_MAX];
+    size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
+    const char *owner = api_owner_name(a, t, owners, n);
+    api_waiter_t wt = {.r = r};
+    if (!t || topo_is_owner(t, owners, n)) api_owner_get(w, t, &wt, key, klen, owner, false);
+    else api_flight_join(w, API_FLIGHT_FORWARD, &wt, key, klen, t, NULL, owner);
+}
+
+void api_serve_get(api_worker_t *w, peer_call_t *call, const char *key, size_t klen)
+{
+    bool local_only = (peer_call_flags(call) & PEER_F_LOCAL) != 0;
+    api_t *a = w->api;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    uint32_t owners[RING_REPLICAS_MAX];
+    size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
+    api_waiter_t wt = {.call = call};
+    api_owner_get(w, t, &wt, key, klen, api_owner_name(a, t, owners, n), local_only);
 }
 
 /* ---------- PUT and DELETE at the primary ---------- */

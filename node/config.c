@@ -95,6 +95,8 @@ static const config_option_t config_options[] = {
      "owners that must store a PUT or DELETE before it is acknowledged: 1..replicas, or all (every owner not known down)"},
     {"peer-connect-timeout", "DCACHE_PEER_CONNECT_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_connect_timeout_ms),
      "500ms", 10, 600000, "time to open a peer connection before trying the next owner"},
+    {"handoff-rate", "DCACHE_HANDOFF_RATE", NULL, OPT_UINT, OPT(handoff_rate), "20000", 0, 100000000,
+     "entries per second a node hands to their new owners after a ring change (0 = unlimited)"},
     {"peer-timeout", "DCACHE_PEER_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_timeout_ms), "1s", 10, 600000,
      "time to wait for a peer's answer before trying the next owner"},
 };

@@ -40,6 +40,7 @@ struct gossip {
     /* Joining. */
     bool joined;
     unsigned join_pending;            /* resolutions and exchanges in flight */
+    bool seed_self_only, seed_other;  /* what the seed names resolved to, this attempt */
     uint64_t join_backoff_ms;
     /* Stop / leave. */
     bool stopping;
@@ -494,6 +495,9 @@ static void gossip_join_timer_cb(uv_timer_t *t)
 static void gossip_join_result(gossip_t *g, bool ok)
 {
     if (g->join_pending) g->join_pending--;
+    /* Others found us first (we are the seed they named, or one of them
+     * joined through us): that is a cluster joined as well. */
+    if (!ok && !g->joined && swim_member_count(g->core, 1 << SWIM_STATE_ALIVE) > 1) ok = true;
     if (ok && !g->joined) {
         g->joined = true;
         g->dirty = true;
@@ -515,11 +519,14 @@ static void gossip_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
 {
     gossip_resolve_t *r = (gossip_resolve_t *)req;
     gossip_t *g = r->g;
-    unsigned started = 0;
+    unsigned started = 0, self = 0;
     for (struct addrinfo *ai = status == 0 ? res : NULL; ai; ai = ai->ai_next) {
         swim_addr_t a;
         if (!gossip_addr_from_sockaddr(ai->ai_addr, &a)) continue;
-        if (swim_addr_equal(&a, &g->self_addr)) continue; /* ourselves, listed among the seeds */
+        if (swim_addr_equal(&a, &g->self_addr)) { /* ourselves, listed among the seeds */
+            self++;
+            continue;
+        }
         if (gossip_exchange(g, &a, true)) {
             g->join_pending++;
             started++;
@@ -527,12 +534,17 @@ static void gossip_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
     }
     if (res) uv_freeaddrinfo(res);
     free(r);
-    gossip_join_result(g, false); /* this resolution is done */
+    if (self && !started && !g->seed_other) g->seed_self_only = true;
+    if (started) g->seed_other = true;
+    /* This resolution is done. Every seed named only ourselves: we are the
+     * first node, as with no seeds at all. */
+    gossip_join_result(g, g->join_pending == 1 && g->seed_self_only && !g->seed_other);
 }
 
 static void gossip_join_attempt(gossip_t *g)
 {
     if (g->joined || g->stopping) return;
+    g->seed_self_only = g->seed_other = false;
     char *list = strdup(g->seeds);
     if (!list) return;
     char *save = NULL;

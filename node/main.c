@@ -43,7 +43,14 @@ typedef struct node {
     uv_timer_t ring_timer;
     uint64_t ring_version;
     uint8_t ring_digest[32];     /* of the member set last published */
+    topo_t *topo;                /* the ring last published (own reference) */
+    handoff_t *handoff;
+    uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
 } node_t;
+
+/* After a ring change, new owners ask previous owners for keys they miss
+ * for this long (and for as long as this node's own handoff runs). */
+#define NODE_PREV_RING_MS 30000
 
 #define NODE_RING_DEBOUNCE_MS 20
 
@@ -74,6 +81,9 @@ static void node_finish(void *arg)
     uv_timer_stop(&n->sample);
     uv_timer_stop(&n->ring_timer);
     uv_close((uv_handle_t *)&n->ring_timer, NULL);
+    uv_timer_stop(&n->prev_timer);
+    uv_close((uv_handle_t *)&n->prev_timer, NULL);
+    if (n->handoff) handoff_close(n->handoff, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
     uv_close((uv_handle_t *)&n->sample, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
@@ -120,6 +130,16 @@ static bool node_load_keyring(const config_t *cfg, seal_keyring_t *ring)
     sodium_memzero(text, sizeof text);
     if (!ok) fprintf(stderr, "dcache-node: --cluster-keyring %s: %s\n", cfg->cluster_keyring, err);
     return ok;
+}
+
+static void node_prev_timer_cb(uv_timer_t *t)
+{
+    node_t *n = t->data;
+    if (n->handoff && handoff_running(n->handoff)) {
+        uv_timer_start(&n->prev_timer, node_prev_timer_cb, 5000, 0);
+        return;
+    }
+    topo_slot_clear_prev(&n->api.topo);
 }
 
 typedef struct node_members {
@@ -190,6 +210,10 @@ static void node_rebuild_ring(node_t *n)
     }
     memcpy(n->ring_digest, digest, sizeof digest);
     n->ring_version++;
+    if (n->handoff) handoff_start(n->handoff, n->topo, t);
+    topo_unref(n->topo);
+    n->topo = topo_ref(t);
+    uv_timer_start(&n->prev_timer, node_prev_timer_cb, NODE_PREV_RING_MS, 0);
     ring_stats_t rs;
     ring_get_stats(t->ring, &rs);
     log_info("ring updated", "\"version\":%llu,\"members\":%zu,\"replicas\":%u,\"balance\":%.3f",
@@ -335,7 +359,19 @@ int main(int argc, char **argv)
     if (!node_load_keyring(&n.cfg, &n.keyring)) return 2;
     n.api.keyring = &n.keyring;
     uv_timer_init(n.loop, &n.ring_timer);
-    n.ring_timer.data = &n;
+    uv_timer_init(n.loop, &n.prev_timer);
+    n.ring_timer.data = n.prev_timer.data = &n;
+    {
+        peer_pool_config_t pc = {.conn = {.keyring = &n.keyring, .stats = &n.api.peer_stats},
+                                 .connect_timeout_ms = n.cfg.peer_connect_timeout_ms,
+                                 .request_timeout_ms = n.cfg.peer_timeout_ms * 5};
+        handoff_config_t hc = {.rate = n.cfg.handoff_rate};
+        n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.handoff);
+        if (!n.handoff) {
+            log_error("out of memory at start", NULL);
+            return 1;
+        }
+    }
     if (node_start_workers(&n) != 0) return 1;
     if (node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
         node_finish(&n);
@@ -362,6 +398,8 @@ int main(int argc, char **argv)
     free(n.workers);
     uv_loop_close(n.loop);
     gossip_free(n.gossip);
+    handoff_free(n.handoff);
+    topo_unref(n.topo);
     api_destroy(&n.api);
     free(n.self_name);
     sodium_memzero(&n.keyring, sizeof n.keyring);

@@ -69,23 +69,35 @@ bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n)
 void topo_slot_init(topo_slot_t *s)
 {
     pthread_mutex_init(&s->lock, NULL);
-    s->cur = NULL;
-    atomic_init(&s->version, 0);
+    s->cur = s->prev = NULL;
+    atomic_init(&s->generation, 0);
 }
 
 void topo_slot_destroy(topo_slot_t *s)
 {
     topo_unref(s->cur);
-    s->cur = NULL;
+    topo_unref(s->prev);
+    s->cur = s->prev = NULL;
     pthread_mutex_destroy(&s->lock);
 }
 
 void topo_slot_publish(topo_slot_t *s, topo_t *t)
 {
     pthread_mutex_lock(&s->lock);
-    topo_t *old = s->cur;
+    topo_t *old = s->prev;
+    s->prev = s->cur;
     s->cur = t;
-    atomic_store(&s->version, t ? t->version : 0);
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    pthread_mutex_unlock(&s->lock);
+    topo_unref(old);
+}
+
+void topo_slot_clear_prev(topo_slot_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    topo_t *old = s->prev;
+    s->prev = NULL;
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
     pthread_mutex_unlock(&s->lock);
     topo_unref(old);
 }
@@ -100,19 +112,29 @@ topo_t *topo_slot_get(topo_slot_t *s)
 
 topo_t *topo_cache_get(topo_cache_t *c, topo_slot_t *s)
 {
-    uint64_t v = atomic_load_explicit(&s->version, memory_order_acquire);
-    if (v != c->version || (v && !c->cur)) {
-        topo_t *t = topo_slot_get(s);
+    uint64_t g = atomic_load_explicit(&s->generation, memory_order_acquire);
+    if (g != c->generation) {
+        pthread_mutex_lock(&s->lock);
+        topo_t *cur = topo_ref(s->cur), *prev = topo_ref(s->prev);
+        c->generation = atomic_load_explicit(&s->generation, memory_order_relaxed);
+        pthread_mutex_unlock(&s->lock);
         topo_unref(c->cur);
-        c->cur = t;
-        c->version = t ? t->version : 0;
+        topo_unref(c->prev);
+        c->cur = cur;
+        c->prev = prev;
     }
     return c->cur;
+}
+
+topo_t *topo_cache_prev(topo_cache_t *c)
+{
+    return c->prev;
 }
 
 void topo_cache_clear(topo_cache_t *c)
 {
     topo_unref(c->cur);
-    c->cur = NULL;
-    c->version = 0;
+    topo_unref(c->prev);
+    c->cur = c->prev = NULL;
+    c->generation = 0;
 }

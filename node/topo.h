@@ -63,28 +63,37 @@ size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, 
 /* True when self is among the owners. */
 bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n);
 
+/* The slot also keeps the snapshot before the current one for a while
+ * after a change (rebalancing: a new owner that misses a key asks the
+ * previous owners before answering "not found"). */
 typedef struct topo_slot {
     pthread_mutex_t lock;
     topo_t *cur;                    /* owned reference, NULL before the first publish */
-    atomic_uint_fast64_t version;   /* cur->version, for the lock-free check */
+    topo_t *prev;                   /* owned reference, NULL when no change is recent */
+    atomic_uint_fast64_t generation; /* bumped by every change to cur or prev */
 } topo_slot_t;
 
 void topo_slot_init(topo_slot_t *s);
 void topo_slot_destroy(topo_slot_t *s);
-/* Takes over the caller's reference to t. */
+/* Takes over the caller's reference to t; the current one becomes prev. */
 void topo_slot_publish(topo_slot_t *s, topo_t *t);
+/* Forgets prev (the change is no longer recent). */
+void topo_slot_clear_prev(topo_slot_t *s);
 /* A new reference to the current snapshot (NULL before the first). */
 topo_t *topo_slot_get(topo_slot_t *s);
 
 typedef struct topo_cache {
-    topo_t *cur;
-    uint64_t version;
+    topo_t *cur, *prev;
+    uint64_t generation;
 } topo_cache_t;
 
 /* The latest snapshot, borrowed: valid until the next topo_cache_get or
  * topo_cache_clear on the same cache (callers that keep it across loop
  * turns take their own reference). */
 topo_t *topo_cache_get(topo_cache_t *c, topo_slot_t *s);
+/* The previous snapshot while a change is recent, else NULL; borrowed like
+ * topo_cache_get's (call that first). */
+topo_t *topo_cache_prev(topo_cache_t *c);
 void topo_cache_clear(topo_cache_t *c);
 
 #endif
