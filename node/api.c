@@ -217,6 +217,7 @@ static void api_on_request(http_request_t *r, void *ctx)
     API_ROUTE("/api/metrics", get, "GET, HEAD", METRICS_OP_OTHER, api_metrics_json(a, r));
     API_ROUTE("/api/metrics/history", get, "GET, HEAD", METRICS_OP_OTHER, api_metrics_history(a, r));
     API_ROUTE("/api/cluster/members", get, "GET, HEAD", METRICS_OP_OTHER, api_cluster_members(a, r));
+    API_ROUTE("/api/cluster/ring", get, "GET, HEAD", METRICS_OP_OTHER, api_cluster_ring(a, r));
     API_ROUTE("/health", get, "GET, HEAD", METRICS_OP_OTHER, api_health(a, r));
     API_ROUTE("/ready", get, "GET, HEAD", METRICS_OP_OTHER, api_ready(a, r));
     http_request_set_tag(r, API_TAG(METRICS_OP_OTHER));

@@ -1,4 +1,4 @@
-/* api_internal: what api.c, api_cache.c and api_admin.c share. Not a public
+/* api_internal: what the api*.c files share. Not a public
  * interface. */
 #ifndef DCACHE_API_INTERNAL_H
 #define DCACHE_API_INTERNAL_H
@@ -84,6 +84,8 @@ void api_metrics_history(api_t *a, http_request_t *r);
 void api_health(api_t *a, http_request_t *r);
 void api_ready(api_t *a, http_request_t *r);
 void api_cluster_members(api_t *a, http_request_t *r);
+/* GET /api/cluster/ring[?key=K] (api_ring.c). */
+void api_cluster_ring(api_t *a, http_request_t *r);
 void api_cluster_prometheus(api_t *a, sbuf_t *b);
 void api_route_prometheus(api_t *a, sbuf_t *b);
 

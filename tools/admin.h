@@ -39,6 +39,9 @@ typedef struct admin_opts {
     /* invalidate-pattern */
     bool dry_run;
 
+    /* ring */
+    const char *key;          /* --key: also show this key's owners; NULL: none */
+
     /* positional arguments after the command name */
     char **args;
     int nargs;

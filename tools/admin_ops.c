@@ -424,3 +424,110 @@ int admin_ops_members(admin_http *h, const admin_opts *o)
     json_decref(doc);
     return ADMIN_EXIT_OK;
 }
+
+/* ---- ring ---- */
+
+/* A member field made safe for a terminal; "-" when empty or absent. */
+static char *ring_field(const json_t *m, const char *field)
+{
+    const char *s = member_field(m, field);
+    return admin_fmt_display(s, strlen(s));
+}
+
+static void ring_print_owners(const json_t *doc)
+{
+    json_t *owners = json_object_get(doc, "owners"), *v;
+    char *key = admin_fmt_json_key(doc);
+    size_t i;
+
+    metric_row("key", key);
+    printf("owners:\n");
+    json_array_foreach(owners, i, v) {
+        const char *s = json_string_value(v);
+        char *name = admin_fmt_display(s ? s : "?", s ? strlen(s) : 1);
+        printf("  %s%s\n", name, i == 0 ? "  (primary)" : "");
+        free(name);
+    }
+}
+
+int admin_ops_ring(admin_http *h, const admin_opts *o)
+{
+    json_t *doc, *nodes, *m;
+    char *path, *esc = NULL;
+    const char *self;
+    double balance;
+    long long replicas, configured, members, zones;
+    size_t i, wname = 4, wzone = 4, wpeer = 4, whttp = 4;
+    int rc;
+
+    if (o->key) {
+        esc = admin_http_escape(o->key, strlen(o->key));
+        path = admin_fmt_xasprintf("/api/cluster/ring?key=%s", esc);
+    } else {
+        path = admin_fmt_xstrdup("/api/cluster/ring");
+    }
+    rc = admin_http_call_json(h, "GET", path, NULL, &doc);
+    free(path);
+    free(esc);
+    if (rc != ADMIN_EXIT_OK)
+        return rc;
+    if (o->json) {
+        admin_fmt_json_print(doc);
+        json_decref(doc);
+        return ADMIN_EXIT_OK;
+    }
+    metric_row("version", metric_int(doc, "version"));
+    if (admin_fmt_json_int(doc, "replicas", &replicas) &&
+        admin_fmt_json_int(doc, "replicas_configured", &configured) && configured != replicas)
+        metric_row("replicas", admin_fmt_xasprintf("%lld (--replicas %lld, capped by the members)", replicas,
+                                                   configured));
+    else
+        metric_row("replicas", metric_int(doc, "replicas"));
+    if (admin_fmt_json_int(doc, "members", &members) && admin_fmt_json_int(doc, "zones", &zones))
+        metric_row("members", admin_fmt_xasprintf("%lld in %lld %s", members, zones, plural(zones, "zone", "zones")));
+    metric_row("balance", admin_fmt_json_number(doc, "balance", &balance)
+                              ? admin_fmt_xasprintf("%.3f (busiest share / mean; 1 = even)", balance)
+                              : NULL);
+    nodes = json_object_get(doc, "nodes");
+    /* Columns as wide as their widest cell: names and addresses vary a lot. */
+    json_array_foreach(nodes, i, m) {
+        size_t *w[] = {&wname, &wzone, &wpeer, &whttp};
+        const char *f[] = {"name", "zone", "peer", "http"};
+        for (size_t k = 0; k < 4; k++) {
+            char *s = ring_field(m, f[k]);
+            if (admin_fmt_width(s) > *w[k])
+                *w[k] = admin_fmt_width(s);
+            free(s);
+        }
+    }
+    printf("\n");
+    admin_fmt_pad("NAME", wname + 2);
+    admin_fmt_pad("ZONE", wzone + 2);
+    admin_fmt_pad("PEER", wpeer + 2);
+    admin_fmt_pad("HTTP", whttp + 2);
+    printf("%7s\n", "SHARE");
+    self = json_string_value(json_object_get(doc, "self"));
+    json_array_foreach(nodes, i, m) {
+        char *cells[4] = {ring_field(m, "name"), ring_field(m, "zone"), ring_field(m, "peer"),
+                          ring_field(m, "http")};
+        size_t widths[4] = {wname, wzone, wpeer, whttp};
+        const char *name = json_string_value(json_object_get(m, "name"));
+        double share;
+        for (size_t k = 0; k < 4; k++) {
+            admin_fmt_pad(cells[k], widths[k] + 2);
+            free(cells[k]);
+        }
+        if (admin_fmt_json_number(m, "share", &share))
+            printf("%6.2f%%", share * 100);
+        else
+            printf("%7s", "-");
+        printf("%s%s\n", json_is_true(json_object_get(m, "suspect")) ? "  suspect" : "",
+               self && name && strcmp(self, name) == 0 ? "  (this node)" : "");
+    }
+    if (o->key) {
+        printf("\n");
+        ring_print_owners(doc);
+    }
+    json_decref(doc);
+    return ADMIN_EXIT_OK;
+}

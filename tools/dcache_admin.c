@@ -2,7 +2,8 @@
  *
  * This file parses the command line and prints help; the commands live in
  * admin_cache.c (get, put, del, keys) and admin_ops.c (invalidate,
- * invalidate-pattern, preview, metrics, health), HTTP in admin_http.c.
+ * invalidate-pattern, preview, metrics, health, members, ring), HTTP in
+ * admin_http.c.
  */
 #include "autoconfig.h"
 
@@ -25,7 +26,7 @@
 /* Options; the ones past O_GLOBAL_END belong to some commands only. */
 enum {
     O_NODE, O_JSON, O_TIMEOUT, O_TOKEN, O_HELP, O_VERSION, O_GLOBAL_END,
-    O_TTL = O_GLOBAL_END, O_CONTENT_TYPE, O_FILE, O_LIMIT, O_CURSOR, O_ALL, O_DRY_RUN,
+    O_TTL = O_GLOBAL_END, O_CONTENT_TYPE, O_FILE, O_LIMIT, O_CURSOR, O_ALL, O_DRY_RUN, O_KEY,
     O_COUNT
 };
 
@@ -47,6 +48,7 @@ static const struct option_def {
     [O_CURSOR] = {"cursor", 0, true},
     [O_ALL] = {"all", 0, false},
     [O_DRY_RUN] = {"dry-run", 0, false},
+    [O_KEY] = {"key", 0, true},
 };
 
 #define BIT(o) (1u << (o))
@@ -114,6 +116,14 @@ static const struct command {
      "  members                     Cluster members as this node sees them: name, state\n"
      "                              (alive, suspect, dead, left), addresses, zone,\n"
      "                              incarnation.\n"},
+    {"ring", "ring [--key KEY]",
+     0, 0, BIT(O_KEY), admin_ops_ring,
+     "  ring [--key KEY]            The hash ring this node routes with: its version\n"
+     "                              (local to the node), owners per key, balance\n"
+     "                              (busiest share / mean share), then each member's\n"
+     "                              zone, peer and HTTP addresses and the share of\n"
+     "                              the key hash space it owns as primary (percent).\n"
+     "      --key KEY               also print the owners of KEY, primary first\n"},
     {"help", "help [COMMAND]",
      0, 1, 0, NULL,
      "  help [COMMAND]              This text, or the part about COMMAND.\n"},
@@ -171,8 +181,8 @@ static void print_help(const struct command *only)
     }
     printf("Usage: dcache-admin [OPTIONS] COMMAND [ARGS]\n"
            "\n"
-           "Operate a dcache node: read and write keys, invalidate, inspect metrics\n"
-           "and health.\n"
+           "Operate a dcache node: read and write keys, invalidate, inspect metrics,\n"
+           "health and the cluster.\n"
            "\n"
            "Commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
@@ -353,6 +363,9 @@ static int build_opts(const parsed *p, const struct command *cmd, admin_opts *o)
     o->cursor = p->values[O_CURSOR];
     o->all = p->given & BIT(O_ALL);
     o->dry_run = p->given & BIT(O_DRY_RUN);
+    o->key = p->values[O_KEY];
+    if (o->key && !o->key[0])
+        return usage("%s", "--key wants a key");
     return ADMIN_EXIT_OK;
 }
 

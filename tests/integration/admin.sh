@@ -52,6 +52,19 @@ assert_match 'P99' "$out" "metrics prints latency percentiles"
 assert_eq 0 "$(rc_of adm health)" "health exits 0 on a ready node"
 assert_match 'l2' "$(adm health)" "health lists dependencies"
 
+# ring: this node alone owns everything
+self=$(curl -s "$NODE_URL/api/cluster/members" | jq -r .self)
+wait_for "the ring is published" curl -fsS "$NODE_URL/api/cluster/ring"
+out=$(adm ring)
+assert_match 'balance' "$out" "ring prints the balance"
+assert_match "$self .* 100\.00%  \(this node\)" "$out" "ring lists this node with its whole share"
+out=$(adm ring --key 'user:42')
+assert_match "owners:"$'\n'"  $self  \(primary\)" "$out" "ring --key prints the owner"
+assert_eq "$self" "$(adm --json ring --key 'a+b' | jq -r '.owners[0]')" "ring --json --key"
+assert_eq 'a+b' "$(adm --json ring --key 'a+b' | jq -r .key)" "ring --key sends '+' as itself"
+assert_eq 2 "$(rc_of adm ring --key '')" "ring --key '' is a usage error"
+assert_match 'ring \[--key KEY\]' "$("$DCACHE_ADMIN_BIN" --help)" "--help lists ring"
+
 # exit codes
 assert_eq 2 "$(rc_of adm frobnicate)" "unknown command exits 2"
 assert_eq 2 "$(rc_of adm get)" "missing argument exits 2"

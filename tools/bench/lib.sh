@@ -16,12 +16,22 @@ trap bench_cleanup EXIT
 
 [[ -x $DCACHE_NODE_BIN ]] || { echo "build first: tools/setup.sh (no $DCACHE_NODE_BIN)" >&2; exit 1; }
 
-# free_port: a loopback TCP port nobody listens on.
+# free_port: a loopback TCP port nobody listens on, below the kernel's
+# ephemeral range (a port some client socket is using refuses connections
+# but cannot be bound: wrk and the peer channel hold hundreds), and not
+# handed out before in this run (callers take several before binding any;
+# $(free_port) runs in a subshell, hence the file).
 free_port() {
-  local p
+  local p lo=32768 _hi
+  read -r lo _hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((lo > 11000)) || lo=61000
   while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    p=$((10000 + RANDOM % (lo - 10000)))
+    grep -qx "$p" "$BENCH_TMP/ports" 2>/dev/null && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    echo "$p" >>"$BENCH_TMP/ports"
+    echo "$p"
+    return
   done
 }
 
