@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The data path across real nodes: keys PUT through one node are read back
+# through the others with identical bytes; a DELETE through a third is seen
+# by all; 100 concurrent GETs for one key on a non-owner make one peer
+# request; a fourth node joins under a read load and then one node is
+# killed (replicas = 2) with zero failed requests from a client that only
+# talks to the survivors, and every key still readable.
+source "$(dirname "$0")/lib.sh"
+
+N=${ROUTING_KEYS:-10000}
+FAST=(--workers 1 --probe-interval 200ms --probe-timeout 100ms --gossip-interval 50ms --push-pull-interval 2s)
+declare -A URL PID GOSSIP
+
+launch() { # name [flags]
+  local name=$1; shift
+  start_node "$name" --name "$name" "${FAST[@]}" "$@"
+  URL[$name]=$NODE_URL PID[$name]=$NODE_PID GOSSIP[$name]=$NODE_GOSSIP_PORT
+}
+metric() { curl -s "${URL[$1]}/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+ring_size() { curl -s "${URL[$1]}/api/cluster/ring" | jq -r .members; }
+settled() { # nodes... : every one has a ring of that many members and no handoff running
+  local n
+  for n in "$@"; do
+    [[ $(ring_size "$n") == "$#" && $(metric "$n" handoff_running) == 0 ]] || return 1
+  done
+}
+
+# batch NAME METHOD NODE FIRST LAST [outdir]: a curl config with one request per key.
+batch() {
+  local name=$1 method=$2 node=$3 first=$4 last=$5 outdir=${6:-} i
+  local port=${URL[$node]##*:}
+  for ((i = first; i <= last; i++)); do
+    printf 'url = "http://127.0.0.1:%s/api/cache/k%d"\n' "$port" "$i"
+    case $method in
+      PUT) printf 'request = "PUT"\ndata = "value-%d"\n' "$i" ;;
+      DELETE) printf 'request = "DELETE"\n' ;;
+    esac
+    printf 'write-out = "%%{http_code}\\n"\n'
+    if [[ -n $outdir ]]; then printf 'output = "%s/k%d"\n' "$outdir" "$i"; else printf 'output = "/dev/null"\n'; fi
+    if ((i < last)); then printf 'next\n'; fi
+  done >"$TEST_TMP/$name.cfg"
+}
+run_batch() { curl -s --no-progress-meter -Z --parallel-max 16 -K "$TEST_TMP/$1.cfg" 2>/dev/null || true; }
+count_codes() { sort | uniq -c | awk '{printf "%s:%s ", $2, $1}' | sed 's/ $//'; }
+# verify DIR: prints how many files hold exactly "value-<i>" for key k<i>.
+verify() {
+  find "$1" -type f -name 'k*' -print0 |
+    xargs -0 awk 'FNR == 1 {n = FILENAME; sub(/.*\/k/, "", n); if ($0 == "value-" n) ok++} END {print ok + 0}' |
+    awk '{s += $1} END {print s + 0}'
+}
+
+launch n1
+SEED="127.0.0.1:${GOSSIP[n1]}"
+launch n2 --seeds "$SEED"
+# n3 waits long for a stopped owner, so the coalescing check below sees one request.
+launch n3 --seeds "$SEED" --peer-timeout 10s
+WAIT_SECONDS=20 wait_for "three nodes share one ring" settled n1 n2 n3 && pass
+
+# --- N keys PUT through n1, read through n2 and n3 with identical bytes ---
+batch put PUT n1 1 "$N"
+assert_eq "201:$N" "$(run_batch put | count_codes)" "$N PUTs through n1 are created"
+for n in n2 n3; do
+  mkdir -p "$TEST_TMP/got-$n"
+  batch "get-$n" GET "$n" 1 "$N" "$TEST_TMP/got-$n"
+  assert_eq "200:$N" "$(run_batch "get-$n" | count_codes)" "every key readable through $n"
+  assert_eq "$N" "$(verify "$TEST_TMP/got-$n")" "every value read through $n has the bytes PUT through n1"
+done
+forwarded=$(curl -s "${URL[n2]}/metrics" | awk '$1 == "route_forwarded_total{operation=\"get\"}" {print $2}')
+assert_match '^[1-9][0-9]*$' "$forwarded" "n2 forwarded the GETs for keys it does not own"
+NODE_URL=${URL[n2]} http GET /api/cache/k1
+assert_match '^n[123]$' "$(header x-cache-owner)" "X-Cache-Owner names the primary"
+assert_match '^n[123]$' "$(header x-cache-node)" "X-Cache-Node names the node that answered"
+
+# --- DELETE through n3 is seen by every node ---
+batch del DELETE n3 1 100
+assert_eq "200:100" "$(run_batch del | count_codes)" "100 DELETEs through n3"
+for n in n1 n2 n3; do
+  batch "gone-$n" GET "$n" 1 100
+  assert_eq "404:100" "$(run_batch "gone-$n" | count_codes)" "the deleted keys are gone through $n"
+done
+batch put-back PUT n3 1 100
+assert_eq "201:100" "$(run_batch put-back | count_codes)" "the deleted keys PUT again through n3"
+
+# --- 100 concurrent GETs for one key on a non-owner: one peer request ---
+key=""
+for i in $(seq 1 200); do
+  if ! curl -s "${URL[n3]}/api/cluster/ring?key=k$i" | jq -e '.owners | index("n3")' >/dev/null; then key=k$i; break; fi
+done
+assert_match '^k[0-9]+$' "$key" "a key that n3 does not own"
+gets_before=$(curl -s "${URL[n3]}/metrics" | awk '$1 == "peer_requests_total{type=\"get\"}" {print $2}')
+coalesced_before=$(metric n3 route_coalesced_total)
+for i in $(seq 100); do
+  printf 'url = "%s/api/cache/%s"\nwrite-out = "%%{http_code}\\n"\noutput = "/dev/null"\n' "${URL[n3]}" "$key"
+  if ((i < 100)); then printf 'next\n'; fi
+done >"$TEST_TMP/hot.cfg"
+# Both owners stop answering, so every GET arrives while the first is in flight.
+kill -STOP "${PID[n1]}" "${PID[n2]}"
+curl -s --no-progress-meter -Z --parallel-immediate --parallel-max 100 -K "$TEST_TMP/hot.cfg" >"$TEST_TMP/hot.out" 2>/dev/null &
+hot=$!
+coalesced_all() { (($(metric n3 route_coalesced_total) >= coalesced_before + 99)); }
+wait_for "100 concurrent GETs wait on one forwarded request" coalesced_all && pass
+kill -CONT "${PID[n1]}" "${PID[n2]}"
+wait "$hot" || true
+assert_eq "200:100" "$(count_codes <"$TEST_TMP/hot.out")" "all 100 concurrent GETs answered"
+gets_after=$(curl -s "${URL[n3]}/metrics" | awk '$1 == "peer_requests_total{type=\"get\"}" {print $2}')
+assert_eq 1 "$((gets_after - gets_before))" "100 concurrent GETs made one peer request"
+WAIT_SECONDS=20 wait_for "the stopped nodes are back" settled n1 n2 n3 && pass
+
+# --- a join and a kill -9 under a read load from a client of n2 and n3 ---
+batch load-n2 GET n2 1 "$N"
+batch load-n3 GET n3 1 "$N"
+: >"$TEST_TMP/load.codes"
+: >"$TEST_TMP/load.rounds"
+(
+  while [[ ! -e $TEST_TMP/load.stop ]]; do
+    run_batch load-n2 >>"$TEST_TMP/load.codes"
+    run_batch load-n3 >>"$TEST_TMP/load.codes"
+    echo round >>"$TEST_TMP/load.rounds"
+  done
+) &
+loader=$!
+rounds() { wc -l <"$TEST_TMP/load.rounds" 2>/dev/null || echo 0; }
+after_rounds() { (($(rounds) >= $1)); }
+
+launch n4 --seeds "127.0.0.1:${GOSSIP[n2]}"
+WAIT_SECONDS=30 wait_for "n4 joined and the handoff finished" settled n1 n2 n3 n4 && pass
+r=$(($(rounds) + 1))
+WAIT_SECONDS=60 wait_for "a full read round after the join" after_rounds "$r" && pass
+assert_match '^[1-9][0-9]*$' "$(metric n4 cache_entries)" "n4 holds keys after the join"
+
+kill -9 "${PID[n1]}"
+WAIT_SECONDS=30 wait_for "the ring settles without the killed node" settled n2 n3 n4 && pass
+r=$(($(rounds) + 1))
+WAIT_SECONDS=60 wait_for "a full read round after the kill" after_rounds "$r" && pass
+touch "$TEST_TMP/load.stop"
+wait "$loader" || true
+total=$(wc -l <"$TEST_TMP/load.codes")
+assert_eq "200:$total" "$(count_codes <"$TEST_TMP/load.codes")" "no failed request during the join and the kill ($total reads)"
+
+for n in n2 n4; do
+  rm -rf "$TEST_TMP/got-$n"
+  mkdir -p "$TEST_TMP/got-$n"
+  batch "final-$n" GET "$n" 1 "$N" "$TEST_TMP/got-$n"
+  assert_eq "200:$N" "$(run_batch "final-$n" | count_codes)" "every key still readable through $n"
+  assert_eq "$N" "$(verify "$TEST_TMP/got-$n")" "every value still has its bytes through $n"
+done
+finish
