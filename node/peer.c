@@ -397,23 +397,36 @@ static void peer_sweep_cb(uv_timer_t *t)
 {
     peer_pool_t *p = t->data;
     uint64_t now = uv_now(p->loop);
-    bool any = false;
-    for (unsigned i = 0; i < p->nnodes; i++) {
+    for (unsigned i = 0; i < p->nnodes && !p->closing; i++) {
         peer_node_t *n = p->nodes[i];
         if (n->connecting && now >= n->connect_deadline) {
             peer_connect_failed(n);
             continue;
         }
-        bool timed_out = false;
+        /* Expired requests are taken off the node, and the failure counted,
+         * before any callback runs: a callback may send requests or close
+         * the pool, so neither the list nor n is touched after one. */
+        peer_pending_t *expired = NULL, **tail = &expired;
         for (peer_pending_t *q = n->head, *next; q; q = next) {
             next = q->next;
             if (now < q->deadline) continue;
-            timed_out = true;
-            peer_pending_finish(n, q, PEER_ERR_TIMEOUT, NULL);
+            peer_pending_unlink(n, q);
+            q->next = NULL;
+            *tail = q;
+            tail = &q->next;
         }
-        if (timed_out) peer_node_failure(n);
-        if (n->head || n->connecting) any = true;
+        if (expired) peer_node_failure(n);
+        while (expired) {
+            peer_pending_t *q = expired;
+            expired = q->next;
+            peer_pending_complete(p, q, PEER_ERR_TIMEOUT, NULL);
+        }
     }
+    /* Only once every callback ran: one may have sent a request to a node
+     * already swept (the next owner after a timeout). */
+    bool any = false;
+    for (unsigned i = 0; i < p->nnodes; i++)
+        if (p->nodes[i]->head || p->nodes[i]->connecting) any = true;
     if (!any) uv_timer_stop(&p->sweep);
 }
 
