@@ -122,21 +122,27 @@ static void peer_node_failure(peer_node_t *n)
     }
 }
 
+/* Takes q off n's count (the list is the caller's business). */
+static void peer_pending_uncount(peer_node_t *n, peer_pending_t *q)
+{
+    n->npending--;
+    atomic_fetch_sub(&peer_stats(n->pool)->pending, 1);
+    if (q->probe) n->probe_in_flight = false;
+}
+
 static void peer_pending_unlink(peer_node_t *n, peer_pending_t *q)
 {
     if (q->prev) q->prev->next = q->next;
     else n->head = q->next;
     if (q->next) q->next->prev = q->prev;
     else n->tail = q->prev;
-    n->npending--;
-    atomic_fetch_sub(&peer_stats(n->pool)->pending, 1);
-    if (q->probe) n->probe_in_flight = false;
+    peer_pending_uncount(n, q);
 }
 
-static void peer_pending_finish(peer_node_t *n, peer_pending_t *q, peer_result_t res, const peer_msg_t *resp)
+/* Counts the outcome, runs the callback and frees q (already unlinked). */
+static void peer_pending_complete(peer_pool_t *p, peer_pending_t *q, peer_result_t res, const peer_msg_t *resp)
 {
-    peer_pending_unlink(n, q);
-    peer_stats_t *st = peer_stats(n->pool);
+    peer_stats_t *st = peer_stats(p);
     switch (res) {
     case PEER_ERR_TIMEOUT: atomic_fetch_add(&st->failures_timeout, 1); break;
     case PEER_ERR_CONNECT: atomic_fetch_add(&st->failures_connect, 1); break;
@@ -147,10 +153,26 @@ static void peer_pending_finish(peer_node_t *n, peer_pending_t *q, peer_result_t
     free(q);
 }
 
-/* Fails every pending request of n (its connection is gone). */
+static void peer_pending_finish(peer_node_t *n, peer_pending_t *q, peer_result_t res, const peer_msg_t *resp)
+{
+    peer_pending_unlink(n, q);
+    peer_pending_complete(n->pool, q, res, resp);
+}
+
+/* Fails every pending request of n (its connection is gone). The list is
+ * detached before any callback runs: a callback may send a new request to
+ * n (a retry over a new connection), which must not fail with the old ones. */
 static void peer_node_fail_all(peer_node_t *n, peer_result_t res)
 {
-    while (n->head) peer_pending_finish(n, n->head, res, NULL);
+    peer_pool_t *p = n->pool;
+    peer_pending_t *q = n->head;
+    n->head = n->tail = NULL;
+    for (peer_pending_t *x = q; x; x = x->next) peer_pending_uncount(n, x);
+    while (q) {
+        peer_pending_t *next = q->next;
+        peer_pending_complete(p, q, res, NULL);
+        q = next;
+    }
 }
 
 /* ---- connections ---- */
@@ -375,23 +397,36 @@ static void peer_sweep_cb(uv_timer_t *t)
 {
     peer_pool_t *p = t->data;
     uint64_t now = uv_now(p->loop);
-    bool any = false;
-    for (unsigned i = 0; i < p->nnodes; i++) {
+    for (unsigned i = 0; i < p->nnodes && !p->closing; i++) {
         peer_node_t *n = p->nodes[i];
         if (n->connecting && now >= n->connect_deadline) {
             peer_connect_failed(n);
             continue;
         }
-        bool timed_out = false;
+        /* Expired requests are taken off the node, and the failure counted,
+         * before any callback runs: a callback may send requests or close
+         * the pool, so neither the list nor n is touched after one. */
+        peer_pending_t *expired = NULL, **tail = &expired;
         for (peer_pending_t *q = n->head, *next; q; q = next) {
             next = q->next;
             if (now < q->deadline) continue;
-            timed_out = true;
-            peer_pending_finish(n, q, PEER_ERR_TIMEOUT, NULL);
+            peer_pending_unlink(n, q);
+            q->next = NULL;
+            *tail = q;
+            tail = &q->next;
         }
-        if (timed_out) peer_node_failure(n);
-        if (n->head || n->connecting) any = true;
+        if (expired) peer_node_failure(n);
+        while (expired) {
+            peer_pending_t *q = expired;
+            expired = q->next;
+            peer_pending_complete(p, q, PEER_ERR_TIMEOUT, NULL);
+        }
     }
+    /* Only once every callback ran: one may have sent a request to a node
+     * already swept (the next owner after a timeout). */
+    bool any = false;
+    for (unsigned i = 0; i < p->nnodes; i++)
+        if (p->nodes[i]->head || p->nodes[i]->connecting) any = true;
     if (!any) uv_timer_stop(&p->sweep);
 }
 
