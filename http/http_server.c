@@ -227,6 +227,30 @@ int http_listen_socket(const char *host, int port, int *fd_out, int *port_out)
     return 0;
 }
 
+int http_probe_port(const char *host, int port)
+{
+    if (port == 0) return 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0) return -EINVAL;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = 0;
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        /* SO_REUSEADDR only: a socket another process holds with
+         * SO_REUSEPORT makes this bind fail, as it should. */
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) rc = -errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 int http_server_listen(http_server_t *s, const char *host, int port)
 {
     int fd, rc;

@@ -104,6 +104,10 @@ int http_server_port(const http_server_t *s);
  * 1024), for other TCP services that share a port across loops: *fd_out is
  * a bound, listening socket and *port_out its port. */
 int http_listen_socket(const char *host, int port, int *fd_out, int *port_out);
+/* 0 when host:port is free, else a negative errno (EADDRINUSE). SO_REUSEPORT
+ * lets any process of the same user share a port silently, so a node checks
+ * its ports with this before its workers bind them. Port 0: always 0. */
+int http_probe_port(const char *host, int port);
 
 /* Graceful stop: stops accepting, closes idle connections, lets requests in
  * flight finish (their responses carry `Connection: close`), and calls

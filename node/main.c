@@ -282,13 +282,27 @@ static int node_start_workers(node_t *n)
     limits.idle_timeout_ms = n->cfg.idle_timeout_ms;
     limits.max_connections = n->cfg.max_connections;
     int port = (int)n->cfg.http_port, peer_port = (int)n->cfg.peer_port;
+    const char *peer_host = n->cfg.cluster_host[0] ? n->cfg.cluster_host : n->cfg.http_host;
+    struct {
+        const char *what, *host;
+        int port;
+    } probes[] = {{"http", n->cfg.http_host, port}, {"peer", peer_host, peer_port}};
+    for (size_t i = 0; i < 2; i++) {
+        int rc = http_probe_port(probes[i].host, probes[i].port);
+        if (rc != 0) {
+            char esc[256];
+            log_error("cannot listen", "\"what\":\"%s\",\"addr\":\"%s:%d\",\"error\":\"%s\"", probes[i].what,
+                      log_escape(probes[i].host, esc, sizeof esc), probes[i].port, uv_strerror(rc));
+            return rc;
+        }
+    }
     for (unsigned i = 0; i < n->nworkers; i++) {
         worker_t *w = &n->workers[i];
         w->index = (int)i;
         w->api = &n->api;
         w->host = n->cfg.http_host;
         w->port = port;
-        w->peer_host = n->cfg.cluster_host[0] ? n->cfg.cluster_host : n->cfg.http_host;
+        w->peer_host = peer_host;
         w->peer_port = peer_port;
         w->limits = limits;
         int rc = worker_start(w);

@@ -216,6 +216,12 @@ assert_eq no_route "$(json .code)" "unknown route code"
 http PATCH /api/cache/x
 assert_eq 405 "$STATUS" "PATCH on a key"
 
+# SO_REUSEPORT would let a second node share the port silently: it must refuse.
+rc=0
+"$DCACHE_NODE_BIN" --http-port "$NODE_PORT" --cluster-port 0 --peer-port 0 2>"$TEST_TMP/second.log" || rc=$?
+assert_eq 1 "$rc" "a second node on a port in use exits 1"
+assert_match 'cannot listen.*address already in use' "$(cat "$TEST_TMP/second.log")" "and says why"
+
 stop_node "$NODE_PID"
 grep -q '"msg":"stopped"' "$NODE_LOG" && pass || fail "node logs its stop"
 finish
