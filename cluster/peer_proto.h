@@ -105,6 +105,7 @@ typedef enum {
 #define PEER_F_REPLICA 0x2u   /* a write from the primary to a replica */
 #define PEER_F_CREATED 0x4u   /* PUT_RESP: the key was not there before */
 #define PEER_F_LOCAL 0x8u     /* GET: answer from your own L1 only (asked while rebalancing) */
+#define PEER_F_PRIMARY 0x10u  /* KEYS: only the keys you are the primary owner of */
 
 typedef enum {
     PEER_STATUS_OK = 0,

@@ -201,7 +201,7 @@ static void api_on_request(http_request_t *r, void *ctx)
     bool get = m == HTTP_M_GET || m == HTTP_M_HEAD;
     size_t pre = sizeof API_CACHE_PREFIX - 1;
 
-    API_ROUTE("/api/cache/keys", get, "GET, HEAD", METRICS_OP_KEYS, api_cache_keys(a, r));
+    API_ROUTE("/api/cache/keys", get, "GET, HEAD", METRICS_OP_KEYS, api_cache_keys(w, r));
     if (plen >= pre && memcmp(path, API_CACHE_PREFIX, pre) == 0) {
         metrics_op_t op = m == HTTP_M_PUT ? METRICS_OP_PUT : m == HTTP_M_DELETE ? METRICS_OP_DELETE : METRICS_OP_GET;
         http_request_set_tag(r, API_TAG(op));
@@ -209,10 +209,10 @@ static void api_on_request(http_request_t *r, void *ctx)
         else api_method_not_allowed(r, "GET, HEAD, PUT, DELETE");
         return;
     }
-    API_ROUTE("/api/invalidate", m == HTTP_M_POST, "POST", METRICS_OP_INVALIDATE, api_invalidate_keys(a, r));
+    API_ROUTE("/api/invalidate", m == HTTP_M_POST, "POST", METRICS_OP_INVALIDATE, api_invalidate_keys(w, r));
     API_ROUTE("/api/invalidate/pattern", m == HTTP_M_POST, "POST", METRICS_OP_INVALIDATE_PATTERN,
-              api_invalidate_pattern(a, r));
-    API_ROUTE("/api/invalidate/preview", get, "GET, HEAD", METRICS_OP_OTHER, api_invalidate_preview(a, r));
+              api_invalidate_pattern(w, r));
+    API_ROUTE("/api/invalidate/preview", get, "GET, HEAD", METRICS_OP_OTHER, api_invalidate_preview(w, r));
     API_ROUTE("/metrics", get, "GET, HEAD", METRICS_OP_OTHER, api_metrics_prometheus(a, r));
     API_ROUTE("/api/metrics", get, "GET, HEAD", METRICS_OP_OTHER, api_metrics_json(a, r));
     API_ROUTE("/api/metrics/history", get, "GET, HEAD", METRICS_OP_OTHER, api_metrics_history(a, r));

@@ -5,15 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/glob.h"
 #include "http/http_url.h"
 #include "node/api_internal.h"
 
 #define API_DEFAULT_CONTENT_TYPE "application/octet-stream"
-#define API_KEYS_DEFAULT_LIMIT 50
-#define API_KEYS_MAX_LIMIT 1000
-#define API_PREVIEW_DEFAULT_LIMIT 20
-#define API_INVALIDATE_MAX_KEYS 10000
 /* Ten years: far enough for "long", near enough that ms arithmetic stays in
  * range. */
 #define API_MAX_TTL_S (10ull * 365 * 86400)
@@ -41,14 +36,6 @@ int64_t api_entry_ttl_ms(api_t *a, const store_entry_t *e)
     if (exp == 0) return 0;
     int64_t left = exp - store_now_ms(a->store);
     return left > 0 ? left : 1;
-}
-
-/* Remaining TTL in whole seconds, rounded up so a live entry never says 0;
- * -1 when it never expires. */
-static int64_t api_ttl_left(api_t *a, const store_entry_t *e)
-{
-    int64_t ms = api_entry_ttl_ms(a, e);
-    return ms == 0 ? -1 : (ms + 999) / 1000;
 }
 
 static char *api_put_hex(char *p, uint64_t v)
@@ -284,181 +271,4 @@ void api_cache_item(api_worker_t *w, http_request_t *r, const char *raw_key, siz
     case HTTP_M_PUT: api_put(w, r, key, (size_t)klen); break;
     default: api_route_delete(w, r, key, (size_t)klen); break;
     }
-}
-
-/* ---------- listing ---------- */
-
-typedef struct api_keys_ctx {
-    api_t *a;
-    sbuf_t *b;
-    size_t n;
-} api_keys_ctx_t;
-
-static void api_keys_add(const store_entry_t *e, void *ctx)
-{
-    api_keys_ctx_t *k = ctx;
-    size_t klen;
-    const char *key = store_entry_key(e, &klen);
-    sbuf_puts(k->b, k->n++ ? ",{" : "{");
-    sbuf_json_bytes_member(k->b, "key", key, klen);
-    size_t vlen;
-    store_entry_value(e, &vlen);
-    sbuf_printf(k->b, ",\"size\":%zu,\"ttl\":%lld}", vlen, (long long)api_ttl_left(k->a, e));
-}
-
-/* Reads ?pattern= (default "*"); answers 400 and returns -1 when bad. */
-static long api_pattern_param(http_request_t *r, char *buf, size_t cap, bool required)
-{
-    size_t qlen;
-    const char *q = http_request_query(r, &qlen);
-    long n = http_query_get(q, qlen, "pattern", buf, cap);
-    if (n == -2) {
-        http_respond_error(r, 400, "bad_pattern", "pattern is malformed or longer than 1024 bytes");
-        return -1;
-    }
-    if (n <= 0) {
-        if (required) {
-            http_respond_error(r, 400, "bad_pattern", "a non-empty pattern parameter is required");
-            return -1;
-        }
-        buf[0] = '*';
-        buf[1] = '\0';
-        return 1;
-    }
-    return n;
-}
-
-void api_cache_keys(api_t *a, http_request_t *r)
-{
-    char pattern[STORE_KEY_MAX + 1];
-    long plen = api_pattern_param(r, pattern, sizeof pattern, false);
-    if (plen < 0) return;
-    uint64_t limit, cursor;
-    if (!api_query_uint(r, "limit", API_KEYS_DEFAULT_LIMIT, 1, API_KEYS_MAX_LIMIT, &limit)) return;
-    if (!api_query_uint(r, "cursor", 0, 0, UINT64_MAX, &cursor)) return;
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_puts(&b, "{\"keys\":[");
-    api_keys_ctx_t k = {a, &b, 0};
-    uint64_t next = store_scan(a->store, cursor, pattern, (size_t)plen, (size_t)limit, api_keys_add, &k);
-    sbuf_printf(&b, "],\"cursor\":\"%llu\",\"count\":%zu}", (unsigned long long)next, k.n);
-    api_respond_sbuf(r, 200, &b);
-}
-
-/* ---------- invalidation ---------- */
-
-void api_invalidate_keys(api_t *a, http_request_t *r)
-{
-    json_t *root = api_parse_json_body(r);
-    if (!root) return;
-    json_t *keys = json_object_get(root, "keys");
-    if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > API_INVALIDATE_MAX_KEYS) {
-        json_decref(root);
-        http_respond_error(r, 400, "bad_keys", "\"keys\" must be an array of 1 to 10000 strings");
-        return;
-    }
-    size_t i;
-    json_t *k;
-    json_array_foreach(keys, i, k) {
-        size_t len = json_string_length(k);
-        if (!json_is_string(k) || len == 0 || len > STORE_KEY_MAX) {
-            json_decref(root);
-            http_respond_error(r, 400, "bad_key", "every key must be a string of 1 to 1024 bytes");
-            return;
-        }
-    }
-    size_t n = 0;
-    json_array_foreach(keys, i, k) {
-        if (store_delete(a->store, json_string_value(k), json_string_length(k))) n++;
-    }
-    json_decref(root);
-    metrics_add(&a->metrics->invalidations, n);
-    char body[64];
-    int len = snprintf(body, sizeof body, "{\"invalidated\":%zu}", n);
-    http_respond_json(r, 200, body, (size_t)len);
-}
-
-typedef struct api_count_ctx {
-    size_t matched;
-    sbuf_t *sample;
-    size_t sample_max;
-} api_count_ctx_t;
-
-static void api_count_add(const store_entry_t *e, void *ctx)
-{
-    api_count_ctx_t *c = ctx;
-    if (c->sample && c->matched < c->sample_max) {
-        size_t klen;
-        const char *key = store_entry_key(e, &klen);
-        if (c->matched) sbuf_puts(c->sample, ",");
-        if (sbuf_utf8_valid(key, klen)) {
-            sbuf_json_string(c->sample, key, klen);
-        } else {
-            sbuf_puts(c->sample, "{");
-            sbuf_json_bytes_member(c->sample, "key", key, klen);
-            sbuf_puts(c->sample, "}");
-        }
-    }
-    c->matched++;
-}
-
-/* Counts live keys matching a pattern, keeping up to sample_max of them. */
-static size_t api_count_matching(api_t *a, const char *pattern, size_t plen, sbuf_t *sample, size_t sample_max)
-{
-    api_count_ctx_t c = {0, sample, sample_max};
-    uint64_t cursor = 0;
-    do {
-        cursor = store_scan(a->store, cursor, pattern, plen, 4096, api_count_add, &c);
-    } while (cursor != 0);
-    return c.matched;
-}
-
-void api_invalidate_pattern(api_t *a, http_request_t *r)
-{
-    json_t *root = api_parse_json_body(r);
-    if (!root) return;
-    json_t *pat = json_object_get(root, "pattern");
-    json_t *dry = json_object_get(root, "dry_run");
-    if (!json_is_string(pat) || json_string_length(pat) == 0 || json_string_length(pat) > STORE_KEY_MAX) {
-        json_decref(root);
-        http_respond_error(r, 400, "bad_pattern", "\"pattern\" must be a string of 1 to 1024 bytes");
-        return;
-    }
-    if (dry && !json_is_boolean(dry)) {
-        json_decref(root);
-        http_respond_error(r, 400, "bad_request", "\"dry_run\" must be true or false");
-        return;
-    }
-    const char *p = json_string_value(pat);
-    size_t plen = json_string_length(pat);
-    size_t matched, invalidated = 0;
-    if (dry && json_is_true(dry)) {
-        matched = api_count_matching(a, p, plen, NULL, 0);
-    } else {
-        matched = invalidated = store_delete_matching(a->store, p, plen);
-        metrics_add(&a->metrics->invalidations, invalidated);
-    }
-    json_decref(root);
-    char body[96];
-    int len = snprintf(body, sizeof body, "{\"matched\":%zu,\"invalidated\":%zu}", matched, invalidated);
-    http_respond_json(r, 200, body, (size_t)len);
-}
-
-void api_invalidate_preview(api_t *a, http_request_t *r)
-{
-    char pattern[STORE_KEY_MAX + 1];
-    long plen = api_pattern_param(r, pattern, sizeof pattern, true);
-    if (plen < 0) return;
-    uint64_t limit;
-    if (!api_query_uint(r, "limit", API_PREVIEW_DEFAULT_LIMIT, 0, API_KEYS_MAX_LIMIT, &limit)) return;
-    sbuf_t sample;
-    sbuf_init(&sample);
-    size_t matched = api_count_matching(a, pattern, (size_t)plen, &sample, (size_t)limit);
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_printf(&b, "{\"matched\":%zu,\"sample\":[", matched);
-    if (sample.len) sbuf_append(&b, sample.data, sample.len);
-    sbuf_puts(&b, "]}");
-    sbuf_free(&sample);
-    api_respond_sbuf(r, 200, &b);
 }

@@ -73,10 +73,29 @@ void api_coordinate_delete(api_worker_t *w, http_request_t *r, peer_call_t *call
 void api_peer_serve(peer_call_t *call, const peer_msg_t *req, void *ctx);
 
 void api_cache_item(api_worker_t *w, http_request_t *r, const char *raw_key, size_t raw_len);
-void api_cache_keys(api_t *a, http_request_t *r);
-void api_invalidate_keys(api_t *a, http_request_t *r);
-void api_invalidate_pattern(api_t *a, http_request_t *r);
-void api_invalidate_preview(api_t *a, http_request_t *r);
+/* Cluster-wide listing and invalidation (api_scatter.c). */
+void api_cache_keys(api_worker_t *w, http_request_t *r);
+void api_invalidate_keys(api_worker_t *w, http_request_t *r);
+void api_invalidate_pattern(api_worker_t *w, http_request_t *r);
+void api_invalidate_preview(api_worker_t *w, http_request_t *r);
+/* True when this node is the key's primary owner (or there is no ring). */
+bool api_is_primary(api_worker_t *w, const void *key, size_t klen);
+/* This node's part of an invalidation: removes every copy held here and
+ * counts the keys it is the primary of (so a cluster-wide sum counts each
+ * key once). */
+void api_local_invalidate_pattern(api_worker_t *w, const char *pattern, size_t plen, bool dry_run,
+                                  uint64_t *matched, uint64_t *invalidated);
+uint64_t api_local_invalidate_keys(api_worker_t *w, const peer_bytes_t *keys, size_t n);
+/* One page of this node's keys (items point into bytes; both owned). */
+typedef struct api_keys_page {
+    peer_keyinfo_t *items;
+    char *bytes;
+    size_t n;
+    uint64_t next;
+} api_keys_page_t;
+bool api_local_keys(api_worker_t *w, const char *pattern, size_t plen, uint64_t cursor, uint32_t limit,
+                    bool primary_only, api_keys_page_t *page);
+void api_keys_page_free(api_keys_page_t *page);
 
 void api_metrics_prometheus(api_t *a, http_request_t *r);
 void api_metrics_json(api_t *a, http_request_t *r);

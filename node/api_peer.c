@@ -7,7 +7,6 @@
 
 #include "node/api_internal.h"
 
-#define API_PEER_KEYS_MAX 1000u
 
 static peer_status_t api_peer_store_status(store_status_t st)
 {
@@ -66,94 +65,43 @@ static void api_peer_delete(api_worker_t *w, peer_call_t *call, const peer_msg_t
     peer_server_respond(call, &m);
 }
 
-static void api_peer_invalidate(api_t *a, peer_call_t *call, const peer_msg_t *req)
+static void api_peer_invalidate(api_worker_t *w, peer_call_t *call, const peer_msg_t *req)
 {
-    peer_iter_t it;
-    peer_iter_init(&it, req);
-    peer_bytes_t k;
-    uint64_t n = 0;
-    while (peer_iter_key(&it, &k))
-        if (store_delete(a->store, k.p, k.len)) n++;
-    metrics_add(&a->metrics->invalidations, n);
-    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP, .matched = n, .invalidated = n};
-    peer_server_respond(call, &m);
-}
-
-typedef struct api_peer_count {
-    uint64_t n;
-} api_peer_count_t;
-
-static void api_peer_count_one(const store_entry_t *e, void *ctx)
-{
-    (void)e;
-    ((api_peer_count_t *)ctx)->n++;
-}
-
-static void api_peer_invalidate_pattern(api_t *a, peer_call_t *call, const peer_msg_t *req)
-{
-    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP};
-    if (req->dry_run) {
-        api_peer_count_t c = {0};
-        uint64_t cursor = 0;
-        do {
-            cursor = store_scan(a->store, cursor, (const char *)req->pattern.p, req->pattern.len, 4096,
-                                api_peer_count_one, &c);
-        } while (cursor != 0);
-        m.matched = c.n;
-    } else {
-        m.matched = m.invalidated = store_delete_matching(a->store, (const char *)req->pattern.p, req->pattern.len);
-        metrics_add(&a->metrics->invalidations, m.invalidated);
-    }
-    peer_server_respond(call, &m);
-}
-
-typedef struct api_peer_keys {
-    api_t *a;
-    peer_keyinfo_t *items;
-    char *bytes;
-    size_t n, cap, used, bytes_cap;
-    bool full;
-} api_peer_keys_t;
-
-static void api_peer_keys_add(const store_entry_t *e, void *ctx)
-{
-    api_peer_keys_t *k = ctx;
-    size_t klen, vlen;
-    const char *key = store_entry_key(e, &klen);
-    store_entry_value(e, &vlen);
-    if (k->n == k->cap || k->used + klen > k->bytes_cap) {
-        k->full = true;
-        return;
-    }
-    memcpy(k->bytes + k->used, key, klen);
-    int64_t ttl = api_entry_ttl_ms(k->a, e);
-    k->items[k->n++] = (peer_keyinfo_t){.key = {.p = (const uint8_t *)(uintptr_t)k->used, .len = klen},
-                                        .size = vlen,
-                                        .ttl_ms = ttl ? ttl : -1};
-    k->used += klen;
-}
-
-static void api_peer_keys(api_t *a, peer_call_t *call, const peer_msg_t *req)
-{
-    uint32_t limit = req->limit ? req->limit : 50;
-    if (limit > API_PEER_KEYS_MAX) limit = API_PEER_KEYS_MAX;
-    /* A scan may report a little more than its limit (a bucket comes whole). */
-    api_peer_keys_t k = {.a = a, .cap = (size_t)limit * 2, .bytes_cap = (size_t)limit * 2 * STORE_KEY_MAX};
-    k.items = malloc(k.cap * sizeof *k.items);
-    k.bytes = malloc(k.bytes_cap);
-    if (!k.items || !k.bytes) {
-        free(k.items);
-        free(k.bytes);
+    peer_bytes_t *keys = malloc((req->count ? req->count : 1) * sizeof *keys);
+    if (!keys) {
         peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
         return;
     }
-    uint64_t next = store_scan(a->store, req->cursor, (const char *)req->pattern.p, req->pattern.len, limit,
-                               api_peer_keys_add, &k);
-    for (size_t i = 0; i < k.n; i++) k.items[i].key.p = (const uint8_t *)k.bytes + (uintptr_t)k.items[i].key.p;
-    peer_msg_t m = {.type = PEER_MSG_KEYS_RESP, .cursor = next, .count = (uint32_t)k.n, .keyinfos = k.items};
+    peer_iter_t it;
+    peer_iter_init(&it, req);
+    size_t n = 0;
+    while (n < req->count && peer_iter_key(&it, &keys[n])) n++;
+    uint64_t primary = api_local_invalidate_keys(w, keys, n);
+    free(keys);
+    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP, .matched = primary, .invalidated = primary};
     peer_server_respond(call, &m);
-    free(k.items);
-    free(k.bytes);
+}
+
+static void api_peer_invalidate_pattern(api_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP};
+    api_local_invalidate_pattern(w, (const char *)req->pattern.p, req->pattern.len, req->dry_run, &m.matched,
+                                 &m.invalidated);
+    peer_server_respond(call, &m);
+}
+
+static void api_peer_keys(api_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    api_keys_page_t page = {0};
+    if (!api_local_keys(w, (const char *)req->pattern.p, req->pattern.len, req->cursor, req->limit,
+                        (req->flags & PEER_F_PRIMARY) != 0, &page)) {
+        peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+        return;
+    }
+    peer_msg_t m = {.type = PEER_MSG_KEYS_RESP, .cursor = page.next, .count = (uint32_t)page.n,
+                    .keyinfos = page.items};
+    peer_server_respond(call, &m);
+    api_keys_page_free(&page);
 }
 
 static void api_peer_handoff(api_t *a, peer_call_t *call, const peer_msg_t *req)
@@ -188,9 +136,9 @@ void api_peer_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
     case PEER_MSG_GET: api_serve_get(w, call, (const char *)req->key.p, req->key.len); break;
     case PEER_MSG_PUT: api_peer_put(w, call, req); break;
     case PEER_MSG_DELETE: api_peer_delete(w, call, req); break;
-    case PEER_MSG_INVALIDATE: api_peer_invalidate(a, call, req); break;
-    case PEER_MSG_INVALIDATE_PATTERN: api_peer_invalidate_pattern(a, call, req); break;
-    case PEER_MSG_KEYS: api_peer_keys(a, call, req); break;
+    case PEER_MSG_INVALIDATE: api_peer_invalidate(w, call, req); break;
+    case PEER_MSG_INVALIDATE_PATTERN: api_peer_invalidate_pattern(w, call, req); break;
+    case PEER_MSG_KEYS: api_peer_keys(w, call, req); break;
     case PEER_MSG_HANDOFF: api_peer_handoff(a, call, req); break;
     default: peer_server_respond_error(call, PEER_STATUS_UNSUPPORTED, "not a request"); break;
     }

@@ -293,6 +293,7 @@ static int node_start_workers(node_t *n)
             char esc[256];
             log_error("cannot listen", "\"what\":\"%s\",\"addr\":\"%s:%d\",\"error\":\"%s\"", probes[i].what,
                       log_escape(probes[i].host, esc, sizeof esc), probes[i].port, uv_strerror(rc));
+            n->nworkers = 0;
             return rc;
         }
     }
@@ -344,7 +345,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0) {
         log_error("libsodium failed to initialise", NULL);
+        config_free(&n.cfg);
         return 1;
+    }
+    if (!node_load_keyring(&n.cfg, &n.keyring)) {
+        config_free(&n.cfg);
+        return 2;
     }
 
     store_config_t sc = {
@@ -358,6 +364,9 @@ int main(int argc, char **argv)
     n.history = metrics_history_new(n.cfg.metrics_interval_ms);
     if (!n.store || !n.history) {
         log_error("out of memory at start", NULL);
+        metrics_history_free(n.history);
+        store_free(n.store);
+        config_free(&n.cfg);
         return 1;
     }
     api_init(&n.api, &n.cfg, n.store, &n.metrics, n.history);
@@ -370,7 +379,6 @@ int main(int argc, char **argv)
     uv_signal_init(n.loop, &n.sigint);
     n.sigterm.data = n.sigint.data = &n;
 
-    if (!node_load_keyring(&n.cfg, &n.keyring)) return 2;
     n.api.keyring = &n.keyring;
     uv_timer_init(n.loop, &n.ring_timer);
     uv_timer_init(n.loop, &n.prev_timer);
@@ -381,18 +389,17 @@ int main(int argc, char **argv)
                                  .request_timeout_ms = n.cfg.peer_timeout_ms * 5};
         handoff_config_t hc = {.rate = n.cfg.handoff_rate};
         n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.handoff);
-        if (!n.handoff) {
-            log_error("out of memory at start", NULL);
-            return 1;
-        }
     }
-    if (node_start_workers(&n) != 0) return 1;
-    if (node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
+    int rc = 0;
+    if (!n.handoff || node_start_workers(&n) != 0 ||
+        node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
+        if (!n.handoff) log_error("out of memory at start", NULL);
+        /* Close what did start, then fall through to the common teardown. */
+        rc = 1;
+        n.stopping = true;
         node_finish(&n);
         uv_run(n.loop, UV_RUN_DEFAULT);
-        for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
-        gossip_free(n.gossip);
-        return 1;
+        goto teardown;
     }
     log_info("node started",
              "\"version\":\"%s\",\"l1_max_entries\":%llu,\"l1_max_memory\":%llu,\"eviction\":\"%s\","
@@ -408,6 +415,7 @@ int main(int argc, char **argv)
 
     uv_run(n.loop, UV_RUN_DEFAULT);
 
+teardown:
     for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
     free(n.workers);
     uv_loop_close(n.loop);
@@ -421,5 +429,5 @@ int main(int argc, char **argv)
     store_free(n.store);
     log_info("stopped", NULL);
     config_free(&n.cfg);
-    return 0;
+    return rc;
 }
