@@ -10,8 +10,10 @@ source "$(dirname "$0")/lib.sh"
 N=${ROUTING_KEYS:-10000}
 # Room for every key on every node: after a death the survivors hold more
 # copies, and an eviction here would be a lost key without L2.
+# The cluster key seals the peer channel as well as gossip.
+KEY=$(head -c 32 /dev/urandom | base64)
 FAST=(--workers 1 --probe-interval 200ms --probe-timeout 100ms --gossip-interval 50ms --push-pull-interval 2s
-  --l1-max-entries 100000)
+  --l1-max-entries 100000 --cluster-key "$KEY")
 declare -A URL PID GOSSIP
 
 launch() { # name [flags]
@@ -73,6 +75,21 @@ assert_match '^[1-9][0-9]*$' "$forwarded" "n2 forwarded the GETs for keys it doe
 NODE_URL=${URL[n2]} http GET /api/cache/k1
 assert_match '^n[123]$' "$(header x-cache-owner)" "X-Cache-Owner names the primary"
 assert_match '^n[123]$' "$(header x-cache-node)" "X-Cache-Node names the node that answered"
+
+# --- the peer channel refuses what it cannot open, and counts it ---
+peer_port=$(grep -o '"msg":"peer listening"[^}]*"port":[0-9]*' "$TEST_TMP/n2.log" | grep -o '[0-9]*$')
+dropped() { curl -s "${URL[n2]}/metrics" | awk -v r="peer_dropped_total{reason=\"$1\"}" '$1 == r {print $2}'; }
+printf '\xff\xff\xff\xff' >"$TEST_TMP/too_big"
+{ printf '\x00\x00\x00\x40'; head -c 64 /dev/urandom; } >"$TEST_TMP/forged"
+for f in too_big forged; do
+  exec 8<>"/dev/tcp/127.0.0.1/$peer_port"
+  cat "$TEST_TMP/$f" >&8
+  timeout 5 cat <&8 >/dev/null 2>&1 || true
+  exec 8<&- 8>&-
+done
+assert_eq "1 1" "$(dropped too_big) $(dropped auth)" "an oversized and a forged frame close the connection and are counted"
+NODE_URL=${URL[n2]} http GET /api/cache/k7
+assert_eq 200 "$STATUS" "the peer channel still serves after the bad frames"
 
 # --- DELETE through n3 is seen by every node ---
 batch del DELETE n3 1 100
