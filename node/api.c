@@ -42,6 +42,10 @@ int api_worker_init(api_worker_t *w, api_t *a, uv_loop_t *loop)
     peer_server_config_t sc = {.conn = cc};
     w->pool = peer_pool_new(loop, &pc);
     w->peer_server = peer_server_new(loop, &sc, api_peer_serve, w);
+    if (a->l2 && a->l2->enabled && !(w->l2 = l2_new(loop, a->l2))) {
+        api_worker_free(w);
+        return UV_ENOMEM;
+    }
     if (!w->flights || !w->pool || !w->peer_server) {
         api_worker_free(w);
         return UV_ENOMEM;
@@ -67,18 +71,21 @@ void api_worker_close(api_worker_t *w, void (*done)(void *arg), void *arg)
 {
     api_worker_closing_t *c = malloc(sizeof *c);
     if (!c) abort(); /* a few bytes at shutdown; nothing sensible to do without them */
-    c->left = 2;
+    c->left = w->l2 ? 3 : 2;
     c->done = done;
     c->arg = arg;
     topo_cache_clear(&w->topo);
     peer_server_close(w->peer_server, api_worker_part_closed, c);
     peer_pool_close(w->pool, api_worker_part_closed, c);
+    if (w->l2) l2_close(w->l2, api_worker_part_closed, c);
 }
 
 void api_worker_free(api_worker_t *w)
 {
     peer_pool_free(w->pool);
     peer_server_free(w->peer_server);
+    l2_free(w->l2);
+    w->l2 = NULL;
     free(w->flights);
     topo_cache_clear(&w->topo);
     w->pool = NULL;

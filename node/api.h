@@ -22,6 +22,7 @@
 #include "node/config.h"
 #include "node/gossip.h"
 #include "node/handoff.h"
+#include "node/l2.h"
 #include "node/metrics.h"
 #include "node/metrics_history.h"
 #include "node/peer.h"
@@ -64,6 +65,7 @@ typedef struct api {
     peer_stats_t peer_stats;
     api_route_stats_t route;
     handoff_stats_t handoff;
+    l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
 } api_t;
 
 /* What one worker loop owns. */
@@ -73,6 +75,7 @@ typedef struct api_worker {
     peer_pool_t *pool;
     peer_server_t *peer_server;
     topo_cache_t topo;
+    l2_t *l2;                                  /* this loop's Redis client; NULL without L2 */
     struct api_flight **flights;               /* in-flight forwarded GETs by key (coalescing) */
     size_t nflights;
 } api_worker_t;

@@ -96,6 +96,7 @@ void api_metrics_prometheus(api_t *a, http_request_t *r)
                    (double)a->started_ms / 1000.0);
     api_cluster_prometheus(a, &b);
     api_route_prometheus(a, &b);
+    api_l2_prometheus(a, &b);
     metrics_prom_header(&b, "dcache_build_info", "gauge", "Build version.");
     metrics_prom_uint(&b, "dcache_build_info", "version=\"" PACKAGE_VERSION "\"", 1);
 
@@ -194,14 +195,26 @@ void api_ready(api_t *a, http_request_t *r)
 {
     bool draining = atomic_load(&a->draining);
     size_t entries = store_entry_count(a->store);
-    char body[384];
+    /* L2 down does not make the node unready: it keeps serving from L1. */
+    char l2[256];
+    l2_shared_t *s = a->l2;
+    if (!s) {
+        snprintf(l2, sizeof l2, "{\"status\":\"disabled\",\"detail\":\"no --redis configured\"}");
+    } else {
+        breaker_state_t bs = breaker_state(&s->breaker);
+        snprintf(l2, sizeof l2, "{\"status\":\"%s\",\"breaker\":\"%s\",\"write_mode\":\"%s\",\"journal_records\":%llu}",
+                 bs == BREAKER_CLOSED ? "ok" : "degraded", breaker_state_name(bs),
+                 s->write_mode == L2_WRITE_JOURNAL ? "journal" : "sync",
+                 (unsigned long long)(s->journal ? journal_records(s->journal) : 0));
+    }
+    char body[640];
     int n = snprintf(body, sizeof body,
                      "{\"ready\":%s,\"status\":\"%s\",\"dependencies\":{"
                      "\"l1\":{\"status\":\"ok\",\"entries\":%zu},"
-                     "\"l2\":{\"status\":\"disabled\",\"detail\":\"no --redis configured\"},"
+                     "\"l2\":%s,"
                      "\"audit\":{\"status\":\"disabled\"},"
                      "\"cluster\":{\"status\":\"%s\"}}}",
-                     draining ? "false" : "true", draining ? "draining" : "ok", entries, api_cluster_state(a));
+                     draining ? "false" : "true", draining ? "draining" : "ok", entries, l2, api_cluster_state(a));
     http_respond_json(r, draining ? 503 : 200, body, (size_t)n);
 }
 

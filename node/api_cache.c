@@ -115,7 +115,9 @@ static bool api_etag_matches(const char *inm, size_t len, const char *etag, size
 void api_respond_value(http_request_t *r, const api_value_t *v, void (*release)(void *), void *ctx)
 {
     char hdr[256 + API_NODE_HEADERS_MAX], *p = hdr;
-    p = api_put_str(p, "X-Cache: HIT\r\nETag: \"");
+    p = api_put_str(p, "X-Cache: ");
+    p = api_put_str(p, v->cache ? v->cache : "HIT");
+    p = api_put_str(p, "\r\nETag: \"");
     char *etag = p - 1;
     p = api_put_hex(p, v->version);
     *p++ = '"';
@@ -185,8 +187,19 @@ static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
     return true;
 }
 
+static size_t api_write_headers(char *hdr, const char *node, const char *owner, bool journaled)
+{
+    size_t n = api_node_headers(hdr, node, owner);
+    if (journaled) {
+        static const char j[] = "X-Cache-Durability: journal\r\n";
+        memcpy(hdr + n, j, sizeof j - 1);
+        n += sizeof j - 1;
+    }
+    return n;
+}
+
 void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t version, int64_t ttl_ms,
-                     bool created, const char *node, const char *owner)
+                     bool created, const char *node, const char *owner, bool journaled)
 {
     sbuf_t b;
     sbuf_init(&b);
@@ -198,17 +211,17 @@ void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t v
         http_respond_error(r, 503, "no_memory", "out of memory building the response");
         return;
     }
-    char hdr[API_NODE_HEADERS_MAX];
-    size_t n = api_node_headers(hdr, node, owner);
+    char hdr[API_NODE_HEADERS_MAX + 40];
+    size_t n = api_write_headers(hdr, node, owner, journaled);
     api_respond_json_headers(r, created ? 201 : 200, b.data, b.len, hdr, n);
     sbuf_free(&b);
 }
 
-void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner)
+void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner, bool journaled)
 {
     const char *body = existed ? "{\"deleted\":true}" : "{\"deleted\":false}";
-    char hdr[API_NODE_HEADERS_MAX];
-    size_t n = api_node_headers(hdr, node, owner);
+    char hdr[API_NODE_HEADERS_MAX + 40];
+    size_t n = api_write_headers(hdr, node, owner, journaled);
     api_respond_json_headers(r, 200, body, strlen(body), hdr, n);
 }
 

@@ -206,3 +206,43 @@ void api_route_prometheus(api_t *a, sbuf_t *b)
     api_prom_gauge(b, "route_forwards_in_flight", "Forwarded GETs in flight (bound: 65536 per worker).",
                    atomic_load(&r->flights));
 }
+
+void api_l2_prometheus(api_t *a, sbuf_t *b)
+{
+    l2_shared_t *s = a->l2;
+    metrics_prom_header(b, "l2_up", "gauge", "1 when Redis is configured and its breaker is closed.");
+    metrics_prom_uint(b, "l2_up", NULL, s && breaker_state(&s->breaker) == BREAKER_CLOSED ? 1 : 0);
+    if (!s) return;
+    metrics_prom_header(b, "l2_breaker_state", "gauge", "The L2 breaker: 0 closed, 1 open, 2 half-open.");
+    metrics_prom_uint(b, "l2_breaker_state", NULL, (uint64_t)breaker_state(&s->breaker));
+    api_prom_counter(b, "l2_breaker_opens_total", "Times the L2 breaker opened.", atomic_load(&s->breaker.opens));
+    api_prom_counter(b, "l2_breaker_rejected_total", "L2 calls refused at once by the open breaker.",
+                     atomic_load(&s->breaker.rejected));
+    l2_stats_t *st = &s->stats;
+    struct {
+        const char *name, *help;
+        atomic_uint_fast64_t *v;
+    } c[] = {
+        {"l2_gets_total", "L1 misses looked up in Redis.", &st->gets},
+        {"l2_hits_total", "Lookups Redis answered with a value.", &st->hits},
+        {"l2_misses_total", "Lookups Redis did not have.", &st->misses},
+        {"l2_sets_total", "Values written to Redis (write-through and journal replay).", &st->sets},
+        {"l2_deletes_total", "Deletes sent to Redis.", &st->dels},
+        {"l2_errors_total", "Redis calls that failed (errors, timeouts, breaker open).", &st->errors},
+        {"l2_fills_stale_total", "Values read from Redis older than L1's, not kept.", &st->fills_stale},
+        {"l2_writes_refused_total", "Writes refused with 503: Redis down in sync mode, or the journal full.",
+         &st->writes_refused},
+        {"l2_writes_journaled_total", "Writes accepted into the local journal while Redis was down.",
+         &st->writes_journaled},
+        {"l2_journal_replayed_total", "Journal records replayed into Redis.", &st->journal_drained},
+        {"l2_pattern_keys_unlinked_total", "Redis keys removed by pattern invalidation.", &st->keys_unlinked},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) api_prom_counter(b, c[i].name, c[i].help, atomic_load(c[i].v));
+    api_prom_gauge(b, "l2_journal_records", "Writes in the journal waiting for Redis.",
+                   s->journal ? (int64_t)journal_records(s->journal) : 0);
+    api_prom_gauge(b, "l2_journal_bytes", "Bytes of the journal (bound: --l2-journal-max).",
+                   s->journal ? (int64_t)journal_bytes(s->journal) : 0);
+    api_prom_gauge(b, "l2_connections", "Open Redis connections (one per worker loop, plus the journal's).",
+                   atomic_load(&s->redis_stats.connected));
+    api_prom_gauge(b, "l2_pending", "Redis commands awaiting an answer.", atomic_load(&s->redis_stats.pending));
+}

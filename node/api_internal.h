@@ -33,6 +33,7 @@ typedef struct api_value {
     int64_t ttl_ms;        /* remaining; 0 = never expires */
     const char *node;      /* X-Cache-Node: who answered */
     const char *owner;     /* X-Cache-Owner: the key's primary */
+    const char *cache;     /* X-Cache: NULL = "HIT" (L1), "HIT-L2" */
 } api_value_t;
 
 uint64_t api_stamp(api_t *a);
@@ -51,10 +52,14 @@ void api_respond_json_headers(http_request_t *r, int status, const char *json, s
  * runs once the body is no longer needed (NULL: the body is copied). */
 void api_respond_value(http_request_t *r, const api_value_t *v, void (*release)(void *), void *ctx);
 void api_respond_miss(http_request_t *r, const char *node, const char *owner);
+/* journaled: the write is in the local journal, not yet in Redis
+ * (X-Cache-Durability: journal). */
 void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t version, int64_t ttl_ms,
-                     bool created, const char *node, const char *owner);
-void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner);
+                     bool created, const char *node, const char *owner, bool journaled);
+void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner, bool journaled);
 void api_respond_store_error(http_request_t *r, store_status_t st);
+/* 503 with Retry-After: 1 and {"error": message, "code": code}. */
+void api_respond_retry(http_request_t *r, const char *code, const char *message);
 
 /* Routing (api_route.c): serve here when this node owns the key, else
  * forward to the owners in order. args->version is stamped here. */
@@ -107,5 +112,6 @@ void api_cluster_members(api_t *a, http_request_t *r);
 void api_cluster_ring(api_t *a, http_request_t *r);
 void api_cluster_prometheus(api_t *a, sbuf_t *b);
 void api_route_prometheus(api_t *a, sbuf_t *b);
+void api_l2_prometheus(api_t *a, sbuf_t *b);
 
 #endif

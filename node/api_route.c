@@ -29,14 +29,14 @@ static bool api_peer_down(peer_result_t res)
     return res == PEER_ERR_CONNECT || res == PEER_ERR_CLOSED || res == PEER_ERR_BREAKER || res == PEER_ERR_BACKOFF;
 }
 
-static void api_respond_unavailable(http_request_t *r, const char *message)
+void api_respond_retry(http_request_t *r, const char *code, const char *message)
 {
     static const char hdr[] = "Retry-After: 1\r\n";
     sbuf_t b;
     sbuf_init(&b);
     sbuf_puts(&b, "{\"error\":");
     sbuf_json_string(&b, message, strlen(message));
-    sbuf_puts(&b, ",\"code\":\"owner_unavailable\"}");
+    sbuf_printf(&b, ",\"code\":\"%s\"}", code);
     if (b.failed) {
         sbuf_free(&b);
         http_respond_error(r, 503, "no_memory", "out of memory");
@@ -44,6 +44,16 @@ static void api_respond_unavailable(http_request_t *r, const char *message)
     }
     api_respond_json_headers(r, 503, b.data, b.len, hdr, sizeof hdr - 1);
     sbuf_free(&b);
+}
+
+static void api_respond_unavailable(http_request_t *r, const char *message)
+{
+    api_respond_retry(r, "owner_unavailable", message);
+}
+
+static void api_respond_l2_unavailable(http_request_t *r, const char *message)
+{
+    api_respond_retry(r, "l2_unavailable", message);
 }
 
 /* ---------- GET: coalesced forwarding, and asking previous owners ---------- */
@@ -58,7 +68,7 @@ typedef struct api_waiter {
  * when none answers. FALLBACK: this node owns the key but misses it right
  * after a ring change; ask the key's previous owners, keep what they have,
  * answer "not found" when none has it. */
-typedef enum { API_FLIGHT_FORWARD = 0, API_FLIGHT_FALLBACK = 1 } api_flight_mode_t;
+typedef enum { API_FLIGHT_FORWARD = 0, API_FLIGHT_FALLBACK = 1, API_FLIGHT_L2 = 2 } api_flight_mode_t;
 
 typedef struct api_flight {
     struct api_flight *next;        /* hash chain */
@@ -136,25 +146,36 @@ static void api_waiter_value(const api_waiter_t *wt, const api_value_t *v, void 
     if (release) release(ctx);
 }
 
-/* Keeps a value a previous owner still had; a newer one here wins. */
-static void api_flight_fill(api_t *a, const api_flight_t *f, const peer_msg_t *resp)
+/* A value found elsewhere (an owner, a previous owner, L2). */
+typedef struct api_found {
+    const void *value;
+    size_t len;
+    const char *ct;
+    size_t ctlen;
+    uint64_t version;
+    int64_t ttl_ms;              /* remaining; 0 = never expires */
+} api_found_t;
+
+typedef enum { API_OUT_FOUND = 0, API_OUT_MISS, API_OUT_NO_OWNER, API_OUT_NO_L2 } api_outcome_t;
+
+/* Keeps a value found at a previous owner or in L2; a newer one here wins. */
+static void api_flight_fill(api_t *a, const api_flight_t *f, const api_found_t *v)
 {
     store_put_args_t args = {.key = f->key,
                              .key_len = f->klen,
-                             .value = resp->value.p,
-                             .value_len = resp->value.len,
-                             .content_type = (const char *)resp->content_type.p,
-                             .content_type_len = resp->content_type.len,
-                             .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms,
-                             .version = resp->version};
-    api_observe(a, resp->version);
-    store_put_if_newer(a->store, &args, NULL);
-    atomic_fetch_add(&a->route.fallback_filled, 1);
+                             .value = v->value,
+                             .value_len = v->len,
+                             .content_type = v->ct,
+                             .content_type_len = v->ctlen,
+                             .ttl_ms = v->ttl_ms,
+                             .version = v->version};
+    api_observe(a, v->version);
+    store_status_t st = store_put_if_newer(a->store, &args, NULL);
+    if (f->mode == API_FLIGHT_FALLBACK) atomic_fetch_add(&a->route.fallback_filled, 1);
+    else if (st == STORE_STALE && a->l2) atomic_fetch_add(&a->l2->stats.fills_stale, 1);
 }
 
-/* Answers every waiter: resp is a GET_RESP (found or not), or NULL when no
- * owner answered. */
-static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const char *node)
+static void api_flight_answer(api_flight_t *f, api_outcome_t out, const api_found_t *found, const char *node)
 {
     api_t *a = f->w->api;
     /* Off the table first: a waiter's response may start a new GET. */
@@ -165,23 +186,23 @@ static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const cha
         f->w->nflights--;
         atomic_fetch_sub(&a->route.flights, 1);
     }
-    bool found = resp && resp->status == PEER_STATUS_OK;
-    if (!found && (resp || f->mode == API_FLIGHT_FALLBACK)) {
-        /* The owners (or all previous owners) say it is not there. */
+    if (out == API_OUT_MISS) {
         metrics_add(&a->metrics->misses, f->nwaiters);
-        for (size_t i = 0; i < f->nwaiters; i++)
-            api_waiter_miss(a, &f->waiters[i], f->mode == API_FLIGHT_FALLBACK ? NULL : node, f->owner);
-    } else if (!found) {
-        atomic_fetch_add(&a->route.unavailable, f->nwaiters);
+        for (size_t i = 0; i < f->nwaiters; i++) api_waiter_miss(a, &f->waiters[i], node, f->owner);
+    } else if (out != API_OUT_FOUND) {
+        bool l2 = out == API_OUT_NO_L2;
+        if (!l2) atomic_fetch_add(&a->route.unavailable, f->nwaiters);
         for (size_t i = 0; i < f->nwaiters; i++) {
             if (f->waiters[i].call)
-                peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE, "no owner answered");
+                peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE,
+                                          l2 ? "L2 unavailable" : "no owner answered");
+            else if (l2) api_respond_l2_unavailable(f->waiters[i].r, "the key is not in L1 and Redis is unavailable");
             else api_respond_unavailable(f->waiters[i].r, "no owner of this key answered");
         }
     } else {
-        if (f->mode == API_FLIGHT_FALLBACK) api_flight_fill(a, f, resp);
+        if (f->mode != API_FLIGHT_FORWARD) api_flight_fill(a, f, found);
         metrics_add(&a->metrics->hits, f->nwaiters);
-        api_shared_value_t *v = malloc(sizeof *v + resp->value.len + resp->content_type.len + 1);
+        api_shared_value_t *v = malloc(sizeof *v + found->len + found->ctlen + 1);
         if (!v) {
             for (size_t i = 0; i < f->nwaiters; i++) {
                 if (f->waiters[i].call) peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE, "out of memory");
@@ -189,21 +210,74 @@ static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const cha
             }
         } else {
             v->refs = (unsigned)f->nwaiters;
-            snprintf(v->node, sizeof v->node, "%s", f->mode == API_FLIGHT_FALLBACK ? api_self_name(a) : node);
-            memcpy(v->data, resp->value.p, resp->value.len);
-            v->len = resp->value.len;
+            snprintf(v->node, sizeof v->node, "%s", f->mode == API_FLIGHT_FORWARD ? node : api_self_name(a));
+            memcpy(v->data, found->value, found->len);
+            v->len = found->len;
             v->ct = v->data + v->len;
-            memcpy(v->ct, resp->content_type.p, resp->content_type.len);
-            v->ctlen = resp->content_type.len;
-            v->version = resp->version;
-            v->ttl_ms = (int64_t)resp->ttl_ms;
+            if (found->ctlen) memcpy(v->ct, found->ct, found->ctlen);
+            v->ctlen = found->ctlen;
+            v->version = found->version;
+            v->ttl_ms = found->ttl_ms;
             api_value_t view = {.value = v->data, .len = v->len, .ct = v->ct, .ctlen = v->ctlen,
-                                .version = v->version, .ttl_ms = v->ttl_ms, .node = v->node, .owner = f->owner};
+                                .version = v->version, .ttl_ms = v->ttl_ms, .node = v->node, .owner = f->owner,
+                                .cache = f->mode == API_FLIGHT_L2 ? "HIT-L2" : NULL};
             for (size_t i = 0; i < f->nwaiters; i++)
                 api_waiter_value(&f->waiters[i], &view, api_shared_value_release, v);
         }
     }
     api_flight_free(f);
+}
+
+static void api_flight_l2_reply(void *ctx, l2_result_t res, const l2_value_t *v)
+{
+    api_flight_t *f = ctx;
+    if (res == L2_MISS) {
+        api_flight_answer(f, API_OUT_MISS, NULL, NULL);
+        return;
+    }
+    if (res != L2_OK) {
+        api_flight_answer(f, API_OUT_NO_L2, NULL, NULL);
+        return;
+    }
+    int64_t ttl = 0;
+    if (v->expires_at_ms) {
+        ttl = v->expires_at_ms - store_now_ms(f->w->api->store);
+        if (ttl <= 0) {
+            api_flight_answer(f, API_OUT_MISS, NULL, NULL);
+            return;
+        }
+    }
+    api_found_t found = {.value = v->value, .len = v->len, .ct = v->ct, .ctlen = v->ctlen, .version = v->version,
+                         .ttl_ms = ttl};
+    api_flight_answer(f, API_OUT_FOUND, &found, NULL);
+}
+
+/* The last place to look at an owner: Redis. */
+static void api_flight_ask_l2(api_flight_t *f)
+{
+    f->mode = API_FLIGHT_L2;
+    l2_get(f->w->l2, f->key, f->klen, api_flight_l2_reply, f);
+}
+
+/* Answers from a peer's GET_RESP (found or not), or NULL when no owner
+ * answered; a miss at an owner goes on to L2. */
+static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const char *node)
+{
+    if (resp && resp->status == PEER_STATUS_OK) {
+        api_found_t found = {.value = resp->value.p, .len = resp->value.len,
+                             .ct = (const char *)resp->content_type.p, .ctlen = resp->content_type.len,
+                             .version = resp->version,
+                             .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms};
+        api_flight_answer(f, API_OUT_FOUND, &found, node);
+        return;
+    }
+    if (f->mode == API_FLIGHT_FALLBACK) {
+        /* No previous owner has it: an owner's miss goes to L2. */
+        if (f->w->l2) api_flight_ask_l2(f);
+        else api_flight_answer(f, API_OUT_MISS, NULL, NULL);
+        return;
+    }
+    api_flight_answer(f, resp ? API_OUT_MISS : API_OUT_NO_OWNER, NULL, node);
 }
 
 static void api_flight_try(api_flight_t *f);
@@ -309,7 +383,7 @@ static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_w
     f->waiters[f->nwaiters++] = *wt;
     f->topo = topo_ref(t);
     f->prev = topo_ref(prev);
-    api_flight_add_owners(f, t);
+    if (t && mode != API_FLIGHT_L2) api_flight_add_owners(f, t);
     if (prev) api_flight_add_owners(f, prev);
     snprintf(f->owner, sizeof f->owner, "%s", owner);
     if (w->nflights < API_FLIGHT_MAX) {
@@ -320,7 +394,8 @@ static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_w
         atomic_fetch_add(&a->route.flights, 1);
     }
     if (mode == API_FLIGHT_FALLBACK) atomic_fetch_add(&a->route.fallbacks, 1);
-    api_flight_try(f);
+    if (mode == API_FLIGHT_L2) api_flight_ask_l2(f);
+    else api_flight_try(f);
     return;
 no_memory:
     if (wt->call) peer_server_respond_error(wt->call, PEER_STATUS_UNAVAILABLE, "out of memory");
@@ -352,6 +427,10 @@ static void api_owner_get(api_worker_t *w, topo_t *t, const api_waiter_t *wt, co
     topo_t *prev = topo_cache_prev(&w->topo);
     if (prev && t && t->n > 1 && !local_only) {
         api_flight_join(w, API_FLIGHT_FALLBACK, wt, key, klen, t, prev, owner);
+        return;
+    }
+    if (w->l2 && !local_only) {
+        api_flight_join(w, API_FLIGHT_L2, wt, key, klen, t, NULL, owner);
         return;
     }
     metrics_add(&a->metrics->misses, 1);
@@ -389,6 +468,7 @@ typedef struct api_write {
     peer_call_t *call;              /* the peer call to answer */
     bool is_delete, answered, created, existed;
     unsigned outstanding, acks, required, tried;
+    bool journaled;                 /* in the journal, not (yet) in Redis */
     uint64_t version;
     int64_t ttl_ms;
     char *key;
@@ -406,7 +486,7 @@ static void api_write_answer(api_write_t *wr, bool ok)
                         .status = ok ? PEER_STATUS_OK : PEER_STATUS_UNAVAILABLE,
                         .version = wr->version,
                         .existed = wr->existed,
-                        .flags = wr->created ? PEER_F_CREATED : 0};
+                        .flags = (wr->created ? PEER_F_CREATED : 0) | (wr->journaled ? PEER_F_JOURNALED : 0)};
         peer_server_respond(wr->call, &m);
         return;
     }
@@ -424,8 +504,10 @@ static void api_write_answer(api_write_t *wr, bool ok)
         sbuf_free(&b);
         return;
     }
-    if (wr->is_delete) api_respond_deleted(wr->r, wr->existed, api_self_name(a), wr->owner);
-    else api_respond_put(wr->r, wr->key, wr->klen, wr->version, wr->ttl_ms, wr->created, api_self_name(a), wr->owner);
+    if (wr->is_delete) api_respond_deleted(wr->r, wr->existed, api_self_name(a), wr->owner, wr->journaled);
+    else
+        api_respond_put(wr->r, wr->key, wr->klen, wr->version, wr->ttl_ms, wr->created, api_self_name(a), wr->owner,
+                        wr->journaled);
 }
 
 /* Answers as soon as enough owners have the write; frees once every
@@ -512,14 +594,16 @@ static api_write_t *api_write_new(api_worker_t *w, http_request_t *r, peer_call_
     return wr;
 }
 
-void api_coordinate_put(api_worker_t *w, http_request_t *r, peer_call_t *call, const store_put_args_t *args)
+/* The write after L2 took it (or the journal did, or there is no L2):
+ * L1 here, then the other owners. */
+static void api_coordinate_put_at(api_worker_t *w, http_request_t *r, peer_call_t *call, const store_put_args_t *args,
+                                  bool journaled)
 {
     api_t *a = w->api;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
     uint32_t owners[RING_REPLICAS_MAX];
     size_t n = t ? topo_owners(t, args->key, args->key_len, owners, RING_REPLICAS_MAX) : 0;
     store_put_args_t put = *args;
-    put.version = api_stamp(a);
     bool replaced = false;
     store_status_t st = store_put(a->store, &put, &replaced);
     if (st != STORE_OK) {
@@ -534,6 +618,7 @@ void api_coordinate_put(api_worker_t *w, http_request_t *r, peer_call_t *call, c
     wr->version = put.version;
     wr->ttl_ms = put.ttl_ms;
     wr->created = !replaced;
+    wr->journaled = journaled;
     peer_msg_t req = {.type = PEER_MSG_PUT, .version = put.version, .ttl_ms = (uint64_t)put.ttl_ms};
     req.key.p = put.key;
     req.key.len = put.key_len;
@@ -569,7 +654,8 @@ static void api_broadcast_invalidate(api_worker_t *w, topo_t *t, const uint32_t 
     }
 }
 
-void api_coordinate_delete(api_worker_t *w, http_request_t *r, peer_call_t *call, const char *key, size_t klen)
+static void api_coordinate_delete_at(api_worker_t *w, http_request_t *r, peer_call_t *call, const char *key,
+                                     size_t klen, uint64_t version, bool journaled)
 {
     api_t *a = w->api;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
@@ -578,13 +664,133 @@ void api_coordinate_delete(api_worker_t *w, http_request_t *r, peer_call_t *call
     api_write_t *wr = api_write_new(w, r, call, key, klen, api_owner_name(a, t, owners, n));
     if (!wr) return;
     wr->is_delete = true;
-    wr->version = api_stamp(a);
+    wr->journaled = journaled;
+    wr->version = version;
     wr->existed = store_delete(a->store, key, klen);
     if (t) api_broadcast_invalidate(w, t, owners, n, key, klen);
     peer_msg_t req = {.type = PEER_MSG_DELETE, .version = wr->version};
     req.key.p = (const uint8_t *)key;
     req.key.len = klen;
     api_write_replicate(wr, t, owners, n, &req);
+}
+
+/* ---------- write-through to L2 first ---------- */
+
+/* A write waiting for Redis: it owns copies of what it writes, since a
+ * peer's request is only valid during its call. */
+typedef struct api_l2w {
+    api_worker_t *w;
+    http_request_t *r;
+    peer_call_t *call;
+    bool is_delete;
+    store_put_args_t args;
+    char *buf;
+} api_l2w_t;
+
+static void api_l2w_refuse(api_l2w_t *x)
+{
+    atomic_fetch_add(&x->w->api->l2->stats.writes_refused, 1);
+    if (x->call) {
+        peer_msg_t m = {.type = x->is_delete ? PEER_MSG_DELETE_RESP : PEER_MSG_PUT_RESP,
+                        .status = PEER_STATUS_UNAVAILABLE, .flags = PEER_F_L2};
+        peer_server_respond(x->call, &m);
+    } else {
+        api_respond_retry(x->r, "l2_unavailable", "Redis is unavailable and --l2-write-mode is sync (or the journal is full)");
+    }
+}
+
+/* Journal mode: keep the write locally until Redis is back. */
+static bool api_l2w_journal(api_l2w_t *x)
+{
+    l2_shared_t *s = x->w->api->l2;
+    if (s->write_mode != L2_WRITE_JOURNAL || !s->journal) return false;
+    int64_t now = store_now_ms(x->w->api->store);
+    journal_rec_t rec = {.op = x->is_delete ? JOURNAL_OP_DEL : JOURNAL_OP_SET,
+                         .version = x->args.version,
+                         .expires_at_ms = x->args.ttl_ms ? now + x->args.ttl_ms : 0,
+                         .key = x->args.key,
+                         .klen = x->args.key_len,
+                         .ct = x->args.content_type,
+                         .ctlen = x->args.content_type ? x->args.content_type_len : 0,
+                         .value = x->args.value,
+                         .vlen = x->args.value_len};
+    if (journal_append(s->journal, &rec, 1) != 0) return false;
+    atomic_fetch_add(&s->stats.writes_journaled, 1);
+    return true;
+}
+
+static void api_l2w_done(void *ctx, l2_result_t res)
+{
+    api_l2w_t *x = ctx;
+    bool journaled = false;
+    if (res != L2_OK && !(journaled = api_l2w_journal(x))) {
+        api_l2w_refuse(x);
+    } else if (x->is_delete) {
+        api_coordinate_delete_at(x->w, x->r, x->call, x->args.key, x->args.key_len, x->args.version, journaled);
+    } else {
+        api_coordinate_put_at(x->w, x->r, x->call, &x->args, journaled);
+    }
+    free(x->buf);
+    free(x);
+}
+
+static api_l2w_t *api_l2w_new(api_worker_t *w, http_request_t *r, peer_call_t *call, const store_put_args_t *args)
+{
+    api_l2w_t *x = calloc(1, sizeof *x);
+    size_t ctlen = args->content_type ? args->content_type_len : 0;
+    if (x) x->buf = malloc(args->key_len + args->value_len + ctlen + 1);
+    if (!x || !x->buf) {
+        free(x);
+        if (call) peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+        else http_respond_error(r, 503, "no_memory", "out of memory");
+        return NULL;
+    }
+    x->w = w;
+    x->r = r;
+    x->call = call;
+    x->args = *args;
+    memcpy(x->buf, args->key, args->key_len);
+    if (args->value_len) memcpy(x->buf + args->key_len, args->value, args->value_len);
+    if (ctlen) memcpy(x->buf + args->key_len + args->value_len, args->content_type, ctlen);
+    x->args.key = x->buf;
+    x->args.value = x->buf + args->key_len;
+    x->args.content_type = ctlen ? x->buf + args->key_len + args->value_len : NULL;
+    x->args.content_type_len = ctlen;
+    x->args.version = api_stamp(w->api);
+    return x;
+}
+
+void api_coordinate_put(api_worker_t *w, http_request_t *r, peer_call_t *call, const store_put_args_t *args)
+{
+    if (!w->l2) {
+        store_put_args_t put = *args;
+        put.version = api_stamp(w->api);
+        api_coordinate_put_at(w, r, call, &put, false);
+        return;
+    }
+    if (args->value_len > w->api->cfg->max_value_size) {
+        if (call) peer_server_respond_error(call, PEER_STATUS_TOO_LARGE, "value too large");
+        else api_respond_store_error(r, STORE_TOO_LARGE);
+        return;
+    }
+    api_l2w_t *x = api_l2w_new(w, r, call, args);
+    if (!x) return;
+    int64_t expires = x->args.ttl_ms ? store_now_ms(w->api->store) + x->args.ttl_ms : 0;
+    l2_set(w->l2, x->args.key, x->args.key_len, x->args.value, x->args.value_len, x->args.content_type,
+           x->args.content_type_len, x->args.version, expires, api_l2w_done, x);
+}
+
+void api_coordinate_delete(api_worker_t *w, http_request_t *r, peer_call_t *call, const char *key, size_t klen)
+{
+    if (!w->l2) {
+        api_coordinate_delete_at(w, r, call, key, klen, api_stamp(w->api), false);
+        return;
+    }
+    store_put_args_t args = {.key = key, .key_len = klen};
+    api_l2w_t *x = api_l2w_new(w, r, call, &args);
+    if (!x) return;
+    x->is_delete = true;
+    l2_del(w->l2, x->args.key, x->args.key_len, x->args.version, api_l2w_done, x);
 }
 
 /* ---------- PUT and DELETE forwarded to the primary ---------- */
@@ -616,10 +822,16 @@ static void api_fwd_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
     const char *node = f->topo->members[f->owners[f->next_owner - 1]].name;
     if (res == PEER_OK && resp->type == (f->kind == API_FWD_PUT ? PEER_MSG_PUT_RESP : PEER_MSG_DELETE_RESP)) {
         if (resp->status == PEER_STATUS_OK) {
+            bool journaled = (resp->flags & PEER_F_JOURNALED) != 0;
             if (f->kind == API_FWD_PUT)
                 api_respond_put(f->r, f->key, f->args.key_len, resp->version, f->args.ttl_ms,
-                                (resp->flags & PEER_F_CREATED) != 0, node, f->owner);
-            else api_respond_deleted(f->r, resp->existed, node, f->owner);
+                                (resp->flags & PEER_F_CREATED) != 0, node, f->owner, journaled);
+            else api_respond_deleted(f->r, resp->existed, node, f->owner, journaled);
+            api_fwd_free(f);
+            return;
+        }
+        if (resp->status == PEER_STATUS_UNAVAILABLE && (resp->flags & PEER_F_L2)) {
+            api_respond_retry(f->r, "l2_unavailable", "Redis is unavailable and the write could not be kept");
             api_fwd_free(f);
             return;
         }

@@ -189,6 +189,9 @@ typedef struct api_scatter {
     json_t *root;              /* keeps the keys' strings alive */
     peer_bytes_t *keys;
     size_t nkeys;
+    bool l2_done;              /* L2 was cleared (once per cluster operation, here) */
+    const char *l2_result;     /* NULL: no L2 part; "ok" or "unavailable" */
+    uint64_t l2_unlinked;
 } api_scatter_t;
 
 typedef struct api_scatter_req {
@@ -222,8 +225,51 @@ static void api_unreachable_json(sbuf_t *b, const api_scatter_t *s)
     sbuf_printf(b, "],\"nodes\":%zu}", s->topo ? s->topo->n : (size_t)1);
 }
 
+static void api_scatter_finish(api_scatter_t *s);
+
+static void api_scatter_l2_done(void *ctx, l2_result_t res, uint64_t unlinked)
+{
+    api_scatter_t *s = ctx;
+    s->l2_result = res == L2_OK ? "ok" : "unavailable";
+    s->l2_unlinked = unlinked;
+    api_scatter_finish(s);
+}
+
+/* Clears L2 once the members answered: once per cluster operation, by
+ * the node that received it. */
+static bool api_scatter_l2(api_scatter_t *s)
+{
+    l2_t *l = s->w->l2;
+    if (!l || s->l2_done) return false;
+    s->l2_done = true;
+    if (s->kind == API_SC_PATTERN && !s->dry_run) {
+        l2_unlink_matching(l, s->pattern, s->plen, api_scatter_l2_done, s);
+        return true;
+    }
+    if (s->kind == API_SC_KEYS_INVALIDATE) {
+        const void **keys = malloc(s->nkeys * sizeof *keys);
+        size_t *lens = malloc(s->nkeys * sizeof *lens);
+        if (!keys || !lens) {
+            free(keys);
+            free(lens);
+            s->l2_result = "unavailable";
+            return false;
+        }
+        for (size_t i = 0; i < s->nkeys; i++) {
+            keys[i] = s->keys[i].p;
+            lens[i] = s->keys[i].len;
+        }
+        l2_unlink_keys(l, keys, lens, s->nkeys, api_scatter_l2_done, s);
+        free(keys);
+        free(lens);
+        return true;
+    }
+    return false;
+}
+
 static void api_scatter_finish(api_scatter_t *s)
 {
+    if (api_scatter_l2(s)) return;
     sbuf_t b;
     sbuf_init(&b);
     switch (s->kind) {
@@ -240,6 +286,9 @@ static void api_scatter_finish(api_scatter_t *s)
         sbuf_printf(&b, "{\"invalidated\":%llu", (unsigned long long)s->invalidated);
         break;
     }
+    if (s->l2_result)
+        sbuf_printf(&b, ",\"l2\":{\"status\":\"%s\",\"unlinked\":%llu}", s->l2_result,
+                    (unsigned long long)s->l2_unlinked);
     api_unreachable_json(&b, s);
     api_respond_sbuf(s->r, 200, &b);
     sbuf_free(&s->sample);

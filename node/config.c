@@ -95,6 +95,22 @@ static const config_option_t config_options[] = {
      "owners that must store a PUT or DELETE before it is acknowledged: 1..replicas, or all (every owner not known down)"},
     {"peer-connect-timeout", "DCACHE_PEER_CONNECT_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_connect_timeout_ms),
      "500ms", 10, 600000, "time to open a peer connection before trying the next owner"},
+    {"redis", "DCACHE_REDIS", "REDIS_URL", OPT_STRING, OPT(redis), "", 0, 0,
+     "Redis as L2: redis://[user:password@]host:port/db (also REDIS_HOST, REDIS_PORT, REDIS_PASSWORD); none = L1 only"},
+    {"l2-prefix", "DCACHE_L2_PREFIX", NULL, OPT_STRING, OPT(l2_prefix), "dcache:", 0, 0,
+     "prefix of every key dcache writes in Redis"},
+    {"l2-write-mode", "DCACHE_L2_WRITE_MODE", NULL, OPT_STRING, OPT(l2_write_mode), "sync", 0, 0,
+     "when Redis is down, sync: refuse writes (503); journal: accept them into a local journal replayed later"},
+    {"l2-timeout", "DCACHE_L2_TIMEOUT", NULL, OPT_DURATION_S, OPT(l2_timeout_ms), "500ms", 10, 600000,
+     "time Redis has to answer a command before it counts as down"},
+    {"l2-connect-timeout", "DCACHE_L2_CONNECT_TIMEOUT", NULL, OPT_DURATION_S, OPT(l2_connect_timeout_ms), "1s", 10,
+     600000, "time to connect to Redis (and AUTH, SELECT)"},
+    {"l2-pipeline", "DCACHE_L2_PIPELINE", NULL, OPT_UINT, OPT(l2_pipeline), "10000", 1, 1000000,
+     "most Redis commands in flight per worker; more fail at once"},
+    {"l2-journal-dir", "DCACHE_L2_JOURNAL_DIR", NULL, OPT_STRING, OPT(l2_journal_dir), "dcache-journal", 0, 0,
+     "directory of the journal (--l2-write-mode journal)"},
+    {"l2-journal-max", "DCACHE_L2_JOURNAL_MAX", NULL, OPT_SIZE, OPT(l2_journal_max), "64mb", 4096, U64_MAX,
+     "largest journal; when full, writes are refused as in sync mode"},
     {"handoff-rate", "DCACHE_HANDOFF_RATE", NULL, OPT_UINT, OPT(handoff_rate), "20000", 0, 100000000,
      "entries per second a node hands to their new owners after a ring change (0 = unlimited)"},
     {"peer-timeout", "DCACHE_PEER_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_timeout_ms), "1s", 10, 600000,
@@ -261,7 +277,67 @@ static bool config_validate(config_t *cfg, FILE *err)
         fprintf(err, "dcache-node: give --cluster-key or --cluster-keyring, not both\n");
         return false;
     }
+    if (strcmp(cfg->l2_write_mode, "sync") != 0 && strcmp(cfg->l2_write_mode, "journal") != 0) {
+        fprintf(err, "dcache-node: --l2-write-mode: '%s' must be sync or journal\n", cfg->l2_write_mode);
+        return false;
+    }
+    if (strlen(cfg->l2_prefix) >= 128) {
+        fprintf(err, "dcache-node: --l2-prefix is longer than 127 bytes\n");
+        return false;
+    }
+    if (cfg->redis[0] && !config_parse_redis_url(cfg->redis, &cfg->redis_target)) {
+        fprintf(err, "dcache-node: --redis: '%s' is not redis://[user:password@]host:port/db\n", cfg->redis);
+        return false;
+    }
     return true;
+}
+
+bool config_parse_redis_url(const char *url, config_redis_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) == 0) p += 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t ulen = colon ? (size_t)(colon - p) : 0;
+        size_t plen = colon ? (size_t)(at - colon - 1) : (size_t)(at - p);
+        const char *pw = colon ? colon + 1 : p;
+        if (ulen >= sizeof out->user || plen >= sizeof out->password) return false;
+        memcpy(out->user, p, ulen);
+        memcpy(out->password, pw, plen);
+        p = at + 1;
+    }
+    const char *host_end;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close) return false;
+        p++;
+        host_end = close;
+    } else {
+        host_end = p + strcspn(p, ":/");
+    }
+    size_t hlen = (size_t)(host_end - p);
+    if (hlen == 0 || hlen >= sizeof out->host) return false;
+    memcpy(out->host, p, hlen);
+    p = host_end + (*host_end == ']');
+    if (*p == ':') {
+        char *end;
+        unsigned long port = isdigit((unsigned char)p[1]) ? strtoul(p + 1, &end, 10) : 0;
+        if (port < 1 || port > 65535) return false;
+        out->port = (int)port;
+        p = end;
+    }
+    if (*p == '/') {
+        if (p[1] == '\0') return true;
+        char *end;
+        unsigned long db = isdigit((unsigned char)p[1]) ? strtoul(p + 1, &end, 10) : 100000;
+        if (db > 65535 || *end) return false;
+        out->db = (int)db;
+        return true;
+    }
+    return *p == '\0';
 }
 
 config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, FILE *err)
@@ -281,6 +357,18 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, F
             snprintf(src, sizeof src, "environment %s", o->env);
             if (!config_set(cfg, o, v, src, err)) return CONFIG_ERROR;
         }
+    }
+    /* The seed's separate REDIS_HOST / REDIS_PORT / REDIS_PASSWORD make a URL
+     * when no URL is given (a --redis flag below still wins). */
+    const char *rh = config_env_lookup(envp, "REDIS_HOST");
+    if (!cfg->redis[0] && rh && rh[0]) {
+        const char *rp = config_env_lookup(envp, "REDIS_PORT"), *pw = config_env_lookup(envp, "REDIS_PASSWORD");
+        char url[1024];
+        snprintf(url, sizeof url, "redis://%s%s%s%s:%s", pw && pw[0] ? ":" : "", pw && pw[0] ? pw : "",
+                 pw && pw[0] ? "@" : "", rh, rp && rp[0] ? rp : "6379");
+        free(cfg->redis);
+        cfg->redis = strdup(url);
+        if (!cfg->redis) return CONFIG_ERROR;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

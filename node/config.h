@@ -18,6 +18,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Where Redis is, parsed from --redis. */
+typedef struct config_redis {
+    char host[256];
+    int port;
+    char user[128];
+    char password[256];
+    int db;
+} config_redis_t;
+
 typedef struct config {
     char *http_host;
     uint64_t http_port;
@@ -58,6 +67,16 @@ typedef struct config {
     uint64_t peer_connect_timeout_ms;
     uint64_t peer_timeout_ms;
     uint64_t handoff_rate;        /* entries per second, 0 = unlimited */
+    /* L2 (Redis). */
+    char *redis;                  /* URL; "" = no L2 */
+    config_redis_t redis_target;  /* parsed */
+    char *l2_prefix;
+    char *l2_write_mode;          /* "sync" or "journal" */
+    uint64_t l2_timeout_ms;
+    uint64_t l2_connect_timeout_ms;
+    uint64_t l2_pipeline;
+    char *l2_journal_dir;
+    uint64_t l2_journal_max;
 } config_t;
 
 typedef enum {
@@ -71,6 +90,9 @@ typedef enum {
 config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, FILE *out, FILE *err);
 void config_free(config_t *cfg);
 
+/* redis://[user:password@]host[:port][/db] (also host:port); false when
+ * malformed. */
+bool config_parse_redis_url(const char *url, config_redis_t *out);
 /* "512mb" -> 536870912; plain numbers are bytes. Returns false when malformed. */
 bool config_parse_size(const char *s, uint64_t *out);
 /* "10s", "500ms", "2m", "1h"; a plain number is in `bare_unit_ms` units. */

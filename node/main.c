@@ -46,6 +46,8 @@ typedef struct node {
     topo_t *topo;                /* the ring last published (own reference) */
     handoff_t *handoff;
     uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
+    l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
+    l2_drainer_t *drainer;       /* journal mode: replays the journal */
 } node_t;
 
 /* After a ring change, new owners ask previous owners for keys they miss
@@ -84,6 +86,7 @@ static void node_finish(void *arg)
     uv_timer_stop(&n->prev_timer);
     uv_close((uv_handle_t *)&n->prev_timer, NULL);
     if (n->handoff) handoff_close(n->handoff, node_gossip_closed, n);
+    if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
     uv_close((uv_handle_t *)&n->sample, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
@@ -269,6 +272,39 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     return 0;
 }
 
+/* L2 from --redis; the journal when --l2-write-mode journal. */
+static bool node_setup_l2(node_t *n)
+{
+    const config_t *c = &n->cfg;
+    if (!c->redis[0]) return true;
+    l2_shared_t *s = &n->l2;
+    s->enabled = true;
+    snprintf(s->prefix, sizeof s->prefix, "%s", c->l2_prefix);
+    s->prefix_len = strlen(s->prefix);
+    s->write_mode = strcmp(c->l2_write_mode, "journal") == 0 ? L2_WRITE_JOURNAL : L2_WRITE_SYNC;
+    const config_redis_t *t = &c->redis_target;
+    s->redis = (redis_uv_config_t){.host = t->host,
+                                   .port = t->port,
+                                   .username = t->user[0] ? t->user : NULL,
+                                   .password = t->password[0] ? t->password : NULL,
+                                   .db = t->db,
+                                   .connect_timeout_ms = c->l2_connect_timeout_ms,
+                                   .command_timeout_ms = c->l2_timeout_ms,
+                                   .max_pending = (unsigned)c->l2_pipeline};
+    if (s->write_mode == L2_WRITE_JOURNAL) {
+        char err[512];
+        if (journal_open(&s->journal, c->l2_journal_dir, c->l2_journal_max, err, sizeof err) != 0) {
+            fprintf(stderr, "dcache-node: --l2-journal-dir: %s\n", err);
+            return false;
+        }
+        if (journal_records(s->journal))
+            log_info("journal holds writes to replay", "\"records\":%llu",
+                     (unsigned long long)journal_records(s->journal));
+    }
+    n->api.l2 = s;
+    return true;
+}
+
 static int node_start_workers(node_t *n)
 {
     n->nworkers = n->cfg.workers ? (unsigned)n->cfg.workers : sysinfo_cores();
@@ -370,6 +406,15 @@ int main(int argc, char **argv)
         return 1;
     }
     api_init(&n.api, &n.cfg, n.store, &n.metrics, n.history);
+    l2_shared_init(&n.l2);
+    if (!node_setup_l2(&n)) {
+        l2_shared_destroy(&n.l2);
+        api_destroy(&n.api);
+        metrics_history_free(n.history);
+        store_free(n.store);
+        config_free(&n.cfg);
+        return 2;
+    }
 
     n.loop = uv_default_loop();
     uv_timer_init(n.loop, &n.maintain);
@@ -390,8 +435,9 @@ int main(int argc, char **argv)
         handoff_config_t hc = {.rate = n.cfg.handoff_rate};
         n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.handoff);
     }
+    if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     int rc = 0;
-    if (!n.handoff || node_start_workers(&n) != 0 ||
+    if (!n.handoff || (n.l2.journal && !n.drainer) || node_start_workers(&n) != 0 ||
         node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
         if (!n.handoff) log_error("out of memory at start", NULL);
         /* Close what did start, then fall through to the common teardown. */
@@ -401,11 +447,17 @@ int main(int argc, char **argv)
         uv_run(n.loop, UV_RUN_DEFAULT);
         goto teardown;
     }
+    char l2desc[300];
+    if (n.l2.enabled)
+        snprintf(l2desc, sizeof l2desc, "redis %s:%d db %d, %s writes", n.cfg.redis_target.host,
+                 n.cfg.redis_target.port, n.cfg.redis_target.db, n.cfg.l2_write_mode);
+    else snprintf(l2desc, sizeof l2desc, "disabled");
+    char esc[600];
     log_info("node started",
              "\"version\":\"%s\",\"l1_max_entries\":%llu,\"l1_max_memory\":%llu,\"eviction\":\"%s\","
-             "\"default_ttl_s\":%llu,\"l2\":\"disabled\"",
+             "\"default_ttl_s\":%llu,\"l2\":\"%s\"",
              PACKAGE_VERSION, (unsigned long long)n.cfg.l1_max_entries, (unsigned long long)n.cfg.l1_max_memory,
-             n.cfg.eviction, (unsigned long long)(n.cfg.default_ttl_ms / 1000));
+             n.cfg.eviction, (unsigned long long)(n.cfg.default_ttl_ms / 1000), log_escape(l2desc, esc, sizeof esc));
 
     uv_timer_start(&n.maintain, node_maintain_cb, MAINTAIN_INTERVAL_MS, MAINTAIN_INTERVAL_MS);
     api_sample(&n.api);
@@ -421,6 +473,8 @@ teardown:
     uv_loop_close(n.loop);
     gossip_free(n.gossip);
     handoff_free(n.handoff);
+    l2_drainer_free(n.drainer);
+    l2_shared_destroy(&n.l2);
     topo_unref(n.topo);
     api_destroy(&n.api);
     free(n.self_name);

@@ -114,3 +114,30 @@ finish() {
   fi
   echo "$TEST_NAME: all $CHECKS checks passed"
 }
+
+# start_redis NAME [flags...]: a redis-server on a free loopback port in a
+# temporary directory, no persistence; sets REDIS_PORT and REDIS_PID. The
+# cleanup kills it with the nodes.
+start_redis() {
+  local name=$1; shift
+  command -v redis-server >/dev/null || { echo "redis-server is not installed (tools/setup.sh installs it)" >&2; exit 1; }
+  mkdir -p "$TEST_TMP/$name"
+  local tries
+  for tries in 1 2 3 4 5; do
+    REDIS_PORT=${REDIS_FIXED_PORT:-$((20000 + RANDOM % 20000))}
+    if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then continue; fi
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TEST_TMP/$name" \
+      --daemonize no "$@" >"$TEST_TMP/$name.log" 2>&1 &
+    REDIS_PID=$!
+    NODE_PIDS+=("$REDIS_PID")
+    local deadline=$((SECONDS + 10))
+    while ((SECONDS < deadline)); do
+      [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && return 0
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+  done
+  echo "redis-server did not start" >&2
+  cat "$TEST_TMP/$name.log" >&2
+  exit 1
+}

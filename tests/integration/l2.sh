@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Redis as L2 with a real redis-server: write-through and read-through with
+# TTLs carried over; a node restarted with an empty L1 serves every key from
+# Redis; DELETE and pattern invalidation clear Redis too; Redis killed: reads
+# of cached keys still succeed, misses and sync-mode writes get 503 at once,
+# and the breaker says so; Redis back: writes succeed again; journal mode
+# accepts writes while Redis is down and replays every one of them; a
+# stopped Redis trips the breaker within the timeout.
+source "$(dirname "$0")/lib.sh"
+
+N=200
+rc() { redis-cli -p "$REDIS_PORT" "$@"; }
+metric() { curl -s "$NODE_URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+l2_field() { curl -s "$NODE_URL/ready" | jq -r ".dependencies.l2.$1"; }
+put_all() { # prefix first last -> count of 2xx
+  local i ok=0
+  for ((i = $2; i <= $3; i++)); do
+    http PUT "/api/cache/$1$i" --data-binary "value-$i"
+    [[ $STATUS == 20[01] ]] && ok=$((ok + 1))
+  done
+  echo "$ok"
+}
+get_all() { # prefix first last -> count of 200 with the right body
+  local i ok=0
+  for ((i = $2; i <= $3; i++)); do
+    http GET "/api/cache/$1$i"
+    [[ $STATUS == 200 && $BODY == "value-$i" ]] && ok=$((ok + 1))
+  done
+  echo "$ok"
+}
+
+start_redis redis
+L2=(--redis "redis://127.0.0.1:$REDIS_PORT" --l2-timeout 300ms --workers 1)
+start_node n1 "${L2[@]}"
+assert_eq ok "$(l2_field status)" "/ready shows L2 up"
+
+# --- write-through, TTL carried into Redis ---
+assert_eq "$N" "$(put_all k 1 $N)" "$N PUTs written through"
+assert_eq "$N" "$(rc --scan --pattern 'dcache:k*' | wc -l)" "every key is in Redis under the prefix"
+assert_match '^dc1[0-9a-f]{34}.*value-7$' "$(rc get dcache:k7)" "Redis holds the versioned envelope"
+http PUT "/api/cache/short?ttl=100" --data-binary "brief"
+pttl=$(rc pttl dcache:short)
+assert_match '^[0-9]+$' "$pttl" "a TTL is set in Redis"
+((pttl > 90000 && pttl <= 100000)) && pass || fail "PTTL $pttl is not the 100 s TTL"
+
+# --- a restarted node with an empty L1 reads every key from Redis ---
+stop_node "$NODE_PID"
+start_node n1b "${L2[@]}"
+http GET /api/cache/k3
+assert_eq "200 HIT-L2" "$STATUS $(header x-cache)" "the first GET after a restart is an L2 hit"
+http GET /api/cache/k3
+assert_eq "200 HIT" "$STATUS $(header x-cache)" "and fills L1"
+http GET /api/cache/short
+max_age=$(header cache-control | grep -o '[0-9]*')
+((max_age > 80 && max_age <= 100)) && pass || fail "the TTL left came back from Redis (max-age $max_age)"
+assert_eq "$N" "$(get_all k 1 $N)" "every key served after the restart"
+http GET /api/cache/never-written
+assert_eq "404 MISS" "$STATUS $(header x-cache)" "a key in neither level is a miss"
+
+# --- DELETE and invalidation clear Redis ---
+http DELETE /api/cache/k5
+assert_eq "200 0" "$STATUS $(rc exists dcache:k5)" "DELETE removes the key from Redis"
+http POST /api/invalidate -d '{"keys":["k6","k7"]}'
+assert_eq "0 2" "$(rc exists dcache:k6 dcache:k7) $(json .l2.unlinked)" "key invalidation unlinks from Redis"
+http POST /api/invalidate/pattern -d '{"pattern":"k1*"}'
+assert_eq "ok 0" "$(json .l2.status) $(rc --scan --pattern 'dcache:k1*' | wc -l)" "pattern invalidation clears Redis"
+assert_match '^[1-9][0-9]*$' "$(json .l2.unlinked)" "and says how many keys it removed"
+
+# --- Redis killed: cached reads work, the rest fails fast with 503 ---
+kill -9 "$REDIS_PID"
+wait "$REDIS_PID" 2>/dev/null || true
+assert_eq 80 "$(get_all k 20 99)" "cached keys are still served"
+http GET /api/cache/never-written-2
+assert_eq "503 l2_unavailable 1" "$STATUS $(json .code) $(header retry-after)" "an L1 miss is 503 with Retry-After"
+http PUT /api/cache/during-outage --data-binary x
+assert_eq "503 l2_unavailable" "$STATUS $(json .code)" "a sync-mode write is refused while Redis is down"
+for i in 1 2 3 4 5 6; do http PUT "/api/cache/outage$i" --data-binary x; done
+assert_eq open "$(l2_field breaker)" "the breaker opens after consecutive failures"
+assert_eq degraded "$(l2_field status)" "/ready reports L2 degraded"
+assert_match '^[1-9]' "$(metric l2_writes_refused_total)" "refused writes are counted"
+
+# --- Redis back: writes go through again ---
+REDIS_FIXED_PORT=$REDIS_PORT start_redis redis2
+writes_back() { http PUT /api/cache/after-outage --data-binary y; [[ $STATUS == 201 ]]; }
+WAIT_SECONDS=15 wait_for "writes succeed once Redis is back" writes_back && pass
+after=$(rc get dcache:after-outage)
+assert_eq "ok y" "$(l2_field status) ${after: -1}" "the breaker closed and the write is in Redis"
+stop_node "$NODE_PID"
+
+# --- journal mode: writes accepted while Redis is down, replayed later ---
+start_node n2 "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/journal"
+kill -9 "$REDIS_PID"
+wait "$REDIS_PID" 2>/dev/null || true
+journaled=0
+for i in $(seq 1 50); do
+  http PUT "/api/cache/j$i" --data-binary "value-$i"
+  [[ $STATUS == 201 && $(header x-cache-durability) == journal ]] && journaled=$((journaled + 1))
+done
+assert_eq 50 "$journaled" "writes are acknowledged from the journal while Redis is down"
+http DELETE /api/cache/j50
+assert_eq "200 journal" "$STATUS $(header x-cache-durability)" "a DELETE is journaled too"
+assert_eq 51 "$(l2_field journal_records)" "the journal holds them"
+REDIS_FIXED_PORT=$REDIS_PORT start_redis redis3
+replayed() { [[ $(rc --scan --pattern 'dcache:j*' | wc -l) == 49 && $(l2_field journal_records) == 0 ]]; }
+WAIT_SECONDS=20 wait_for "the journal is replayed into Redis" replayed && pass
+same=0
+for i in $(seq 1 49); do [[ $(rc get "dcache:j$i") == *"value-$i" ]] && same=$((same + 1)); done
+assert_eq 49 "$same" "every acknowledged write is in Redis, key by key"
+assert_eq 0 "$(rc exists dcache:j50)" "the journaled DELETE was replayed"
+stop_node "$NODE_PID"
+
+# --- a stopped Redis trips the breaker within the timeout ---
+start_node n3 "${L2[@]}"
+kill -STOP "$REDIS_PID"
+start=$SECONDS
+for i in 1 2 3 4 5; do http PUT "/api/cache/stopped$i" --data-binary x; done
+assert_eq "503 open" "$STATUS $(l2_field breaker)" "five timed-out writes open the breaker"
+((SECONDS - start <= 5)) && pass || fail "five writes against a stopped Redis took $((SECONDS - start)) s"
+kill -CONT "$REDIS_PID"
+stop_node "$NODE_PID"
+finish
