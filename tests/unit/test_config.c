@@ -108,6 +108,54 @@ static void test_errors(void **state)
     expect_error(1, (char *[]){"n"}, bad_env, "environment L1_CACHE_MAX_SIZE");
 }
 
+static void test_redis_url(void **state)
+{
+    (void)state;
+    config_redis_t r;
+    assert_true(config_parse_redis_url("redis://127.0.0.1:6380/2", &r));
+    assert_string_equal(r.host, "127.0.0.1");
+    assert_int_equal(r.port, 6380);
+    assert_int_equal(r.db, 2);
+    assert_string_equal(r.password, "");
+    assert_true(config_parse_redis_url("redis://alice:s3cr:et@redis.local", &r));
+    assert_string_equal(r.user, "alice");
+    assert_string_equal(r.password, "s3cr:et");
+    assert_string_equal(r.host, "redis.local");
+    assert_int_equal(r.port, 6379);
+    assert_true(config_parse_redis_url("redis://:pw@[::1]:7000/", &r));
+    assert_string_equal(r.user, "");
+    assert_string_equal(r.password, "pw");
+    assert_string_equal(r.host, "::1");
+    assert_int_equal(r.port, 7000);
+    assert_true(config_parse_redis_url("10.0.0.5:6400", &r));
+    assert_int_equal(r.port, 6400);
+    assert_false(config_parse_redis_url("redis://", &r));
+    assert_false(config_parse_redis_url("redis://h:0", &r));
+    assert_false(config_parse_redis_url("redis://h:70000", &r));
+    assert_false(config_parse_redis_url("redis://h:6379/x", &r));
+    assert_false(config_parse_redis_url("redis://[::1", &r));
+    assert_false(config_parse_redis_url("redis://h:6379junk", &r));
+
+    /* The seed's variables build the URL; --redis wins over them. */
+    char *env[] = {"REDIS_HOST=10.1.2.3", "REDIS_PORT=6390", "REDIS_PASSWORD=pw", NULL};
+    config_t cfg;
+    FILE *devnull = fopen("/dev/null", "w");
+    assert_int_equal(config_load(&cfg, 1, (char *[]){"n", NULL}, env, devnull, devnull), CONFIG_OK);
+    assert_string_equal(cfg.redis_target.host, "10.1.2.3");
+    assert_int_equal(cfg.redis_target.port, 6390);
+    assert_string_equal(cfg.redis_target.password, "pw");
+    config_free(&cfg);
+    assert_int_equal(config_load(&cfg, 3, (char *[]){"n", "--redis", "redis://h2:7001", NULL}, env, devnull, devnull),
+                     CONFIG_OK);
+    assert_string_equal(cfg.redis_target.host, "h2");
+    assert_int_equal(cfg.redis_target.port, 7001);
+    config_free(&cfg);
+    fclose(devnull);
+    char *none[] = {NULL};
+    expect_error(3, (char *[]){"n", "--redis", "redis://h:99999"}, none, "is not redis://");
+    expect_error(3, (char *[]){"n", "--l2-write-mode", "lazy"}, none, "must be sync or journal");
+}
+
 static void test_help_lists_every_option(void **state)
 {
     config_t c;
@@ -135,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_help_lists_every_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
