@@ -97,6 +97,11 @@ static const config_option_t config_options[] = {
      "500ms", 10, 600000, "time to open a peer connection before trying the next owner"},
     {"redis", "DCACHE_REDIS", "REDIS_URL", OPT_STRING, OPT(redis), "", 0, 0,
      "Redis as L2: redis://[user:password@]host:port/db (also REDIS_HOST, REDIS_PORT, REDIS_PASSWORD); none = L1 only"},
+    {"redis-sentinel", "DCACHE_REDIS_SENTINEL", NULL, OPT_STRING, OPT(redis_sentinel), "", 0, 0,
+     "host:port,... of Redis Sentinels: the L2 master is asked of them and followed through failovers "
+     "(--redis then only gives user, password and db)"},
+    {"redis-master", "DCACHE_REDIS_MASTER", NULL, OPT_STRING, OPT(redis_master), "mymaster", 0, 0,
+     "the master's name in Sentinel"},
     {"l2-prefix", "DCACHE_L2_PREFIX", NULL, OPT_STRING, OPT(l2_prefix), "dcache:", 0, 0,
      "prefix of every key dcache writes in Redis"},
     {"l2-write-mode", "DCACHE_L2_WRITE_MODE", NULL, OPT_STRING, OPT(l2_write_mode), "sync", 0, 0,

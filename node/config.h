@@ -70,6 +70,8 @@ typedef struct config {
     /* L2 (Redis). */
     char *redis;                  /* URL; "" = no L2 */
     config_redis_t redis_target;  /* parsed */
+    char *redis_sentinel;         /* "host:port,..." or "" */
+    char *redis_master;
     char *l2_prefix;
     char *l2_write_mode;          /* "sync" or "journal" */
     uint64_t l2_timeout_ms;

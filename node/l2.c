@@ -39,7 +39,8 @@ typedef struct l2_deferred {
 struct l2 {
     uv_loop_t *loop;
     l2_shared_t *s;
-    redis_uv_t *redis;
+    redis_uv_t *redis;         /* NULL until the master is known */
+    uint64_t gen;              /* the addr_gen redis was made for */
     uv_timer_t defer_timer;    /* delivers failures outside the caller's stack */
     l2_deferred_t *deferred, *deferred_tail;
     bool closing;
@@ -128,11 +129,27 @@ static void l2_breaker_changed(breaker_state_t from, breaker_state_t to, void *c
 void l2_shared_init(l2_shared_t *s)
 {
     breaker_init(&s->breaker, 5, 2000, l2_breaker_changed, s);
+    pthread_mutex_init(&s->addr_lock, NULL);
+    atomic_init(&s->addr_gen, 0);
+}
+
+bool l2_shared_set_master(l2_shared_t *s, const char *host, int port)
+{
+    pthread_mutex_lock(&s->addr_lock);
+    bool changed = strcmp(s->master_host, host) != 0 || s->master_port != port;
+    if (changed) {
+        snprintf(s->master_host, sizeof s->master_host, "%s", host);
+        s->master_port = port;
+        atomic_fetch_add(&s->addr_gen, 1);
+    }
+    pthread_mutex_unlock(&s->addr_lock);
+    return changed;
 }
 
 void l2_shared_destroy(l2_shared_t *s)
 {
     breaker_destroy(&s->breaker);
+    pthread_mutex_destroy(&s->addr_lock);
     journal_close(s->journal);
     s->journal = NULL;
 }
@@ -192,22 +209,61 @@ l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s)
     if (!l) return NULL;
     l->loop = loop;
     l->s = s;
-    redis_uv_config_t rc = s->redis;
-    rc.stats = &s->redis_stats;
-    l->redis = redis_uv_new(loop, &rc);
-    if (!l->redis) {
-        free(l);
-        return NULL;
-    }
     uv_timer_init(loop, &l->defer_timer);
     l->defer_timer.data = l;
-    l->open = 2;
+    l->open = 1; /* the timer; each client adds one */
     return l;
+}
+
+typedef struct l2_retired {
+    l2_t *l;
+    redis_uv_t *r;
+} l2_retired_t;
+
+static void l2_retired_closed(void *arg)
+{
+    l2_retired_t *x = arg;
+    l2_t *l = x->l;
+    redis_uv_free(x->r);
+    free(x);
+    l2_part_closed(l);
+}
+
+/* The client for the current master: made on first use, and made again
+ * (the old one closed) when the master moved. NULL while it is unknown. */
+static redis_uv_t *l2_redis(l2_t *l)
+{
+    uint64_t g = atomic_load(&l->s->addr_gen);
+    if (g == 0 || l->closing) return l->closing ? NULL : l->redis;
+    if (l->redis && g == l->gen) return l->redis;
+    char host[256];
+    redis_uv_config_t rc = l->s->redis;
+    pthread_mutex_lock(&l->s->addr_lock);
+    snprintf(host, sizeof host, "%s", l->s->master_host);
+    rc.port = l->s->master_port;
+    g = atomic_load(&l->s->addr_gen);
+    pthread_mutex_unlock(&l->s->addr_lock);
+    rc.host = host;
+    rc.stats = &l->s->redis_stats;
+    redis_uv_t *r = redis_uv_new(l->loop, &rc);
+    if (!r) return l->redis;
+    if (l->redis) {
+        l2_retired_t *x = malloc(sizeof *x);
+        if (!x) abort(); /* a few bytes; leaking a live client would be worse */
+        x->l = l;
+        x->r = l->redis;
+        redis_uv_close(l->redis, l2_retired_closed, x);
+    }
+    l->redis = r;
+    l->gen = g;
+    l->open++;
+    return r;
 }
 
 bool l2_available(l2_t *l)
 {
-    return breaker_state(&l->s->breaker) != BREAKER_OPEN && redis_uv_available(l->redis);
+    redis_uv_t *r = l2_redis(l);
+    return r && breaker_state(&l->s->breaker) != BREAKER_OPEN && redis_uv_available(r);
 }
 
 /* The outcome of one command for the breaker: transport failures count,
@@ -227,8 +283,9 @@ typedef struct l2_call {
 
 static bool l2_send(l2_t *l, int argc, const char **argv, const size_t *lens, redis_uv_reply_fn fn, l2_call_t *c)
 {
-    if (l->closing || !breaker_allow(&l->s->breaker, l2_mono_ms())) return false;
-    if (redis_uv_command(l->redis, argc, argv, lens, fn, c) != 0) {
+    redis_uv_t *r = l2_redis(l);
+    if (!r || !breaker_allow(&l->s->breaker, l2_mono_ms())) return false;
+    if (redis_uv_command(r, argc, argv, lens, fn, c) != 0) {
         breaker_failure(&l->s->breaker, l2_mono_ms());
         return false;
     }
@@ -416,7 +473,8 @@ static void l2_scan_reply(void *ctx, redis_uv_result_t res, const redisReply *re
                 argv[i + 1] = keys->element[i]->str;
                 lens[i + 1] = (size_t)keys->element[i]->len;
             }
-            if (redis_uv_command(l->redis, (int)keys->elements + 1, argv, lens, l2_unlink_reply, sc) == 0)
+            redis_uv_t *r = l2_redis(l);
+            if (r && redis_uv_command(r, (int)keys->elements + 1, argv, lens, l2_unlink_reply, sc) == 0)
                 sc->pending++;
             else sc->failed = true;
         }
@@ -433,7 +491,8 @@ static void l2_scan_send(l2_scan_t *sc, const char *cursor, size_t clen)
 {
     const char *argv[6] = {"SCAN", cursor, "MATCH", sc->match, "COUNT", L2_SCAN_COUNT};
     size_t lens[6] = {4, clen, 5, sc->match_len, 5, sizeof L2_SCAN_COUNT - 1};
-    if (!sc->l->closing && redis_uv_command(sc->l->redis, 6, argv, lens, l2_scan_reply, sc) == 0) sc->pending++;
+    redis_uv_t *r = l2_redis(sc->l);
+    if (r && redis_uv_command(r, 6, argv, lens, l2_scan_reply, sc) == 0) sc->pending++;
     else sc->failed = true;
 }
 
@@ -489,7 +548,8 @@ void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t
             alen[k + 1] = l->s->prefix_len + kl;
             off += l->s->prefix_len + kl;
         }
-        if (!l->closing && redis_uv_command(l->redis, (int)m + 1, argv, alen, l2_unlink_reply, sc) == 0) sc->pending++;
+        redis_uv_t *r = l2_redis(l);
+        if (r && redis_uv_command(r, (int)m + 1, argv, alen, l2_unlink_reply, sc) == 0) sc->pending++;
         else sc->failed = true;
     }
     if (!argv || !alen || !buf) sc->failed = true;
@@ -513,13 +573,13 @@ void l2_close(l2_t *l, void (*done)(void *arg), void *arg)
     if (l->deferred) l2_defer_cb(&l->defer_timer);
     uv_timer_stop(&l->defer_timer);
     uv_close((uv_handle_t *)&l->defer_timer, l2_timer_closed);
-    redis_uv_close(l->redis, l2_part_closed, l);
+    if (l->redis) redis_uv_close(l->redis, l2_part_closed, l);
 }
 
 void l2_free(l2_t *l)
 {
     if (!l) return;
-    redis_uv_free(l->redis);
+    if (l->redis) redis_uv_free(l->redis);
     free(l);
 }
 
@@ -647,4 +707,129 @@ void l2_drainer_free(l2_drainer_t *d)
     if (!d) return;
     l2_free(d->l);
     free(d);
+}
+
+/* ---------- Sentinel ---------- */
+
+#define L2_SENTINEL_TICK_MS 1000
+#define L2_SENTINELS_MAX 16
+
+struct l2_sentinel {
+    l2_shared_t *s;
+    char name[256];
+    redis_uv_t *clients[L2_SENTINELS_MAX];
+    char where[L2_SENTINELS_MAX][280];
+    size_t n, cur;
+    uv_timer_t timer;
+    bool inflight, closing, warned;
+    unsigned open;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void l2_sentinel_ask(l2_sentinel_t *t);
+
+static void l2_sentinel_reply(void *ctx, redis_uv_result_t res, const redisReply *reply, const char *err)
+{
+    l2_sentinel_t *t = ctx;
+    t->inflight = false;
+    if (t->closing) return;
+    if (res == REDIS_UV_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING) {
+        int port = atoi(reply->element[1]->str);
+        char host[256];
+        snprintf(host, sizeof host, "%.*s", (int)reply->element[0]->len, reply->element[0]->str);
+        t->warned = false;
+        if (port > 0 && port < 65536 && l2_shared_set_master(t->s, host, port)) {
+            char esc[300];
+            log_info("redis master", "\"addr\":\"%s:%d\",\"sentinel\":\"%s\",\"master\":\"%s\"",
+                     log_escape(host, esc, sizeof esc), port, t->where[t->cur], t->name);
+        }
+        return;
+    }
+    if (!t->warned) {
+        char esc[300];
+        log_warn("sentinel did not name the master; asking the next",
+                 "\"sentinel\":\"%s\",\"master\":\"%s\",\"error\":\"%s\"", t->where[t->cur], t->name,
+                 log_escape(err ? err : (reply && reply->type == REDIS_REPLY_NIL ? "unknown master name" : "bad reply"),
+                            esc, sizeof esc));
+        t->warned = true;
+    }
+    t->cur = (t->cur + 1) % t->n;
+}
+
+static void l2_sentinel_ask(l2_sentinel_t *t)
+{
+    if (t->inflight || t->closing) return;
+    const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", t->name};
+    if (redis_uv_command(t->clients[t->cur], 3, argv, NULL, l2_sentinel_reply, t) == 0) t->inflight = true;
+}
+
+static void l2_sentinel_tick(uv_timer_t *timer)
+{
+    l2_sentinel_ask(timer->data);
+}
+
+l2_sentinel_t *l2_sentinel_new(uv_loop_t *loop, l2_shared_t *s, const char *list, const char *name)
+{
+    l2_sentinel_t *t = calloc(1, sizeof *t);
+    char *copy = strdup(list);
+    if (!t || !copy) {
+        free(t);
+        free(copy);
+        return NULL;
+    }
+    t->s = s;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok && t->n < L2_SENTINELS_MAX; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        char *colon = strrchr(tok, ':');
+        int port = colon ? atoi(colon + 1) : 26379;
+        if (colon) *colon = '\0';
+        if (!*tok || port <= 0 || port > 65535) continue;
+        redis_uv_config_t rc = {.host = tok, .port = port, .connect_timeout_ms = 500, .command_timeout_ms = 500};
+        redis_uv_t *c = redis_uv_new(loop, &rc);
+        if (!c) continue;
+        snprintf(t->where[t->n], sizeof t->where[t->n], "%s:%d", tok, port);
+        t->clients[t->n++] = c;
+    }
+    free(copy);
+    if (t->n == 0) {
+        free(t);
+        return NULL;
+    }
+    uv_timer_init(loop, &t->timer);
+    t->timer.data = t;
+    uv_timer_start(&t->timer, l2_sentinel_tick, 0, L2_SENTINEL_TICK_MS);
+    t->open = 1 + (unsigned)t->n;
+    return t;
+}
+
+static void l2_sentinel_part_closed(void *arg)
+{
+    l2_sentinel_t *t = arg;
+    if (--t->open == 0 && t->done) t->done(t->done_arg);
+}
+
+static void l2_sentinel_timer_closed(uv_handle_t *h)
+{
+    l2_sentinel_part_closed(h->data);
+}
+
+void l2_sentinel_close(l2_sentinel_t *t, void (*done)(void *arg), void *arg)
+{
+    t->closing = true;
+    t->done = done;
+    t->done_arg = arg;
+    uv_timer_stop(&t->timer);
+    uv_close((uv_handle_t *)&t->timer, l2_sentinel_timer_closed);
+    for (size_t i = 0; i < t->n; i++) redis_uv_close(t->clients[i], l2_sentinel_part_closed, t);
+}
+
+void l2_sentinel_free(l2_sentinel_t *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) redis_uv_free(t->clients[i]);
+    free(t);
 }

@@ -25,6 +25,7 @@
 #ifndef DCACHE_L2_H
 #define DCACHE_L2_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,7 +54,13 @@ typedef struct l2_shared {
     char prefix[L2_PREFIX_MAX];
     size_t prefix_len;
     l2_write_mode_t write_mode;
-    redis_uv_config_t redis;        /* strings owned by the config */
+    redis_uv_config_t redis;        /* strings owned by the config; host and port unused (below) */
+    /* Where the master is: from --redis, or found through Sentinel (and
+     * changed by a failover). Clients reconnect when addr_gen moves. */
+    pthread_mutex_t addr_lock;
+    char master_host[256];
+    int master_port;
+    atomic_uint_fast64_t addr_gen;  /* 0: not known yet (Sentinel has not answered) */
     breaker_t breaker;
     journal_t *journal;             /* journal mode only */
     l2_stats_t stats;
@@ -83,6 +90,9 @@ typedef void (*l2_done_fn)(void *ctx, l2_result_t res);
 
 /* Breaker transitions are logged. The shared struct must outlive every l2_t. */
 void l2_shared_init(l2_shared_t *s);
+/* Points every client at this master (they reconnect on their next call);
+ * returns true when it changed. Any thread. */
+bool l2_shared_set_master(l2_shared_t *s, const char *host, int port);
 void l2_shared_destroy(l2_shared_t *s);
 /* "closed", "open", "half_open", or "disabled". */
 const char *l2_state_name(l2_shared_t *s);
@@ -115,6 +125,16 @@ typedef struct l2_drainer l2_drainer_t;
 l2_drainer_t *l2_drainer_new(uv_loop_t *loop, l2_shared_t *s);
 void l2_drainer_close(l2_drainer_t *d, void (*done)(void *arg), void *arg);
 void l2_drainer_free(l2_drainer_t *d);
+
+/* Redis Sentinel (main loop): asks the sentinels of `list` ("host:port,..."
+ * , port 26379 by default) for the address of master `name` at once and then
+ * every second, and moves every client when a failover changed it. (Polling
+ * rather than subscribing to +switch-master: the client keeps one request
+ * and one reply per command; a failover is seen within a second.) */
+typedef struct l2_sentinel l2_sentinel_t;
+l2_sentinel_t *l2_sentinel_new(uv_loop_t *loop, l2_shared_t *s, const char *list, const char *name);
+void l2_sentinel_close(l2_sentinel_t *t, void (*done)(void *arg), void *arg);
+void l2_sentinel_free(l2_sentinel_t *t);
 
 /* Envelope codec (exposed for tests). */
 size_t l2_envelope_size(size_t ctlen, size_t vlen);

@@ -48,6 +48,7 @@ typedef struct node {
     uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
     l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
     l2_drainer_t *drainer;       /* journal mode: replays the journal */
+    l2_sentinel_t *sentinel;     /* --redis-sentinel: finds and follows the master */
 } node_t;
 
 /* After a ring change, new owners ask previous owners for keys they miss
@@ -87,6 +88,7 @@ static void node_finish(void *arg)
     uv_close((uv_handle_t *)&n->prev_timer, NULL);
     if (n->handoff) handoff_close(n->handoff, node_gossip_closed, n);
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
+    if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
     uv_close((uv_handle_t *)&n->sample, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
@@ -276,7 +278,7 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
 static bool node_setup_l2(node_t *n)
 {
     const config_t *c = &n->cfg;
-    if (!c->redis[0]) return true;
+    if (!c->redis[0] && !c->redis_sentinel[0]) return true;
     l2_shared_t *s = &n->l2;
     s->enabled = true;
     snprintf(s->prefix, sizeof s->prefix, "%s", c->l2_prefix);
@@ -291,6 +293,8 @@ static bool node_setup_l2(node_t *n)
                                    .connect_timeout_ms = c->l2_connect_timeout_ms,
                                    .command_timeout_ms = c->l2_timeout_ms,
                                    .max_pending = (unsigned)c->l2_pipeline};
+    /* With Sentinel the master's address comes from it, later. */
+    if (!c->redis_sentinel[0]) l2_shared_set_master(s, t->host, t->port);
     if (s->write_mode == L2_WRITE_JOURNAL) {
         char err[512];
         if (journal_open(&s->journal, c->l2_journal_dir, c->l2_journal_max, err, sizeof err) != 0) {
@@ -436,8 +440,13 @@ int main(int argc, char **argv)
         n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.handoff);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
+    if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
+        n.sentinel = l2_sentinel_new(n.loop, &n.l2, n.cfg.redis_sentinel, n.cfg.redis_master);
+        if (!n.sentinel) log_error("--redis-sentinel names no usable sentinel", NULL);
+    }
     int rc = 0;
-    if (!n.handoff || (n.l2.journal && !n.drainer) || node_start_workers(&n) != 0 ||
+    if (!n.handoff || (n.l2.journal && !n.drainer) || (n.cfg.redis_sentinel[0] && !n.sentinel) ||
+        node_start_workers(&n) != 0 ||
         node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
         if (!n.handoff) log_error("out of memory at start", NULL);
         /* Close what did start, then fall through to the common teardown. */
@@ -448,7 +457,10 @@ int main(int argc, char **argv)
         goto teardown;
     }
     char l2desc[300];
-    if (n.l2.enabled)
+    if (n.l2.enabled && n.cfg.redis_sentinel[0])
+        snprintf(l2desc, sizeof l2desc, "redis master %s via sentinels %.200s, %s writes", n.cfg.redis_master,
+                 n.cfg.redis_sentinel, n.cfg.l2_write_mode);
+    else if (n.l2.enabled)
         snprintf(l2desc, sizeof l2desc, "redis %s:%d db %d, %s writes", n.cfg.redis_target.host,
                  n.cfg.redis_target.port, n.cfg.redis_target.db, n.cfg.l2_write_mode);
     else snprintf(l2desc, sizeof l2desc, "disabled");
@@ -474,6 +486,7 @@ teardown:
     gossip_free(n.gossip);
     handoff_free(n.handoff);
     l2_drainer_free(n.drainer);
+    l2_sentinel_free(n.sentinel);
     l2_shared_destroy(&n.l2);
     topo_unref(n.topo);
     api_destroy(&n.api);
