@@ -107,6 +107,17 @@ same=0
 for i in $(seq 1 49); do [[ $(rc get "dcache:j$i") == *"value-$i" ]] && same=$((same + 1)); done
 assert_eq 49 "$same" "every acknowledged write is in Redis, key by key"
 assert_eq 0 "$(rc exists dcache:j50)" "the journaled DELETE was replayed"
+
+# A node stopped with writes still in its journal replays them after its restart.
+kill -9 "$REDIS_PID"
+wait "$REDIS_PID" 2>/dev/null || true
+for i in $(seq 1 10); do http PUT "/api/cache/r$i" --data-binary "value-$i"; done
+assert_eq "201 10" "$STATUS $(l2_field journal_records)" "ten writes journaled"
+stop_node "$NODE_PID"
+REDIS_FIXED_PORT=$REDIS_PORT start_redis redis4
+start_node n2b "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/journal"
+restart_replayed() { [[ $(rc --scan --pattern 'dcache:r*' | wc -l) == 10 && $(l2_field journal_records) == 0 ]]; }
+WAIT_SECONDS=20 wait_for "a restarted node replays its journal" restart_replayed && pass
 stop_node "$NODE_PID"
 
 # --- a stopped Redis trips the breaker within the timeout ---
