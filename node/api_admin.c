@@ -152,7 +152,36 @@ void api_metrics_json(api_t *a, http_request_t *r)
                     op ? "," : "", metrics_op_name((metrics_op_t)op), (unsigned long long)pc.count,
                     pc.p50_s * 1e3, pc.p90_s * 1e3, pc.p95_s * 1e3, pc.p99_s * 1e3, pc.mean_s * 1e3);
     }
-    sbuf_puts(&b, "}}");
+    sbuf_puts(&b, "}");
+    /* L2 and the cluster data path, for dashboards that read JSON. */
+    l2_shared_t *l2 = a->l2;
+    if (!l2) {
+        sbuf_puts(&b, ",\"l2\":{\"status\":\"disabled\"}");
+    } else {
+        l2_stats_t *ls = &l2->stats;
+        sbuf_printf(&b,
+                    ",\"l2\":{\"status\":\"%s\",\"breaker\":\"%s\",\"write_mode\":\"%s\",\"hits\":%llu,"
+                    "\"misses\":%llu,\"errors\":%llu,\"writes_refused\":%llu,\"writes_journaled\":%llu,"
+                    "\"journal_records\":%llu,\"journal_replayed\":%llu}",
+                    breaker_state(&l2->breaker) == BREAKER_CLOSED ? "ok" : "degraded",
+                    breaker_state_name(breaker_state(&l2->breaker)),
+                    l2->write_mode == L2_WRITE_JOURNAL ? "journal" : "sync",
+                    (unsigned long long)atomic_load(&ls->hits), (unsigned long long)atomic_load(&ls->misses),
+                    (unsigned long long)atomic_load(&ls->errors), (unsigned long long)atomic_load(&ls->writes_refused),
+                    (unsigned long long)atomic_load(&ls->writes_journaled),
+                    (unsigned long long)(l2->journal ? journal_records(l2->journal) : 0),
+                    (unsigned long long)atomic_load(&ls->journal_drained));
+    }
+    topo_t *ring = topo_slot_get(&a->topo);
+    sbuf_printf(&b, ",\"cluster\":{\"ring_version\":%llu,\"ring_members\":%zu,\"forwarded\":%llu,\"coalesced\":%llu,"
+                    "\"handoff_entries\":%llu,\"handoff_running\":%s}}",
+                (unsigned long long)(ring ? ring->version : 0), ring ? ring->n : (size_t)0,
+                (unsigned long long)(atomic_load(&a->route.forwarded[0]) + atomic_load(&a->route.forwarded[1]) +
+                                     atomic_load(&a->route.forwarded[2])),
+                (unsigned long long)atomic_load(&a->route.coalesced),
+                (unsigned long long)atomic_load(&a->handoff.entries_sent),
+                atomic_load(&a->handoff.running) ? "true" : "false");
+    topo_unref(ring);
     api_respond_sbuf(r, 200, &b);
 }
 

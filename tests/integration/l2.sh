@@ -76,6 +76,7 @@ http PUT /api/cache/during-outage --data-binary x
 assert_eq "503 l2_unavailable" "$STATUS $(json .code)" "a sync-mode write is refused while Redis is down"
 for i in 1 2 3 4 5 6; do http PUT "/api/cache/outage$i" --data-binary x; done
 assert_eq open "$(l2_field breaker)" "the breaker opens after consecutive failures"
+assert_eq "degraded open" "$(curl -s "$NODE_URL/api/metrics" | jq -r '"\(.l2.status) \(.l2.breaker)"')" "/api/metrics shows the breaker"
 assert_eq degraded "$(l2_field status)" "/ready reports L2 degraded"
 assert_match '^[1-9]' "$(metric l2_writes_refused_total)" "refused writes are counted"
 
@@ -118,6 +119,16 @@ REDIS_FIXED_PORT=$REDIS_PORT start_redis redis4
 start_node n2b "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/journal"
 restart_replayed() { [[ $(rc --scan --pattern 'dcache:r*' | wc -l) == 10 && $(l2_field journal_records) == 0 ]]; }
 WAIT_SECONDS=20 wait_for "a restarted node replays its journal" restart_replayed && pass
+stop_node "$NODE_PID"
+
+# --- a full journal refuses writes as sync mode does ---
+start_node n4 "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/small-journal" --l2-journal-max 4096
+kill -STOP "$REDIS_PID"
+codes=""
+for i in $(seq 1 60); do http PUT "/api/cache/full$i" --data-binary "$(printf '%0100d' "$i")"; codes+="$STATUS "; done
+assert_match '^(201 )+(503 )+$' "$codes" "writes are journaled until the journal is full, then refused"
+assert_eq l2_unavailable "$(json .code)" "a refused write says why"
+kill -CONT "$REDIS_PID"
 stop_node "$NODE_PID"
 
 # --- a stopped Redis trips the breaker within the timeout ---
