@@ -267,30 +267,61 @@ static bool api_scatter_l2(api_scatter_t *s)
     return false;
 }
 
+/* Redis missed a key invalidation: in journal mode the deletes wait in the
+ * journal (replayed like writes); otherwise the caller learns that Redis
+ * may still hold the old values. */
+static bool api_scatter_journal_keys(api_scatter_t *s)
+{
+    l2_shared_t *l2 = s->w->api->l2;
+    if (s->kind != API_SC_KEYS_INVALIDATE || !l2 || l2->write_mode != L2_WRITE_JOURNAL || !l2->journal) return false;
+    journal_rec_t *recs = calloc(s->nkeys, sizeof *recs);
+    if (!recs) return false;
+    uint64_t version = api_stamp(s->w->api);
+    for (size_t i = 0; i < s->nkeys; i++)
+        recs[i] = (journal_rec_t){.op = JOURNAL_OP_DEL, .version = version, .key = s->keys[i].p, .klen = s->keys[i].len};
+    bool ok = journal_append(l2->journal, recs, s->nkeys) == 0;
+    free(recs);
+    if (ok) atomic_fetch_add(&l2->stats.writes_journaled, s->nkeys);
+    return ok;
+}
+
 static void api_scatter_finish(api_scatter_t *s)
 {
     if (api_scatter_l2(s)) return;
+    int status = 200;
+    if (s->l2_result && strcmp(s->l2_result, "unavailable") == 0) {
+        if (api_scatter_journal_keys(s)) {
+            s->l2_result = "journaled";
+        } else {
+            status = 503;
+            if (s->w->api->l2) atomic_fetch_add(&s->w->api->l2->stats.writes_refused, 1);
+        }
+    }
     sbuf_t b;
     sbuf_init(&b);
+    if (status == 503)
+        sbuf_puts(&b, "{\"error\":\"L1 is invalidated on every node but Redis is unavailable: it may still hold "
+                      "the old values; retry\",\"code\":\"l2_unavailable\",");
+    else sbuf_puts(&b, "{");
     switch (s->kind) {
     case API_SC_PATTERN:
-        sbuf_printf(&b, "{\"matched\":%llu,\"invalidated\":%llu", (unsigned long long)s->matched,
+        sbuf_printf(&b, "\"matched\":%llu,\"invalidated\":%llu", (unsigned long long)s->matched,
                     (unsigned long long)s->invalidated);
         break;
     case API_SC_PREVIEW:
-        sbuf_printf(&b, "{\"matched\":%llu,\"sample\":[", (unsigned long long)s->matched);
+        sbuf_printf(&b, "\"matched\":%llu,\"sample\":[", (unsigned long long)s->matched);
         if (s->sample.len) sbuf_append(&b, s->sample.data, s->sample.len);
         sbuf_puts(&b, "]");
         break;
     case API_SC_KEYS_INVALIDATE:
-        sbuf_printf(&b, "{\"invalidated\":%llu", (unsigned long long)s->invalidated);
+        sbuf_printf(&b, "\"invalidated\":%llu", (unsigned long long)s->invalidated);
         break;
     }
     if (s->l2_result)
         sbuf_printf(&b, ",\"l2\":{\"status\":\"%s\",\"unlinked\":%llu}", s->l2_result,
                     (unsigned long long)s->l2_unlinked);
     api_unreachable_json(&b, s);
-    api_respond_sbuf(s->r, 200, &b);
+    api_respond_sbuf(s->r, status, &b);
     sbuf_free(&s->sample);
     topo_unref(s->topo);
     free(s->failed);
