@@ -194,7 +194,7 @@ void api_route_prometheus(api_t *a, sbuf_t *b)
     handoff_stats_t *h = &a->handoff;
     api_prom_counter(b, "handoff_entries_total", "Entries handed to their new owners after ring changes.",
                      atomic_load(&h->entries_sent));
-    api_prom_counter(b, "handoff_bytes_total", "Value bytes handed to new owners.", atomic_load(&h->bytes_sent));
+    api_prom_counter(b, "handoff_bytes_total", "Key and value bytes handed to new owners.", atomic_load(&h->bytes_sent));
     api_prom_counter(b, "handoff_dropped_total", "Entries removed here once their new owners had them.",
                      atomic_load(&h->entries_dropped));
     api_prom_counter(b, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried).",

@@ -349,6 +349,9 @@ static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_w
     uint64_t hash = ring_key_hash(key, klen);
     api_flight_t **slot = api_flight_slot(w, hash, key, klen);
     api_flight_t *f = *slot;
+    /* A GET a peer forwarded here must not wait on a forward of our own:
+     * two nodes that disagree about the ring would wait on each other. */
+    if (f && wt->call && f->mode == API_FLIGHT_FORWARD) f = NULL;
     if (f) {
         if (f->nwaiters == f->cap) {
             size_t cap = f->cap * 2;
@@ -386,7 +389,7 @@ static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_w
     if (t && mode != API_FLIGHT_L2) api_flight_add_owners(f, t);
     if (prev) api_flight_add_owners(f, prev);
     snprintf(f->owner, sizeof f->owner, "%s", owner);
-    if (w->nflights < API_FLIGHT_MAX) {
+    if (w->nflights < API_FLIGHT_MAX && !*slot) {
         f->next = *slot;
         *slot = f;
         f->in_table = true;
@@ -553,8 +556,8 @@ static void api_write_replicate(api_write_t *wr, topo_t *t, const uint32_t *owne
     for (size_t i = 0; t && i < n; i++) {
         if ((int32_t)owners[i] == t->self) continue;
         const topo_member_t *m = &t->members[owners[i]];
-        others++;
         if (m->peer.ss_family == 0) continue;
+        others++;
         peer_result_t res =
             peer_pool_request(wr->w->pool, m->name, (const struct sockaddr *)&m->peer, req, 0, api_write_reply, wr);
         if (res == PEER_OK) {
@@ -605,7 +608,10 @@ static void api_coordinate_put_at(api_worker_t *w, http_request_t *r, peer_call_
     size_t n = t ? topo_owners(t, args->key, args->key_len, owners, RING_REPLICAS_MAX) : 0;
     store_put_args_t put = *args;
     bool replaced = false;
-    store_status_t st = store_put(a->store, &put, &replaced);
+    /* Another worker may have stored a newer version since this one was
+     * stamped (its L2 write answered first): keep the newer. */
+    store_status_t st = store_put_if_newer(a->store, &put, &replaced);
+    if (st == STORE_STALE) st = STORE_OK;
     if (st != STORE_OK) {
         if (call)
             peer_server_respond_error(call, st == STORE_TOO_LARGE ? PEER_STATUS_TOO_LARGE : PEER_STATUS_UNAVAILABLE,

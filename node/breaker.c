@@ -58,8 +58,11 @@ bool breaker_allow(breaker_t *b, int64_t now_ms)
     }
     if (b->state == BREAKER_CLOSED) {
         ok = true;
-    } else if (b->state == BREAKER_HALF_OPEN && !b->trial_out) {
+    } else if (b->state == BREAKER_HALF_OPEN && (!b->trial_out || now_ms >= b->trial_until)) {
+        /* A trial whose outcome never came back (its caller went away) is
+         * replaced after a pause, or the breaker would stay half-open. */
         b->trial_out = true;
+        b->trial_until = now_ms + b->open_ms;
         ok = true;
     } else {
         ok = false;

@@ -30,6 +30,7 @@ typedef struct breaker {
     unsigned threshold;
     int64_t open_ms, open_until;
     bool trial_out;              /* half-open: the trial call is in flight */
+    int64_t trial_until;         /* ... and another may go after this */
     breaker_change_fn on_change;
     void *ctx;
     atomic_uint_fast64_t opens, rejected;
@@ -40,8 +41,9 @@ typedef struct breaker {
 void breaker_init(breaker_t *b, unsigned threshold, int64_t open_ms, breaker_change_fn on_change, void *ctx);
 void breaker_destroy(breaker_t *b);
 /* May a call go out now? False (and counted in `rejected`) while open, or
- * half-open with the trial already out. A true in half-open makes this
- * call the trial: report its outcome. */
+ * half-open with the trial already out (for less than open_ms: a trial that
+ * never reports is replaced). A true in half-open makes this call the
+ * trial: report its outcome. */
 bool breaker_allow(breaker_t *b, int64_t now_ms);
 void breaker_success(breaker_t *b, int64_t now_ms);
 void breaker_failure(breaker_t *b, int64_t now_ms);

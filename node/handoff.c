@@ -175,6 +175,12 @@ static void handoff_send(handoff_t *h, uint32_t target)
 static bool handoff_add(handoff_t *h, uint32_t target, handoff_item_t *it)
 {
     handoff_batch_t *b = h->batches[target];
+    /* A large value travels alone rather than push a batch past the
+     * frame limit. */
+    if (b && b->bytes + it->klen + it->vlen > h->cfg.batch_bytes) {
+        handoff_send(h, target);
+        b = NULL;
+    }
     if (!b) {
         b = calloc(1, sizeof *b);
         if (b) b->items = malloc(h->cfg.batch_entries * sizeof *b->items);
@@ -186,7 +192,7 @@ static bool handoff_add(handoff_t *h, uint32_t target, handoff_item_t *it)
         h->batches[target] = b;
     }
     b->items[b->n++] = it;
-    b->bytes += it->vlen;
+    b->bytes += it->klen + it->vlen;
     it->pending++;
     if (b->n >= h->cfg.batch_entries || b->bytes >= h->cfg.batch_bytes) handoff_send(h, target);
     return true;

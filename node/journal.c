@@ -241,6 +241,14 @@ int64_t journal_drain_begin(journal_t *j)
 {
     pthread_mutex_lock(&j->lock);
     int64_t rc = 0;
+    if (j->draining.fd >= 0 && j->draining.records == 0) {
+        /* Nothing readable left in it (emptied, or cut back to nothing on
+         * open): it must not block the active file behind it. */
+        close(j->draining.fd);
+        j->draining.fd = -1;
+        j->draining.bytes = 0;
+        unlink(j->draining_path);
+    }
     if (j->draining.fd < 0 && j->active.records > 0) {
         if (rename(j->active_path, j->draining_path) != 0) {
             rc = -errno;
@@ -269,8 +277,11 @@ int64_t journal_drain_read(journal_t *j, uint64_t *pos, size_t max, journal_fn f
         uint64_t next;
         int rc = journal_read_at(fd, *pos, &buf, &cap, &r, &next);
         if (rc <= 0) {
+            /* The file was validated on open: a record that no longer reads
+             * is damage, not the end. Say so rather than drop the rest. */
             free(buf);
-            return rc < 0 ? rc : count;
+            if (count) return count; /* the next call reports it */
+            return rc < 0 ? rc : -EIO;
         }
         if (fn(&r, ctx) != 0) break;
         *pos = next;

@@ -69,8 +69,9 @@ uint64_t journal_records(journal_t *j);
 int64_t journal_drain_begin(journal_t *j);
 /* Reads up to max records of the draining file from *pos (start at 0),
  * calling fn for each; *pos advances past what was read. Returns the count
- * read (0 at the end) or a negative errno. fn returning non-zero stops
- * early (that record is not consumed). */
+ * read (0 at the end) or a negative errno (-EIO: a record no longer reads:
+ * the file was damaged after it was opened; nothing after it is dropped).
+ * fn returning non-zero stops early (that record is not consumed). */
 typedef int (*journal_fn)(const journal_rec_t *r, void *ctx);
 int64_t journal_drain_read(journal_t *j, uint64_t *pos, size_t max, journal_fn fn, void *ctx);
 /* Every drained record is in Redis: removes the draining file. */

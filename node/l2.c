@@ -271,7 +271,7 @@ bool l2_available(l2_t *l)
 static void l2_account(l2_t *l, redis_uv_result_t res)
 {
     if (res == REDIS_UV_OK) breaker_success(&l->s->breaker, l2_mono_ms());
-    else if (res != REDIS_UV_ERR_SHUTDOWN) breaker_failure(&l->s->breaker, l2_mono_ms());
+    else if (res != REDIS_UV_ERR_SHUTDOWN || !l->closing) breaker_failure(&l->s->breaker, l2_mono_ms());
 }
 
 typedef struct l2_call {
@@ -367,8 +367,11 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
     char px[24] = "0";
     if (expires_at_ms > 0) {
         int64_t left = expires_at_ms - l2_wall_ms();
-        if (left <= 0) { /* already expired: nothing to keep */
-            l2_answer_later(l, L2_OK, NULL, cb, NULL, ctx);
+        if (left <= 0) {
+            /* Already expired: it still replaces any older value, so the
+             * older one must go. */
+            atomic_fetch_sub(&l->s->stats.sets, 1);
+            l2_del(l, key, klen, version, cb, ctx);
             return;
         }
         snprintf(px, sizeof px, "%lld", (long long)left);
@@ -517,6 +520,7 @@ void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn c
     *sc = (l2_scan_t){.l = l, .cb = cb, .ctx = ctx, .match = m, .match_len = n + plen};
     l2_scan_send(sc, "0", 1);
     if (sc->failed && sc->pending == 0) {
+        breaker_failure(&l->s->breaker, l2_mono_ms());
         free(sc->match);
         free(sc);
         l2_answer_later(l, L2_UNAVAILABLE, NULL, NULL, cb, ctx);
@@ -593,6 +597,7 @@ struct l2_drainer {
     l2_t *l;
     uv_timer_t timer;
     bool draining;         /* a drain file is being replayed */
+    bool read_error;       /* logged once */
     uint64_t pos, batch_end;
     unsigned inflight;
     bool failed;
@@ -661,7 +666,8 @@ static void l2_drain_tick(uv_timer_t *t)
         d->draining = false;
         return;
     }
-    if (n < 0) log_error("cannot read the journal", "\"error\":\"%s\"", strerror((int)-n));
+    if (n < 0 && !d->read_error) log_error("cannot read the journal; it is kept", "\"error\":\"%s\"", strerror((int)-n));
+    d->read_error = n < 0;
     l2_drain_reply(d, n < 0 ? L2_UNAVAILABLE : L2_OK);
 }
 

@@ -78,6 +78,20 @@ static void test_half_open_trial(void **state)
     breaker_destroy(&b);
 }
 
+static void test_lost_trial_is_replaced(void **state)
+{
+    (void)state;
+    breaker_t b;
+    breaker_init(&b, 1, 500, NULL, NULL);
+    breaker_failure(&b, 0);
+    assert_true(breaker_allow(&b, 500)); /* the trial; its outcome never comes */
+    assert_false(breaker_allow(&b, 999));
+    assert_true(breaker_allow(&b, 1000)); /* a new trial after a pause */
+    breaker_success(&b, 1001);
+    assert_int_equal(breaker_state(&b), BREAKER_CLOSED);
+    breaker_destroy(&b);
+}
+
 static void test_late_failure_does_not_extend(void **state)
 {
     (void)state;
@@ -96,6 +110,7 @@ int main(void)
         cmocka_unit_test(test_opens_after_threshold),
         cmocka_unit_test(test_half_open_trial),
         cmocka_unit_test(test_late_failure_does_not_extend),
+        cmocka_unit_test(test_lost_trial_is_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

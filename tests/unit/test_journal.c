@@ -202,6 +202,46 @@ static void test_corruption_stops_reading(void **state)
     journal_close(j);
 }
 
+static void test_damage_while_draining_is_reported(void **state)
+{
+    fixture_t *f = *state;
+    char err[256], path[128];
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    assert_int_equal(append_range(j, 0, 3), 0);
+    uint64_t first = journal_bytes(j);
+    assert_int_equal(append_range(j, 3, 6), 0);
+    assert_int_equal(journal_drain_begin(j), 6);
+    /* The file goes bad after it was validated. */
+    snprintf(path, sizeof path, "%s/journal.draining", f->dir);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    uint8_t x = 0xff;
+    assert_int_equal(pwrite(fd, &x, 1, (off_t)first + 12), 1);
+    close(fd);
+    seen_t s = {0, -1};
+    uint64_t pos = 0;
+    assert_int_equal(journal_drain_read(j, &pos, 100, check_one, &s), 3);
+    assert_int_equal(journal_drain_read(j, &pos, 100, check_one, &s), -EIO);
+    assert_int_equal(journal_records(j), 6); /* nothing dropped */
+    journal_close(j);
+}
+
+static void test_empty_draining_file_does_not_block(void **state)
+{
+    fixture_t *f = *state;
+    char err[256], path[128];
+    snprintf(path, sizeof path, "%s/journal.draining", f->dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600); /* left empty by a crash */
+    assert_true(fd >= 0);
+    close(fd);
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    assert_int_equal(append_range(j, 0, 4), 0);
+    assert_int_equal(journal_drain_begin(j), 4);
+    journal_close(j);
+}
+
 static void test_bound_and_bad_records(void **state)
 {
     fixture_t *f = *state;
@@ -232,6 +272,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corruption_stops_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bound_and_bad_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_while_draining_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_draining_file_does_not_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
