@@ -225,18 +225,19 @@ static void api_unreachable_json(sbuf_t *b, const api_scatter_t *s)
     sbuf_printf(b, "],\"nodes\":%zu}", s->topo ? s->topo->n : (size_t)1);
 }
 
-static void api_scatter_finish(api_scatter_t *s);
+static void api_scatter_members(api_scatter_t *s);
 
 static void api_scatter_l2_done(void *ctx, l2_result_t res, uint64_t unlinked)
 {
     api_scatter_t *s = ctx;
     s->l2_result = res == L2_OK ? "ok" : "unavailable";
     s->l2_unlinked = unlinked;
-    api_scatter_finish(s);
+    api_scatter_members(s);
 }
 
-/* Clears L2 once the members answered: once per cluster operation, by
- * the node that received it. */
+/* Clears L2 before any L1: once per cluster operation, by the node that
+ * received it. The other way round, a miss between the two would read the
+ * old value back from Redis into L1. */
 static bool api_scatter_l2(api_scatter_t *s)
 {
     l2_t *l = s->w->l2;
@@ -287,7 +288,6 @@ static bool api_scatter_journal_keys(api_scatter_t *s)
 
 static void api_scatter_finish(api_scatter_t *s)
 {
-    if (api_scatter_l2(s)) return;
     int status = 200;
     if (s->l2_result && strcmp(s->l2_result, "unavailable") == 0) {
         if (api_scatter_journal_keys(s)) {
@@ -376,8 +376,14 @@ static void api_scatter_send(api_scatter_t *s, uint32_t node, const peer_msg_t *
     }
 }
 
-/* This node's part, then a request to every other member. */
+/* L2 first (api_scatter_l2), then this node's part and a request to every
+ * other member. */
 static void api_scatter_run(api_scatter_t *s)
+{
+    if (!api_scatter_l2(s)) api_scatter_members(s);
+}
+
+static void api_scatter_members(api_scatter_t *s)
 {
     api_worker_t *w = s->w;
     s->pending = 1;
