@@ -61,7 +61,9 @@ static void api_peer_delete(api_worker_t *w, peer_call_t *call, const peer_msg_t
     api_observe(a, req->version);
     peer_msg_t m = {.type = PEER_MSG_DELETE_RESP,
                     .status = PEER_STATUS_OK,
-                    .existed = store_delete(a->store, req->key.p, req->key.len)};
+                    /* A newer write that overtook this delete stays. */
+                    .existed = store_delete_versioned(a->store, req->key.p, req->key.len, STORE_DELETE_IF_OLDER,
+                                                      req->version)};
     peer_server_respond(call, &m);
 }
 

@@ -85,13 +85,8 @@ static void handoff_item_release(handoff_t *h, handoff_item_t *it)
     if (--it->pending) return;
     if (it->drop && !it->failed) {
         /* Drop it only if nothing newer arrived meanwhile. */
-        store_entry_t *e;
-        if (store_peek(h->store, it->data, it->klen, &e) == STORE_OK) {
-            bool same = store_entry_version(e) == it->version;
-            store_entry_release(e);
-            if (same && store_delete(h->store, it->data, it->klen))
-                atomic_fetch_add(&h->stats->entries_dropped, 1);
-        }
+        if (store_delete_versioned(h->store, it->data, it->klen, STORE_DELETE_IF_VERSION, it->version))
+            atomic_fetch_add(&h->stats->entries_dropped, 1);
     }
     free(it);
 }

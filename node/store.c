@@ -427,6 +427,11 @@ store_status_t store_put_if_newer(store_t *s, const store_put_args_t *a, bool *r
 
 bool store_delete(store_t *s, const void *key, size_t key_len)
 {
+    return store_delete_versioned(s, key, key_len, STORE_DELETE_ANY, 0);
+}
+
+bool store_delete_versioned(store_t *s, const void *key, size_t key_len, store_delete_cond_t cond, uint64_t version)
+{
     if (!s || !store_key_ok(key, key_len)) return false;
     int64_t now = store_now_ms(s);
     uint64_t h = store_table_hash(s->hkey, key, key_len);
@@ -439,9 +444,15 @@ bool store_delete(store_t *s, const void *key, size_t key_len)
     if (link) {
         store_entry_t *e = *link;
         live = !store_expired(e, now);
-        if (!live) sh->expirations++;
-        store_table_unlink(&sh->table, link, which);
-        store_forget(s, sh, e);
+        /* Decided under the shard lock, so no write slips in between. */
+        bool match = cond == STORE_DELETE_ANY || (cond == STORE_DELETE_IF_VERSION && e->version == version) ||
+                     (cond == STORE_DELETE_IF_OLDER && e->version <= version);
+        if (!live || match) {
+            if (!live) sh->expirations++;
+            store_table_unlink(&sh->table, link, which);
+            store_forget(s, sh, e);
+        }
+        live = live && match;
     }
     pthread_mutex_unlock(&sh->mu);
     return live;

@@ -130,6 +130,15 @@ store_status_t store_put_if_newer(store_t *s, const store_put_args_t *a, bool *r
 /* Removes `key`; returns true if a live entry was removed. */
 bool store_delete(store_t *s, const void *key, size_t key_len);
 
+typedef enum {
+    STORE_DELETE_ANY = 0,
+    STORE_DELETE_IF_VERSION,  /* only the entry with exactly this version (a handoff drop) */
+    STORE_DELETE_IF_OLDER,    /* only an entry not newer than this version (a versioned delete) */
+} store_delete_cond_t;
+/* Like store_delete when the live entry meets the condition, checked under
+ * the shard's lock; true if a live entry was removed. */
+bool store_delete_versioned(store_t *s, const void *key, size_t key_len, store_delete_cond_t cond, uint64_t version);
+
 /* Removes every live key matching `pattern` (Redis glob, cluster/glob.h).
  * Returns the number removed. Runs shard by shard, holding one lock at a
  * time. */

@@ -473,6 +473,26 @@ static void test_bad_input(void **state)
 
 /* ---- versions and references ---- */
 
+static void test_delete_versioned(void **state)
+{
+    (void)state;
+    vclock_t clk = {100};
+    store_config_t cfg = {.clock = vclock_read, .clock_ctx = &clk};
+    store_t *s = store_new(&cfg);
+    store_put_args_t a = {.key = "k", .key_len = 1, .value = "seven", .value_len = 5, .version = 7};
+    assert_int_equal(store_put(s, &a, NULL), STORE_OK);
+    /* A handoff drop of another version, a delete older than the value: kept. */
+    assert_false(store_delete_versioned(s, "k", 1, STORE_DELETE_IF_VERSION, 6));
+    assert_false(store_delete_versioned(s, "k", 1, STORE_DELETE_IF_OLDER, 6));
+    assert_value(s, "k", "seven");
+    assert_true(store_delete_versioned(s, "k", 1, STORE_DELETE_IF_VERSION, 7));
+    assert_int_equal(store_entry_count(s), 0);
+    assert_int_equal(store_put(s, &a, NULL), STORE_OK);
+    assert_true(store_delete_versioned(s, "k", 1, STORE_DELETE_IF_OLDER, 7));
+    assert_false(store_delete_versioned(s, "absent", 6, STORE_DELETE_ANY, 0));
+    store_free(s);
+}
+
 static void test_put_if_newer(void **state)
 {
     (void)state;
@@ -836,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_value_limits_and_ctype),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_put_if_newer),
+        cmocka_unit_test(test_delete_versioned),
         cmocka_unit_test(test_refs_survive_delete_and_eviction),
         cmocka_unit_test(test_rehash_under_load),
         cmocka_unit_test(test_scan_across_rehash),
