@@ -61,7 +61,19 @@ void api_respond_store_error(http_request_t *r, store_status_t st);
 /* 503 with Retry-After: 1 and {"error": message, "code": code}. */
 void api_respond_retry(http_request_t *r, const char *code, const char *message);
 
-/* Routing (api_route.c): serve here when this node owns the key, else
+/* Which operation a forward is (route.forwarded[] index). */
+enum { API_FWD_GET = 0, API_FWD_PUT = 1, API_FWD_DELETE = 2 };
+
+/* The key's primary owner's name (this node's without a ring). */
+static inline const char *api_owner_name(api_t *a, const topo_t *t, const uint32_t *owners, size_t n)
+{
+    return t && n ? t->members[owners[0]].name : api_self_name(a);
+}
+
+/* 503 owner_unavailable with Retry-After. */
+void api_respond_unavailable(http_request_t *r, const char *message);
+
+/* Routing (api_route.c reads, api_write.c writes): serve here when this node owns the key, else
  * forward to the owners in order. args->version is stamped here. */
 void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen);
 void api_route_put(api_worker_t *w, http_request_t *r, const store_put_args_t *args);

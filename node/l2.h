@@ -111,6 +111,8 @@ typedef void (*l2_count_fn)(void *ctx, l2_result_t res, uint64_t unlinked);
 void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx);
 /* UNLINK prefix+key for n keys (each at most 1024 bytes), in chunks. */
 void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx);
+/* True once l2_close was called. */
+bool l2_closing(const l2_t *l);
 /* True when a call now would go to Redis (breaker not open). */
 bool l2_available(l2_t *l);
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg);
