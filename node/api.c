@@ -21,11 +21,14 @@ void api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
     pthread_mutex_init(&a->hlc_lock, NULL);
     hlc_init(&a->hlc);
     topo_slot_init(&a->topo);
+    /* A minute covers any fill that was in flight when a delete landed. */
+    a->tomb = tomb_new(65536, 60000);
 }
 
 void api_destroy(api_t *a)
 {
     topo_slot_destroy(&a->topo);
+    tomb_free(a->tomb);
     pthread_mutex_destroy(&a->hlc_lock);
 }
 

@@ -28,6 +28,7 @@
 #include "node/peer.h"
 #include "node/peer_server.h"
 #include "node/store.h"
+#include "node/tomb.h"
 #include "node/topo.h"
 
 #define API_MAX_WORKERS 64
@@ -66,6 +67,7 @@ typedef struct api {
     api_route_stats_t route;
     handoff_stats_t handoff;
     l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
+    tomb_t *tomb;                              /* recent deletes; NULL if it could not be made */
 } api_t;
 
 /* What one worker loop owns. */

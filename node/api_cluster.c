@@ -203,6 +203,11 @@ void api_route_prometheus(api_t *a, sbuf_t *b)
     metrics_prom_header(b, "handoff_last_duration_seconds", "gauge", "Duration of the last handoff scan.");
     metrics_prom_value(b, "handoff_last_duration_seconds", NULL, (double)atomic_load(&h->last_duration_ms) / 1000.0);
     api_prom_gauge(b, "handoff_running", "1 while a handoff is in progress.", atomic_load(&h->running));
+    api_prom_counter(b, "tombstone_refusals_total",
+                     "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted since.",
+                     a->tomb ? tomb_refused(a->tomb) : 0);
+    api_prom_gauge(b, "tombstones", "Recent deletes remembered (60 s; bound: 65536).",
+                   a->tomb ? (int64_t)tomb_count(a->tomb, store_now_ms(a->store)) : 0);
     api_prom_gauge(b, "route_forwards_in_flight", "Forwarded GETs in flight (bound: 65536 per worker).",
                    atomic_load(&r->flights));
 }

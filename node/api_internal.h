@@ -37,6 +37,15 @@ typedef struct api_value {
 } api_value_t;
 
 uint64_t api_stamp(api_t *a);
+/* Tombstones (node/tomb.h), tolerant of a missing table. */
+static inline void api_tomb_add(api_t *a, const void *key, size_t klen, uint64_t version)
+{
+    if (a->tomb) tomb_add(a->tomb, key, klen, version, store_now_ms(a->store));
+}
+static inline bool api_tomb_blocks(api_t *a, const void *key, size_t klen, uint64_t version)
+{
+    return a->tomb && tomb_blocks(a->tomb, key, klen, version, store_now_ms(a->store));
+}
 static inline const char *api_self_name(api_t *a)
 {
     const char *n = atomic_load_explicit(&a->self_name, memory_order_acquire);

@@ -43,7 +43,10 @@ static void api_peer_put(api_worker_t *w, peer_call_t *call, const peer_msg_t *r
     }
     api_observe(a, req->version);
     bool replaced = false;
-    store_status_t st = store_put_if_newer(a->store, &args, &replaced);
+    /* A delete that overtook this write wins (the primary counts it done). */
+    store_status_t st = api_tomb_blocks(a, args.key, args.key_len, args.version)
+                            ? STORE_STALE
+                            : store_put_if_newer(a->store, &args, &replaced);
     peer_msg_t m = {.type = PEER_MSG_PUT_RESP,
                     .status = api_peer_store_status(st),
                     .version = req->version,
@@ -59,6 +62,7 @@ static void api_peer_delete(api_worker_t *w, peer_call_t *call, const peer_msg_t
         return;
     }
     api_observe(a, req->version);
+    api_tomb_add(a, req->key.p, req->key.len, req->version);
     peer_msg_t m = {.type = PEER_MSG_DELETE_RESP,
                     .status = PEER_STATUS_OK,
                     /* A newer write that overtook this delete stays. */
@@ -115,6 +119,7 @@ static void api_peer_handoff(api_t *a, peer_call_t *call, const peer_msg_t *req)
     int64_t now = store_now_ms(a->store);
     while (peer_iter_entry(&it, &e)) {
         if (e.expires_at_ms && (int64_t)e.expires_at_ms <= now) continue;
+        if (api_tomb_blocks(a, e.key.p, e.key.len, e.version)) continue; /* deleted since */
         api_observe(a, e.version);
         store_put_args_t args = {.key = e.key.p,
                                  .key_len = e.key.len,

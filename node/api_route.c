@@ -163,6 +163,9 @@ static void api_flight_fill(api_t *a, const api_flight_t *f, const api_found_t *
 static void api_flight_answer(api_flight_t *f, api_outcome_t out, const api_found_t *found, const char *node)
 {
     api_t *a = f->w->api;
+    /* Found in L2 or at a previous owner, but deleted here since: gone. */
+    if (out == API_OUT_FOUND && f->mode != API_FLIGHT_FORWARD && api_tomb_blocks(a, f->key, f->klen, found->version))
+        out = API_OUT_MISS;
     /* Off the table first: a waiter's response may start a new GET. */
     if (f->in_table) {
         api_flight_t **pp = api_flight_slot(f->w, f->hash, f->key, f->klen);

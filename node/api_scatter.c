@@ -104,6 +104,9 @@ void api_local_invalidate_pattern(api_worker_t *w, const char *pattern, size_t p
 uint64_t api_local_invalidate_keys(api_worker_t *w, const peer_bytes_t *keys, size_t n)
 {
     uint64_t primary = 0, removed = 0;
+    /* No tombstones here: this node's clock did not stamp the key's
+     * versions (its primary did), so comparing against it could refuse a
+     * newer write made on a node whose clock is behind. */
     for (size_t i = 0; i < n; i++) {
         if (!store_delete(w->api->store, keys[i].p, keys[i].len)) continue;
         removed++;

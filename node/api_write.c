@@ -226,6 +226,7 @@ static void api_coordinate_delete_at(api_worker_t *w, http_request_t *r, peer_ca
     wr->journaled = journaled;
     wr->version = version;
     wr->existed = store_delete_versioned(a->store, key, klen, STORE_DELETE_IF_OLDER, version);
+    api_tomb_add(a, key, klen, version);
     if (t) api_broadcast_invalidate(w, t, owners, n, key, klen);
     peer_msg_t req = {.type = PEER_MSG_DELETE, .version = wr->version};
     req.key.p = (const uint8_t *)key;

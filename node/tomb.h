@@ -1,0 +1,37 @@
+/* tomb: short-lived tombstones of deleted keys (DESIGN.md section 4). A
+ * delete leaves its version here for `ttl_ms`; a fill that arrives later
+ * with an older version (an L2 read, a handoff batch, a previous owner's
+ * answer, a replica write that was overtaken by the delete) is refused, so
+ * a value that was deleted does not come back.
+ *
+ * Bounds: a fixed table of `slots` entries (a power of two, probed 8 deep);
+ * when full, the tombstone closest to expiry gives way. A key is known by a
+ * keyed 64-bit hash (SipHash): a collision refuses a fill, which costs a
+ * miss, never a stale read.
+ *
+ * Threads: every function may be called from any thread (one mutex; deletes
+ * and fills are the slow paths). Ownership: the caller owns the tomb_t.
+ */
+#ifndef DCACHE_TOMB_H
+#define DCACHE_TOMB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tomb tomb_t;
+
+/* NULL on allocation failure. slots is rounded up to a power of two. */
+tomb_t *tomb_new(size_t slots, int64_t ttl_ms);
+void tomb_free(tomb_t *t);
+/* Records that key was deleted at version (the newest version wins). */
+void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
+/* True when a live tombstone newer than version covers key: refuse the
+ * fill. Counted in tomb_refused(). */
+bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
+size_t tomb_count(tomb_t *t, int64_t now_ms);
+uint64_t tomb_refused(tomb_t *t);
+
+#endif
