@@ -81,6 +81,8 @@ static inline const char *api_owner_name(api_t *a, const topo_t *t, const uint32
 
 /* 503 owner_unavailable with Retry-After. */
 void api_respond_unavailable(http_request_t *r, const char *message);
+/* Out of memory, to whichever asked: a client (503) or a peer. */
+void api_reply_no_memory(http_request_t *r, peer_call_t *call);
 
 /* Routing (api_route.c reads, api_write.c writes): serve here when this node owns the key, else
  * forward to the owners in order. args->version is stamped here. */

@@ -36,9 +36,10 @@ void api_respond_unavailable(http_request_t *r, const char *message)
     api_respond_retry(r, "owner_unavailable", message);
 }
 
-static void api_respond_l2_unavailable(http_request_t *r, const char *message)
+void api_reply_no_memory(http_request_t *r, peer_call_t *call)
 {
-    api_respond_retry(r, "l2_unavailable", message);
+    if (call) peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+    else http_respond_error(r, 503, "no_memory", "out of memory");
 }
 
 /* ---------- GET: coalesced forwarding, and asking previous owners ---------- */
@@ -184,7 +185,7 @@ static void api_flight_answer(api_flight_t *f, api_outcome_t out, const api_foun
             if (f->waiters[i].call)
                 peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE,
                                           l2 ? "L2 unavailable" : "no owner answered");
-            else if (l2) api_respond_l2_unavailable(f->waiters[i].r, "the key is not in L1 and Redis is unavailable");
+            else if (l2) api_respond_retry(f->waiters[i].r, "l2_unavailable", "the key is not in L1 and Redis is unavailable");
             else api_respond_unavailable(f->waiters[i].r, "no owner of this key answered");
         }
     } else {
@@ -193,8 +194,7 @@ static void api_flight_answer(api_flight_t *f, api_outcome_t out, const api_foun
         api_shared_value_t *v = malloc(sizeof *v + found->len + found->ctlen + 1);
         if (!v) {
             for (size_t i = 0; i < f->nwaiters; i++) {
-                if (f->waiters[i].call) peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE, "out of memory");
-                else http_respond_error(f->waiters[i].r, 503, "no_memory", "out of memory");
+                api_reply_no_memory(f->waiters[i].r, f->waiters[i].call);
             }
         } else {
             v->refs = (unsigned)f->nwaiters;
@@ -313,12 +313,19 @@ static void api_flight_try(api_flight_t *f)
     api_flight_finish(f, NULL, NULL);
 }
 
-/* Adds the owners of key in t (but this node, members without a peer
- * address and members already listed) to the flight's targets. */
-static void api_flight_add_owners(api_flight_t *f, topo_t *t)
-{
+/* A GET's key as the routing sees it, hashed and placed once. */
+typedef struct api_gkey {
+    const char *key;
+    size_t klen;
+    uint64_t hash;                  /* ring_key_hash: the ring's and the flight table's */
     uint32_t owners[RING_REPLICAS_MAX];
-    size_t n = topo_owners(t, f->key, f->klen, owners, RING_REPLICAS_MAX);
+    size_t n;                       /* owners in the current ring (0 without one) */
+} api_gkey_t;
+
+/* Adds owners of t (but this node, members without a peer address and
+ * members already listed) to the flight's targets. */
+static void api_flight_add_owners(api_flight_t *f, topo_t *t, const uint32_t *owners, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         const topo_member_t *m = &t->members[owners[i]];
         if ((int32_t)owners[i] == t->self || m->peer.ss_family == 0) continue;
@@ -330,11 +337,13 @@ static void api_flight_add_owners(api_flight_t *f, topo_t *t)
 
 /* Joins the flight for this key, or starts one asking the owners of the
  * key in t, then (FALLBACK) those in prev. */
-static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_waiter_t *wt, const char *key,
-                            size_t klen, topo_t *t, topo_t *prev, const char *owner)
+static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_waiter_t *wt, const api_gkey_t *k,
+                            topo_t *t, topo_t *prev, const char *owner)
 {
     api_t *a = w->api;
-    uint64_t hash = ring_key_hash(key, klen);
+    const char *key = k->key;
+    size_t klen = k->klen;
+    uint64_t hash = k->hash;
     api_flight_t **slot = api_flight_slot(w, hash, key, klen);
     api_flight_t *f = *slot;
     /* A GET a peer forwarded here must not wait on a forward of our own:
@@ -374,8 +383,12 @@ static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_w
     f->waiters[f->nwaiters++] = *wt;
     f->topo = topo_ref(t);
     f->prev = topo_ref(prev);
-    if (t && mode != API_FLIGHT_L2) api_flight_add_owners(f, t);
-    if (prev) api_flight_add_owners(f, prev);
+    if (t && mode != API_FLIGHT_L2) api_flight_add_owners(f, t, k->owners, k->n);
+    if (prev) {
+        uint32_t prev_owners[RING_REPLICAS_MAX];
+        size_t pn = ring_owners_hash(prev->ring, hash, prev_owners, RING_REPLICAS_MAX);
+        api_flight_add_owners(f, prev, prev_owners, pn);
+    }
     snprintf(f->owner, sizeof f->owner, "%s", owner);
     if (w->nflights < API_FLIGHT_MAX && !*slot) {
         f->next = *slot;
@@ -389,8 +402,7 @@ static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_w
     else api_flight_try(f);
     return;
 no_memory:
-    if (wt->call) peer_server_respond_error(wt->call, PEER_STATUS_UNAVAILABLE, "out of memory");
-    else http_respond_error(wt->r, 503, "no_memory", "out of memory");
+    api_reply_no_memory(wt->r, wt->call);
 }
 
 static void api_entry_unref(void *e)
@@ -401,12 +413,12 @@ static void api_entry_unref(void *e)
 /* A GET at an owner of the key: L1, then, right after a ring change, the
  * key's other owners and its previous owners (a joiner has nothing yet; a
  * node that became owner when another died has not received the key yet). */
-static void api_owner_get(api_worker_t *w, topo_t *t, const api_waiter_t *wt, const char *key, size_t klen,
+static void api_owner_get(api_worker_t *w, topo_t *t, const api_waiter_t *wt, const api_gkey_t *k,
                           const char *owner, bool local_only)
 {
     api_t *a = w->api;
     store_entry_t *e;
-    if (store_get(a->store, key, klen, &e) == STORE_OK) {
+    if (store_get(a->store, k->key, k->klen, &e) == STORE_OK) {
         metrics_add(&a->metrics->hits, 1);
         api_value_t v = {.version = store_entry_version(e), .ttl_ms = api_entry_ttl_ms(a, e),
                          .node = api_self_name(a), .owner = owner};
@@ -417,27 +429,35 @@ static void api_owner_get(api_worker_t *w, topo_t *t, const api_waiter_t *wt, co
     }
     topo_t *prev = topo_cache_prev(&w->topo);
     if (prev && t && t->n > 1 && !local_only) {
-        api_flight_join(w, API_FLIGHT_FALLBACK, wt, key, klen, t, prev, owner);
+        api_flight_join(w, API_FLIGHT_FALLBACK, wt, k, t, prev, owner);
         return;
     }
     if (w->l2 && !local_only) {
-        api_flight_join(w, API_FLIGHT_L2, wt, key, klen, t, NULL, owner);
+        api_flight_join(w, API_FLIGHT_L2, wt, k, t, NULL, owner);
         return;
     }
     metrics_add(&a->metrics->misses, 1);
     api_waiter_miss(a, wt, NULL, owner);
 }
 
+static void api_gkey_init(api_gkey_t *k, const topo_t *t, const char *key, size_t klen)
+{
+    k->key = key;
+    k->klen = klen;
+    k->hash = ring_key_hash(key, klen);
+    k->n = t ? ring_owners_hash(t->ring, k->hash, k->owners, RING_REPLICAS_MAX) : 0;
+}
+
 void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen)
 {
     api_t *a = w->api;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
-    uint32_t owners[RING_REPLICAS_MAX];
-    size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
-    const char *owner = api_owner_name(a, t, owners, n);
+    api_gkey_t k;
+    api_gkey_init(&k, t, key, klen);
+    const char *owner = api_owner_name(a, t, k.owners, k.n);
     api_waiter_t wt = {.r = r};
-    if (!t || topo_is_owner(t, owners, n)) api_owner_get(w, t, &wt, key, klen, owner, false);
-    else api_flight_join(w, API_FLIGHT_FORWARD, &wt, key, klen, t, NULL, owner);
+    if (!t || topo_is_owner(t, k.owners, k.n)) api_owner_get(w, t, &wt, &k, owner, false);
+    else api_flight_join(w, API_FLIGHT_FORWARD, &wt, &k, t, NULL, owner);
 }
 
 void api_serve_get(api_worker_t *w, peer_call_t *call, const char *key, size_t klen)
@@ -445,8 +465,8 @@ void api_serve_get(api_worker_t *w, peer_call_t *call, const char *key, size_t k
     bool local_only = (peer_call_flags(call) & PEER_F_LOCAL) != 0;
     api_t *a = w->api;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
-    uint32_t owners[RING_REPLICAS_MAX];
-    size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
+    api_gkey_t k;
+    api_gkey_init(&k, t, key, klen);
     api_waiter_t wt = {.call = call};
-    api_owner_get(w, t, &wt, key, klen, api_owner_name(a, t, owners, n), local_only);
+    api_owner_get(w, t, &wt, &k, api_owner_name(a, t, k.owners, k.n), local_only);
 }

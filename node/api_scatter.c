@@ -230,6 +230,17 @@ static void api_unreachable_json(sbuf_t *b, const api_scatter_t *s)
 
 static void api_scatter_members(api_scatter_t *s);
 
+static void api_scatter_free(api_scatter_t *s)
+{
+    sbuf_free(&s->sample);
+    topo_unref(s->topo);
+    free(s->failed);
+    free(s->pattern);
+    free(s->keys);
+    if (s->root) json_decref(s->root);
+    free(s);
+}
+
 static void api_scatter_l2_done(void *ctx, l2_result_t res, uint64_t unlinked)
 {
     api_scatter_t *s = ctx;
@@ -325,13 +336,7 @@ static void api_scatter_finish(api_scatter_t *s)
                     (unsigned long long)s->l2_unlinked);
     api_unreachable_json(&b, s);
     api_respond_sbuf(s->r, status, &b);
-    sbuf_free(&s->sample);
-    topo_unref(s->topo);
-    free(s->failed);
-    free(s->pattern);
-    free(s->keys);
-    if (s->root) json_decref(s->root);
-    free(s);
+    api_scatter_free(s);
 }
 
 static void api_scatter_done_one(api_scatter_t *s)
@@ -500,12 +505,7 @@ void api_invalidate_keys(api_worker_t *w, http_request_t *r)
     if (s) s->keys = malloc(json_array_size(keys) * sizeof *s->keys);
     if (!s || !s->keys) {
         json_decref(root);
-        if (s) {
-            s->r = NULL;
-            topo_unref(s->topo);
-            free(s->failed);
-            free(s);
-        }
+        if (s) api_scatter_free(s);
         http_respond_error(r, 503, "no_memory", "out of memory");
         return;
     }
@@ -524,11 +524,7 @@ static void api_scatter_pattern(api_worker_t *w, http_request_t *r, api_sc_kind_
     api_scatter_t *s = api_scatter_new(w, r, kind);
     if (s) s->pattern = malloc(plen);
     if (!s || !s->pattern) {
-        if (s) {
-            topo_unref(s->topo);
-            free(s->failed);
-            free(s);
-        }
+        if (s) api_scatter_free(s);
         http_respond_error(r, 503, "no_memory", "out of memory");
         return;
     }

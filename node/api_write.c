@@ -50,14 +50,7 @@ static void api_write_answer(api_write_t *wr, bool ok)
         char msg[160];
         snprintf(msg, sizeof msg, "the write reached %u of the %u owners required (--write-acks)", wr->acks + 1,
                  wr->required + 1);
-        static const char hdr[] = "Retry-After: 1\r\n";
-        sbuf_t b;
-        sbuf_init(&b);
-        sbuf_puts(&b, "{\"error\":");
-        sbuf_json_string(&b, msg, strlen(msg));
-        sbuf_puts(&b, ",\"code\":\"write_not_replicated\"}");
-        api_respond_json_headers(wr->r, 503, b.data ? b.data : "{}", b.data ? b.len : 2, hdr, sizeof hdr - 1);
-        sbuf_free(&b);
+        api_respond_retry(wr->r, "write_not_replicated", msg);
         return;
     }
     if (wr->is_delete) api_respond_deleted(wr->r, wr->existed, api_self_name(a), wr->owner, wr->journaled);
@@ -137,8 +130,7 @@ static api_write_t *api_write_new(api_worker_t *w, http_request_t *r, peer_call_
     if (wr) wr->key = malloc(klen);
     if (!wr || !wr->key) {
         free(wr);
-        if (call) peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
-        else http_respond_error(r, 503, "no_memory", "out of memory");
+        api_reply_no_memory(r, call);
         return NULL;
     }
     wr->w = w;
@@ -301,8 +293,7 @@ static api_l2w_t *api_l2w_new(api_worker_t *w, http_request_t *r, peer_call_t *c
     if (x) x->buf = malloc(args->key_len + args->value_len + ctlen + 1);
     if (!x || !x->buf) {
         free(x);
-        if (call) peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
-        else http_respond_error(r, 503, "no_memory", "out of memory");
+        api_reply_no_memory(r, call);
         return NULL;
     }
     x->w = w;

@@ -292,15 +292,14 @@ static bool l2_send(l2_t *l, int argc, const char **argv, const size_t *lens, re
     return true;
 }
 
-/* prefix + key in one buffer. */
-static char *l2_full_key(l2_t *l, const void *key, size_t klen, size_t *len)
+/* prefix + key into out (L2_PREFIX_MAX + L2_KEY_MAX bytes); 0 when the
+ * key is longer than L1 allows. */
+static size_t l2_full_key(const l2_t *l, const void *key, size_t klen, char *out)
 {
-    char *k = malloc(l->s->prefix_len + klen);
-    if (!k) return NULL;
-    memcpy(k, l->s->prefix, l->s->prefix_len);
-    memcpy(k + l->s->prefix_len, key, klen);
-    *len = l->s->prefix_len + klen;
-    return k;
+    if (klen > L2_KEY_MAX) return 0;
+    memcpy(out, l->s->prefix, l->s->prefix_len);
+    memcpy(out + l->s->prefix_len, key, klen);
+    return l->s->prefix_len + klen;
 }
 
 static void l2_get_reply(void *ctx, redis_uv_result_t res, const redisReply *reply, const char *err)
@@ -337,16 +336,15 @@ void l2_get(l2_t *l, const void *key, size_t klen, l2_get_fn cb, void *ctx)
 {
     atomic_fetch_add(&l->s->stats.gets, 1);
     l2_call_t *c = calloc(1, sizeof *c);
-    size_t flen = 0;
-    char *fk = c ? l2_full_key(l, key, klen, &flen) : NULL;
+    char fk[L2_PREFIX_MAX + L2_KEY_MAX];
+    size_t flen = l2_full_key(l, key, klen, fk);
     if (c) *c = (l2_call_t){.l = l, .get_cb = cb, .ctx = ctx};
     const char *argv[2] = {"GET", fk};
     size_t lens[2] = {3, flen};
-    if (!fk || !l2_send(l, 2, argv, lens, l2_get_reply, c)) {
+    if (!c || !flen || !l2_send(l, 2, argv, lens, l2_get_reply, c)) {
         free(c);
         l2_answer_later(l, L2_UNAVAILABLE, cb, NULL, NULL, ctx);
     }
-    free(fk);
 }
 
 static void l2_done_reply(void *ctx, redis_uv_result_t res, const redisReply *reply, const char *err)
@@ -377,9 +375,9 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
         snprintf(px, sizeof px, "%lld", (long long)left);
     }
     l2_call_t *c = calloc(1, sizeof *c);
-    size_t flen = 0, elen = l2_envelope_size(ctlen, vlen);
-    char *fk = c ? l2_full_key(l, key, klen, &flen) : NULL;
-    char *env = fk ? malloc(elen) : NULL;
+    char fk[L2_PREFIX_MAX + L2_KEY_MAX];
+    size_t flen = l2_full_key(l, key, klen, fk), elen = l2_envelope_size(ctlen, vlen);
+    char *env = c && flen ? malloc(elen) : NULL;
     if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
     if (env) l2_envelope_encode(env, version, expires_at_ms, ct, ctlen, value, vlen);
     const char *argv[6] = {"EVAL", L2_SET_SCRIPT, "1", fk, env, px};
@@ -388,7 +386,6 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
         free(c);
         l2_answer_later(l, L2_UNAVAILABLE, NULL, cb, NULL, ctx);
     }
-    free(fk);
     free(env);
 }
 
@@ -396,18 +393,17 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
 {
     atomic_fetch_add(&l->s->stats.dels, 1);
     l2_call_t *c = calloc(1, sizeof *c);
-    size_t flen = 0;
-    char *fk = c ? l2_full_key(l, key, klen, &flen) : NULL;
+    char fk[L2_PREFIX_MAX + L2_KEY_MAX];
+    size_t flen = l2_full_key(l, key, klen, fk);
     if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
     char ver[16];
     l2_hex(ver, version, 16);
     const char *argv[5] = {"EVAL", L2_DEL_SCRIPT, "1", fk, ver};
     size_t lens[5] = {4, sizeof L2_DEL_SCRIPT - 1, 1, flen, 16};
-    if (!fk || !l2_send(l, 5, argv, lens, l2_done_reply, c)) {
+    if (!c || !flen || !l2_send(l, 5, argv, lens, l2_done_reply, c)) {
         free(c);
         l2_answer_later(l, L2_UNAVAILABLE, NULL, cb, NULL, ctx);
     }
-    free(fk);
 }
 
 /* ---------- pattern invalidation: SCAN MATCH + UNLINK ---------- */
@@ -539,13 +535,13 @@ void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t
     enum { CHUNK = 1000 };
     const char **argv = malloc((CHUNK + 1) * sizeof *argv);
     size_t *alen = malloc((CHUNK + 1) * sizeof *alen);
-    char *buf = malloc(CHUNK * (l->s->prefix_len + 1024));
+    char *buf = malloc(CHUNK * (l->s->prefix_len + L2_KEY_MAX));
     for (size_t i = 0; argv && alen && buf && i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK, off = 0;
         argv[0] = "UNLINK";
         alen[0] = 6;
         for (size_t k = 0; k < m; k++) {
-            size_t kl = lens[i + k] > 1024 ? 1024 : lens[i + k];
+            size_t kl = lens[i + k] > L2_KEY_MAX ? L2_KEY_MAX : lens[i + k];
             memcpy(buf + off, l->s->prefix, l->s->prefix_len);
             memcpy(buf + off + l->s->prefix_len, keys[i + k], kl);
             argv[k + 1] = buf + off;

@@ -37,6 +37,7 @@
 #include "node/redis_uv.h"
 
 #define L2_PREFIX_MAX 128
+#define L2_KEY_MAX 1024   /* as L1's keys (STORE_KEY_MAX); longer ones are refused */
 
 typedef enum { L2_WRITE_SYNC = 0, L2_WRITE_JOURNAL = 1 } l2_write_mode_t;
 
