@@ -12,22 +12,25 @@ RPORT=$REDIS_PORT
 
 SENTINELS=""
 for i in 1 2 3; do
-  for _ in 1 2 3 4 5; do
-    sp=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$sp") 2>/dev/null || break
-  done
   mkdir -p "$TEST_TMP/sentinel$i"
-  cat >"$TEST_TMP/sentinel$i/sentinel.conf" <<EOF
-port $sp
-bind 127.0.0.1
-dir $TEST_TMP/sentinel$i
-sentinel monitor mymaster 127.0.0.1 $MPORT 2
-sentinel down-after-milliseconds mymaster 1000
-sentinel failover-timeout mymaster 5000
-sentinel parallel-syncs mymaster 1
-EOF
-  redis-server "$TEST_TMP/sentinel$i/sentinel.conf" --sentinel >"$TEST_TMP/sentinel$i.log" 2>&1 &
-  NODE_PIDS+=("$!")
+  for try in 1 2 3 4 5; do
+    sp=$(pick_port)
+    printf '%s\n' "port $sp" "bind 127.0.0.1" "dir $TEST_TMP/sentinel$i" \
+      "sentinel monitor mymaster 127.0.0.1 $MPORT 2" "sentinel down-after-milliseconds mymaster 1000" \
+      "sentinel failover-timeout mymaster 5000" "sentinel parallel-syncs mymaster 1" \
+      >"$TEST_TMP/sentinel$i/sentinel.conf"
+    redis-server "$TEST_TMP/sentinel$i/sentinel.conf" --sentinel >"$TEST_TMP/sentinel$i.log" 2>&1 &
+    pid=$!
+    NODE_PIDS+=("$pid")
+    deadline=$((SECONDS + 10))
+    until [[ $(redis-cli -p "$sp" ping 2>/dev/null) == PONG ]]; do
+      if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then break; fi
+      sleep 0.05
+    done
+    [[ $(redis-cli -p "$sp" ping 2>/dev/null) == PONG ]] && break
+    kill "$pid" 2>/dev/null || true
+    ((try < 5)) || { cat "$TEST_TMP/sentinel$i.log" >&2; echo "sentinel $i did not start" >&2; exit 1; }
+  done
   SENTINELS+="${SENTINELS:+,}127.0.0.1:$sp"
   eval "SP$i=$sp"
 done

@@ -115,6 +115,16 @@ finish() {
   echo "$TEST_NAME: all $CHECKS checks passed"
 }
 
+# pick_port: a free loopback port below the kernel's ephemeral range, so
+# no outgoing connection of another test holds it when a server binds it.
+pick_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 12000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
 # start_redis NAME [flags...]: a redis-server on a free loopback port in a
 # temporary directory, no persistence; sets REDIS_PORT and REDIS_PID. The
 # cleanup kills it with the nodes.
@@ -124,8 +134,7 @@ start_redis() {
   mkdir -p "$TEST_TMP/$name"
   local tries
   for tries in 1 2 3 4 5; do
-    REDIS_PORT=${REDIS_FIXED_PORT:-$((20000 + RANDOM % 20000))}
-    if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then continue; fi
+    REDIS_PORT=${REDIS_FIXED_PORT:-$(pick_port)}
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TEST_TMP/$name" \
       --daemonize no "$@" >"$TEST_TMP/$name.log" 2>&1 &
     REDIS_PID=$!
