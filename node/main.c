@@ -10,15 +10,15 @@
 #include <uv.h>
 
 #include "autoconfig.h"
-#include "node/api.h"
-#include "node/config.h"
-#include "node/gossip.h"
-#include "node/log.h"
-#include "node/metrics.h"
-#include "node/metrics_history.h"
-#include "node/store.h"
-#include "node/sysinfo.h"
-#include "node/topo.h"
+#include "node/api/api.h"
+#include "node/core/config.h"
+#include "node/member/gossip.h"
+#include "node/core/log.h"
+#include "node/metrics/metrics.h"
+#include "node/metrics/metrics_history.h"
+#include "node/store/store.h"
+#include "node/core/sysinfo.h"
+#include "node/member/topo.h"
 #include "node/worker.h"
 
 #define MAINTAIN_INTERVAL_MS 100

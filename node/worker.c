@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "node/log.h"
+#include "node/core/log.h"
 
 static void worker_peers_closed(void *arg)
 {

@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include "http/http_server.h"
-#include "node/api.h"
+#include "node/api/api.h"
 
 typedef struct worker {
     int index;

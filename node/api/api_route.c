@@ -1,0 +1,472 @@
+/* Routing a key's reads to its owners (DESIGN.md section 4): GETs are
+ * served by any owner (L1, then previous owners right after a ring change,
+ * then L2) and forwarded, coalesced, otherwise. An owner that fails or does
+ * not answer in time is skipped for the next one. Writes: api_write.c.
+ *
+ * Forwarded requests carry PEER_F_FORWARDED and are never forwarded again
+ * (api_peer.c serves them from what the receiver holds), so two nodes that
+ * briefly disagree about the ring cannot bounce a request between them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/api/api_internal.h"
+#include "node/core/log.h"
+
+#define API_FLIGHT_MAX 65536u   /* forwarded GETs in flight per worker; more are not coalesced */
+
+void api_respond_retry(http_request_t *r, const char *code, const char *message)
+{
+    static const char hdr[] = "Retry-After: 1\r\n";
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"error\":");
+    sbuf_json_string(&b, message, strlen(message));
+    sbuf_printf(&b, ",\"code\":\"%s\"}", code);
+    if (b.failed) {
+        sbuf_free(&b);
+        http_respond_error(r, 503, "no_memory", "out of memory");
+        return;
+    }
+    api_respond_json_headers(r, 503, b.data, b.len, hdr, sizeof hdr - 1);
+    sbuf_free(&b);
+}
+
+void api_respond_unavailable(http_request_t *r, const char *message)
+{
+    api_respond_retry(r, "owner_unavailable", message);
+}
+
+void api_reply_no_memory(http_request_t *r, peer_call_t *call)
+{
+    if (call) peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+    else http_respond_error(r, 503, "no_memory", "out of memory");
+}
+
+/* ---------- GET: coalesced forwarding, and asking previous owners ---------- */
+
+/* Who waits for a GET: a client (HTTP) or a peer that forwarded it. */
+typedef struct api_waiter {
+    http_request_t *r;
+    peer_call_t *call;
+} api_waiter_t;
+
+/* FORWARD: this node does not own the key; ask its owners in order, 503
+ * when none answers. FALLBACK: this node owns the key but misses it right
+ * after a ring change; ask the key's previous owners, keep what they have,
+ * answer "not found" when none has it. */
+typedef enum { API_FLIGHT_FORWARD = 0, API_FLIGHT_FALLBACK = 1, API_FLIGHT_L2 = 2 } api_flight_mode_t;
+
+typedef struct api_flight {
+    struct api_flight *next;        /* hash chain */
+    api_worker_t *w;
+    api_flight_mode_t mode;
+    uint64_t hash;
+    bool in_table;
+    char *key;
+    size_t klen;
+    api_waiter_t *waiters;
+    size_t nwaiters, cap;
+    topo_t *topo, *prev;            /* own references: the members asked live in them */
+    const topo_member_t *targets[2 * RING_REPLICAS_MAX];
+    size_t ntargets, next_target;
+    char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
+} api_flight_t;
+
+/* A value shared by every waiter's response. */
+typedef struct api_shared_value {
+    unsigned refs;
+    char node[SWIM_NAME_MAX];
+    char *ct;
+    size_t ctlen, len;
+    uint64_t version;
+    int64_t ttl_ms;
+    char data[];
+} api_shared_value_t;
+
+static void api_shared_value_release(void *p)
+{
+    api_shared_value_t *v = p;
+    if (--v->refs == 0) free(v);
+}
+
+static api_flight_t **api_flight_slot(api_worker_t *w, uint64_t hash, const char *key, size_t klen)
+{
+    api_flight_t **pp = &w->flights[hash & (API_FLIGHT_BUCKETS - 1)];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->hash == hash && (*pp)->klen == klen && memcmp((*pp)->key, key, klen) == 0) break;
+    return pp;
+}
+
+static void api_flight_free(api_flight_t *f)
+{
+    topo_unref(f->topo);
+    topo_unref(f->prev);
+    free(f->waiters);
+    free(f->key);
+    free(f);
+}
+
+static void api_waiter_miss(api_t *a, const api_waiter_t *wt, const char *node, const char *owner)
+{
+    if (wt->call) {
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_NOT_FOUND};
+        peer_server_respond(wt->call, &m);
+    } else {
+        api_respond_miss(wt->r, node ? node : api_self_name(a), owner);
+    }
+}
+
+static void api_waiter_value(const api_waiter_t *wt, const api_value_t *v, void (*release)(void *), void *ctx)
+{
+    if (!wt->call) {
+        api_respond_value(wt->r, v, release, ctx);
+        return;
+    }
+    peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_OK, .version = v->version,
+                    .ttl_ms = (uint64_t)v->ttl_ms};
+    m.value.p = (const uint8_t *)v->value;
+    m.value.len = v->len;
+    m.content_type.p = (const uint8_t *)v->ct;
+    m.content_type.len = v->ctlen;
+    peer_server_respond(wt->call, &m);
+    if (release) release(ctx);
+}
+
+/* A value found elsewhere (an owner, a previous owner, L2). */
+typedef struct api_found {
+    const void *value;
+    size_t len;
+    const char *ct;
+    size_t ctlen;
+    uint64_t version;
+    int64_t ttl_ms;              /* remaining; 0 = never expires */
+} api_found_t;
+
+typedef enum { API_OUT_FOUND = 0, API_OUT_MISS, API_OUT_NO_OWNER, API_OUT_NO_L2 } api_outcome_t;
+
+/* Keeps a value found at a previous owner or in L2; a newer one here wins. */
+static void api_flight_fill(api_t *a, const api_flight_t *f, const api_found_t *v)
+{
+    store_put_args_t args = {.key = f->key,
+                             .key_len = f->klen,
+                             .value = v->value,
+                             .value_len = v->len,
+                             .content_type = v->ct,
+                             .content_type_len = v->ctlen,
+                             .ttl_ms = v->ttl_ms,
+                             .version = v->version};
+    api_observe(a, v->version);
+    store_status_t st = store_put_if_newer(a->store, &args, NULL);
+    if (f->mode == API_FLIGHT_FALLBACK) atomic_fetch_add(&a->route.fallback_filled, 1);
+    else if (st == STORE_STALE && a->l2) atomic_fetch_add(&a->l2->stats.fills_stale, 1);
+}
+
+static void api_flight_answer(api_flight_t *f, api_outcome_t out, const api_found_t *found, const char *node)
+{
+    api_t *a = f->w->api;
+    /* Found in L2 or at a previous owner, but deleted here since: gone. */
+    if (out == API_OUT_FOUND && f->mode != API_FLIGHT_FORWARD && api_tomb_blocks(a, f->key, f->klen, found->version))
+        out = API_OUT_MISS;
+    /* Off the table first: a waiter's response may start a new GET. */
+    if (f->in_table) {
+        api_flight_t **pp = api_flight_slot(f->w, f->hash, f->key, f->klen);
+        if (*pp == f) *pp = f->next;
+        f->in_table = false;
+        f->w->nflights--;
+        atomic_fetch_sub(&a->route.flights, 1);
+    }
+    if (out == API_OUT_MISS) {
+        metrics_add(&a->metrics->misses, f->nwaiters);
+        for (size_t i = 0; i < f->nwaiters; i++) api_waiter_miss(a, &f->waiters[i], node, f->owner);
+    } else if (out != API_OUT_FOUND) {
+        bool l2 = out == API_OUT_NO_L2;
+        if (!l2) atomic_fetch_add(&a->route.unavailable, f->nwaiters);
+        for (size_t i = 0; i < f->nwaiters; i++) {
+            if (f->waiters[i].call)
+                peer_server_respond_error(f->waiters[i].call, PEER_STATUS_UNAVAILABLE,
+                                          l2 ? "L2 unavailable" : "no owner answered");
+            else if (l2) api_respond_retry(f->waiters[i].r, "l2_unavailable", "the key is not in L1 and Redis is unavailable");
+            else api_respond_unavailable(f->waiters[i].r, "no owner of this key answered");
+        }
+    } else {
+        if (f->mode != API_FLIGHT_FORWARD) api_flight_fill(a, f, found);
+        metrics_add(&a->metrics->hits, f->nwaiters);
+        api_shared_value_t *v = malloc(sizeof *v + found->len + found->ctlen + 1);
+        if (!v) {
+            for (size_t i = 0; i < f->nwaiters; i++) {
+                api_reply_no_memory(f->waiters[i].r, f->waiters[i].call);
+            }
+        } else {
+            v->refs = (unsigned)f->nwaiters;
+            snprintf(v->node, sizeof v->node, "%s", f->mode == API_FLIGHT_FORWARD ? node : api_self_name(a));
+            memcpy(v->data, found->value, found->len);
+            v->len = found->len;
+            v->ct = v->data + v->len;
+            if (found->ctlen) memcpy(v->ct, found->ct, found->ctlen);
+            v->ctlen = found->ctlen;
+            v->version = found->version;
+            v->ttl_ms = found->ttl_ms;
+            api_value_t view = {.value = v->data, .len = v->len, .ct = v->ct, .ctlen = v->ctlen,
+                                .version = v->version, .ttl_ms = v->ttl_ms, .node = v->node, .owner = f->owner,
+                                .cache = f->mode == API_FLIGHT_L2 ? "HIT-L2" : NULL};
+            for (size_t i = 0; i < f->nwaiters; i++)
+                api_waiter_value(&f->waiters[i], &view, api_shared_value_release, v);
+        }
+    }
+    api_flight_free(f);
+}
+
+static void api_flight_l2_reply(void *ctx, l2_result_t res, const l2_value_t *v)
+{
+    api_flight_t *f = ctx;
+    if (res == L2_MISS) {
+        api_flight_answer(f, API_OUT_MISS, NULL, NULL);
+        return;
+    }
+    if (res != L2_OK) {
+        api_flight_answer(f, API_OUT_NO_L2, NULL, NULL);
+        return;
+    }
+    int64_t ttl = 0;
+    if (v->expires_at_ms) {
+        ttl = v->expires_at_ms - store_now_ms(f->w->api->store);
+        if (ttl <= 0) {
+            api_flight_answer(f, API_OUT_MISS, NULL, NULL);
+            return;
+        }
+    }
+    api_found_t found = {.value = v->value, .len = v->len, .ct = v->ct, .ctlen = v->ctlen, .version = v->version,
+                         .ttl_ms = ttl};
+    api_flight_answer(f, API_OUT_FOUND, &found, NULL);
+}
+
+/* The last place to look at an owner: Redis. */
+static void api_flight_ask_l2(api_flight_t *f)
+{
+    f->mode = API_FLIGHT_L2;
+    l2_get(f->w->l2, f->key, f->klen, api_flight_l2_reply, f);
+}
+
+/* Answers from a peer's GET_RESP (found or not), or NULL when no owner
+ * answered; a miss at an owner goes on to L2. */
+static void api_flight_finish(api_flight_t *f, const peer_msg_t *resp, const char *node)
+{
+    if (resp && resp->status == PEER_STATUS_OK) {
+        api_found_t found = {.value = resp->value.p, .len = resp->value.len,
+                             .ct = (const char *)resp->content_type.p, .ctlen = resp->content_type.len,
+                             .version = resp->version,
+                             .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms};
+        api_flight_answer(f, API_OUT_FOUND, &found, node);
+        return;
+    }
+    if (f->mode == API_FLIGHT_FALLBACK) {
+        /* No previous owner has it: an owner's miss goes to L2. */
+        if (f->w->l2) api_flight_ask_l2(f);
+        else api_flight_answer(f, API_OUT_MISS, NULL, NULL);
+        return;
+    }
+    api_flight_answer(f, resp ? API_OUT_MISS : API_OUT_NO_OWNER, NULL, node);
+}
+
+static void api_flight_try(api_flight_t *f);
+
+static void api_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    api_flight_t *f = ctx;
+    const char *node = f->targets[f->next_target - 1]->name;
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_OK) {
+        api_flight_finish(f, resp, node);
+        return;
+    }
+    /* A previous owner without the key: the next one may have it. */
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_NOT_FOUND &&
+        (f->mode == API_FLIGHT_FORWARD || f->next_target >= f->ntargets)) {
+        api_flight_finish(f, resp, node);
+        return;
+    }
+    if (res != PEER_OK || resp->type != PEER_MSG_GET_RESP) {
+        atomic_fetch_add(&f->w->api->route.failovers, 1);
+        log_debug("owner failed, trying the next", "\"owner\":\"%s\",\"result\":\"%s\"", node, peer_result_name(res));
+    }
+    api_flight_try(f);
+}
+
+static void api_flight_try(api_flight_t *f)
+{
+    api_worker_t *w = f->w;
+    while (f->next_target < f->ntargets) {
+        const topo_member_t *m = f->targets[f->next_target++];
+        /* Asked while rebalancing, a peer answers from its own L1: two
+         * nodes that both miss must not wait on each other. */
+        peer_msg_t req = {.type = PEER_MSG_GET,
+                          .flags = PEER_F_FORWARDED | (f->mode == API_FLIGHT_FALLBACK ? PEER_F_LOCAL : 0)};
+        req.key.p = (const uint8_t *)f->key;
+        req.key.len = f->klen;
+        peer_result_t res = peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                                              api_flight_reply, f);
+        if (res == PEER_OK) {
+            atomic_fetch_add(&w->api->route.forwarded[API_FWD_GET], 1);
+            return;
+        }
+        atomic_fetch_add(&w->api->route.failovers, 1);
+    }
+    api_flight_finish(f, NULL, NULL);
+}
+
+/* A GET's key as the routing sees it, hashed and placed once. */
+typedef struct api_gkey {
+    const char *key;
+    size_t klen;
+    uint64_t hash;                  /* ring_key_hash: the ring's and the flight table's */
+    uint32_t owners[RING_REPLICAS_MAX];
+    size_t n;                       /* owners in the current ring (0 without one) */
+} api_gkey_t;
+
+/* Adds owners of t (but this node, members without a peer address and
+ * members already listed) to the flight's targets. */
+static void api_flight_add_owners(api_flight_t *f, topo_t *t, const uint32_t *owners, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const topo_member_t *m = &t->members[owners[i]];
+        if ((int32_t)owners[i] == t->self || m->peer.ss_family == 0) continue;
+        bool dup = false;
+        for (size_t k = 0; k < f->ntargets && !dup; k++) dup = strcmp(f->targets[k]->name, m->name) == 0;
+        if (!dup && f->ntargets < sizeof f->targets / sizeof f->targets[0]) f->targets[f->ntargets++] = m;
+    }
+}
+
+/* Joins the flight for this key, or starts one asking the owners of the
+ * key in t, then (FALLBACK) those in prev. */
+static void api_flight_join(api_worker_t *w, api_flight_mode_t mode, const api_waiter_t *wt, const api_gkey_t *k,
+                            topo_t *t, topo_t *prev, const char *owner)
+{
+    api_t *a = w->api;
+    const char *key = k->key;
+    size_t klen = k->klen;
+    uint64_t hash = k->hash;
+    api_flight_t **slot = api_flight_slot(w, hash, key, klen);
+    api_flight_t *f = *slot;
+    /* A GET a peer forwarded here must not wait on a forward of our own:
+     * two nodes that disagree about the ring would wait on each other. */
+    if (f && wt->call && f->mode == API_FLIGHT_FORWARD) f = NULL;
+    if (f) {
+        if (f->nwaiters == f->cap) {
+            size_t cap = f->cap * 2;
+            api_waiter_t *nw = realloc(f->waiters, cap * sizeof *nw);
+            if (!nw) goto no_memory;
+            f->waiters = nw;
+            f->cap = cap;
+        }
+        f->waiters[f->nwaiters++] = *wt;
+        atomic_fetch_add(&a->route.coalesced, 1);
+        return;
+    }
+    f = calloc(1, sizeof *f);
+    if (f) {
+        f->key = malloc(klen);
+        f->waiters = malloc(4 * sizeof *f->waiters);
+    }
+    if (!f || !f->key || !f->waiters) {
+        if (f) {
+            free(f->key);
+            free(f->waiters);
+            free(f);
+        }
+        goto no_memory;
+    }
+    f->w = w;
+    f->mode = mode;
+    f->hash = hash;
+    memcpy(f->key, key, klen);
+    f->klen = klen;
+    f->cap = 4;
+    f->waiters[f->nwaiters++] = *wt;
+    f->topo = topo_ref(t);
+    f->prev = topo_ref(prev);
+    if (t && mode != API_FLIGHT_L2) api_flight_add_owners(f, t, k->owners, k->n);
+    if (prev) {
+        uint32_t prev_owners[RING_REPLICAS_MAX];
+        size_t pn = ring_owners_hash(prev->ring, hash, prev_owners, RING_REPLICAS_MAX);
+        api_flight_add_owners(f, prev, prev_owners, pn);
+    }
+    snprintf(f->owner, sizeof f->owner, "%s", owner);
+    if (w->nflights < API_FLIGHT_MAX && !*slot) {
+        f->next = *slot;
+        *slot = f;
+        f->in_table = true;
+        w->nflights++;
+        atomic_fetch_add(&a->route.flights, 1);
+    }
+    if (mode == API_FLIGHT_FALLBACK) atomic_fetch_add(&a->route.fallbacks, 1);
+    if (mode == API_FLIGHT_L2) api_flight_ask_l2(f);
+    else api_flight_try(f);
+    return;
+no_memory:
+    api_reply_no_memory(wt->r, wt->call);
+}
+
+static void api_entry_unref(void *e)
+{
+    store_entry_release(e);
+}
+
+/* A GET at an owner of the key: L1, then, right after a ring change, the
+ * key's other owners and its previous owners (a joiner has nothing yet; a
+ * node that became owner when another died has not received the key yet). */
+static void api_owner_get(api_worker_t *w, topo_t *t, const api_waiter_t *wt, const api_gkey_t *k,
+                          const char *owner, bool local_only)
+{
+    api_t *a = w->api;
+    store_entry_t *e;
+    if (store_get(a->store, k->key, k->klen, &e) == STORE_OK) {
+        metrics_add(&a->metrics->hits, 1);
+        api_value_t v = {.version = store_entry_version(e), .ttl_ms = api_entry_ttl_ms(a, e),
+                         .node = api_self_name(a), .owner = owner};
+        v.value = store_entry_value(e, &v.len);
+        v.ct = store_entry_content_type(e, &v.ctlen);
+        api_waiter_value(wt, &v, api_entry_unref, e);
+        return;
+    }
+    topo_t *prev = topo_cache_prev(&w->topo);
+    if (prev && t && t->n > 1 && !local_only) {
+        api_flight_join(w, API_FLIGHT_FALLBACK, wt, k, t, prev, owner);
+        return;
+    }
+    if (w->l2 && !local_only) {
+        api_flight_join(w, API_FLIGHT_L2, wt, k, t, NULL, owner);
+        return;
+    }
+    metrics_add(&a->metrics->misses, 1);
+    api_waiter_miss(a, wt, NULL, owner);
+}
+
+static void api_gkey_init(api_gkey_t *k, const topo_t *t, const char *key, size_t klen)
+{
+    k->key = key;
+    k->klen = klen;
+    k->hash = ring_key_hash(key, klen);
+    k->n = t ? ring_owners_hash(t->ring, k->hash, k->owners, RING_REPLICAS_MAX) : 0;
+}
+
+void api_route_get(api_worker_t *w, http_request_t *r, const char *key, size_t klen)
+{
+    api_t *a = w->api;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    api_gkey_t k;
+    api_gkey_init(&k, t, key, klen);
+    const char *owner = api_owner_name(a, t, k.owners, k.n);
+    api_waiter_t wt = {.r = r};
+    if (!t || topo_is_owner(t, k.owners, k.n)) api_owner_get(w, t, &wt, &k, owner, false);
+    else api_flight_join(w, API_FLIGHT_FORWARD, &wt, &k, t, NULL, owner);
+}
+
+void api_serve_get(api_worker_t *w, peer_call_t *call, const char *key, size_t klen)
+{
+    bool local_only = (peer_call_flags(call) & PEER_F_LOCAL) != 0;
+    api_t *a = w->api;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    api_gkey_t k;
+    api_gkey_init(&k, t, key, klen);
+    api_waiter_t wt = {.call = call};
+    api_owner_get(w, t, &wt, &k, api_owner_name(a, t, k.owners, k.n), local_only);
+}

@@ -1,0 +1,148 @@
+/* l2: Redis as the durable second level behind L1 (DESIGN.md section 4).
+ *
+ * Values live in Redis under `prefix + key` as an envelope that carries
+ * what L1 needs to rebuild an entry:
+ *
+ *   envelope = "dc1" version(16 hex) expires_at_ms(16 hex, 0 = never)
+ *              content_type_len(2 hex) content_type value
+ *
+ * The version is fixed-width hex so Redis can compare versions as strings:
+ * every write goes through a small Lua script that stores only if what
+ * Redis holds is not newer (a replayed or late write never overwrites a
+ * newer one), and deletes likewise only remove older values.
+ *
+ * Failures: a breaker (node/breaker.h) around Redis, shared by every loop:
+ * after `breaker_failures` consecutive errors or timeouts calls fail at once
+ * for a pause, then one trial goes through. Callers turn "unavailable" into
+ * 503 (reads that miss L1, writes in sync mode) or a journal append
+ * (writes in journal mode, node/journal.h).
+ *
+ * Threads: l2_shared_t is shared by every loop (breaker, journal, counters
+ * are thread-safe); each loop has its own l2_t client. Every l2_t call and
+ * callback runs on that loop's thread. Ownership: main owns l2_shared_t;
+ * each worker owns its l2_t (l2_close, then l2_free after done).
+ */
+#ifndef DCACHE_L2_H
+#define DCACHE_L2_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "node/core/breaker.h"
+#include "node/l2/journal.h"
+#include "node/l2/redis_uv.h"
+
+#define L2_PREFIX_MAX 128
+#define L2_KEY_MAX 1024   /* as L1's keys (STORE_KEY_MAX); longer ones are refused */
+
+typedef enum { L2_WRITE_SYNC = 0, L2_WRITE_JOURNAL = 1 } l2_write_mode_t;
+
+typedef struct l2_stats {
+    atomic_uint_fast64_t gets, hits, misses, sets, dels, errors;
+    atomic_uint_fast64_t fills_stale;      /* L2 values older than L1's, not kept */
+    atomic_uint_fast64_t writes_refused;   /* writes answered 503: Redis down in sync mode, or journal full */
+    atomic_uint_fast64_t writes_journaled; /* writes accepted into the journal */
+    atomic_uint_fast64_t journal_drained;  /* journal records replayed into Redis */
+    atomic_uint_fast64_t keys_scanned, keys_unlinked; /* pattern invalidation */
+} l2_stats_t;
+
+typedef struct l2_shared {
+    bool enabled;
+    char prefix[L2_PREFIX_MAX];
+    size_t prefix_len;
+    l2_write_mode_t write_mode;
+    redis_uv_config_t redis;        /* strings owned by the config; host and port unused (below) */
+    /* Where the master is: from --redis, or found through Sentinel (and
+     * changed by a failover). Clients reconnect when addr_gen moves. */
+    pthread_mutex_t addr_lock;
+    char master_host[256];
+    int master_port;
+    atomic_uint_fast64_t addr_gen;  /* 0: not known yet (Sentinel has not answered) */
+    breaker_t breaker;
+    journal_t *journal;             /* journal mode only */
+    l2_stats_t stats;
+    redis_uv_stats_t redis_stats;
+} l2_shared_t;
+
+typedef struct l2 l2_t;
+
+typedef enum {
+    L2_OK = 0,           /* done (GET: found) */
+    L2_MISS,             /* GET: no such key */
+    L2_UNAVAILABLE,      /* breaker open, error or timeout */
+} l2_result_t;
+
+/* A value read from L2; pointers valid during the callback only. */
+typedef struct l2_value {
+    const char *value;
+    size_t len;
+    const char *ct;
+    size_t ctlen;
+    uint64_t version;
+    int64_t expires_at_ms;   /* 0 = never */
+} l2_value_t;
+
+typedef void (*l2_get_fn)(void *ctx, l2_result_t res, const l2_value_t *v);
+typedef void (*l2_done_fn)(void *ctx, l2_result_t res);
+
+/* Breaker transitions are logged. The shared struct must outlive every l2_t. */
+void l2_shared_init(l2_shared_t *s);
+/* Points every client at this master (they reconnect on their next call);
+ * returns true when it changed. Any thread. */
+bool l2_shared_set_master(l2_shared_t *s, const char *host, int port);
+void l2_shared_destroy(l2_shared_t *s);
+/* "closed", "open", "half_open", or "disabled". */
+const char *l2_state_name(l2_shared_t *s);
+
+l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s);
+void l2_get(l2_t *l, const void *key, size_t klen, l2_get_fn cb, void *ctx);
+/* SET prefix+key to the envelope, with PX when expires_at_ms > 0, unless
+ * Redis holds a newer version. */
+void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vlen, const char *ct, size_t ctlen,
+            uint64_t version, int64_t expires_at_ms, l2_done_fn cb, void *ctx);
+/* Removes prefix+key unless Redis holds a version newer than `version`. */
+void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn cb, void *ctx);
+/* SCAN MATCH prefix+pattern and UNLINK in batches; cb(count) at the end
+ * (res L2_UNAVAILABLE when Redis failed part way). */
+typedef void (*l2_count_fn)(void *ctx, l2_result_t res, uint64_t unlinked);
+void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx);
+/* UNLINK prefix+key for n keys (each at most 1024 bytes), in chunks. */
+void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx);
+/* True once l2_close was called. */
+bool l2_closing(const l2_t *l);
+/* True when a call now would go to Redis (breaker not open). */
+bool l2_available(l2_t *l);
+void l2_close(l2_t *l, void (*done)(void *arg), void *arg);
+void l2_free(l2_t *l);
+
+/* Replays the journal into Redis (main loop): every 500 ms, when the
+ * journal holds records and the breaker is not open, in order, in
+ * pipelined batches; the drained file is removed once Redis acknowledged
+ * all of it. A failed batch is sent again later (records are versioned:
+ * a replay never overwrites a newer value). */
+typedef struct l2_drainer l2_drainer_t;
+l2_drainer_t *l2_drainer_new(uv_loop_t *loop, l2_shared_t *s);
+void l2_drainer_close(l2_drainer_t *d, void (*done)(void *arg), void *arg);
+void l2_drainer_free(l2_drainer_t *d);
+
+/* Redis Sentinel (main loop): asks the sentinels of `list` ("host:port,..."
+ * , port 26379 by default) for the address of master `name` at once and then
+ * every second, and moves every client when a failover changed it. (Polling
+ * rather than subscribing to +switch-master: the client keeps one request
+ * and one reply per command; a failover is seen within a second.) */
+typedef struct l2_sentinel l2_sentinel_t;
+l2_sentinel_t *l2_sentinel_new(uv_loop_t *loop, l2_shared_t *s, const char *list, const char *name);
+void l2_sentinel_close(l2_sentinel_t *t, void (*done)(void *arg), void *arg);
+void l2_sentinel_free(l2_sentinel_t *t);
+
+/* Envelope codec (exposed for tests). */
+size_t l2_envelope_size(size_t ctlen, size_t vlen);
+void l2_envelope_encode(char *out, uint64_t version, int64_t expires_at_ms, const char *ct, size_t ctlen,
+                        const void *value, size_t vlen);
+bool l2_envelope_decode(const char *in, size_t len, l2_value_t *out);
+
+#endif

@@ -1,0 +1,764 @@
+#include "node/member/gossip.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "autoconfig.h"
+#include "node/core/log.h"
+#include "node/core/sysinfo.h"
+
+#define GOSSIP_XCHG_TIMEOUT_MS 5000
+#define GOSSIP_MAX_XCHG 32
+#define GOSSIP_MAX_STATE (32u << 20)  /* a push-pull frame; 65536 members fit */
+#define GOSSIP_JOIN_BACKOFF_MAX_MS 30000
+#define GOSSIP_LEAVE_SPREAD_MS 1000
+#define GOSSIP_SNAPSHOT_MS 1000
+#define GOSSIP_MAX_SUBSCRIBERS 8
+
+typedef struct gossip_xchg gossip_xchg_t;
+
+struct gossip {
+    uv_loop_t *loop;
+    gossip_config_t cfg;
+    char *name, *bind_host, *advertise_host, *seeds, *zone, *http_host;
+    swim_t *core;
+    uv_udp_t udp;
+    uv_tcp_t listener;
+    uv_timer_t tick, join_timer, aux;
+    int port;
+    swim_addr_t self_addr;
+    int64_t wall_offset_ms;           /* wall clock minus loop clock */
+    uint8_t rbuf[65536];
+    uint8_t plain[65536];
+    gossip_xchg_t *xchgs;
+    unsigned nxchg;
+    /* Joining. */
+    bool joined;
+    unsigned join_pending;            /* resolutions and exchanges in flight */
+    bool seed_self_only, seed_other;  /* what the seed names resolved to, this attempt */
+    uint64_t join_backoff_ms;
+    /* Stop / leave. */
+    bool stopping;
+    unsigned handles_open;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    void (*leave_done)(void *);
+    void *leave_arg;
+    /* Subscribers. */
+    gossip_event_fn subs[GOSSIP_MAX_SUBSCRIBERS];
+    void *sub_ctx[GOSSIP_MAX_SUBSCRIBERS];
+    unsigned nsubs;
+    /* Snapshot for other threads. */
+    pthread_mutex_t snap_lock;
+    char *snap_json;
+    size_t snap_len;
+    gossip_metrics_t snap_metrics, live;
+    bool dirty;
+    int64_t snap_at;
+};
+
+struct gossip_xchg {
+    gossip_t *g;
+    gossip_xchg_t *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t connect;
+    uv_write_t write;
+    bool client, join, done, ok;
+    unsigned open;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out;
+};
+
+static int64_t gossip_now(gossip_t *g)
+{
+    return (int64_t)uv_now(g->loop);
+}
+
+/* ---------- addresses ---------- */
+
+static bool gossip_addr_from_sockaddr(const struct sockaddr *sa, swim_addr_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        out->family = 4;
+        memcpy(out->ip, &a->sin_addr, 4);
+        out->port = ntohs(a->sin_port);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        out->family = 6;
+        memcpy(out->ip, &a->sin6_addr, 16);
+        out->port = ntohs(a->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+socklen_t gossip_sockaddr(const swim_addr_t *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == 6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        memcpy(&s6->sin6_addr, a->ip, 16);
+        s6->sin6_port = htons(a->port);
+        return sizeof *s6;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    memcpy(&s4->sin_addr, a->ip, 4);
+    s4->sin_port = htons(a->port);
+    return sizeof *s4;
+}
+
+void gossip_addr_text(const swim_addr_t *a, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (a->family == 0) {
+        buf[0] = '\0';
+        return;
+    }
+    inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->ip, ip, sizeof ip);
+    snprintf(buf, cap, a->family == 6 ? "[%s]:%u" : "%s:%u", ip, a->port);
+}
+
+static bool gossip_parse_ip(const char *host, int port, swim_addr_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->port = (uint16_t)port;
+    if (inet_pton(AF_INET, host, out->ip) == 1) {
+        out->family = 4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, out->ip) == 1) {
+        out->family = 6;
+        return true;
+    }
+    return false;
+}
+
+/* ---------- snapshot for the HTTP workers ---------- */
+
+typedef struct gossip_json_ctx {
+    gossip_t *g;
+    sbuf_t *b;
+    bool first;
+    uint64_t counts[4];
+} gossip_json_ctx_t;
+
+static void gossip_json_member(const swim_member_view_t *m, void *ctx)
+{
+    gossip_json_ctx_t *c = ctx;
+    char id[33], gaddr[64], haddr[64];
+    sodium_bin2hex(id, sizeof id, m->info->id.b, SWIM_ID_LEN);
+    gossip_addr_text(&m->info->gossip, gaddr, sizeof gaddr);
+    gossip_addr_text(&m->info->http, haddr, sizeof haddr);
+    c->counts[m->state]++;
+    sbuf_puts(c->b, c->first ? "{\"name\":" : ",{\"name\":");
+    c->first = false;
+    sbuf_json_string(c->b, m->info->name, strlen(m->info->name));
+    sbuf_printf(c->b, ",\"id\":\"%s\",\"state\":\"%s\",\"incarnation\":%llu,\"gossip\":\"%s\",\"http\":\"%s\",\"zone\":",
+                id, swim_state_name(m->state), (unsigned long long)m->incarnation, gaddr, haddr);
+    sbuf_json_string(c->b, m->info->zone, strlen(m->info->zone));
+    sbuf_puts(c->b, ",\"version\":");
+    sbuf_json_string(c->b, m->info->version, strlen(m->info->version));
+    sbuf_printf(c->b, ",\"last_change_ms\":%lld,\"self\":%s}", (long long)(m->state_change_ms + c->g->wall_offset_ms),
+                m->is_self ? "true" : "false");
+}
+
+static void gossip_snapshot(gossip_t *g)
+{
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"self\":");
+    sbuf_json_string(&b, g->name, strlen(g->name));
+    sbuf_printf(&b, ",\"joined\":%s,\"members\":[", g->joined ? "true" : "false");
+    gossip_json_ctx_t c = {g, &b, true, {0}};
+    swim_members_foreach(g->core, gossip_json_member, &c);
+    sbuf_puts(&b, "]}");
+    size_t len;
+    char *json = b.failed ? NULL : sbuf_steal(&b, &len);
+    sbuf_free(&b);
+    swim_get_stats(g->core, &g->live.swim);
+    memcpy(g->live.members, c.counts, sizeof c.counts);
+    g->live.joined = g->joined;
+    pthread_mutex_lock(&g->snap_lock);
+    if (json) {
+        free(g->snap_json);
+        g->snap_json = json;
+        g->snap_len = len;
+    }
+    g->snap_metrics = g->live;
+    pthread_mutex_unlock(&g->snap_lock);
+    g->dirty = false;
+    g->snap_at = gossip_now(g);
+}
+
+void gossip_members_json(gossip_t *g, sbuf_t *out)
+{
+    pthread_mutex_lock(&g->snap_lock);
+    if (g->snap_json) sbuf_append(out, g->snap_json, g->snap_len);
+    else sbuf_puts(out, "{\"members\":[]}");
+    pthread_mutex_unlock(&g->snap_lock);
+}
+
+void gossip_get_metrics(gossip_t *g, gossip_metrics_t *out)
+{
+    pthread_mutex_lock(&g->snap_lock);
+    *out = g->snap_metrics;
+    pthread_mutex_unlock(&g->snap_lock);
+}
+
+/* ---------- ticking ---------- */
+
+static void gossip_tick_cb(uv_timer_t *t);
+
+static void gossip_rearm(gossip_t *g)
+{
+    if (g->stopping) return;
+    int64_t now = gossip_now(g);
+    if (g->dirty || now - g->snap_at >= GOSSIP_SNAPSHOT_MS) gossip_snapshot(g);
+    int64_t d = swim_next_deadline(g->core) - now;
+    if (d < 0) d = 0;
+    if (d > GOSSIP_SNAPSHOT_MS) d = GOSSIP_SNAPSHOT_MS;
+    uv_timer_start(&g->tick, gossip_tick_cb, (uint64_t)d, 0);
+}
+
+static void gossip_tick_cb(uv_timer_t *t)
+{
+    gossip_t *g = t->data;
+    swim_tick(g->core, gossip_now(g));
+    gossip_rearm(g);
+}
+
+/* ---------- datagrams ---------- */
+
+static void gossip_send_cb(void *ctx, const swim_addr_t *to, const uint8_t *buf, size_t len)
+{
+    gossip_t *g = ctx;
+    uint8_t sealed[SWIM_PACKET_MAX + 64];
+    size_t slen;
+    if (seal_seal(&g->cfg.keyring, buf, len, sealed, sizeof sealed, &slen) != SEAL_OK) {
+        g->live.send_errors++;
+        return;
+    }
+    struct sockaddr_storage ss;
+    gossip_sockaddr(to, &ss);
+    uv_buf_t b = uv_buf_init((char *)sealed, (unsigned)slen);
+    /* Datagrams are best effort: a full socket buffer drops, as the
+     * network would. */
+    if (uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&ss) < 0) g->live.send_errors++;
+}
+
+static void gossip_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gossip_t *g = h->data;
+    buf->base = (char *)g->rbuf;
+    buf->len = sizeof g->rbuf;
+}
+
+static void gossip_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                           unsigned flags)
+{
+    gossip_t *g = u->data;
+    if (nread <= 0 || !from || g->stopping) return;
+    size_t plen;
+    seal_status_t st = seal_open(&g->cfg.keyring, (const uint8_t *)buf->base, (size_t)nread, g->plain,
+                                 sizeof g->plain, &plen);
+    if (st != SEAL_OK) {
+        switch (st) {
+        case SEAL_AUTH_FAILED: g->live.drops_auth++; break;
+        case SEAL_BAD_CHECKSUM: g->live.drops_checksum++; break;
+        case SEAL_TOO_SHORT: g->live.drops_short++; break;
+        default: g->live.drops_version++; break;
+        }
+        char ip[64];
+        swim_addr_t a;
+        gossip_addr_from_sockaddr(from, &a);
+        gossip_addr_text(&a, ip, sizeof ip);
+        log_debug("gossip datagram dropped", "\"from\":\"%s\",\"reason\":\"%s\"", ip, seal_status_name(st));
+        return;
+    }
+    swim_addr_t a;
+    if (!gossip_addr_from_sockaddr(from, &a)) return;
+    swim_recv(g->core, &a, g->plain, plen, gossip_now(g));
+    gossip_rearm(g);
+}
+
+/* ---------- push-pull over TCP ---------- */
+
+static void gossip_join_result(gossip_t *g, bool ok);
+
+static void gossip_xchg_closed(uv_handle_t *h)
+{
+    gossip_xchg_t *x = h->data;
+    if (--x->open) return;
+    gossip_t *g = x->g;
+    for (gossip_xchg_t **p = &g->xchgs; *p; p = &(*p)->next) {
+        if (*p == x) {
+            *p = x->next;
+            break;
+        }
+    }
+    g->nxchg--;
+    free(x->in);
+    free(x->out);
+    bool join = x->join && x->client, ok = x->ok;
+    free(x);
+    if (join) gossip_join_result(g, ok);
+    if (g->stopping && g->nxchg == 0 && g->handles_open == 0 && g->stop_done) g->stop_done(g->stop_arg);
+}
+
+static void gossip_xchg_finish(gossip_xchg_t *x, bool ok)
+{
+    if (x->done) return;
+    x->done = true;
+    x->ok = ok;
+    if (ok) x->g->live.exchanges_ok++;
+    else x->g->live.exchanges_failed++;
+    uv_timer_stop(&x->timer);
+    uv_close((uv_handle_t *)&x->timer, gossip_xchg_closed);
+    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_closed);
+}
+
+static void gossip_xchg_timeout(uv_timer_t *t)
+{
+    gossip_xchg_finish(t->data, false);
+}
+
+static void gossip_xchg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gossip_xchg_t *x = h->data;
+    if (x->in_cap - x->in_len < 65536) {
+        size_t ncap = x->in_cap ? x->in_cap * 2 : 65536;
+        uint8_t *n = realloc(x->in, ncap);
+        if (!n) {
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+        x->in = n;
+        x->in_cap = ncap;
+    }
+    buf->base = (char *)x->in + x->in_len;
+    buf->len = x->in_cap - x->in_len;
+}
+
+static void gossip_xchg_written(uv_write_t *w, int status)
+{
+    gossip_xchg_t *x = w->data;
+    /* The client waits for the reply; the server is done once it sent. */
+    if (status < 0 || !x->client) gossip_xchg_finish(x, status == 0);
+}
+
+/* Sends our state as one frame: [u32 length][sealed state]. */
+static bool gossip_xchg_send_state(gossip_xchg_t *x)
+{
+    gossip_t *g = x->g;
+    size_t len;
+    uint8_t *state = swim_state_export(g->core, x->join, &len);
+    if (!state) return false;
+    size_t cap = len + SEAL_CRYPT_OVERHEAD + 8;
+    x->out = malloc(cap + 4);
+    size_t slen;
+    bool ok = x->out && seal_seal(&g->cfg.keyring, state, len, x->out + 4, cap, &slen) == SEAL_OK;
+    free(state);
+    if (!ok) return false;
+    uint32_t be = htonl((uint32_t)slen);
+    memcpy(x->out, &be, 4);
+    uv_buf_t b = uv_buf_init((char *)x->out, (unsigned)(slen + 4));
+    x->write.data = x;
+    return uv_write(&x->write, (uv_stream_t *)&x->tcp, &b, 1, gossip_xchg_written) == 0;
+}
+
+static void gossip_xchg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gossip_xchg_t *x = s->data;
+    gossip_t *g = x->g;
+    if (nread < 0) {
+        gossip_xchg_finish(x, false);
+        return;
+    }
+    x->in_len += (size_t)nread;
+    if (x->in_len < 4) return;
+    uint32_t be;
+    memcpy(&be, x->in, 4);
+    size_t need = ntohl(be);
+    if (need > GOSSIP_MAX_STATE) {
+        gossip_xchg_finish(x, false);
+        return;
+    }
+    if (x->in_len < need + 4) return;
+    uv_read_stop(s);
+    uint8_t *plain = malloc(need ? need : 1);
+    size_t plen;
+    seal_status_t st = plain ? seal_open(&g->cfg.keyring, x->in + 4, need, plain, need, &plen) : SEAL_NO_ROOM;
+    bool ok = st == SEAL_OK && swim_state_import(g->core, plain, plen, gossip_now(g));
+    free(plain);
+    if (st != SEAL_OK) {
+        if (st == SEAL_AUTH_FAILED) g->live.drops_auth++;
+        else g->live.drops_version++;
+        log_warn("push-pull refused", "\"reason\":\"%s\"", seal_status_name(st));
+    }
+    gossip_rearm(g);
+    if (!ok || x->client) {
+        gossip_xchg_finish(x, ok);
+        return;
+    }
+    if (!gossip_xchg_send_state(x)) gossip_xchg_finish(x, false);
+}
+
+static gossip_xchg_t *gossip_xchg_new(gossip_t *g, bool client, bool join)
+{
+    if (g->nxchg >= GOSSIP_MAX_XCHG || g->stopping) return NULL;
+    gossip_xchg_t *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->g = g;
+    x->client = client;
+    x->join = join;
+    uv_tcp_init(g->loop, &x->tcp);
+    uv_timer_init(g->loop, &x->timer);
+    x->tcp.data = x->timer.data = x;
+    x->open = 2;
+    x->next = g->xchgs;
+    g->xchgs = x;
+    g->nxchg++;
+    uv_timer_start(&x->timer, gossip_xchg_timeout, GOSSIP_XCHG_TIMEOUT_MS, 0);
+    return x;
+}
+
+static void gossip_xchg_connected(uv_connect_t *c, int status)
+{
+    gossip_xchg_t *x = c->data;
+    if (status < 0 || !gossip_xchg_send_state(x)) {
+        gossip_xchg_finish(x, false);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&x->tcp, gossip_xchg_alloc, gossip_xchg_read);
+}
+
+static bool gossip_exchange(gossip_t *g, const swim_addr_t *to, bool join)
+{
+    gossip_xchg_t *x = gossip_xchg_new(g, true, join);
+    if (!x) return false;
+    struct sockaddr_storage ss;
+    gossip_sockaddr(to, &ss);
+    x->connect.data = x;
+    if (uv_tcp_connect(&x->connect, &x->tcp, (const struct sockaddr *)&ss, gossip_xchg_connected) != 0) {
+        gossip_xchg_finish(x, false);
+        return true; /* the failure is reported through the close */
+    }
+    return true;
+}
+
+static void gossip_push_pull_cb(void *ctx, const swim_addr_t *to)
+{
+    gossip_exchange(ctx, to, false);
+}
+
+static void gossip_on_accept(uv_stream_t *l, int status)
+{
+    gossip_t *g = l->data;
+    if (status < 0) return;
+    gossip_xchg_t *x = gossip_xchg_new(g, false, false);
+    if (!x) {
+        uv_tcp_t *tmp = malloc(sizeof *tmp);
+        if (!tmp) return;
+        uv_tcp_init(g->loop, tmp);
+        uv_accept(l, (uv_stream_t *)tmp);
+        uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+        return;
+    }
+    if (uv_accept(l, (uv_stream_t *)&x->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&x->tcp, gossip_xchg_alloc, gossip_xchg_read) != 0)
+        gossip_xchg_finish(x, false);
+}
+
+/* ---------- joining ---------- */
+
+static void gossip_join_attempt(gossip_t *g);
+
+static void gossip_join_timer_cb(uv_timer_t *t)
+{
+    gossip_join_attempt(t->data);
+}
+
+static void gossip_join_result(gossip_t *g, bool ok)
+{
+    if (g->join_pending) g->join_pending--;
+    /* Others found us first (we are the seed they named, or one of them
+     * joined through us): that is a cluster joined as well. */
+    if (!ok && !g->joined && swim_member_count(g->core, 1 << SWIM_STATE_ALIVE) > 1) ok = true;
+    if (ok && !g->joined) {
+        g->joined = true;
+        g->dirty = true;
+        log_info("joined cluster", "\"members\":%zu", swim_member_count(g->core, 1 << SWIM_STATE_ALIVE));
+    }
+    if (g->joined || g->join_pending || g->stopping) return;
+    log_warn("no seed answered; retrying", "\"retry_ms\":%llu", (unsigned long long)g->join_backoff_ms);
+    uv_timer_start(&g->join_timer, gossip_join_timer_cb, g->join_backoff_ms, 0);
+    g->join_backoff_ms = g->join_backoff_ms * 2 > GOSSIP_JOIN_BACKOFF_MAX_MS ? GOSSIP_JOIN_BACKOFF_MAX_MS
+                                                                            : g->join_backoff_ms * 2;
+}
+
+typedef struct gossip_resolve {
+    uv_getaddrinfo_t req;
+    gossip_t *g;
+} gossip_resolve_t;
+
+static void gossip_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    gossip_resolve_t *r = (gossip_resolve_t *)req;
+    gossip_t *g = r->g;
+    unsigned started = 0, self = 0;
+    for (struct addrinfo *ai = status == 0 ? res : NULL; ai; ai = ai->ai_next) {
+        swim_addr_t a;
+        if (!gossip_addr_from_sockaddr(ai->ai_addr, &a)) continue;
+        if (swim_addr_equal(&a, &g->self_addr)) { /* ourselves, listed among the seeds */
+            self++;
+            continue;
+        }
+        if (gossip_exchange(g, &a, true)) {
+            g->join_pending++;
+            started++;
+        }
+    }
+    if (res) uv_freeaddrinfo(res);
+    free(r);
+    if (self && !started && !g->seed_other) g->seed_self_only = true;
+    if (started) g->seed_other = true;
+    /* This resolution is done. Every seed named only ourselves: we are the
+     * first node, as with no seeds at all. */
+    gossip_join_result(g, g->join_pending == 1 && g->seed_self_only && !g->seed_other);
+}
+
+static void gossip_join_attempt(gossip_t *g)
+{
+    if (g->joined || g->stopping) return;
+    g->seed_self_only = g->seed_other = false;
+    char *list = strdup(g->seeds);
+    if (!list) return;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        char *colon = strrchr(tok, ':');
+        const char *port = colon ? colon + 1 : "7946";
+        if (colon) *colon = '\0';
+        char *host = tok;
+        if (host[0] == '[') { /* [v6]:port */
+            host++;
+            char *end = strchr(host, ']');
+            if (end) *end = '\0';
+        }
+        gossip_resolve_t *r = calloc(1, sizeof *r);
+        if (!r) break;
+        r->g = g;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        if (uv_getaddrinfo(g->loop, &r->req, gossip_resolved, host, port, &hints) == 0) g->join_pending++;
+        else free(r);
+    }
+    free(list);
+    if (g->join_pending == 0) gossip_join_result(g, false);
+}
+
+/* ---------- events ---------- */
+
+static void gossip_event_cb(void *ctx, const swim_event_t *ev)
+{
+    gossip_t *g = ctx;
+    static const char *const names[] = {"member joined", "member updated", "member suspected", "member alive",
+                                        "member dead",   "member left",    "member reaped"};
+    char gaddr[64], esc[160];
+    gossip_addr_text(&ev->member->info->gossip, gaddr, sizeof gaddr);
+    log_emit(ev->type == SWIM_EV_DEAD || ev->type == SWIM_EV_SUSPECT ? LOG_WARN : LOG_INFO, names[ev->type],
+             "\"member\":\"%s\",\"addr\":\"%s\",\"incarnation\":%llu",
+             log_escape(ev->member->info->name, esc, sizeof esc), gaddr,
+             (unsigned long long)ev->member->incarnation);
+    g->dirty = true;
+    for (unsigned i = 0; i < g->nsubs; i++) g->subs[i](ev, g->sub_ctx[i]);
+}
+
+void gossip_foreach(gossip_t *g, swim_member_fn fn, void *ctx)
+{
+    swim_members_foreach(g->core, fn, ctx);
+}
+
+void gossip_subscribe(gossip_t *g, gossip_event_fn fn, void *ctx)
+{
+    if (g->nsubs < GOSSIP_MAX_SUBSCRIBERS) {
+        g->subs[g->nsubs] = fn;
+        g->sub_ctx[g->nsubs++] = ctx;
+    }
+}
+
+/* ---------- lifecycle ---------- */
+
+static int gossip_bind(gossip_t *g)
+{
+    swim_addr_t bind;
+    if (!gossip_parse_ip(g->bind_host, g->cfg.port, &bind)) {
+        log_error("cluster bind address must be an IP address", "\"host\":\"%s\"", g->bind_host);
+        return UV_EINVAL;
+    }
+    struct sockaddr_storage ss;
+    gossip_sockaddr(&bind, &ss);
+    int rc;
+    uv_udp_init(g->loop, &g->udp);
+    uv_tcp_init(g->loop, &g->listener);
+    g->udp.data = g->listener.data = g;
+    g->handles_open += 2;
+    /* TCP first: with port 0 it picks the port UDP then shares. */
+    if ((rc = uv_tcp_bind(&g->listener, (const struct sockaddr *)&ss, 0)) != 0) return rc;
+    struct sockaddr_storage got;
+    int len = sizeof got;
+    uv_tcp_getsockname(&g->listener, (struct sockaddr *)&got, &len);
+    swim_addr_t a;
+    gossip_addr_from_sockaddr((struct sockaddr *)&got, &a);
+    g->port = a.port;
+    bind.port = a.port;
+    gossip_sockaddr(&bind, &ss);
+    if ((rc = uv_udp_bind(&g->udp, (const struct sockaddr *)&ss, 0)) != 0) return rc;
+    if ((rc = uv_listen((uv_stream_t *)&g->listener, 128, gossip_on_accept)) != 0) return rc;
+    return uv_udp_recv_start(&g->udp, gossip_alloc_cb, gossip_recv_cb);
+}
+
+static void gossip_handle_closed(uv_handle_t *h)
+{
+    gossip_t *g = h->data;
+    g->handles_open--;
+    if (g->stopping && g->nxchg == 0 && g->handles_open == 0 && g->stop_done) g->stop_done(g->stop_arg);
+}
+
+int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
+{
+    gossip_t *g = calloc(1, sizeof *g);
+    if (!g) return UV_ENOMEM;
+    g->loop = loop;
+    g->cfg = *cfg;
+    g->name = strdup(cfg->name ? cfg->name : "");
+    g->bind_host = strdup(cfg->bind_host);
+    g->advertise_host = strdup(cfg->advertise_host && *cfg->advertise_host ? cfg->advertise_host : cfg->bind_host);
+    g->seeds = strdup(cfg->seeds ? cfg->seeds : "");
+    g->zone = strdup(cfg->zone ? cfg->zone : "");
+    g->http_host = strdup(cfg->http_host ? cfg->http_host : "");
+    pthread_mutex_init(&g->snap_lock, NULL);
+    g->join_backoff_ms = 1000;
+    uv_timer_init(loop, &g->tick);
+    uv_timer_init(loop, &g->join_timer);
+    uv_timer_init(loop, &g->aux);
+    g->tick.data = g->join_timer.data = g->aux.data = g;
+    g->handles_open = 3;
+    *out = g;
+    int rc = gossip_bind(g);
+    if (rc != 0) {
+        log_error("cannot bind the cluster port", "\"addr\":\"%s:%d\",\"error\":\"%s\"", g->bind_host, cfg->port,
+                  uv_strerror(rc));
+        return rc;
+    }
+    if (!gossip_parse_ip(g->advertise_host, g->port, &g->self_addr) || g->self_addr.family == 0 ||
+        (g->self_addr.family == 4 && memcmp(g->self_addr.ip, "\0\0\0\0", 4) == 0)) {
+        log_error("--advertise must be an IP address others can reach (not 0.0.0.0)", "\"advertise\":\"%s\"",
+                  g->advertise_host);
+        return UV_EINVAL;
+    }
+    g->wall_offset_ms = sysinfo_now_ms() - gossip_now(g);
+    if (!g->name || !g->name[0]) {
+        /* Default name: host name and cluster port, unique per machine. */
+        char host[256] = "node";
+        gethostname(host, sizeof host - 1);
+        char name[SWIM_NAME_MAX];
+        snprintf(name, sizeof name, "%.50s:%d", host, g->port);
+        free(g->name);
+        g->name = strdup(name);
+    }
+
+    swim_config_t sc = cfg->swim;
+    memset(&sc.self, 0, sizeof sc.self);
+    randombytes_buf(sc.self.id.b, SWIM_ID_LEN);
+    snprintf(sc.self.name, sizeof sc.self.name, "%s", g->name);
+    sc.self.gossip = g->self_addr;
+    gossip_parse_ip(g->advertise_host, cfg->http_port, &sc.self.http);
+    if (cfg->peer_port > 0) gossip_parse_ip(g->advertise_host, cfg->peer_port, &sc.self.peer);
+    snprintf(sc.self.zone, sizeof sc.self.zone, "%s", g->zone);
+    snprintf(sc.self.version, sizeof sc.self.version, "%s", PACKAGE_VERSION);
+    /* Start time as incarnation: a restart with the same name outranks
+     * everything the previous run said. */
+    sc.incarnation = (uint64_t)sysinfo_now_ms();
+    randombytes_buf(&sc.seed, sizeof sc.seed);
+    sc.packet_max = SWIM_PACKET_MAX - seal_overhead(&cfg->keyring);
+    swim_callbacks_t cb = {.send = gossip_send_cb, .push_pull = gossip_push_pull_cb, .event = gossip_event_cb,
+                           .ctx = g};
+    g->core = swim_new(&sc, &cb, gossip_now(g));
+    if (!g->core) return UV_ENOMEM;
+    char addr[64];
+    gossip_addr_text(&g->self_addr, addr, sizeof addr);
+    log_info("gossip listening", "\"name\":\"%s\",\"addr\":\"%s\",\"port\":%d,\"encrypted\":%s", g->name, addr,
+             g->port, cfg->keyring.nkeys ? "true" : "false");
+    if (g->seeds[0]) gossip_join_attempt(g);
+    else g->joined = true;
+    gossip_snapshot(g);
+    gossip_rearm(g);
+    return 0;
+}
+
+int gossip_port(const gossip_t *g)
+{
+    return g->port;
+}
+
+const char *gossip_name(const gossip_t *g)
+{
+    return g->name;
+}
+
+static void gossip_leave_spread_cb(uv_timer_t *t)
+{
+    gossip_t *g = t->data;
+    if (g->leave_done) g->leave_done(g->leave_arg);
+}
+
+void gossip_leave(gossip_t *g, void (*done)(void *arg), void *arg)
+{
+    swim_leave(g->core, gossip_now(g));
+    gossip_rearm(g);
+    g->leave_done = done;
+    g->leave_arg = arg;
+    uv_timer_start(&g->aux, gossip_leave_spread_cb, GOSSIP_LEAVE_SPREAD_MS, 0);
+}
+
+void gossip_stop(gossip_t *g, void (*done)(void *arg), void *arg)
+{
+    g->stopping = true;
+    g->stop_done = done;
+    g->stop_arg = arg;
+    uv_handle_t *hs[] = {(uv_handle_t *)&g->tick, (uv_handle_t *)&g->join_timer, (uv_handle_t *)&g->aux,
+                         (uv_handle_t *)&g->udp, (uv_handle_t *)&g->listener};
+    unsigned n = g->udp.loop ? 5 : 3;
+    for (unsigned i = 0; i < n; i++)
+        if (!uv_is_closing(hs[i])) uv_close(hs[i], gossip_handle_closed);
+    for (gossip_xchg_t *x = g->xchgs; x; x = x->next) gossip_xchg_finish(x, false);
+}
+
+void gossip_free(gossip_t *g)
+{
+    if (!g) return;
+    swim_free(g->core);
+    free(g->snap_json);
+    pthread_mutex_destroy(&g->snap_lock);
+    free(g->name);
+    free(g->bind_host);
+    free(g->advertise_host);
+    free(g->seeds);
+    free(g->zone);
+    free(g->http_host);
+    free(g);
+}

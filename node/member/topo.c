@@ -1,0 +1,140 @@
+#include "node/member/topo.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+topo_t *topo_build(const topo_member_t *members, size_t n, const char *self_name, unsigned replicas,
+                   uint64_t version)
+{
+    if (n == 0 || n > RING_MEMBERS_MAX) return NULL;
+    ring_member_t *rm = calloc(n, sizeof *rm);
+    if (!rm) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        crypto_generichash(rm[i].id, RING_ID_LEN, (const unsigned char *)members[i].name, strlen(members[i].name),
+                           NULL, 0);
+        rm[i].zone = members[i].zone;
+        rm[i].weight = RING_WEIGHT_DEFAULT;
+    }
+    ring_t *ring = ring_build(rm, n, replicas, version);
+    topo_t *t = ring ? calloc(1, sizeof *t) : NULL;
+    if (t) t->members = calloc(n, sizeof *t->members);
+    if (!t || !t->members) {
+        free(rm);
+        if (t) free(t);
+        ring_unref(ring);
+        return NULL;
+    }
+    atomic_init(&t->refs, 1);
+    t->version = version;
+    t->ring = ring;
+    t->n = n;
+    t->self = -1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t idx;
+        if (!ring_find(ring, rm[i].id, &idx)) continue;
+        t->members[idx] = members[i];
+        if (self_name && strcmp(members[i].name, self_name) == 0) t->self = (int32_t)idx;
+    }
+    free(rm);
+    return t;
+}
+
+topo_t *topo_ref(topo_t *t)
+{
+    if (t) atomic_fetch_add(&t->refs, 1);
+    return t;
+}
+
+void topo_unref(topo_t *t)
+{
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
+    ring_unref(t->ring);
+    free(t->members);
+    free(t);
+}
+
+size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, size_t cap)
+{
+    return ring_owners(t->ring, key, len, out, cap);
+}
+
+bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((int32_t)owners[i] == t->self) return true;
+    return false;
+}
+
+void topo_slot_init(topo_slot_t *s)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    s->cur = s->prev = NULL;
+    atomic_init(&s->generation, 0);
+}
+
+void topo_slot_destroy(topo_slot_t *s)
+{
+    topo_unref(s->cur);
+    topo_unref(s->prev);
+    s->cur = s->prev = NULL;
+    pthread_mutex_destroy(&s->lock);
+}
+
+void topo_slot_publish(topo_slot_t *s, topo_t *t)
+{
+    pthread_mutex_lock(&s->lock);
+    topo_t *old = s->prev;
+    s->prev = s->cur;
+    s->cur = t;
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    pthread_mutex_unlock(&s->lock);
+    topo_unref(old);
+}
+
+void topo_slot_clear_prev(topo_slot_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    topo_t *old = s->prev;
+    s->prev = NULL;
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    pthread_mutex_unlock(&s->lock);
+    topo_unref(old);
+}
+
+topo_t *topo_slot_get(topo_slot_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    topo_t *t = topo_ref(s->cur);
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
+topo_t *topo_cache_get(topo_cache_t *c, topo_slot_t *s)
+{
+    uint64_t g = atomic_load_explicit(&s->generation, memory_order_acquire);
+    if (g != c->generation) {
+        pthread_mutex_lock(&s->lock);
+        topo_t *cur = topo_ref(s->cur), *prev = topo_ref(s->prev);
+        c->generation = atomic_load_explicit(&s->generation, memory_order_relaxed);
+        pthread_mutex_unlock(&s->lock);
+        topo_unref(c->cur);
+        topo_unref(c->prev);
+        c->cur = cur;
+        c->prev = prev;
+    }
+    return c->cur;
+}
+
+topo_t *topo_cache_prev(topo_cache_t *c)
+{
+    return c->prev;
+}
+
+void topo_cache_clear(topo_cache_t *c)
+{
+    topo_unref(c->cur);
+    topo_unref(c->prev);
+    c->cur = c->prev = NULL;
+    c->generation = 0;
+}

@@ -1,0 +1,91 @@
+/* metrics: the node's counters and latency histograms, updated lock-free
+ * from any thread (relaxed atomics) and rendered as Prometheus text or
+ * summarised as percentiles.
+ *
+ * Latency histograms use fixed bucket bounds (METRICS_BUCKETS, from 50 us to
+ * 10 s); percentiles interpolate inside a bucket, so they are estimates with
+ * the bucket's resolution, as Prometheus's histogram_quantile() gives.
+ *
+ * Ownership: metrics_t is a plain struct the caller owns (embed it or
+ * allocate it); it holds no pointers. Bounded: every series is fixed at
+ * compile time (operations, error types, status codes 100..599).
+ */
+#ifndef DCACHE_METRICS_H
+#define DCACHE_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "node/core/sbuf.h"
+
+typedef enum {
+    METRICS_OP_GET = 0,
+    METRICS_OP_PUT,
+    METRICS_OP_DELETE,
+    METRICS_OP_KEYS,
+    METRICS_OP_INVALIDATE,
+    METRICS_OP_INVALIDATE_PATTERN,
+    METRICS_OP_OTHER,   /* every other HTTP endpoint */
+    METRICS_OP_COUNT
+} metrics_op_t;
+
+typedef enum {
+    METRICS_ERR_BAD_REQUEST = 0, /* malformed or invalid client input */
+    METRICS_ERR_TOO_LARGE,       /* header or body over a limit */
+    METRICS_ERR_TIMEOUT,         /* client too slow */
+    METRICS_ERR_NO_MEMORY,       /* allocation failure, value over the memory limit */
+    METRICS_ERR_INTERNAL,
+    METRICS_ERR_COUNT
+} metrics_err_t;
+
+#define METRICS_BUCKETS 20
+
+typedef struct metrics_histogram {
+    atomic_uint_fast64_t buckets[METRICS_BUCKETS + 1]; /* last = +Inf */
+    atomic_uint_fast64_t count;
+    atomic_uint_fast64_t sum_ns;
+} metrics_histogram_t;
+
+typedef struct metrics {
+    atomic_uint_fast64_t hits;
+    atomic_uint_fast64_t misses;
+    atomic_uint_fast64_t invalidations;  /* keys removed by invalidation */
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t errors[METRICS_ERR_COUNT];
+    atomic_uint_fast64_t http_status[500]; /* index status - 100 */
+    metrics_histogram_t latency[METRICS_OP_COUNT];
+} metrics_t;
+
+typedef struct metrics_percentiles {
+    uint64_t count;
+    double p50_s, p90_s, p95_s, p99_s, mean_s;
+} metrics_percentiles_t;
+
+void metrics_init(metrics_t *m);
+const char *metrics_op_name(metrics_op_t op);
+const char *metrics_err_name(metrics_err_t e);
+
+void metrics_observe(metrics_t *m, metrics_op_t op, uint64_t ns);
+void metrics_count_status(metrics_t *m, int status);
+void metrics_count_error(metrics_t *m, metrics_err_t e);
+static inline void metrics_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+static inline uint64_t metrics_read(atomic_uint_fast64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void metrics_percentiles(metrics_histogram_t *h, metrics_percentiles_t *out);
+
+/* Appends the counters and histograms this module owns in Prometheus text
+ * format (HELP and TYPE lines included). */
+void metrics_render_prometheus(metrics_t *m, sbuf_t *out);
+
+/* Helpers for callers adding their own series. */
+void metrics_prom_header(sbuf_t *out, const char *name, const char *type, const char *help);
+void metrics_prom_value(sbuf_t *out, const char *name, const char *labels, double value);
+void metrics_prom_uint(sbuf_t *out, const char *name, const char *labels, uint64_t value);
+
+#endif

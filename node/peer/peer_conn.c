@@ -1,0 +1,274 @@
+#include "node/peer/peer_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PEER_CONN_READ_CHUNK (64 * 1024)
+#define PEER_CONN_MAX_QUEUED_DEFAULT ((size_t)64 << 20)
+
+struct peer_conn {
+    uv_tcp_t tcp;
+    uv_write_t write;
+    peer_conn_config_t cfg;
+    peer_conn_ops_t ops;
+    void *ctx;
+    bool closing, dispatching, started;
+    int close_err;
+    /* Input: bytes received, not yet consumed (at most one frame plus the
+     * start of the next). */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    /* One opened body at a time. */
+    uint8_t *body;
+    size_t body_cap;
+    /* Output: frames queued (out) and frames being written (wbuf). */
+    uint8_t *out, *wbuf;
+    size_t out_len, out_cap, wbuf_len, wbuf_cap;
+    bool writing;
+    uint8_t *scratch;
+    size_t scratch_cap;
+};
+
+const char *peer_drop_name(peer_drop_t d)
+{
+    switch (d) {
+    case PEER_DROP_TOO_BIG: return "too_big";
+    case PEER_DROP_TOO_SMALL: return "too_small";
+    case PEER_DROP_AUTH: return "auth";
+    case PEER_DROP_CHECKSUM: return "checksum";
+    case PEER_DROP_MALFORMED: return "malformed";
+    case PEER_DROP_UNEXPECTED: return "unexpected";
+    default: return "unknown";
+    }
+}
+
+static bool peer_conn_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return true;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need) n *= 2;
+    uint8_t *p = realloc(*buf, n);
+    if (!p) return false;
+    *buf = p;
+    *cap = n;
+    return true;
+}
+
+peer_conn_t *peer_conn_new(uv_loop_t *loop, const peer_conn_config_t *cfg, const peer_conn_ops_t *ops, void *ctx)
+{
+    peer_conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cfg = *cfg;
+    if (!c->cfg.max_frame) c->cfg.max_frame = PEER_FRAME_MAX_DEFAULT;
+    if (!c->cfg.max_queued) c->cfg.max_queued = PEER_CONN_MAX_QUEUED_DEFAULT;
+    c->ops = *ops;
+    c->ctx = ctx;
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    return c;
+}
+
+uv_tcp_t *peer_conn_tcp(peer_conn_t *c)
+{
+    return &c->tcp;
+}
+
+void *peer_conn_ctx(const peer_conn_t *c)
+{
+    return c->ctx;
+}
+
+void peer_conn_set_ctx(peer_conn_t *c, void *ctx)
+{
+    c->ctx = ctx;
+}
+
+bool peer_conn_closing(const peer_conn_t *c)
+{
+    return c->closing;
+}
+
+static void peer_conn_closed_cb(uv_handle_t *h)
+{
+    peer_conn_t *c = h->data;
+    if (c->ops.on_close) c->ops.on_close(c, c->close_err, c->ctx);
+    free(c->in);
+    free(c->body);
+    free(c->out);
+    free(c->wbuf);
+    free(c->scratch);
+    free(c);
+}
+
+void peer_conn_close(peer_conn_t *c, int err)
+{
+    if (c->closing) return;
+    c->closing = true;
+    c->close_err = err;
+    uv_close((uv_handle_t *)&c->tcp, peer_conn_closed_cb);
+}
+
+static void peer_conn_drop(peer_conn_t *c, peer_drop_t why)
+{
+    atomic_fetch_add(&c->cfg.stats->drops[why], 1);
+    peer_conn_close(c, UV_EPROTO);
+}
+
+static void peer_conn_flush(peer_conn_t *c);
+
+/* ---- reading ---- */
+
+static void peer_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    peer_conn_t *c = h->data;
+    size_t want = c->in_len + PEER_CONN_READ_CHUNK;
+    size_t limit = PEER_LEN_PREFIX + c->cfg.max_frame + PEER_CONN_READ_CHUNK;
+    if (want > limit) want = limit;
+    if (!peer_conn_reserve(&c->in, &c->in_cap, want) || c->in_cap == c->in_len) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)c->in + c->in_len;
+    buf->len = c->in_cap - c->in_len;
+}
+
+/* Handles every whole frame in the input; false once the connection closed. */
+static bool peer_conn_process(peer_conn_t *c)
+{
+    size_t pos = 0;
+    while (!c->closing) {
+        peer_span_t span;
+        peer_scan_t sc = peer_frame_scan(c->in + pos, c->in_len - pos, c->cfg.max_frame, &span);
+        if (sc == PEER_SCAN_NEED_MORE) break;
+        if (sc == PEER_SCAN_TOO_BIG || sc == PEER_SCAN_TOO_SMALL) {
+            peer_conn_drop(c, sc == PEER_SCAN_TOO_BIG ? PEER_DROP_TOO_BIG : PEER_DROP_TOO_SMALL);
+            return false;
+        }
+        if (!peer_conn_reserve(&c->body, &c->body_cap, span.len)) {
+            peer_conn_close(c, UV_ENOMEM);
+            return false;
+        }
+        peer_msg_t m;
+        seal_status_t ss;
+        peer_proto_status_t ps =
+            peer_frame_decode(c->cfg.keyring, c->in + pos + span.off, span.len, c->body, c->body_cap, &m, &ss);
+        atomic_fetch_add(&c->cfg.stats->frames_in, 1);
+        atomic_fetch_add(&c->cfg.stats->bytes_in, span.end);
+        pos += span.end;
+        if (ps == PEER_PROTO_SEAL) {
+            peer_conn_drop(c, ss == SEAL_BAD_CHECKSUM ? PEER_DROP_CHECKSUM : PEER_DROP_AUTH);
+            return false;
+        }
+        if (ps != PEER_PROTO_OK && ps != PEER_PROTO_UNKNOWN_TYPE) {
+            peer_conn_drop(c, PEER_DROP_MALFORMED);
+            return false;
+        }
+        if (ps == PEER_PROTO_UNKNOWN_TYPE) {
+            /* A newer peer: answer so its request fails fast instead of timing out. */
+            peer_msg_t err = {.type = PEER_MSG_ERROR, .id = m.id, .code = PEER_STATUS_UNSUPPORTED};
+            err.message.p = (const uint8_t *)"unknown message type";
+            err.message.len = strlen("unknown message type");
+            peer_conn_send(c, &err);
+            continue;
+        }
+        c->dispatching = true;
+        c->ops.on_msg(c, &m, c->ctx);
+        c->dispatching = false;
+    }
+    if (c->closing) return false;
+    peer_conn_flush(c);
+    if (pos) {
+        memmove(c->in, c->in + pos, c->in_len - pos);
+        c->in_len -= pos;
+    }
+    return true;
+}
+
+static void peer_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    peer_conn_t *c = s->data;
+    if (nread < 0) {
+        peer_conn_close(c, (int)nread);
+        return;
+    }
+    if (nread == 0) {
+        if (!buf->base) peer_conn_close(c, UV_ENOMEM);
+        return;
+    }
+    c->in_len += (size_t)nread;
+    peer_conn_process(c);
+}
+
+int peer_conn_start(peer_conn_t *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, peer_conn_alloc_cb, peer_conn_read_cb);
+    if (rc != 0) return rc;
+    c->started = true;
+    peer_conn_flush(c);
+    return 0;
+}
+
+/* ---- writing ---- */
+
+static void peer_conn_write_cb(uv_write_t *w, int status)
+{
+    peer_conn_t *c = w->data;
+    c->writing = false;
+    c->wbuf_len = 0;
+    if (status < 0) {
+        peer_conn_close(c, status);
+        return;
+    }
+    if (c->out_len) peer_conn_flush(c);
+}
+
+static void peer_conn_flush(peer_conn_t *c)
+{
+    if (c->writing || c->closing || !c->started || c->out_len == 0) return;
+    /* Swap: the queued frames go out, the (empty) write buffer takes new ones. */
+    uint8_t *b = c->wbuf;
+    size_t cap = c->wbuf_cap;
+    c->wbuf = c->out;
+    c->wbuf_cap = c->out_cap;
+    c->wbuf_len = c->out_len;
+    c->out = b;
+    c->out_cap = cap;
+    c->out_len = 0;
+    uv_buf_t buf = uv_buf_init((char *)c->wbuf, (unsigned)c->wbuf_len);
+    c->write.data = c;
+    c->writing = true;
+    atomic_fetch_add(&c->cfg.stats->bytes_out, c->wbuf_len);
+    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, peer_conn_write_cb);
+    if (rc != 0) {
+        c->writing = false;
+        peer_conn_close(c, rc);
+    }
+}
+
+int peer_conn_send(peer_conn_t *c, const peer_msg_t *m)
+{
+    if (c->closing) return UV_ENOTCONN;
+    size_t body = peer_msg_size(m);
+    if (body == 0) return UV_EINVAL;
+    size_t frame = PEER_LEN_PREFIX + body + seal_overhead(c->cfg.keyring);
+    if (c->out_len + c->wbuf_len + frame > c->cfg.max_queued) {
+        atomic_fetch_add(&c->cfg.stats->send_refused, 1);
+        return UV_ENOBUFS;
+    }
+    if (!peer_conn_reserve(&c->scratch, &c->scratch_cap, body) ||
+        !peer_conn_reserve(&c->out, &c->out_cap, c->out_len + frame))
+        return UV_ENOMEM;
+    size_t n;
+    if (peer_frame_encode(c->cfg.keyring, m, c->cfg.max_frame, c->scratch, c->scratch_cap, c->out + c->out_len,
+                          c->out_cap - c->out_len, &n) != PEER_PROTO_OK)
+        return UV_EINVAL;
+    c->out_len += n;
+    atomic_fetch_add(&c->cfg.stats->frames_out, 1);
+    /* Inside a read callback more answers may follow: they join one write. */
+    if (!c->dispatching) peer_conn_flush(c);
+    return 0;
+}

@@ -1,0 +1,357 @@
+#include "node/route/handoff.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/core/log.h"
+
+#define HANDOFF_TICK_MS 10
+#define HANDOFF_SCAN_STEP 64
+
+/* One entry copied out of the store, shared by the batches that carry it. */
+typedef struct handoff_item {
+    unsigned pending;      /* batches still to answer */
+    bool drop, failed;
+    uint64_t version, expires_at;
+    size_t klen, vlen, ctlen;
+    char data[];           /* key, value, content type */
+} handoff_item_t;
+
+typedef struct handoff_batch {
+    handoff_t *h;
+    handoff_item_t **items;
+    unsigned n;
+    size_t bytes;
+} handoff_batch_t;
+
+struct handoff {
+    uv_loop_t *loop;
+    store_t *store;
+    handoff_config_t cfg;
+    handoff_stats_t *stats;
+    peer_pool_t *pool;
+    uv_timer_t tick;
+    bool closing;
+    /* The run. */
+    topo_t *old, *cur;
+    bool running, scan_done, failed;
+    uint64_t cursor;
+    uint64_t started_ms, last_refill_ms, retry_at;
+    double tokens;
+    int32_t *old_index;            /* cur member index -> old member index, -1 when new */
+    handoff_batch_t **batches;     /* by cur member index: the batch being filled */
+    unsigned inflight;
+    /* Entries of the last scan step. */
+    handoff_item_t **scanned;
+    size_t nscanned, scanned_cap;
+    void (*done)(void *);
+    void *done_arg;
+    unsigned open_handles;
+};
+
+static void handoff_tick_cb(uv_timer_t *t);
+
+handoff_t *handoff_new(uv_loop_t *loop, store_t *store, const peer_pool_config_t *pool_cfg,
+                       const handoff_config_t *cfg, handoff_stats_t *stats)
+{
+    handoff_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->loop = loop;
+    h->store = store;
+    h->cfg = *cfg;
+    if (!h->cfg.batch_entries) h->cfg.batch_entries = 256;
+    if (!h->cfg.batch_bytes) h->cfg.batch_bytes = (size_t)1 << 20;
+    if (!h->cfg.max_inflight) h->cfg.max_inflight = 4;
+    if (!h->cfg.retry_ms) h->cfg.retry_ms = 5000;
+    h->stats = stats;
+    h->pool = peer_pool_new(loop, pool_cfg);
+    if (!h->pool) {
+        free(h);
+        return NULL;
+    }
+    uv_timer_init(loop, &h->tick);
+    h->tick.data = h;
+    h->open_handles = 2; /* the timer and the pool */
+    return h;
+}
+
+bool handoff_running(const handoff_t *h)
+{
+    return h->running;
+}
+
+static void handoff_item_release(handoff_t *h, handoff_item_t *it)
+{
+    if (--it->pending) return;
+    if (it->drop && !it->failed) {
+        /* Drop it only if nothing newer arrived meanwhile. */
+        if (store_delete_versioned(h->store, it->data, it->klen, STORE_DELETE_IF_VERSION, it->version))
+            atomic_fetch_add(&h->stats->entries_dropped, 1);
+    }
+    free(it);
+}
+
+static void handoff_batch_free(handoff_batch_t *b)
+{
+    free(b->items);
+    free(b);
+}
+
+static void handoff_reset_run(handoff_t *h)
+{
+    if (h->batches) {
+        for (size_t i = 0; h->cur && i < h->cur->n; i++) {
+            handoff_batch_t *b = h->batches[i];
+            if (!b) continue;
+            for (unsigned k = 0; k < b->n; k++) {
+                b->items[k]->failed = true;
+                handoff_item_release(h, b->items[k]);
+            }
+            handoff_batch_free(b);
+        }
+    }
+    free(h->batches);
+    free(h->old_index);
+    h->batches = NULL;
+    h->old_index = NULL;
+    topo_unref(h->old);
+    topo_unref(h->cur);
+    h->old = h->cur = NULL;
+}
+
+static void handoff_batch_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    handoff_batch_t *b = ctx;
+    handoff_t *h = b->h;
+    bool ok = res == PEER_OK && resp->type == PEER_MSG_HANDOFF_RESP;
+    if (ok) {
+        atomic_fetch_add(&h->stats->entries_sent, b->n);
+        atomic_fetch_add(&h->stats->bytes_sent, b->bytes);
+    } else {
+        atomic_fetch_add(&h->stats->batches_failed, 1);
+        h->failed = true;
+    }
+    for (unsigned k = 0; k < b->n; k++) {
+        if (!ok) b->items[k]->failed = true;
+        handoff_item_release(h, b->items[k]);
+    }
+    handoff_batch_free(b);
+    h->inflight--;
+}
+
+static void handoff_send(handoff_t *h, uint32_t target)
+{
+    handoff_batch_t *b = h->batches[target];
+    h->batches[target] = NULL;
+    const topo_member_t *m = &h->cur->members[target];
+    peer_entry_t *entries = calloc(b->n, sizeof *entries);
+    peer_result_t res = PEER_ERR_INVALID;
+    if (entries) {
+        for (unsigned k = 0; k < b->n; k++) {
+            handoff_item_t *it = b->items[k];
+            entries[k].key = (peer_bytes_t){(const uint8_t *)it->data, it->klen};
+            entries[k].value = (peer_bytes_t){(const uint8_t *)it->data + it->klen, it->vlen};
+            entries[k].content_type = (peer_bytes_t){(const uint8_t *)it->data + it->klen + it->vlen, it->ctlen};
+            entries[k].version = it->version;
+            entries[k].expires_at_ms = it->expires_at;
+        }
+        peer_msg_t req = {.type = PEER_MSG_HANDOFF, .flags = PEER_F_FORWARDED, .count = b->n, .entries = entries};
+        res = peer_pool_request(h->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, handoff_batch_reply, b);
+        free(entries);
+    }
+    if (res == PEER_OK) {
+        h->inflight++;
+        return;
+    }
+    h->inflight++; /* the reply path below takes it back */
+    handoff_batch_reply(b, res, NULL);
+}
+
+static bool handoff_add(handoff_t *h, uint32_t target, handoff_item_t *it)
+{
+    handoff_batch_t *b = h->batches[target];
+    /* A large value travels alone rather than push a batch past the
+     * frame limit. */
+    if (b && b->bytes + it->klen + it->vlen > h->cfg.batch_bytes) {
+        handoff_send(h, target);
+        b = NULL;
+    }
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (b) b->items = malloc(h->cfg.batch_entries * sizeof *b->items);
+        if (!b || !b->items) {
+            free(b);
+            return false;
+        }
+        b->h = h;
+        h->batches[target] = b;
+    }
+    b->items[b->n++] = it;
+    b->bytes += it->klen + it->vlen;
+    it->pending++;
+    if (b->n >= h->cfg.batch_entries || b->bytes >= h->cfg.batch_bytes) handoff_send(h, target);
+    return true;
+}
+
+static void handoff_scan_one(const store_entry_t *e, void *ctx)
+{
+    handoff_t *h = ctx;
+    if (h->nscanned == h->scanned_cap) return;
+    size_t klen, vlen, ctlen;
+    const char *key = store_entry_key(e, &klen);
+    const char *value = store_entry_value(e, &vlen);
+    const char *ct = store_entry_content_type(e, &ctlen);
+    handoff_item_t *it = malloc(sizeof *it + klen + vlen + ctlen);
+    if (!it) return;
+    memset(it, 0, sizeof *it);
+    it->version = store_entry_version(e);
+    it->expires_at = (uint64_t)store_entry_expires_at(e);
+    it->klen = klen;
+    it->vlen = vlen;
+    it->ctlen = ct ? ctlen : 0;
+    memcpy(it->data, key, klen);
+    memcpy(it->data + klen, value, vlen);
+    if (ct) memcpy(it->data + klen + vlen, ct, ctlen);
+    h->scanned[h->nscanned++] = it;
+}
+
+/* Decides where one scanned entry goes. */
+static void handoff_route(handoff_t *h, handoff_item_t *it)
+{
+    uint32_t owners[RING_REPLICAS_MAX], old_owners[RING_REPLICAS_MAX];
+    size_t n = topo_owners(h->cur, it->data, it->klen, owners, RING_REPLICAS_MAX);
+    size_t on = h->old ? topo_owners(h->old, it->data, it->klen, old_owners, RING_REPLICAS_MAX) : 0;
+    bool self_owns = topo_is_owner(h->cur, owners, n);
+    it->drop = !self_owns;
+    it->pending = 1; /* held while routing */
+    unsigned added = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t o = owners[i];
+        if ((int32_t)o == h->cur->self || h->cur->members[o].peer.ss_family == 0) continue;
+        if (self_owns) {
+            /* Still ours: only owners that gained the key need it. */
+            bool had = false;
+            for (size_t j = 0; j < on && !had; j++) had = h->old_index[o] == (int32_t)old_owners[j];
+            if (had) continue;
+        }
+        if (handoff_add(h, o, it)) added++;
+        else it->failed = true;
+    }
+    /* Not ours and nobody to give it to (no reachable owner): keep it. */
+    if (it->drop && added == 0) it->failed = true;
+    handoff_item_release(h, it);
+}
+
+static void handoff_finish_run(handoff_t *h)
+{
+    uint64_t now = uv_now(h->loop);
+    atomic_fetch_add(&h->stats->runs, 1);
+    atomic_store(&h->stats->last_duration_ms, now - h->started_ms);
+    if (h->failed) {
+        log_warn("handoff incomplete; retrying", "\"ring_version\":%llu,\"retry_ms\":%llu",
+                 (unsigned long long)h->cur->version, (unsigned long long)h->cfg.retry_ms);
+        h->failed = false;
+        h->scan_done = false;
+        h->cursor = 0;
+        h->retry_at = now + h->cfg.retry_ms;
+        return;
+    }
+    log_info("handoff done", "\"ring_version\":%llu,\"duration_ms\":%llu", (unsigned long long)h->cur->version,
+             (unsigned long long)(now - h->started_ms));
+    h->running = false;
+    atomic_store(&h->stats->running, 0);
+    uv_timer_stop(&h->tick);
+}
+
+static void handoff_tick_cb(uv_timer_t *t)
+{
+    handoff_t *h = t->data;
+    if (!h->running) return;
+    uint64_t now = uv_now(h->loop);
+    if (now < h->retry_at) return;
+    if (h->cfg.rate) {
+        h->tokens += (double)(now - h->last_refill_ms) * (double)h->cfg.rate / 1000.0;
+        if (h->tokens > (double)h->cfg.rate) h->tokens = (double)h->cfg.rate;
+    }
+    h->last_refill_ms = now;
+    while (!h->scan_done && h->inflight < h->cfg.max_inflight && (!h->cfg.rate || h->tokens >= 1)) {
+        size_t step = HANDOFF_SCAN_STEP;
+        if (h->cfg.rate && h->tokens < (double)step) step = (size_t)h->tokens;
+        h->nscanned = 0;
+        /* A scan step may report a little more than asked (a bucket comes whole). */
+        h->cursor = store_scan(h->store, h->cursor, NULL, 0, step, handoff_scan_one, h);
+        if (h->cursor == 0) h->scan_done = true;
+        if (h->cfg.rate) h->tokens -= (double)(h->nscanned ? h->nscanned : 1);
+        for (size_t i = 0; i < h->nscanned; i++) handoff_route(h, h->scanned[i]);
+    }
+    if (h->scan_done) {
+        for (size_t i = 0; i < h->cur->n; i++)
+            if (h->batches[i]) handoff_send(h, (uint32_t)i);
+        if (h->inflight == 0) handoff_finish_run(h);
+    }
+}
+
+void handoff_start(handoff_t *h, topo_t *old, topo_t *cur)
+{
+    if (h->closing || !cur) return;
+    handoff_reset_run(h);
+    h->old = topo_ref(old);
+    h->cur = topo_ref(cur);
+    h->old_index = malloc(cur->n * sizeof *h->old_index);
+    h->batches = calloc(cur->n, sizeof *h->batches);
+    if (!h->scanned) {
+        h->scanned_cap = 16 * HANDOFF_SCAN_STEP;
+        h->scanned = malloc(h->scanned_cap * sizeof *h->scanned);
+    }
+    if (!h->old_index || !h->batches || !h->scanned || cur->self < 0) {
+        if (cur->self >= 0) log_error("out of memory starting a handoff", NULL);
+        handoff_reset_run(h);
+        h->running = false;
+        atomic_store(&h->stats->running, 0);
+        return;
+    }
+    for (size_t i = 0; i < cur->n; i++) {
+        h->old_index[i] = -1;
+        for (size_t j = 0; old && j < old->n; j++)
+            if (strcmp(cur->members[i].name, old->members[j].name) == 0) h->old_index[i] = (int32_t)j;
+    }
+    h->running = true;
+    h->scan_done = h->failed = false;
+    h->cursor = 0;
+    h->retry_at = 0;
+    h->tokens = h->cfg.rate ? (double)HANDOFF_SCAN_STEP : 0;
+    h->started_ms = h->last_refill_ms = uv_now(h->loop);
+    atomic_store(&h->stats->running, 1);
+    uv_timer_start(&h->tick, handoff_tick_cb, 0, HANDOFF_TICK_MS);
+}
+
+static void handoff_part_closed(void *arg)
+{
+    handoff_t *h = arg;
+    if (--h->open_handles == 0 && h->done) h->done(h->done_arg);
+}
+
+static void handoff_timer_closed(uv_handle_t *t)
+{
+    handoff_part_closed(t->data);
+}
+
+void handoff_close(handoff_t *h, void (*done)(void *arg), void *arg)
+{
+    h->closing = true;
+    h->done = done;
+    h->done_arg = arg;
+    h->running = false;
+    uv_timer_stop(&h->tick);
+    handoff_reset_run(h);
+    uv_close((uv_handle_t *)&h->tick, handoff_timer_closed);
+    peer_pool_close(h->pool, handoff_part_closed, h);
+}
+
+void handoff_free(handoff_t *h)
+{
+    if (!h) return;
+    peer_pool_free(h->pool);
+    free(h->scanned);
+    free(h);
+}
