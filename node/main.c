@@ -11,6 +11,7 @@
 
 #include "autoconfig.h"
 #include "node/api/api.h"
+#include "node/api/api_metrics.h"
 #include "node/core/config.h"
 #include "node/member/gossip.h"
 #include "node/core/log.h"
@@ -38,7 +39,7 @@ typedef struct node {
     bool stopping;
     gossip_t *gossip;
     seal_keyring_t keyring;      /* the cluster key(s): gossip and peer channel */
-    char *self_name;             /* published to the workers through api.self_name */
+    char *self_name;             /* published to the workers through api.route.self_name */
     /* The ring: rebuilt from gossip a moment after membership changes. */
     uv_timer_t ring_timer;
     uint64_t ring_version;
@@ -66,7 +67,7 @@ static void node_maintain_cb(uv_timer_t *t)
 static void node_sample_cb(uv_timer_t *t)
 {
     node_t *n = t->data;
-    api_sample(&n->api);
+    api_metrics_sample(&n->api);
 }
 
 static void node_gossip_closed(void *arg)
@@ -144,7 +145,7 @@ static void node_prev_timer_cb(uv_timer_t *t)
         uv_timer_start(&n->prev_timer, node_prev_timer_cb, 5000, 0);
         return;
     }
-    topo_slot_clear_prev(&n->api.topo);
+    topo_slot_clear_prev(&n->api.route.topo);
 }
 
 typedef struct node_members {
@@ -223,7 +224,7 @@ static void node_rebuild_ring(node_t *n)
     ring_get_stats(t->ring, &rs);
     log_info("ring updated", "\"version\":%llu,\"members\":%zu,\"replicas\":%u,\"balance\":%.3f",
              (unsigned long long)n->ring_version, rs.members, rs.replicas, rs.balance);
-    topo_slot_publish(&n->api.topo, t);
+    topo_slot_publish(&n->api.route.topo, t);
 }
 
 static void node_ring_timer_cb(uv_timer_t *t)
@@ -267,7 +268,7 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     if (rc != 0) return rc;
     n->self_name = strdup(gossip_name(n->gossip));
     if (!n->self_name) return UV_ENOMEM;
-    atomic_store(&n->api.self_name, n->self_name);
+    atomic_store(&n->api.route.self_name, n->self_name);
     atomic_store(&n->api.gossip, n->gossip);
     gossip_subscribe(n->gossip, node_gossip_event, n);
     node_rebuild_ring(n);
@@ -305,7 +306,7 @@ static bool node_setup_l2(node_t *n)
             log_info("journal holds writes to replay", "\"records\":%llu",
                      (unsigned long long)journal_records(s->journal));
     }
-    n->api.l2 = s;
+    n->api.route.l2 = s;
     return true;
 }
 
@@ -428,16 +429,16 @@ int main(int argc, char **argv)
     uv_signal_init(n.loop, &n.sigint);
     n.sigterm.data = n.sigint.data = &n;
 
-    n.api.keyring = &n.keyring;
+    n.api.route.keyring = &n.keyring;
     uv_timer_init(n.loop, &n.ring_timer);
     uv_timer_init(n.loop, &n.prev_timer);
     n.ring_timer.data = n.prev_timer.data = &n;
     {
-        peer_pool_config_t pc = {.conn = {.keyring = &n.keyring, .stats = &n.api.peer_stats},
+        peer_pool_config_t pc = {.conn = {.keyring = &n.keyring, .stats = &n.api.route.peer_stats},
                                  .connect_timeout_ms = n.cfg.peer_connect_timeout_ms,
                                  .request_timeout_ms = n.cfg.peer_timeout_ms * 5};
         handoff_config_t hc = {.rate = n.cfg.handoff_rate};
-        n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.handoff);
+        n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.route.handoff);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
@@ -472,7 +473,7 @@ int main(int argc, char **argv)
              n.cfg.eviction, (unsigned long long)(n.cfg.default_ttl_ms / 1000), log_escape(l2desc, esc, sizeof esc));
 
     uv_timer_start(&n.maintain, node_maintain_cb, MAINTAIN_INTERVAL_MS, MAINTAIN_INTERVAL_MS);
-    api_sample(&n.api);
+    api_metrics_sample(&n.api);
     uv_timer_start(&n.sample, node_sample_cb, n.cfg.metrics_interval_ms, n.cfg.metrics_interval_ms);
     uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
     uv_signal_start(&n.sigint, node_signal_cb, SIGINT);

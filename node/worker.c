@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "node/api/api_router.h"
 #include "node/core/log.h"
 
 static void worker_peers_closed(void *arg)
@@ -33,7 +34,7 @@ static void worker_main(void *arg)
         return;
     }
     w->aw_ready = true;
-    http_handler_t h = api_handler(&w->aw);
+    http_handler_t h = api_router_handler(&w->aw);
     w->server = http_server_new(&w->loop, &w->limits, &h);
     if (!w->server) {
         w->start_rc = UV_ENOMEM;
@@ -45,8 +46,8 @@ static void worker_main(void *arg)
         w->port = http_server_port(w->server);
         api_register_server(w->api, http_server_stats(w->server));
         if (w->peer_host) {
-            w->start_rc = peer_server_listen(w->aw.peer_server, w->peer_host, w->peer_port);
-            if (w->start_rc == 0) w->peer_port = peer_server_port(w->aw.peer_server);
+            w->start_rc = peer_server_listen(w->aw.route.peer_server, w->peer_host, w->peer_port);
+            if (w->start_rc == 0) w->peer_port = peer_server_port(w->aw.route.peer_server);
         }
     }
     uv_sem_post(&w->started);

@@ -1,160 +1,75 @@
 /* The cache endpoints: one key (GET, HEAD, PUT, DELETE), key listing, and
- * invalidation by keys or by pattern. */
+ * invalidation by keys or by pattern. Requests are validated here and
+ * handed to the data path (node/route), which answers through api_http. */
+#include "node/api/api_cache.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/http_url.h"
-#include "node/api/api_internal.h"
+#include "node/api/api_http.h"
+#include "node/route/route_local.h"
+#include "node/route/route_read.h"
+#include "node/route/route_scatter.h"
+#include "node/route/route_write.h"
 
-#define API_DEFAULT_CONTENT_TYPE "application/octet-stream"
 /* Ten years: far enough for "long", near enough that ms arithmetic stays in
  * range. */
-#define API_MAX_TTL_S (10ull * 365 * 86400)
+#define API_CACHE_MAX_TTL_S (10ull * 365 * 86400)
+#define API_CACHE_PREVIEW_DEFAULT 20
+#define API_CACHE_INVALIDATE_MAX_KEYS 10000
 
-uint64_t api_stamp(api_t *a)
+/* The key of /api/cache/{key}, percent-decoded into key[STORE_KEY_MAX];
+ * answers 400 and returns -1 when it is empty, too long or malformed. */
+static long api_cache_key(http_request_t *r, char *key)
 {
-    pthread_mutex_lock(&a->hlc_lock);
-    uint64_t v = hlc_stamp(&a->hlc, store_now_ms(a->store));
-    pthread_mutex_unlock(&a->hlc_lock);
-    return v;
-}
-
-void api_observe(api_t *a, uint64_t version)
-{
-    pthread_mutex_lock(&a->hlc_lock);
-    hlc_observe(&a->hlc, version, store_now_ms(a->store));
-    pthread_mutex_unlock(&a->hlc_lock);
-}
-
-/* Remaining TTL in ms, at least 1 for a live entry; 0 when it never
- * expires. */
-int64_t api_entry_ttl_ms(api_t *a, const store_entry_t *e)
-{
-    int64_t exp = store_entry_expires_at(e);
-    if (exp == 0) return 0;
-    int64_t left = exp - store_now_ms(a->store);
-    return left > 0 ? left : 1;
-}
-
-static char *api_put_hex(char *p, uint64_t v)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--) *p++ = hex[(v >> (i * 4)) & 15];
-    return p;
-}
-
-static char *api_put_dec(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n) *p++ = tmp[--n];
-    return p;
-}
-
-static char *api_put_str(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-size_t api_node_headers(char *buf, const char *node, const char *owner)
-{
-    char *p = api_put_str(buf, "X-Cache-Node: ");
-    p = api_put_str(p, node);
-    p = api_put_str(p, "\r\nX-Cache-Owner: ");
-    p = api_put_str(p, owner);
-    p = api_put_str(p, "\r\n");
-    return (size_t)(p - buf);
-}
-
-void api_respond_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
-                              size_t headers_len)
-{
-    http_response_t resp = {.status = status,
-                            .content_type = "application/json",
-                            .headers = headers,
-                            .headers_len = headers_len,
-                            .body = json,
-                            .body_len = len};
-    http_respond(r, &resp);
-}
-
-void api_respond_miss(http_request_t *r, const char *node, const char *owner)
-{
-    static const char body[] = "{\"error\":\"key not found\",\"code\":\"not_found\"}";
-    char hdr[API_NODE_HEADERS_MAX + 20];
-    size_t n = api_node_headers(hdr, node, owner);
-    memcpy(hdr + n, "X-Cache: MISS\r\n", 15);
-    api_respond_json_headers(r, 404, body, sizeof body - 1, hdr, n + 15);
-}
-
-/* True when an If-None-Match list names this ETag (or is "*"). */
-static bool api_etag_matches(const char *inm, size_t len, const char *etag, size_t etag_len)
-{
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (inm[i] == ' ' || inm[i] == ',')) i++;
-        if (i < len && inm[i] == '*') return true;
-        if (i + 2 < len && inm[i] == 'W' && inm[i + 1] == '/') i += 2;
-        size_t start = i;
-        while (i < len && inm[i] != ',') i++;
-        size_t end = i;
-        while (end > start && inm[end - 1] == ' ') end--;
-        if (end - start == etag_len && memcmp(inm + start, etag, etag_len) == 0) return true;
+    size_t plen;
+    const char *path = http_request_path(r, &plen);
+    size_t pre = sizeof API_CACHE_PREFIX - 1;
+    const char *raw_key = path + pre;
+    size_t raw_len = plen - pre;
+    if (raw_len == 0) {
+        http_respond_error(r, 400, "bad_key", "the key is empty");
+        return -1;
     }
-    return false;
+    /* A percent-encoded key is at most three bytes per byte of key. */
+    if (raw_len > 3 * STORE_KEY_MAX) {
+        http_respond_error(r, 400, "key_too_long", "keys are at most 1024 bytes");
+        return -1;
+    }
+    char decoded[3 * STORE_KEY_MAX];
+    long klen = http_url_decode(raw_key, raw_len, decoded, false);
+    if (klen < 0) {
+        http_respond_error(r, 400, "bad_key", "malformed percent-encoding in the key");
+        return -1;
+    }
+    if (klen == 0 || (size_t)klen > STORE_KEY_MAX) {
+        http_respond_error(r, 400, klen ? "key_too_long" : "bad_key",
+                           klen ? "keys are at most 1024 bytes" : "the key is empty");
+        return -1;
+    }
+    memcpy(key, decoded, (size_t)klen);
+    return klen;
 }
 
-void api_respond_value(http_request_t *r, const api_value_t *v, void (*release)(void *), void *ctx)
+void api_cache_get(api_worker_t *w, http_request_t *r)
 {
-    char hdr[256 + API_NODE_HEADERS_MAX], *p = hdr;
-    p = api_put_str(p, "X-Cache: ");
-    p = api_put_str(p, v->cache ? v->cache : "HIT");
-    p = api_put_str(p, "\r\nETag: \"");
-    char *etag = p - 1;
-    p = api_put_hex(p, v->version);
-    *p++ = '"';
-    size_t etag_len = (size_t)(p - etag);
-    if (v->ttl_ms > 0) {
-        p = api_put_str(p, "\r\nCache-Control: max-age=");
-        p = api_put_dec(p, (uint64_t)(v->ttl_ms + 999) / 1000);
-    }
-    p = api_put_str(p, "\r\nX-Cache-Version: ");
-    p = api_put_dec(p, v->version);
-    p = api_put_str(p, "\r\n");
-    p += api_node_headers(p, v->node, v->owner);
+    char key[STORE_KEY_MAX];
+    long klen = api_cache_key(r, key);
+    if (klen >= 0) route_read_get(&w->route, api_http_reply(r), key, (size_t)klen);
+}
 
-    size_t inm_len;
-    const char *inm = http_request_header(r, "if-none-match", &inm_len);
-    if (inm && api_etag_matches(inm, inm_len, etag, etag_len)) {
-        if (release) release(ctx);
-        http_response_t resp = {.status = 304, .headers = hdr, .headers_len = (size_t)(p - hdr)};
-        http_respond(r, &resp);
-        return;
-    }
-    http_response_t resp = {
-        .status = 200,
-        .content_type = v->ctlen ? v->ct : API_DEFAULT_CONTENT_TYPE,
-        .content_type_len = v->ctlen ? v->ctlen : sizeof API_DEFAULT_CONTENT_TYPE - 1,
-        .headers = hdr,
-        .headers_len = (size_t)(p - hdr),
-        .body = v->value,
-        .body_len = v->len,
-        .body_release = release,
-        .body_release_ctx = ctx,
-    };
-    http_respond(r, &resp);
+void api_cache_delete(api_worker_t *w, http_request_t *r)
+{
+    char key[STORE_KEY_MAX];
+    long klen = api_cache_key(r, key);
+    if (klen >= 0) route_write_delete(&w->route, api_http_reply(r), key, (size_t)klen);
 }
 
 /* TTL of a PUT: ?ttl=, else X-Cache-TTL, else the default. */
-static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
+static bool api_cache_put_ttl(const config_t *cfg, http_request_t *r, int64_t *ttl_ms)
 {
     size_t qlen, hlen;
     const char *q = http_request_query(r, &qlen);
@@ -172,14 +87,14 @@ static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
         }
     }
     if (n == -1) {
-        *ttl_ms = (int64_t)a->cfg->default_ttl_ms;
+        *ttl_ms = (int64_t)cfg->default_ttl_ms;
         return true;
     }
     char *end = NULL;
     unsigned long long v = 0;
     bool ok = n > 0 && buf[0] >= '0' && buf[0] <= '9';
     if (ok) v = strtoull(buf, &end, 10);
-    if (!ok || *end || v > API_MAX_TTL_S) {
+    if (!ok || *end || v > API_CACHE_MAX_TTL_S) {
         http_respond_error(r, 400, "bad_ttl", "ttl must be whole seconds from 0 (never expires) to 315360000");
         return false;
     }
@@ -187,54 +102,13 @@ static bool api_put_ttl(api_t *a, http_request_t *r, int64_t *ttl_ms)
     return true;
 }
 
-static size_t api_write_headers(char *hdr, const char *node, const char *owner, bool journaled)
+void api_cache_put(api_worker_t *w, http_request_t *r)
 {
-    size_t n = api_node_headers(hdr, node, owner);
-    if (journaled) {
-        static const char j[] = "X-Cache-Durability: journal\r\n";
-        memcpy(hdr + n, j, sizeof j - 1);
-        n += sizeof j - 1;
-    }
-    return n;
-}
-
-void api_respond_put(http_request_t *r, const char *key, size_t klen, uint64_t version, int64_t ttl_ms,
-                     bool created, const char *node, const char *owner, bool journaled)
-{
-    sbuf_t b;
-    sbuf_init(&b);
-    sbuf_puts(&b, "{");
-    sbuf_json_bytes_member(&b, "key", key, klen);
-    sbuf_printf(&b, ",\"version\":\"%llu\",\"ttl\":%lld}", (unsigned long long)version, (long long)(ttl_ms / 1000));
-    if (b.failed) {
-        sbuf_free(&b);
-        http_respond_error(r, 503, "no_memory", "out of memory building the response");
-        return;
-    }
-    char hdr[API_NODE_HEADERS_MAX + 40];
-    size_t n = api_write_headers(hdr, node, owner, journaled);
-    api_respond_json_headers(r, created ? 201 : 200, b.data, b.len, hdr, n);
-    sbuf_free(&b);
-}
-
-void api_respond_deleted(http_request_t *r, bool existed, const char *node, const char *owner, bool journaled)
-{
-    const char *body = existed ? "{\"deleted\":true}" : "{\"deleted\":false}";
-    char hdr[API_NODE_HEADERS_MAX + 40];
-    size_t n = api_write_headers(hdr, node, owner, journaled);
-    api_respond_json_headers(r, 200, body, strlen(body), hdr, n);
-}
-
-void api_respond_store_error(http_request_t *r, store_status_t st)
-{
-    if (st == STORE_TOO_LARGE) http_respond_error(r, 413, "value_too_large", "value larger than this node can hold");
-    else http_respond_error(r, 503, "no_memory", "the store could not allocate the entry");
-}
-
-static void api_put(api_worker_t *w, http_request_t *r, const char *key, size_t klen)
-{
+    char key[STORE_KEY_MAX];
+    long klen = api_cache_key(r, key);
+    if (klen < 0) return;
     int64_t ttl_ms;
-    if (!api_put_ttl(w->api, r, &ttl_ms)) return;
+    if (!api_cache_put_ttl(w->api->cfg, r, &ttl_ms)) return;
     size_t ctlen, vlen;
     const char *ct = http_request_header(r, "content-type", &ctlen);
     if (ct && ctlen > STORE_CTYPE_MAX) {
@@ -244,44 +118,283 @@ static void api_put(api_worker_t *w, http_request_t *r, const char *key, size_t 
     const char *value = http_request_body(r, &vlen);
     store_put_args_t args = {
         .key = key,
-        .key_len = klen,
+        .key_len = (size_t)klen,
         .value = value,
         .value_len = vlen,
         .content_type = ct,
         .content_type_len = ct ? ctlen : 0,
         .ttl_ms = ttl_ms,
     };
-    api_route_put(w, r, &args);
+    route_write_put(&w->route, api_http_reply(r), &args);
 }
 
-void api_cache_item(api_worker_t *w, http_request_t *r, const char *raw_key, size_t raw_len)
+/* ---------- invalidation and preview ---------- */
+
+static void api_cache_key_json(sbuf_t *b, const void *key, size_t klen)
 {
-    char key[STORE_KEY_MAX];
-    if (raw_len == 0) {
-        http_respond_error(r, 400, "bad_key", "the key is empty");
+    if (sbuf_utf8_valid(key, klen)) {
+        sbuf_json_string(b, key, klen);
+    } else {
+        sbuf_puts(b, "{");
+        sbuf_json_bytes_member(b, "key", key, klen);
+        sbuf_puts(b, "}");
+    }
+}
+
+static const char *api_cache_l2_status(route_scatter_l2_t l2)
+{
+    switch (l2) {
+    case ROUTE_SCATTER_L2_OK: return "ok";
+    case ROUTE_SCATTER_L2_JOURNALED: return "journaled";
+    case ROUTE_SCATTER_L2_UNAVAILABLE: return "unavailable";
+    default: return NULL;
+    }
+}
+
+/* What a scatter answers with, by the kind of request. */
+typedef enum { API_CACHE_SC_PATTERN = 0, API_CACHE_SC_PREVIEW, API_CACHE_SC_KEYS } api_cache_sc_t;
+
+typedef struct api_cache_scatter {
+    http_request_t *r;
+    api_cache_sc_t kind;
+} api_cache_scatter_t;
+
+static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
+{
+    api_cache_scatter_t *sc = ctx;
+    http_request_t *r = sc->r;
+    api_cache_sc_t kind = sc->kind;
+    free(sc);
+    const char *l2 = api_cache_l2_status(res->l2);
+    bool l2_failed = res->l2 == ROUTE_SCATTER_L2_UNAVAILABLE;
+    sbuf_t b;
+    sbuf_init(&b);
+    if (l2_failed)
+        sbuf_puts(&b, "{\"error\":\"L1 is invalidated on every node but Redis is unavailable: it may still hold "
+                      "the old values; retry\",\"code\":\"l2_unavailable\",");
+    else sbuf_puts(&b, "{");
+    switch (kind) {
+    case API_CACHE_SC_PATTERN:
+        sbuf_printf(&b, "\"matched\":%llu,\"invalidated\":%llu", (unsigned long long)res->matched,
+                    (unsigned long long)res->invalidated);
+        break;
+    case API_CACHE_SC_PREVIEW:
+        sbuf_printf(&b, "\"matched\":%llu,\"sample\":[", (unsigned long long)res->matched);
+        for (size_t i = 0; i < res->nsample; i++) {
+            if (i) sbuf_puts(&b, ",");
+            api_cache_key_json(&b, res->sample[i].p, res->sample[i].len);
+        }
+        sbuf_puts(&b, "]");
+        break;
+    case API_CACHE_SC_KEYS:
+        sbuf_printf(&b, "\"invalidated\":%llu", (unsigned long long)res->invalidated);
+        break;
+    }
+    if (l2) sbuf_printf(&b, ",\"l2\":{\"status\":\"%s\",\"unlinked\":%llu}", l2, (unsigned long long)res->l2_unlinked);
+    sbuf_puts(&b, ",\"unreachable\":[");
+    for (size_t i = 0; i < res->nunreachable; i++) {
+        if (i) sbuf_puts(&b, ",");
+        sbuf_json_string(&b, res->unreachable[i], strlen(res->unreachable[i]));
+    }
+    sbuf_printf(&b, "],\"nodes\":%zu}", res->nodes);
+    if (l2_failed) {
+        static const char hdr[] = "Retry-After: 1\r\n";
+        api_http_set_error(r, METRICS_ERR_L2_UNAVAILABLE);
+        if (b.failed) {
+            sbuf_free(&b);
+            http_respond_error(r, 503, "no_memory", "out of memory building the response");
+            return;
+        }
+        api_http_json_headers(r, 503, b.data, b.len, hdr, sizeof hdr - 1);
+        sbuf_free(&b);
         return;
     }
-    /* A percent-encoded key is at most three bytes per byte of key. */
-    if (raw_len > 3 * STORE_KEY_MAX) {
-        http_respond_error(r, 400, "key_too_long", "keys are at most 1024 bytes");
+    api_http_sbuf(r, 200, &b);
+}
+
+static api_cache_scatter_t *api_cache_scatter_new(http_request_t *r, api_cache_sc_t kind)
+{
+    api_cache_scatter_t *sc = malloc(sizeof *sc);
+    if (!sc) {
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", "out of memory");
+        return NULL;
+    }
+    sc->r = r;
+    sc->kind = kind;
+    return sc;
+}
+
+static void api_cache_scatter_failed(api_cache_scatter_t *sc)
+{
+    http_request_t *r = sc->r;
+    free(sc);
+    api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+    http_respond_error(r, 503, "no_memory", "out of memory");
+}
+
+void api_cache_invalidate_keys(api_worker_t *w, http_request_t *r)
+{
+    json_t *root = api_http_json_body(r);
+    if (!root) return;
+    json_t *keys = json_object_get(root, "keys");
+    if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > API_CACHE_INVALIDATE_MAX_KEYS) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_keys", "\"keys\" must be an array of 1 to 10000 strings");
         return;
     }
-    char decoded[3 * STORE_KEY_MAX];
-    long klen = http_url_decode(raw_key, raw_len, decoded, false);
-    if (klen < 0) {
-        http_respond_error(r, 400, "bad_key", "malformed percent-encoding in the key");
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        size_t len = json_string_length(k);
+        if (!json_is_string(k) || len == 0 || len > STORE_KEY_MAX) {
+            json_decref(root);
+            http_respond_error(r, 400, "bad_key", "every key must be a string of 1 to 1024 bytes");
+            return;
+        }
+    }
+    size_t n = json_array_size(keys);
+    peer_bytes_t *list = malloc(n * sizeof *list);
+    api_cache_scatter_t *sc = list ? api_cache_scatter_new(r, API_CACHE_SC_KEYS) : NULL;
+    if (!sc) {
+        free(list);
+        json_decref(root);
+        if (!list) {
+            api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+            http_respond_error(r, 503, "no_memory", "out of memory");
+        }
         return;
     }
-    if (klen == 0 || (size_t)klen > STORE_KEY_MAX) {
-        http_respond_error(r, 400, klen ? "key_too_long" : "bad_key",
-                           klen ? "keys are at most 1024 bytes" : "the key is empty");
+    json_array_foreach(keys, i, k) {
+        list[i].p = (const uint8_t *)json_string_value(k);
+        list[i].len = json_string_length(k);
+    }
+    bool started = route_scatter_keys(&w->route, list, n, api_cache_scatter_done, sc);
+    free(list);
+    json_decref(root);
+    if (!started) api_cache_scatter_failed(sc);
+}
+
+static void api_cache_scatter_pattern(api_worker_t *w, http_request_t *r, api_cache_sc_t kind, const char *pattern,
+                                      size_t plen, bool dry_run, size_t sample_max)
+{
+    api_cache_scatter_t *sc = api_cache_scatter_new(r, kind);
+    if (!sc) return;
+    route_scatter_kind_t sk = kind == API_CACHE_SC_PREVIEW ? ROUTE_SCATTER_PREVIEW : ROUTE_SCATTER_INVALIDATE;
+    if (!route_scatter_pattern(&w->route, sk, pattern, plen, dry_run, sample_max, api_cache_scatter_done, sc))
+        api_cache_scatter_failed(sc);
+}
+
+void api_cache_invalidate_pattern(api_worker_t *w, http_request_t *r)
+{
+    json_t *root = api_http_json_body(r);
+    if (!root) return;
+    json_t *pat = json_object_get(root, "pattern");
+    json_t *dry = json_object_get(root, "dry_run");
+    if (!json_is_string(pat) || json_string_length(pat) == 0 || json_string_length(pat) > STORE_KEY_MAX) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_pattern", "\"pattern\" must be a string of 1 to 1024 bytes");
         return;
     }
-    memcpy(key, decoded, (size_t)klen);
-    switch (http_request_method(r)) {
-    case HTTP_M_GET:
-    case HTTP_M_HEAD: api_route_get(w, r, key, (size_t)klen); break;
-    case HTTP_M_PUT: api_put(w, r, key, (size_t)klen); break;
-    default: api_route_delete(w, r, key, (size_t)klen); break;
+    if (dry && !json_is_boolean(dry)) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_request", "\"dry_run\" must be true or false");
+        return;
+    }
+    api_cache_scatter_pattern(w, r, API_CACHE_SC_PATTERN, json_string_value(pat), json_string_length(pat),
+                              dry && json_is_true(dry), 0);
+    json_decref(root);
+}
+
+void api_cache_invalidate_preview(api_worker_t *w, http_request_t *r)
+{
+    char pattern[STORE_KEY_MAX + 1];
+    long plen = api_http_pattern_param(r, pattern, sizeof pattern, true);
+    if (plen < 0) return;
+    uint64_t limit;
+    if (!api_http_query_uint(r, "limit", API_CACHE_PREVIEW_DEFAULT, 0, ROUTE_LOCAL_KEYS_MAX, &limit)) return;
+    api_cache_scatter_pattern(w, r, API_CACHE_SC_PREVIEW, pattern, (size_t)plen, true, (size_t)limit);
+}
+
+/* ---------- listing: one member per page ---------- */
+
+static void api_cache_keys_page(void *ctx, const route_scatter_page_t *page)
+{
+    http_request_t *r = ctx;
+    if (page->no_memory) {
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", "out of memory");
+        return;
+    }
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"keys\":[");
+    for (size_t i = 0; i < page->n; i++) {
+        const peer_keyinfo_t *it = &page->items[i];
+        sbuf_puts(&b, i ? ",{" : "{");
+        sbuf_json_bytes_member(&b, "key", (const char *)it->key.p, it->key.len);
+        int64_t ttl = it->ttl_ms < 0 ? -1 : (it->ttl_ms + 999) / 1000;
+        sbuf_printf(&b, ",\"size\":%llu,\"ttl\":%lld,\"node\":", (unsigned long long)it->size, (long long)ttl);
+        sbuf_json_string(&b, page->node, strlen(page->node));
+        sbuf_puts(&b, "}");
+    }
+    /* The cursor names the member and its own cursor: "I.N". */
+    if (!page->nodes) {
+        sbuf_printf(&b, "],\"cursor\":\"%llu\"", (unsigned long long)page->next);
+    } else if (page->next) {
+        sbuf_printf(&b, "],\"cursor\":\"%u.%llu\"", page->node_index, (unsigned long long)page->next);
+    } else if (page->node_index + 1 < page->nodes) {
+        sbuf_printf(&b, "],\"cursor\":\"%u.0\"", page->node_index + 1);
+    } else {
+        sbuf_puts(&b, "],\"cursor\":\"0\"");
+    }
+    sbuf_printf(&b, ",\"count\":%zu,\"unreachable\":[", page->n);
+    if (page->unreachable) sbuf_json_string(&b, page->node, strlen(page->node));
+    sbuf_puts(&b, "]}");
+    api_http_sbuf(r, 200, &b);
+}
+
+/* "N" (one node) or "I.N" (node I of the ring, its cursor N). */
+static bool api_cache_parse_cursor(const char *s, long len, uint32_t *node, uint64_t *cursor)
+{
+    char buf[48];
+    if (len <= 0 || len >= (long)sizeof buf) return len == -1 ? (*node = 0, *cursor = 0, true) : false;
+    memcpy(buf, s, (size_t)len);
+    buf[len] = '\0';
+    char *dot = strchr(buf, '.'), *end;
+    const char *num = buf;
+    *node = 0;
+    if (dot) {
+        *dot = '\0';
+        if (buf[0] < '0' || buf[0] > '9') return false;
+        unsigned long i = strtoul(buf, &end, 10);
+        if (*end || i > RING_MEMBERS_MAX) return false;
+        *node = (uint32_t)i;
+        num = dot + 1;
+    }
+    if (num[0] < '0' || num[0] > '9') return false;
+    *cursor = strtoull(num, &end, 10);
+    return *end == '\0';
+}
+
+void api_cache_keys(api_worker_t *w, http_request_t *r)
+{
+    char pattern[STORE_KEY_MAX + 1];
+    long plen = api_http_pattern_param(r, pattern, sizeof pattern, false);
+    uint64_t limit = 0, cursor = 0;
+    if (plen < 0 || !api_http_query_uint(r, "limit", ROUTE_LOCAL_KEYS_DEFAULT, 1, ROUTE_LOCAL_KEYS_MAX, &limit)) return;
+    size_t qlen;
+    const char *q = http_request_query(r, &qlen);
+    char cbuf[48];
+    long clen = http_query_get(q, qlen, "cursor", cbuf, sizeof cbuf);
+    uint32_t node = 0;
+    route_scatter_start_t st = ROUTE_SCATTER_BAD_NODE;
+    if (api_cache_parse_cursor(cbuf, clen == 0 ? -1 : clen, &node, &cursor))
+        st = route_scatter_list(&w->route, pattern, (size_t)plen, node, cursor, (uint32_t)limit, api_cache_keys_page, r);
+    if (st == ROUTE_SCATTER_BAD_NODE) {
+        http_respond_error(r, 400, "bad_cursor", "cursor must be one returned by a previous listing");
+    } else if (st == ROUTE_SCATTER_NO_MEMORY) {
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", "out of memory");
     }
 }

@@ -35,6 +35,11 @@ typedef enum {
     METRICS_ERR_TIMEOUT,         /* client too slow */
     METRICS_ERR_NO_MEMORY,       /* allocation failure, value over the memory limit */
     METRICS_ERR_INTERNAL,
+    METRICS_ERR_OWNER_UNAVAILABLE, /* 503: no owner of the key answered */
+    METRICS_ERR_L2_UNAVAILABLE,  /* 503: Redis was needed and is down */
+    METRICS_ERR_NOT_REPLICATED,  /* 503: fewer owners than --write-acks stored a write */
+    METRICS_ERR_DRAINING,        /* 503: the node is shutting down */
+    METRICS_ERR_OVERLOADED,      /* 503: over a connection limit */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

@@ -22,6 +22,7 @@ struct peer_call {
     peer_sconn_t *sc;
     uint64_t id;
     uint32_t flags;
+    peer_msg_type_t type;
 };
 
 struct peer_server {
@@ -60,6 +61,11 @@ int peer_server_port(const peer_server_t *s)
 uint32_t peer_call_flags(const peer_call_t *call)
 {
     return call->flags;
+}
+
+peer_msg_type_t peer_call_type(const peer_call_t *call)
+{
+    return call->type;
 }
 
 static void peer_server_maybe_done(peer_server_t *s)
@@ -132,6 +138,7 @@ static void peer_server_on_msg(peer_conn_t *c, const peer_msg_t *m, void *ctx)
     call->sc = sc;
     call->id = m->id;
     call->flags = m->flags;
+    call->type = m->type;
     sc->calls++;
     sc->refs++;
     s->fn(call, m, s->ctx);

@@ -48,6 +48,7 @@ void peer_server_respond(peer_call_t *call, const peer_msg_t *resp);
 void peer_server_respond_error(peer_call_t *call, peer_status_t code, const char *message);
 /* The request's flags and type, for the callee's bookkeeping. */
 uint32_t peer_call_flags(const peer_call_t *call);
+peer_msg_type_t peer_call_type(const peer_call_t *call);
 /* Stops accepting and closes every connection; `done` once all are closed.
  * Calls still held by callees stay valid until answered. */
 void peer_server_close(peer_server_t *s, void (*done)(void *arg), void *arg);

@@ -1,0 +1,55 @@
+/* /health (the process is up) and /ready (it should get traffic). */
+#include "node/api/api_health.h"
+
+#include <stdio.h>
+
+#include "autoconfig.h"
+#include "node/api/api_http.h"
+#include "node/core/sysinfo.h"
+
+void api_health_live(api_worker_t *w, http_request_t *r)
+{
+    api_t *a = w->api;
+    char body[160];
+    int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"uptime_seconds\":%lld,\"version\":\"%s\"}",
+                     (long long)((sysinfo_now_ms() - a->started_ms) / 1000), PACKAGE_VERSION);
+    http_respond_json(r, 200, body, (size_t)n);
+}
+
+static const char *api_health_cluster_state(api_t *a)
+{
+    gossip_t *g = atomic_load(&a->gossip);
+    if (!g) return "starting";
+    gossip_metrics_t m;
+    gossip_get_metrics(g, &m);
+    return m.joined ? "ok" : "joining";
+}
+
+void api_health_ready(api_worker_t *w, http_request_t *r)
+{
+    api_t *a = w->api;
+    bool draining = atomic_load(&a->draining);
+    size_t entries = store_entry_count(a->store);
+    /* L2 down does not make the node unready: it keeps serving from L1. */
+    char l2[256];
+    l2_shared_t *s = a->route.l2;
+    if (!s) {
+        snprintf(l2, sizeof l2, "{\"status\":\"disabled\",\"detail\":\"no --redis configured\"}");
+    } else {
+        breaker_state_t bs = breaker_state(&s->breaker);
+        snprintf(l2, sizeof l2, "{\"status\":\"%s\",\"breaker\":\"%s\",\"write_mode\":\"%s\",\"journal_records\":%llu}",
+                 bs == BREAKER_CLOSED ? "ok" : "degraded", breaker_state_name(bs),
+                 s->write_mode == L2_WRITE_JOURNAL ? "journal" : "sync",
+                 (unsigned long long)(s->journal ? journal_records(s->journal) : 0));
+    }
+    char body[640];
+    int n = snprintf(body, sizeof body,
+                     "{\"ready\":%s,\"status\":\"%s\",\"dependencies\":{"
+                     "\"l1\":{\"status\":\"ok\",\"entries\":%zu},"
+                     "\"l2\":%s,"
+                     "\"audit\":{\"status\":\"disabled\"},"
+                     "\"cluster\":{\"status\":\"%s\"}}}",
+                     draining ? "false" : "true", draining ? "draining" : "ok", entries, l2, api_health_cluster_state(a));
+    if (draining) api_http_set_error(r, METRICS_ERR_DRAINING);
+    http_respond_json(r, draining ? 503 : 200, body, (size_t)n);
+}

@@ -1,0 +1,332 @@
+#include "node/api/api_http.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_url.h"
+#include "node/store/store.h"
+
+#define API_HTTP_DEFAULT_CONTENT_TYPE "application/octet-stream"
+
+/* The request tag holds the operation + 1 in its low byte and the error
+ * cause + 1 above it (0: unset). */
+void api_http_set_op(http_request_t *r, metrics_op_t op)
+{
+    http_request_set_tag(r, (http_request_tag(r) & ~0xff) | ((int)op + 1));
+}
+
+void api_http_set_error(http_request_t *r, metrics_err_t cause)
+{
+    http_request_set_tag(r, (http_request_tag(r) & 0xff) | (((int)cause + 1) << 8));
+}
+
+metrics_op_t api_http_op(const http_request_t *r)
+{
+    int op = http_request_tag(r) & 0xff;
+    return op > 0 && op <= METRICS_OP_COUNT ? (metrics_op_t)(op - 1) : METRICS_OP_OTHER;
+}
+
+bool api_http_error(const http_request_t *r, metrics_err_t *cause)
+{
+    int e = http_request_tag(r) >> 8;
+    if (e <= 0 || e > METRICS_ERR_COUNT) return false;
+    *cause = (metrics_err_t)(e - 1);
+    return true;
+}
+
+
+void api_http_sbuf(http_request_t *r, int status, sbuf_t *b)
+{
+    if (b->failed) {
+        sbuf_free(b);
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", "out of memory building the response");
+        return;
+    }
+    size_t len;
+    char *data = sbuf_steal(b, &len);
+    http_response_t resp = {.status = status,
+                            .content_type = "application/json",
+                            .body = data,
+                            .body_len = len,
+                            .body_release = free,
+                            .body_release_ctx = data};
+    http_respond(r, &resp);
+}
+
+json_t *api_http_json_body(http_request_t *r)
+{
+    size_t len;
+    const char *body = http_request_body(r, &len);
+    if (len == 0) {
+        http_respond_error(r, 400, "bad_request", "a JSON body is required");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        http_respond_error(r, 400, "bad_json", msg);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        http_respond_error(r, 400, "bad_json", "the JSON body must be an object");
+        return NULL;
+    }
+    return root;
+}
+
+bool api_http_query_uint(http_request_t *r, const char *name, uint64_t def, uint64_t min, uint64_t max, uint64_t *out)
+{
+    size_t qlen;
+    const char *q = http_request_query(r, &qlen);
+    char buf[32];
+    long n = http_query_get(q, qlen, name, buf, sizeof buf);
+    if (n == -1 || n == 0) {
+        *out = def;
+        return true;
+    }
+    char *end = NULL;
+    unsigned long long v = 0;
+    bool ok = n > 0 && buf[0] >= '0' && buf[0] <= '9';
+    if (ok) v = strtoull(buf, &end, 10);
+    if (!ok || *end || v < min || v > max) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "query parameter '%s' must be a whole number from %llu to %llu", name,
+                 (unsigned long long)min, (unsigned long long)max);
+        http_respond_error(r, 400, "bad_parameter", msg);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+long api_http_pattern_param(http_request_t *r, char *buf, size_t cap, bool required)
+{
+    size_t qlen;
+    const char *q = http_request_query(r, &qlen);
+    long n = http_query_get(q, qlen, "pattern", buf, cap);
+    if (n == -2) {
+        http_respond_error(r, 400, "bad_pattern", "pattern is malformed or longer than 1024 bytes");
+        return -1;
+    }
+    if (n <= 0) {
+        if (required) {
+            http_respond_error(r, 400, "bad_pattern", "a non-empty pattern parameter is required");
+            return -1;
+        }
+        buf[0] = '*';
+        buf[1] = '\0';
+        return 1;
+    }
+    return n;
+}
+
+static char *api_http_hex(char *p, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) *p++ = hex[(v >> (i * 4)) & 15];
+    return p;
+}
+
+static char *api_http_dec(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+static char *api_http_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static size_t api_http_node_headers(char *buf, const char *node, const char *owner)
+{
+    char *p = api_http_str(buf, "X-Cache-Node: ");
+    p = api_http_str(p, node);
+    p = api_http_str(p, "\r\nX-Cache-Owner: ");
+    p = api_http_str(p, owner);
+    p = api_http_str(p, "\r\n");
+    return (size_t)(p - buf);
+}
+
+void api_http_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
+                              size_t headers_len)
+{
+    http_response_t resp = {.status = status,
+                            .content_type = "application/json",
+                            .headers = headers,
+                            .headers_len = headers_len,
+                            .body = json,
+                            .body_len = len};
+    http_respond(r, &resp);
+}
+
+static void api_http_miss(void *ctx, const char *node, const char *owner)
+{
+    http_request_t *r = ctx;
+    static const char body[] = "{\"error\":\"key not found\",\"code\":\"not_found\"}";
+    char hdr[API_HTTP_NODE_HEADERS_MAX + 20];
+    size_t n = api_http_node_headers(hdr, node, owner);
+    memcpy(hdr + n, "X-Cache: MISS\r\n", 15);
+    api_http_json_headers(r, 404, body, sizeof body - 1, hdr, n + 15);
+}
+
+static bool api_http_etag_matches(const char *inm, size_t len, const char *etag, size_t etag_len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (inm[i] == ' ' || inm[i] == ',')) i++;
+        if (i < len && inm[i] == '*') return true;
+        if (i + 2 < len && inm[i] == 'W' && inm[i + 1] == '/') i += 2;
+        size_t start = i;
+        while (i < len && inm[i] != ',') i++;
+        size_t end = i;
+        while (end > start && inm[end - 1] == ' ') end--;
+        if (end - start == etag_len && memcmp(inm + start, etag, etag_len) == 0) return true;
+    }
+    return false;
+}
+
+static void api_http_value(void *rctx, const route_value_t *v, void (*release)(void *), void *ctx)
+{
+    http_request_t *r = rctx;
+    char hdr[256 + API_HTTP_NODE_HEADERS_MAX], *p = hdr;
+    p = api_http_str(p, "X-Cache: ");
+    /* Where the value was found, whichever node served it. */
+    p = api_http_str(p, v->source == ROUTE_SRC_L2 ? "HIT-L2" : "HIT");
+    p = api_http_str(p, "\r\nETag: \"");
+    char *etag = p - 1;
+    p = api_http_hex(p, v->version);
+    *p++ = '"';
+    size_t etag_len = (size_t)(p - etag);
+    if (v->ttl_ms > 0) {
+        p = api_http_str(p, "\r\nCache-Control: max-age=");
+        p = api_http_dec(p, (uint64_t)(v->ttl_ms + 999) / 1000);
+    }
+    p = api_http_str(p, "\r\nX-Cache-Version: ");
+    p = api_http_dec(p, v->version);
+    p = api_http_str(p, "\r\n");
+    p += api_http_node_headers(p, v->node, v->owner);
+
+    size_t inm_len;
+    const char *inm = http_request_header(r, "if-none-match", &inm_len);
+    if (inm && api_http_etag_matches(inm, inm_len, etag, etag_len)) {
+        if (release) release(ctx);
+        http_response_t resp = {.status = 304, .headers = hdr, .headers_len = (size_t)(p - hdr)};
+        http_respond(r, &resp);
+        return;
+    }
+    http_response_t resp = {
+        .status = 200,
+        .content_type = v->ctlen ? v->ct : API_HTTP_DEFAULT_CONTENT_TYPE,
+        .content_type_len = v->ctlen ? v->ctlen : sizeof API_HTTP_DEFAULT_CONTENT_TYPE - 1,
+        .headers = hdr,
+        .headers_len = (size_t)(p - hdr),
+        .body = v->value,
+        .body_len = v->len,
+        .body_release = release,
+        .body_release_ctx = ctx,
+    };
+    http_respond(r, &resp);
+}
+
+static size_t api_http_write_headers(char *hdr, const char *node, const char *owner, bool journaled)
+{
+    size_t n = api_http_node_headers(hdr, node, owner);
+    if (journaled) {
+        static const char j[] = "X-Cache-Durability: journal\r\n";
+        memcpy(hdr + n, j, sizeof j - 1);
+        n += sizeof j - 1;
+    }
+    return n;
+}
+
+static void api_http_stored(void *ctx, const route_written_t *w)
+{
+    http_request_t *r = ctx;
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{");
+    sbuf_json_bytes_member(&b, "key", w->key, w->klen);
+    sbuf_printf(&b, ",\"version\":\"%llu\",\"ttl\":%lld}", (unsigned long long)w->version,
+                (long long)(w->ttl_ms / 1000));
+    if (b.failed) {
+        sbuf_free(&b);
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", "out of memory building the response");
+        return;
+    }
+    char hdr[API_HTTP_NODE_HEADERS_MAX + 40];
+    size_t n = api_http_write_headers(hdr, w->node, w->owner, w->journaled);
+    api_http_json_headers(r, w->created ? 201 : 200, b.data, b.len, hdr, n);
+    sbuf_free(&b);
+}
+
+static void api_http_deleted(void *ctx, const route_written_t *w)
+{
+    http_request_t *r = ctx;
+    const char *body = w->existed ? "{\"deleted\":true}" : "{\"deleted\":false}";
+    char hdr[API_HTTP_NODE_HEADERS_MAX + 40];
+    size_t n = api_http_write_headers(hdr, w->node, w->owner, w->journaled);
+    api_http_json_headers(r, 200, body, strlen(body), hdr, n);
+}
+
+void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message)
+{
+    static const char hdr[] = "Retry-After: 1\r\n";
+    api_http_set_error(r, cause);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"error\":");
+    sbuf_json_string(&b, message, strlen(message));
+    sbuf_printf(&b, ",\"code\":\"%s\"}", metrics_err_name(cause));
+    if (b.failed) {
+        sbuf_free(&b);
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", "out of memory");
+        return;
+    }
+    api_http_json_headers(r, 503, b.data, b.len, hdr, sizeof hdr - 1);
+    sbuf_free(&b);
+}
+
+static void api_http_fail(void *ctx, route_error_t err, const char *message)
+{
+    http_request_t *r = ctx;
+    switch (err) {
+    case ROUTE_ERR_TOO_LARGE: http_respond_error(r, 413, "value_too_large", message); break;
+    case ROUTE_ERR_OWNER_UNAVAILABLE: api_http_retry(r, METRICS_ERR_OWNER_UNAVAILABLE, message); break;
+    case ROUTE_ERR_L2_UNAVAILABLE: api_http_retry(r, METRICS_ERR_L2_UNAVAILABLE, message); break;
+    case ROUTE_ERR_NOT_REPLICATED: api_http_retry(r, METRICS_ERR_NOT_REPLICATED, message); break;
+    default:
+        api_http_set_error(r, METRICS_ERR_NO_MEMORY);
+        http_respond_error(r, 503, "no_memory", message);
+        break;
+    }
+}
+
+static const route_reply_ops_t api_http_reply_ops = {
+    .value = api_http_value,
+    .miss = api_http_miss,
+    .stored = api_http_stored,
+    .deleted = api_http_deleted,
+    .fail = api_http_fail,
+};
+
+route_reply_t api_http_reply(http_request_t *r)
+{
+    return (route_reply_t){.ops = &api_http_reply_ops, .ctx = r};
+}

@@ -1,0 +1,63 @@
+/* api_http: what every API handler needs to read a request and answer it:
+ * JSON and query parsing that answers 400 itself, the cache's response
+ * shapes (value, miss, stored, deleted, 503 with Retry-After), and the
+ * data path's reply interface (route_reply.h) implemented over an HTTP
+ * request.
+ *
+ * Accounting: a request carries which operation it is and, when it fails,
+ * why (api_http_set_op / api_http_set_error); the router's response hook
+ * reads both, so latency is measured per operation and every 503 is
+ * counted by its real cause.
+ *
+ * Threads: the loop thread that owns the request. Every function that
+ * answers consumes the request (http_respond); the caller must not touch it
+ * afterwards.
+ */
+#ifndef DCACHE_API_HTTP_H
+#define DCACHE_API_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/swim_proto.h"
+#include "http/http_server.h"
+#include "node/core/sbuf.h"
+#include "node/metrics/metrics.h"
+#include "node/route/route_reply.h"
+
+struct json_t;
+
+/* "X-Cache-Node: ..\r\nX-Cache-Owner: ..\r\n" fits this many bytes. */
+#define API_HTTP_NODE_HEADERS_MAX (2 * SWIM_NAME_MAX + 40)
+
+/* Accounting tags on the request. */
+void api_http_set_op(http_request_t *r, metrics_op_t op);
+void api_http_set_error(http_request_t *r, metrics_err_t cause);
+metrics_op_t api_http_op(const http_request_t *r);
+/* The cause set by api_http_set_error; false when none was. */
+bool api_http_error(const http_request_t *r, metrics_err_t *cause);
+
+/* 200/4xx/5xx with the buffer's JSON (503 no_memory when the buffer failed);
+ * frees the buffer. */
+void api_http_sbuf(http_request_t *r, int status, sbuf_t *b);
+void api_http_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
+                           size_t headers_len);
+/* 503 with Retry-After: 1 and {"error": message, "code": the cause's name},
+ * counted under that cause. */
+void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message);
+
+/* Parses a JSON object body with jansson; on failure answers 400 and
+ * returns NULL. The caller owns the returned reference. */
+struct json_t *api_http_json_body(http_request_t *r);
+/* Reads ?name=N as an integer in [min, max]; absent -> def. Answers 400 and
+ * returns false when malformed or out of range. */
+bool api_http_query_uint(http_request_t *r, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                         uint64_t *out);
+/* Reads ?pattern= into buf (cap bytes); absent or empty: "*" unless
+ * required. Answers 400 and returns -1 when bad; else its length. */
+long api_http_pattern_param(http_request_t *r, char *buf, size_t cap, bool required);
+
+/* The data path's answers go to this HTTP request. */
+route_reply_t api_http_reply(http_request_t *r);
+
+#endif

@@ -1,0 +1,474 @@
+/* The metrics endpoints (/metrics in Prometheus text, /api/metrics in
+ * JSON, /api/metrics/history) and the periodic history sample. */
+#include "node/api/api_metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autoconfig.h"
+#include "http/http_url.h"
+#include "node/api/api_http.h"
+#include "node/core/sysinfo.h"
+
+#define API_METRICS_HISTORY_POINTS 120
+
+static void api_metrics_counter(sbuf_t *b, const char *name, const char *help, uint64_t v)
+{
+    metrics_prom_header(b, name, "counter", help);
+    metrics_prom_uint(b, name, NULL, v);
+}
+
+static void api_metrics_gauge(sbuf_t *b, const char *name, const char *help, double v)
+{
+    metrics_prom_header(b, name, "gauge", help);
+    metrics_prom_value(b, name, NULL, v);
+}
+
+static void api_metrics_pair(sbuf_t *b, const char *name, const char *label, const char *v1, uint64_t n1,
+                          const char *v2, uint64_t n2)
+{
+    char l[64];
+    snprintf(l, sizeof l, "%s=\"%s\"", label, v1);
+    metrics_prom_uint(b, name, l, n1);
+    snprintf(l, sizeof l, "%s=\"%s\"", label, v2);
+    metrics_prom_uint(b, name, l, n2);
+}
+
+static void api_metrics_cluster(api_t *a, sbuf_t *b)
+{
+    gossip_t *g = atomic_load(&a->gossip);
+    if (!g) return;
+    gossip_metrics_t m;
+    gossip_get_metrics(g, &m);
+    const swim_stats_t *s = &m.swim;
+    metrics_prom_header(b, "cluster_members", "gauge", "Members known to this node, by state.");
+    static const char *const states[] = {"alive", "suspect", "dead", "left"};
+    for (int i = 0; i < 4; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "state=\"%s\"", states[i]);
+        metrics_prom_uint(b, "cluster_members", l, m.members[i]);
+    }
+    struct {
+        const char *name, *help;
+        uint64_t v;
+    } counters[] = {
+        {"swim_probes_total", "Direct probes sent.", s->probes},
+        {"swim_probe_failures_total", "Probes that got no ack in their period.", s->probe_failures},
+        {"swim_ping_reqs_total", "Indirect probe requests sent.", s->ping_reqs_sent},
+        {"swim_pings_relayed_total", "Pings sent on behalf of other members.", s->pings_relayed},
+        {"swim_acks_total", "Acks received for our probes.", s->acks_received},
+        {"swim_nacks_total", "Nacks received (Lifeguard).", s->nacks_received},
+        {"swim_suspicions_raised_total", "Members this node began to suspect.", s->suspicions_raised},
+        {"swim_refutations_total", "Suspicions of this node it refuted.", s->refutations},
+        {"swim_deaths_declared_total", "Suspicions this node turned into deaths.", s->deaths_declared},
+        {"swim_push_pulls_total", "Full-state exchanges this node started.", s->push_pulls},
+        {"swim_broadcasts_dropped_total", "Updates dropped from a full queue.", s->broadcasts_dropped},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        metrics_prom_header(b, counters[i].name, "counter", counters[i].help);
+        metrics_prom_uint(b, counters[i].name, NULL, counters[i].v);
+    }
+    metrics_prom_header(b, "swim_packets_total", "counter", "Gossip datagrams, by direction.");
+    api_metrics_pair(b, "swim_packets_total", "direction", "in", s->packets_in, "out", s->packets_out);
+    metrics_prom_header(b, "swim_bytes_total", "counter", "Gossip payload bytes, by direction.");
+    api_metrics_pair(b, "swim_bytes_total", "direction", "in", s->bytes_in, "out", s->bytes_out);
+    metrics_prom_header(b, "swim_exchanges_total", "counter", "Push-pull exchanges, by result.");
+    api_metrics_pair(b, "swim_exchanges_total", "result", "ok", m.exchanges_ok, "failed", m.exchanges_failed);
+    metrics_prom_header(b, "swim_dropped_total", "counter", "Gossip input dropped, by reason.");
+    struct {
+        const char *reason;
+        uint64_t v;
+    } drops[] = {
+        {"auth", m.drops_auth},         {"checksum", m.drops_checksum},   {"version", m.drops_version},
+        {"short", m.drops_short},       {"malformed", s->drops_malformed}, {"wrong_target", s->drops_wrong_target},
+        {"bad_state", s->drops_state},  {"send_error", m.send_errors},
+    };
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "reason=\"%s\"", drops[i].reason);
+        metrics_prom_uint(b, "swim_dropped_total", l, drops[i].v);
+    }
+    metrics_prom_header(b, "swim_health_score", "gauge", "Lifeguard local health score (0 = healthy).");
+    metrics_prom_uint(b, "swim_health_score", NULL, s->health_score);
+}
+
+
+
+/* One labelled sample per peer message type that is a request. */
+static void api_metrics_by_type(sbuf_t *b, const char *name, atomic_uint_fast64_t *by_type)
+{
+    static const peer_msg_type_t types[] = {PEER_MSG_GET, PEER_MSG_PUT, PEER_MSG_DELETE, PEER_MSG_INVALIDATE,
+                                            PEER_MSG_INVALIDATE_PATTERN, PEER_MSG_KEYS, PEER_MSG_HANDOFF,
+                                            PEER_MSG_PING};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "type=\"%s\"", peer_msg_type_name(types[i]));
+        metrics_prom_uint(b, name, l, atomic_load(&by_type[types[i]]));
+    }
+}
+
+static void api_metrics_route(api_t *a, sbuf_t *b)
+{
+    topo_t *t = topo_slot_get(&a->route.topo);
+    api_metrics_gauge(b, "ring_version", "Version of the ring snapshot in use (rises with every membership change).",
+                   t ? (int64_t)t->version : 0);
+    api_metrics_gauge(b, "ring_members", "Members in the ring (alive and suspect).", t ? (int64_t)t->n : 0);
+    topo_unref(t);
+
+    peer_stats_t *p = &a->route.peer_stats;
+    metrics_prom_header(b, "peer_frames_total", "counter", "Peer channel frames, by direction.");
+    api_metrics_pair(b, "peer_frames_total", "direction", "in", atomic_load(&p->frames_in), "out",
+                  atomic_load(&p->frames_out));
+    metrics_prom_header(b, "peer_bytes_total", "counter", "Peer channel bytes, by direction.");
+    api_metrics_pair(b, "peer_bytes_total", "direction", "in", atomic_load(&p->bytes_in), "out",
+                  atomic_load(&p->bytes_out));
+    metrics_prom_header(b, "peer_dropped_total", "counter",
+                        "Peer connections closed for what they sent, by reason; queue_full: output refused.");
+    for (int i = 0; i < PEER_DROP_MAX; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "reason=\"%s\"", peer_drop_name((peer_drop_t)i));
+        metrics_prom_uint(b, "peer_dropped_total", l, atomic_load(&p->drops[i]));
+    }
+    metrics_prom_uint(b, "peer_dropped_total", "reason=\"queue_full\"", atomic_load(&p->send_refused));
+    metrics_prom_header(b, "peer_requests_total", "counter", "Requests sent to peers, by type.");
+    api_metrics_by_type(b, "peer_requests_total", p->requests);
+    metrics_prom_header(b, "peer_served_total", "counter", "Requests served for peers, by type.");
+    api_metrics_by_type(b, "peer_served_total", p->served);
+    metrics_prom_header(b, "peer_failures_total", "counter", "Requests to peers that failed, by reason.");
+    struct {
+        const char *reason;
+        atomic_uint_fast64_t *v;
+    } fails[] = {{"timeout", &p->failures_timeout}, {"connect", &p->failures_connect},
+                 {"closed", &p->failures_closed},   {"breaker_open", &p->failures_breaker},
+                 {"backoff", &p->failures_backoff}, {"queue_full", &p->failures_queue}};
+    for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+        char l[48];
+        snprintf(l, sizeof l, "reason=\"%s\"", fails[i].reason);
+        metrics_prom_uint(b, "peer_failures_total", l, atomic_load(fails[i].v));
+    }
+    metrics_prom_header(b, "peer_connections", "gauge", "Open peer connections, by direction.");
+    int64_t cin = atomic_load(&p->connections_in), cout = atomic_load(&p->connections_out);
+    api_metrics_pair(b, "peer_connections", "direction", "in", cin > 0 ? (uint64_t)cin : 0, "out",
+                  cout > 0 ? (uint64_t)cout : 0);
+    api_metrics_counter(b, "peer_connects_total", "Peer connections opened.", atomic_load(&p->connects));
+    api_metrics_counter(b, "peer_connect_failures_total", "Peer connections that failed to open.",
+                     atomic_load(&p->connect_failures));
+    api_metrics_counter(b, "peer_breaker_opens_total", "Times a peer's circuit breaker opened.",
+                     atomic_load(&p->breaker_opens));
+    api_metrics_gauge(b, "peer_breakers_open", "Peers whose breaker is open now (per worker loop).",
+                   atomic_load(&p->breakers_open));
+    api_metrics_gauge(b, "peer_pending", "Requests to peers awaiting an answer.", atomic_load(&p->pending));
+
+    route_stats_t *r = &a->route.stats;
+    metrics_prom_header(b, "route_forwarded_total", "counter", "Client requests sent on to an owner, by operation.");
+    static const char *const ops[] = {"get", "put", "delete"};
+    for (int i = 0; i < 3; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "operation=\"%s\"", ops[i]);
+        metrics_prom_uint(b, "route_forwarded_total", l, atomic_load(&r->forwarded[i]));
+    }
+    api_metrics_counter(b, "route_failovers_total", "Owners that failed, so the next owner was tried.",
+                     atomic_load(&r->failovers));
+    api_metrics_counter(b, "route_unavailable_total", "Requests answered 503 because no owner answered.",
+                     atomic_load(&r->unavailable));
+    api_metrics_counter(b, "route_coalesced_total", "GETs that joined a forwarded GET for the same key in flight.",
+                     atomic_load(&r->coalesced));
+    metrics_prom_header(b, "route_replica_writes_total", "counter",
+                        "Writes sent to replicas, by result (skipped: the replica was known down).");
+    metrics_prom_uint(b, "route_replica_writes_total", "result=\"ok\"", atomic_load(&r->replica_ok));
+    metrics_prom_uint(b, "route_replica_writes_total", "result=\"failed\"", atomic_load(&r->replica_failed));
+    metrics_prom_uint(b, "route_replica_writes_total", "result=\"skipped\"", atomic_load(&r->replica_skipped));
+    api_metrics_counter(b, "route_writes_unreplicated_total",
+                     "Writes refused with 503 because fewer owners than --write-acks stored them.",
+                     atomic_load(&r->writes_unreplicated));
+    api_metrics_counter(b, "route_invalidation_broadcasts_total",
+                     "Invalidations of a key sent to members that do not own it.", atomic_load(&r->broadcasts));
+    api_metrics_counter(b, "route_fallbacks_total",
+                     "Misses at a new owner, right after a ring change, that asked the previous owners.",
+                     atomic_load(&r->fallbacks));
+    api_metrics_counter(b, "route_fallback_hits_total", "Fallbacks that found the key at a previous owner.",
+                     atomic_load(&r->fallback_filled));
+    handoff_stats_t *h = &a->route.handoff;
+    api_metrics_counter(b, "handoff_entries_total", "Entries handed to their new owners after ring changes.",
+                     atomic_load(&h->entries_sent));
+    api_metrics_counter(b, "handoff_bytes_total", "Key and value bytes handed to new owners.", atomic_load(&h->bytes_sent));
+    api_metrics_counter(b, "handoff_dropped_total", "Entries removed here once their new owners had them.",
+                     atomic_load(&h->entries_dropped));
+    api_metrics_counter(b, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried).",
+                     atomic_load(&h->batches_failed));
+    api_metrics_counter(b, "handoff_runs_total", "Handoff scans finished.", atomic_load(&h->runs));
+    metrics_prom_header(b, "handoff_last_duration_seconds", "gauge", "Duration of the last handoff scan.");
+    metrics_prom_value(b, "handoff_last_duration_seconds", NULL, (double)atomic_load(&h->last_duration_ms) / 1000.0);
+    api_metrics_gauge(b, "handoff_running", "1 while a handoff is in progress.", atomic_load(&h->running));
+    api_metrics_counter(b, "tombstone_refusals_total",
+                     "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted since.",
+                     a->route.tomb ? tomb_refused(a->route.tomb) : 0);
+    api_metrics_gauge(b, "tombstones", "Recent deletes remembered (60 s; bound: 65536).",
+                   a->route.tomb ? (int64_t)tomb_count(a->route.tomb, store_now_ms(a->store)) : 0);
+    api_metrics_gauge(b, "route_forwards_in_flight", "Forwarded GETs in flight (bound: 65536 per worker).",
+                   atomic_load(&r->flights));
+}
+
+static void api_metrics_l2(api_t *a, sbuf_t *b)
+{
+    l2_shared_t *s = a->route.l2;
+    metrics_prom_header(b, "l2_up", "gauge", "1 when Redis is configured and its breaker is closed.");
+    metrics_prom_uint(b, "l2_up", NULL, s && breaker_state(&s->breaker) == BREAKER_CLOSED ? 1 : 0);
+    if (!s) return;
+    metrics_prom_header(b, "l2_breaker_state", "gauge", "The L2 breaker: 0 closed, 1 open, 2 half-open.");
+    metrics_prom_uint(b, "l2_breaker_state", NULL, (uint64_t)breaker_state(&s->breaker));
+    api_metrics_counter(b, "l2_breaker_opens_total", "Times the L2 breaker opened.", atomic_load(&s->breaker.opens));
+    api_metrics_counter(b, "l2_breaker_rejected_total", "L2 calls refused at once by the open breaker.",
+                     atomic_load(&s->breaker.rejected));
+    l2_stats_t *st = &s->stats;
+    struct {
+        const char *name, *help;
+        atomic_uint_fast64_t *v;
+    } c[] = {
+        {"l2_gets_total", "L1 misses looked up in Redis.", &st->gets},
+        {"l2_hits_total", "Lookups Redis answered with a value.", &st->hits},
+        {"l2_misses_total", "Lookups Redis did not have.", &st->misses},
+        {"l2_sets_total", "Values written to Redis (write-through and journal replay).", &st->sets},
+        {"l2_deletes_total", "Deletes sent to Redis.", &st->dels},
+        {"l2_errors_total", "Redis calls that failed (errors, timeouts, breaker open).", &st->errors},
+        {"l2_fills_stale_total", "Values read from Redis older than L1's, not kept.", &st->fills_stale},
+        {"l2_writes_refused_total", "Writes refused with 503: Redis down in sync mode, or the journal full.",
+         &st->writes_refused},
+        {"l2_writes_journaled_total", "Writes accepted into the local journal while Redis was down.",
+         &st->writes_journaled},
+        {"l2_journal_replayed_total", "Journal records replayed into Redis.", &st->journal_drained},
+        {"l2_pattern_keys_unlinked_total", "Redis keys removed by pattern invalidation.", &st->keys_unlinked},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) api_metrics_counter(b, c[i].name, c[i].help, atomic_load(c[i].v));
+    api_metrics_gauge(b, "l2_journal_records", "Writes in the journal waiting for Redis.",
+                   s->journal ? (int64_t)journal_records(s->journal) : 0);
+    api_metrics_gauge(b, "l2_journal_bytes", "Bytes of the journal (bound: --l2-journal-max).",
+                   s->journal ? (int64_t)journal_bytes(s->journal) : 0);
+    api_metrics_gauge(b, "l2_connections", "Open Redis connections (one per worker loop, plus the journal's).",
+                   atomic_load(&s->redis_stats.connected));
+    api_metrics_gauge(b, "l2_pending", "Redis commands awaiting an answer.", atomic_load(&s->redis_stats.pending));
+}
+
+typedef struct api_metrics_http {
+    uint64_t accepted, rejected, requests, malformed, header_too_large, body_too_large, header_timeouts,
+        idle_timeouts, bytes_in, bytes_out;
+    int64_t active;
+} api_metrics_http_t;
+
+static void api_metrics_http_totals(api_t *a, api_metrics_http_t *t)
+{
+    memset(t, 0, sizeof *t);
+    int n = atomic_load(&a->nworkers);
+    for (int i = 0; i < n; i++) {
+        http_server_stats_t *s = a->http_stats[i];
+#define API_SUM(f) t->f += atomic_load_explicit(&s->f, memory_order_relaxed)
+        API_SUM(requests);
+        API_SUM(malformed);
+        API_SUM(header_too_large);
+        API_SUM(body_too_large);
+        API_SUM(header_timeouts);
+        API_SUM(idle_timeouts);
+        API_SUM(bytes_in);
+        API_SUM(bytes_out);
+        t->accepted += atomic_load_explicit(&s->connections_accepted, memory_order_relaxed);
+        t->rejected += atomic_load_explicit(&s->connections_rejected, memory_order_relaxed);
+        t->active += atomic_load_explicit(&s->connections_active, memory_order_relaxed);
+#undef API_SUM
+    }
+}
+
+void api_metrics_prometheus(api_worker_t *w, http_request_t *r)
+{
+    api_t *a = w->api;
+        sbuf_t b;
+    sbuf_init(&b);
+    metrics_render_prometheus(a->metrics, &b);
+    store_stats_t st;
+    store_get_stats(a->store, &st);
+    api_metrics_gauge(&b, "cache_entries", "Entries in the L1 store.", (double)st.entries);
+    api_metrics_gauge(&b, "cache_size_bytes", "Bytes held by the L1 store, per-entry overhead included.",
+                   (double)st.bytes);
+    api_metrics_gauge(&b, "cache_max_entries", "Configured L1 entry limit.", (double)a->cfg->l1_max_entries);
+    api_metrics_gauge(&b, "cache_max_bytes", "Configured L1 memory limit in bytes.", (double)a->cfg->l1_max_memory);
+    api_metrics_counter(&b, "evictions_total", "Entries evicted to honour the L1 limits.", st.evictions);
+    api_metrics_counter(&b, "expirations_total", "Entries removed because their TTL passed.", st.expirations);
+    api_metrics_gauge(&b, "cache_table_buckets", "Hash table bucket slots across L1 shards.", (double)st.buckets);
+
+    api_metrics_http_t t;
+    api_metrics_http_totals(a, &t);
+    api_metrics_gauge(&b, "http_connections", "Open client connections.", (double)t.active);
+    api_metrics_counter(&b, "http_connections_accepted_total", "Client connections accepted.", t.accepted);
+    api_metrics_counter(&b, "http_connections_rejected_total",
+                     "Client connections refused with 503 over --max-connections.", t.rejected);
+    api_metrics_counter(&b, "http_malformed_requests_total", "Requests refused as malformed (400).", t.malformed);
+    api_metrics_counter(&b, "http_header_too_large_total", "Requests refused over --max-header-size (431).",
+                     t.header_too_large);
+    api_metrics_counter(&b, "http_body_too_large_total", "Requests refused over the body limits (413).",
+                     t.body_too_large);
+    api_metrics_counter(&b, "http_header_timeouts_total", "Connections whose headers came too slowly (408).",
+                     t.header_timeouts);
+    api_metrics_counter(&b, "http_idle_timeouts_total", "Connections closed after --idle-timeout of silence.",
+                     t.idle_timeouts);
+    api_metrics_counter(&b, "http_received_bytes_total", "Bytes read from clients.", t.bytes_in);
+    api_metrics_counter(&b, "http_sent_bytes_total", "Bytes written to clients.", t.bytes_out);
+
+    sysinfo_process_t p;
+    sysinfo_process(&p);
+    api_metrics_gauge(&b, "process_resident_memory_bytes", "Resident set size.", (double)p.rss_bytes);
+    api_metrics_gauge(&b, "process_virtual_memory_bytes", "Virtual memory size.", (double)p.virtual_bytes);
+    api_metrics_gauge(&b, "process_open_fds", "Open file descriptors.", (double)p.open_fds);
+    metrics_prom_header(&b, "process_cpu_seconds_total", "counter", "User and system CPU time.");
+    metrics_prom_value(&b, "process_cpu_seconds_total", NULL, p.cpu_seconds);
+    api_metrics_gauge(&b, "process_start_time_seconds", "Start time since the Unix epoch.",
+                   (double)a->started_ms / 1000.0);
+    api_metrics_cluster(a, &b);
+    api_metrics_route(a, &b);
+    api_metrics_l2(a, &b);
+    metrics_prom_header(&b, "dcache_build_info", "gauge", "Build version.");
+    metrics_prom_uint(&b, "dcache_build_info", "version=\"" PACKAGE_VERSION "\"", 1);
+
+    if (b.failed) {
+        sbuf_free(&b);
+        http_respond_error(r, 503, "no_memory", "out of memory building the response");
+        return;
+    }
+    size_t len;
+    char *data = sbuf_steal(&b, &len);
+    static const char ct[] = "text/plain; version=0.0.4; charset=utf-8";
+    http_response_t resp = {.status = 200,
+                            .content_type = ct,
+                            .content_type_len = sizeof ct - 1,
+                            .body = data,
+                            .body_len = len,
+                            .body_release = free,
+                            .body_release_ctx = data};
+    http_respond(r, &resp);
+}
+
+void api_metrics_json(api_worker_t *w, http_request_t *r)
+{
+    api_t *a = w->api;
+        metrics_t *m = a->metrics;
+    store_stats_t st;
+    store_get_stats(a->store, &st);
+    uint64_t hits = metrics_read(&m->hits), misses = metrics_read(&m->misses);
+    sysinfo_process_t p;
+    sysinfo_process(&p);
+    api_metrics_http_t t;
+    api_metrics_http_totals(a, &t);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_printf(&b,
+                "{\"hits\":%llu,\"misses\":%llu,\"hit_rate\":%.4f,\"entries\":%llu,\"bytes\":%llu,"
+                "\"max_entries\":%llu,\"max_bytes\":%llu,\"evictions\":%llu,\"expirations\":%llu,"
+                "\"invalidations\":%llu,\"requests\":%llu,\"connections\":%lld,\"rss_bytes\":%llu,"
+                "\"uptime_seconds\":%lld,\"eviction_policy\":\"%s\",\"latency\":{",
+                (unsigned long long)hits, (unsigned long long)misses,
+                hits + misses ? (double)hits / (double)(hits + misses) : 0.0, (unsigned long long)st.entries,
+                (unsigned long long)st.bytes, (unsigned long long)a->cfg->l1_max_entries,
+                (unsigned long long)a->cfg->l1_max_memory, (unsigned long long)st.evictions,
+                (unsigned long long)st.expirations, (unsigned long long)metrics_read(&m->invalidations),
+                (unsigned long long)metrics_read(&m->requests), (long long)t.active,
+                (unsigned long long)p.rss_bytes, (long long)((sysinfo_now_ms() - a->started_ms) / 1000),
+                a->cfg->eviction);
+    for (int op = 0; op < METRICS_OP_COUNT; op++) {
+        metrics_percentiles_t pc;
+        metrics_percentiles(&m->latency[op], &pc);
+        sbuf_printf(&b,
+                    "%s\"%s\":{\"count\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
+                    "\"mean_ms\":%.3f}",
+                    op ? "," : "", metrics_op_name((metrics_op_t)op), (unsigned long long)pc.count,
+                    pc.p50_s * 1e3, pc.p90_s * 1e3, pc.p95_s * 1e3, pc.p99_s * 1e3, pc.mean_s * 1e3);
+    }
+    sbuf_puts(&b, "}");
+    /* L2 and the cluster data path, for dashboards that read JSON. */
+    l2_shared_t *l2 = a->route.l2;
+    if (!l2) {
+        sbuf_puts(&b, ",\"l2\":{\"status\":\"disabled\"}");
+    } else {
+        l2_stats_t *ls = &l2->stats;
+        sbuf_printf(&b,
+                    ",\"l2\":{\"status\":\"%s\",\"breaker\":\"%s\",\"write_mode\":\"%s\",\"hits\":%llu,"
+                    "\"misses\":%llu,\"errors\":%llu,\"writes_refused\":%llu,\"writes_journaled\":%llu,"
+                    "\"journal_records\":%llu,\"journal_replayed\":%llu}",
+                    breaker_state(&l2->breaker) == BREAKER_CLOSED ? "ok" : "degraded",
+                    breaker_state_name(breaker_state(&l2->breaker)),
+                    l2->write_mode == L2_WRITE_JOURNAL ? "journal" : "sync",
+                    (unsigned long long)atomic_load(&ls->hits), (unsigned long long)atomic_load(&ls->misses),
+                    (unsigned long long)atomic_load(&ls->errors), (unsigned long long)atomic_load(&ls->writes_refused),
+                    (unsigned long long)atomic_load(&ls->writes_journaled),
+                    (unsigned long long)(l2->journal ? journal_records(l2->journal) : 0),
+                    (unsigned long long)atomic_load(&ls->journal_drained));
+    }
+    topo_t *ring = topo_slot_get(&a->route.topo);
+    sbuf_printf(&b, ",\"cluster\":{\"ring_version\":%llu,\"ring_members\":%zu,\"forwarded\":%llu,\"coalesced\":%llu,"
+                    "\"handoff_entries\":%llu,\"handoff_running\":%s}}",
+                (unsigned long long)(ring ? ring->version : 0), ring ? ring->n : (size_t)0,
+                (unsigned long long)(atomic_load(&a->route.stats.forwarded[0]) + atomic_load(&a->route.stats.forwarded[1]) +
+                                     atomic_load(&a->route.stats.forwarded[2])),
+                (unsigned long long)atomic_load(&a->route.stats.coalesced),
+                (unsigned long long)atomic_load(&a->route.handoff.entries_sent),
+                atomic_load(&a->route.handoff.running) ? "true" : "false");
+    topo_unref(ring);
+    api_http_sbuf(r, 200, &b);
+}
+
+void api_metrics_history(api_worker_t *w, http_request_t *r)
+{
+    api_t *a = w->api;
+        size_t qlen;
+    const char *q = http_request_query(r, &qlen);
+    char window[16];
+    long n = http_query_get(q, qlen, "window", window, sizeof window);
+    if (n <= 0) strcpy(window, "5m");
+    int64_t wms = n == -2 ? 0 : metrics_history_window_ms(window);
+    if (wms == 0) {
+        http_respond_error(r, 400, "bad_window", "window must be one of 1m, 5m, 1h, 24h");
+        return;
+    }
+    sbuf_t b;
+    sbuf_init(&b);
+    metrics_history_render(a->history, window, wms, sysinfo_now_ms(), API_METRICS_HISTORY_POINTS, &b);
+    api_http_sbuf(r, 200, &b);
+}
+
+
+void api_metrics_sample(api_t *a)
+{
+    metrics_t *m = a->metrics;
+    store_stats_t st;
+    store_get_stats(a->store, &st);
+    sysinfo_process_t p;
+    sysinfo_process(&p);
+    api_metrics_http_t t;
+    api_metrics_http_totals(a, &t);
+    metrics_sample_t s = {
+        .t_ms = sysinfo_now_ms(),
+        .hits = metrics_read(&m->hits),
+        .misses = metrics_read(&m->misses),
+        .requests = metrics_read(&m->requests),
+        .evictions = st.evictions,
+        .expirations = st.expirations,
+        .invalidations = metrics_read(&m->invalidations),
+        .entries = st.entries,
+        .bytes = st.bytes,
+        .rss_bytes = p.rss_bytes,
+        .connections = t.active > 0 ? (uint64_t)t.active : 0,
+    };
+    for (int e = 0; e < METRICS_ERR_COUNT; e++) s.errors += metrics_read(&m->errors[e]);
+    /* GET p99 over this interval only: the histogram's growth since the
+     * previous sample. */
+    metrics_histogram_t delta;
+    memset(&delta, 0, sizeof delta);
+    metrics_histogram_t *h = &m->latency[METRICS_OP_GET];
+    for (int i = 0; i <= METRICS_BUCKETS; i++) {
+        uint64_t now = metrics_read(&h->buckets[i]);
+        atomic_store_explicit(&delta.buckets[i], now - a->sample_buckets[i], memory_order_relaxed);
+        a->sample_buckets[i] = now;
+    }
+    metrics_percentiles_t pc;
+    metrics_percentiles(&delta, &pc);
+    s.get_p99_s = pc.p99_s;
+    metrics_history_record(a->history, &s);
+}

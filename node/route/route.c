@@ -1,0 +1,120 @@
+#include "node/route/route.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *metrics)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->cfg = cfg;
+    rt->store = store;
+    rt->metrics = metrics;
+    pthread_mutex_init(&rt->hlc_lock, NULL);
+    hlc_init(&rt->hlc);
+    topo_slot_init(&rt->topo);
+    /* A minute covers any fill that was in flight when a delete landed. */
+    rt->tomb = tomb_new(65536, 60000);
+}
+
+void route_destroy(route_t *rt)
+{
+    topo_slot_destroy(&rt->topo);
+    tomb_free(rt->tomb);
+    pthread_mutex_destroy(&rt->hlc_lock);
+}
+
+int route_worker_init(route_worker_t *w, route_t *rt, uv_loop_t *loop, peer_serve_fn serve, void *serve_ctx)
+{
+    memset(w, 0, sizeof *w);
+    w->route = rt;
+    w->loop = loop;
+    w->flights = calloc(ROUTE_FLIGHT_BUCKETS, sizeof *w->flights);
+    peer_conn_config_t cc = {.keyring = rt->keyring, .stats = &rt->peer_stats};
+    peer_pool_config_t pc = {.conn = cc,
+                             .connect_timeout_ms = rt->cfg->peer_connect_timeout_ms,
+                             .request_timeout_ms = rt->cfg->peer_timeout_ms};
+    peer_server_config_t sc = {.conn = cc};
+    w->pool = peer_pool_new(loop, &pc);
+    w->peer_server = peer_server_new(loop, &sc, serve, serve_ctx);
+    if (rt->l2 && rt->l2->enabled && !(w->l2 = l2_new(loop, rt->l2))) {
+        route_worker_free(w);
+        return UV_ENOMEM;
+    }
+    if (!w->flights || !w->pool || !w->peer_server) {
+        route_worker_free(w);
+        return UV_ENOMEM;
+    }
+    return 0;
+}
+
+typedef struct route_worker_closing {
+    unsigned left;
+    void (*done)(void *);
+    void *arg;
+} route_worker_closing_t;
+
+static void route_worker_part_closed(void *arg)
+{
+    route_worker_closing_t *c = arg;
+    if (--c->left) return;
+    c->done(c->arg);
+    free(c);
+}
+
+void route_worker_close(route_worker_t *w, void (*done)(void *arg), void *arg)
+{
+    route_worker_closing_t *c = malloc(sizeof *c);
+    if (!c) abort(); /* a few bytes at shutdown; nothing sensible to do without them */
+    c->left = w->l2 ? 3 : 2;
+    c->done = done;
+    c->arg = arg;
+    topo_cache_clear(&w->topo);
+    peer_server_close(w->peer_server, route_worker_part_closed, c);
+    peer_pool_close(w->pool, route_worker_part_closed, c);
+    if (w->l2) l2_close(w->l2, route_worker_part_closed, c);
+}
+
+void route_worker_free(route_worker_t *w)
+{
+    peer_pool_free(w->pool);
+    peer_server_free(w->peer_server);
+    l2_free(w->l2);
+    free(w->flights);
+    topo_cache_clear(&w->topo);
+    w->l2 = NULL;
+    w->pool = NULL;
+    w->peer_server = NULL;
+    w->flights = NULL;
+}
+
+uint64_t route_stamp(route_t *rt)
+{
+    pthread_mutex_lock(&rt->hlc_lock);
+    uint64_t v = hlc_stamp(&rt->hlc, store_now_ms(rt->store));
+    pthread_mutex_unlock(&rt->hlc_lock);
+    return v;
+}
+
+void route_observe(route_t *rt, uint64_t version)
+{
+    pthread_mutex_lock(&rt->hlc_lock);
+    hlc_observe(&rt->hlc, version, store_now_ms(rt->store));
+    pthread_mutex_unlock(&rt->hlc_lock);
+}
+
+int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e)
+{
+    int64_t exp = store_entry_expires_at(e);
+    if (exp == 0) return 0;
+    int64_t left = exp - store_now_ms(rt->store);
+    return left > 0 ? left : 1;
+}
+
+bool route_is_primary(route_worker_t *w, const void *key, size_t klen)
+{
+    topo_t *t = topo_cache_get(&w->topo, &w->route->topo);
+    if (!t || t->self < 0) return true;
+    uint32_t primary;
+    return topo_owners(t, key, klen, &primary, 1) == 1 && (int32_t)primary == t->self;
+}

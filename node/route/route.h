@@ -1,0 +1,138 @@
+/* route: the data path's state. One route_t is shared by every worker loop
+ * (the store, the version clock, tombstones, the published ring, the L2
+ * settings, the data-path counters); each worker loop has a route_worker_t
+ * with what only that loop touches (its peer pool and peer server, its ring
+ * snapshot, its Redis client, its table of forwarded GETs in flight), so a
+ * request never crosses threads on its hot path (DESIGN section 3 of
+ * docs/ARCHITECTURE.md).
+ *
+ * The routing itself lives in route_read (GET), route_write (PUT, DELETE),
+ * route_local (what this node does for itself), route_scatter (cluster-wide
+ * listing and invalidation) and route_serve (answering peers); handoff
+ * rebalances after ring changes. They answer through route_reply.h, never
+ * through a transport they know.
+ *
+ * Ownership: route_t borrows the config, store and metrics (owned by main)
+ * for its whole life, owns the topology slot, the version clock and the
+ * tombstone table; main sets keyring and l2 before the workers start and
+ * never changes them after. A worker owns its route_worker_t
+ * (route_worker_init, route_worker_close, then route_worker_free).
+ *
+ * Threads: route_t is read by every worker; its mutable parts are atomics,
+ * the clock's mutex, the store's and tombstones' own locks and the
+ * topology slot. route_worker_t belongs to its loop's thread.
+ */
+#ifndef DCACHE_ROUTE_H
+#define DCACHE_ROUTE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "cluster/hlc.h"
+#include "node/core/config.h"
+#include "node/l2/l2.h"
+#include "node/member/topo.h"
+#include "node/metrics/metrics.h"
+#include "node/peer/peer.h"
+#include "node/peer/peer_server.h"
+#include "node/route/handoff.h"
+#include "node/store/store.h"
+#include "node/store/tomb.h"
+
+/* Which operation a forward is (route_stats_t.forwarded[] index). */
+enum { ROUTE_FWD_GET = 0, ROUTE_FWD_PUT = 1, ROUTE_FWD_DELETE = 2 };
+
+/* Data-path counters (atomic: every worker adds). */
+typedef struct route_stats {
+    atomic_uint_fast64_t forwarded[3];         /* requests sent to an owner: get, put, delete */
+    atomic_uint_fast64_t failovers;            /* an owner failed; the next one was tried */
+    atomic_uint_fast64_t unavailable;          /* no owner answered: 503 */
+    atomic_uint_fast64_t coalesced;            /* GETs that joined a forward already in flight */
+    atomic_uint_fast64_t replica_ok, replica_failed, replica_skipped; /* writes to replicas */
+    atomic_uint_fast64_t writes_unreplicated;  /* writes refused: too few owners stored them */
+    atomic_uint_fast64_t broadcasts;           /* invalidations sent to non-owners */
+    atomic_uint_fast64_t fallbacks;            /* misses at a new owner that asked previous owners */
+    atomic_uint_fast64_t fallback_filled;      /* ... and found the key there */
+    atomic_int_fast64_t flights;               /* forwarded GETs in flight now */
+} route_stats_t;
+
+typedef struct route {
+    const config_t *cfg;
+    store_t *store;
+    metrics_t *metrics;                        /* hits, misses, invalidations */
+    pthread_mutex_t hlc_lock;
+    hlc_t hlc;
+    const seal_keyring_t *keyring;             /* peer channel sealing */
+    _Atomic(const char *) self_name;           /* this node's name, published once gossip runs
+                                                * ("" before); owned by main */
+    topo_slot_t topo;                          /* the ring, published by main */
+    peer_stats_t peer_stats;
+    route_stats_t stats;
+    handoff_stats_t handoff;
+    l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
+    tomb_t *tomb;                              /* recent deletes; NULL if it could not be made */
+} route_t;
+
+/* What one worker loop owns. */
+typedef struct route_worker {
+    route_t *route;
+    uv_loop_t *loop;
+    peer_pool_t *pool;
+    peer_server_t *peer_server;
+    topo_cache_t topo;
+    l2_t *l2;                                  /* this loop's Redis client; NULL without L2 */
+    struct route_flight **flights;             /* forwarded GETs in flight by key (route_read) */
+    size_t nflights;
+} route_worker_t;
+
+/* Buckets of a worker's table of forwarded GETs in flight (a power of 2). */
+#define ROUTE_FLIGHT_BUCKETS 1024u
+
+void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *metrics);
+void route_destroy(route_t *rt);
+
+/* Sets up a worker's state on its loop: peer pool, peer server (not
+ * listening yet; it answers with `serve(call, req, serve_ctx)`), Redis
+ * client. Returns 0 or a uv error (nothing to free then). */
+int route_worker_init(route_worker_t *w, route_t *rt, uv_loop_t *loop, peer_serve_fn serve,
+                      void *serve_ctx);
+/* Closes the worker's peer pool, peer server and Redis client; done(arg)
+ * runs once on the loop, after all of them closed, never from inside this
+ * call. */
+void route_worker_close(route_worker_t *w, void (*done)(void *arg), void *arg);
+/* Frees what route_worker_init made; after close's done, or instead of it
+ * when the loop never ran. */
+void route_worker_free(route_worker_t *w);
+
+/* A new version from this node's hybrid logical clock. */
+uint64_t route_stamp(route_t *rt);
+/* Moves the clock past a version seen from another node. */
+void route_observe(route_t *rt, uint64_t version);
+/* Remaining TTL of a live entry in ms (at least 1); 0 when it never
+ * expires. */
+int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e);
+/* True when this node is the key's primary owner (or there is no ring). */
+bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
+
+/* Tombstones (node/store/tomb.h), tolerant of a missing table. */
+static inline void route_tomb_add(route_t *rt, const void *key, size_t klen, uint64_t version)
+{
+    if (rt->tomb) tomb_add(rt->tomb, key, klen, version, store_now_ms(rt->store));
+}
+static inline bool route_tomb_blocks(route_t *rt, const void *key, size_t klen, uint64_t version)
+{
+    return rt->tomb && tomb_blocks(rt->tomb, key, klen, version, store_now_ms(rt->store));
+}
+static inline const char *route_self_name(route_t *rt)
+{
+    const char *n = atomic_load_explicit(&rt->self_name, memory_order_acquire);
+    return n ? n : "";
+}
+/* The key's primary owner's name (this node's without a ring). */
+static inline const char *route_owner_name(route_t *rt, const topo_t *t, const uint32_t *owners, size_t n)
+{
+    return t && n ? t->members[owners[0]].name : route_self_name(rt);
+}
+
+#endif

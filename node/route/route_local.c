@@ -1,0 +1,168 @@
+/* route_local: this node's own part of cluster-wide operations, for the
+ * node that received the request and for peers alike (see route_local.h). */
+#include "node/route/route_local.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ROUTE_MATCH_STEP 1024
+
+typedef struct route_match {
+    route_worker_t *w;
+    bool collect;             /* gather keys to delete after the scan step */
+    uint64_t matched;         /* matches this node is the primary of */
+    char **keys;
+    size_t *lens;
+    size_t n, cap;
+    bool oom;
+} route_match_t;
+
+static void route_match_one(const store_entry_t *e, void *ctx)
+{
+    route_match_t *m = ctx;
+    size_t klen;
+    const char *key = store_entry_key(e, &klen);
+    if (route_is_primary(m->w, key, klen)) m->matched++;
+    if (!m->collect) return;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 2 * ROUTE_MATCH_STEP;
+        char **k = realloc(m->keys, cap * sizeof *k);
+        if (k) m->keys = k;
+        size_t *l = k ? realloc(m->lens, cap * sizeof *l) : NULL;
+        if (l) m->lens = l;
+        if (!k || !l) {
+            m->oom = true;
+            return;
+        }
+        m->cap = cap;
+    }
+    char *copy = malloc(klen);
+    if (!copy) {
+        m->oom = true;
+        return;
+    }
+    memcpy(copy, key, klen);
+    m->keys[m->n] = copy;
+    m->lens[m->n++] = klen;
+}
+
+void route_local_invalidate_pattern(route_worker_t *w, const char *pattern, size_t plen, bool dry_run,
+                                  uint64_t *matched, uint64_t *invalidated)
+{
+    route_t *a = w->route;
+    route_match_t m = {.w = w, .collect = !dry_run};
+    uint64_t cursor = 0, removed = 0;
+    do {
+        m.n = 0;
+        /* The scan callback runs under a shard lock: delete after it. */
+        cursor = store_scan(a->store, cursor, pattern, plen, ROUTE_MATCH_STEP, route_match_one, &m);
+        for (size_t i = 0; i < m.n; i++) {
+            if (store_delete(a->store, m.keys[i], m.lens[i])) removed++;
+            free(m.keys[i]);
+        }
+    } while (cursor != 0);
+    free(m.keys);
+    free(m.lens);
+    if (!dry_run) {
+        /* What the scan could not collect (no memory) still goes. */
+        if (m.oom) removed += store_delete_matching(a->store, pattern, plen);
+        metrics_add(&a->metrics->invalidations, removed);
+    }
+    *matched = m.matched;
+    *invalidated = dry_run ? 0 : m.matched;
+}
+
+uint64_t route_local_invalidate_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n)
+{
+    uint64_t primary = 0, removed = 0;
+    /* No tombstones here: this node's clock did not stamp the key's
+     * versions (its primary did), so comparing against it could refuse a
+     * newer write made on a node whose clock is behind. */
+    for (size_t i = 0; i < n; i++) {
+        if (!store_delete(w->route->store, keys[i].p, keys[i].len)) continue;
+        removed++;
+        if (route_is_primary(w, keys[i].p, keys[i].len)) primary++;
+    }
+    metrics_add(&w->route->metrics->invalidations, removed);
+    return primary;
+}
+
+typedef struct route_list {
+    route_worker_t *w;
+    bool primary_only;
+    peer_keyinfo_t *items;
+    char *bytes;
+    size_t n, cap, used, bytes_cap;
+} route_list_t;
+
+static void route_list_one(const store_entry_t *e, void *ctx)
+{
+    route_list_t *k = ctx;
+    size_t klen, vlen;
+    const char *key = store_entry_key(e, &klen);
+    if (k->primary_only && !route_is_primary(k->w, key, klen)) return;
+    if (k->n == k->cap || k->used + klen > k->bytes_cap) return;
+    store_entry_value(e, &vlen);
+    memcpy(k->bytes + k->used, key, klen);
+    int64_t ttl = route_entry_ttl_ms(k->w->route, e);
+    /* Offsets for now: the byte buffer is final only after the scan. */
+    k->items[k->n++] = (peer_keyinfo_t){.key = {.p = (const uint8_t *)(uintptr_t)k->used, .len = klen},
+                                        .size = vlen,
+                                        .ttl_ms = ttl ? ttl : -1};
+    k->used += klen;
+}
+
+bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint64_t cursor, uint32_t limit,
+                    bool primary_only, route_local_page_t *page)
+{
+    if (limit == 0) limit = ROUTE_LOCAL_KEYS_DEFAULT;
+    if (limit > ROUTE_LOCAL_KEYS_MAX) limit = ROUTE_LOCAL_KEYS_MAX;
+    /* A scan may report a little more than its limit (a bucket comes whole). */
+    route_list_t k = {.w = w, .primary_only = primary_only, .cap = (size_t)limit * 2,
+                    .bytes_cap = (size_t)limit * 2 * STORE_KEY_MAX};
+    k.items = malloc(k.cap * sizeof *k.items);
+    k.bytes = malloc(k.bytes_cap);
+    if (!k.items || !k.bytes) {
+        free(k.items);
+        free(k.bytes);
+        return false;
+    }
+    page->next = store_scan(w->route->store, cursor, pattern, plen, limit, route_list_one, &k);
+    for (size_t i = 0; i < k.n; i++) k.items[i].key.p = (const uint8_t *)k.bytes + (uintptr_t)k.items[i].key.p;
+    page->items = k.items;
+    page->bytes = k.bytes;
+    page->n = k.n;
+    return true;
+}
+
+void route_local_page_free(route_local_page_t *page)
+{
+    free(page->items);
+    free(page->bytes);
+    page->items = NULL;
+    page->bytes = NULL;
+}
+
+uint32_t route_local_accept_handoff(route_t *rt, const peer_msg_t *batch)
+{
+    peer_iter_t it;
+    peer_iter_init(&it, batch);
+    peer_entry_t e;
+    uint32_t accepted = 0;
+    int64_t now = store_now_ms(rt->store);
+    while (peer_iter_entry(&it, &e)) {
+        if (e.expires_at_ms && (int64_t)e.expires_at_ms <= now) continue;
+        if (route_tomb_blocks(rt, e.key.p, e.key.len, e.version)) continue; /* deleted since */
+        route_observe(rt, e.version);
+        store_put_args_t args = {.key = e.key.p,
+                                 .key_len = e.key.len,
+                                 .value = e.value.p,
+                                 .value_len = e.value.len,
+                                 .content_type = (const char *)e.content_type.p,
+                                 .content_type_len = e.content_type.len,
+                                 .ttl_ms = e.expires_at_ms ? (int64_t)e.expires_at_ms - now : 0,
+                                 .version = e.version};
+        if (store_put_if_newer(rt->store, &args, NULL) == STORE_OK) accepted++;
+    }
+    return accepted;
+}

@@ -1,0 +1,51 @@
+/* route_local: what this node does for itself in a cluster-wide operation,
+ * whether the request came from a client here or from a peer: invalidating
+ * by keys or by pattern, listing a page of its keys, taking a handoff
+ * batch.
+ *
+ * Every node holds copies of the keys it owns (--replicas of them), so to
+ * count and list each key once a node reports only the keys it is the
+ * primary of (route_is_primary), while it removes every copy it holds.
+ *
+ * Threads: the worker's loop (route_is_primary reads its ring snapshot);
+ * route_local_accept_handoff may run on any thread.
+ */
+#ifndef DCACHE_ROUTE_LOCAL_H
+#define DCACHE_ROUTE_LOCAL_H
+
+#include "node/route/route.h"
+
+/* Key listing: the default page size and the largest one. */
+#define ROUTE_LOCAL_KEYS_DEFAULT 50
+#define ROUTE_LOCAL_KEYS_MAX 1000
+
+/* Removes every copy held here of keys matching the pattern (none when
+ * dry_run); *matched: matches this node is the primary of; *invalidated:
+ * the same unless dry_run (0). */
+void route_local_invalidate_pattern(route_worker_t *w, const char *pattern, size_t plen, bool dry_run,
+                                    uint64_t *matched, uint64_t *invalidated);
+/* Removes the keys held here; returns how many of them this node is the
+ * primary of. */
+uint64_t route_local_invalidate_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n);
+
+/* One page of this node's keys; items point into bytes, both owned by the
+ * page (route_local_page_free). */
+typedef struct route_local_page {
+    peer_keyinfo_t *items;
+    char *bytes;
+    size_t n;
+    uint64_t next;               /* cursor of the next page; 0 = done */
+} route_local_page_t;
+
+/* limit 0 = ROUTE_LOCAL_KEYS_DEFAULT; capped at ROUTE_LOCAL_KEYS_MAX (a page
+ * may hold a little more: a bucket comes whole). False when out of
+ * memory. */
+bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint64_t cursor, uint32_t limit,
+                      bool primary_only, route_local_page_t *page);
+void route_local_page_free(route_local_page_t *page);
+
+/* Keeps the entries of a HANDOFF batch that are live, newer than what is
+ * here and not deleted since; returns how many it kept. */
+uint32_t route_local_accept_handoff(route_t *rt, const peer_msg_t *batch);
+
+#endif

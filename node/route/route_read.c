@@ -1,0 +1,426 @@
+/* route_read: a key's reads routed to its owners (DESIGN section 4 of
+ * docs/ARCHITECTURE.md): GETs are served by any owner (L1, then previous
+ * owners right after a ring change, then L2) and forwarded, coalesced,
+ * otherwise. An owner that fails or does not answer in time is skipped for
+ * the next one.
+ *
+ * Forwarded requests carry PEER_F_FORWARDED and are never forwarded again
+ * (route_serve answers them from what the receiver holds), so two nodes
+ * that briefly disagree about the ring cannot bounce a request between
+ * them. */
+#include "node/route/route_read.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/core/log.h"
+
+#define ROUTE_FLIGHT_MAX 65536u   /* forwarded GETs in flight per worker; more are not coalesced */
+
+/* ---------- GET: coalesced forwarding, and asking previous owners ---------- */
+
+/* Who waits for a GET: a client, or a peer that forwarded it. */
+typedef struct route_waiter {
+    route_reply_t reply;
+    bool from_peer;
+} route_waiter_t;
+
+/* FORWARD: this node does not own the key; ask its owners in order, 503
+ * when none answers. FALLBACK: this node owns the key but misses it right
+ * after a ring change; ask the key's previous owners, keep what they have,
+ * answer "not found" when none has it. */
+typedef enum { ROUTE_FLIGHT_FORWARD = 0, ROUTE_FLIGHT_FALLBACK = 1, ROUTE_FLIGHT_L2 = 2 } route_flight_mode_t;
+
+typedef struct route_flight {
+    struct route_flight *next;        /* hash chain */
+    route_worker_t *w;
+    route_flight_mode_t mode;
+    uint64_t hash;
+    bool in_table;
+    char *key;
+    size_t klen;
+    route_waiter_t *waiters;
+    size_t nwaiters, cap;
+    topo_t *topo, *prev;            /* own references: the members asked live in them */
+    const topo_member_t *targets[2 * RING_REPLICAS_MAX];
+    size_t ntargets, next_target;
+    char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
+} route_flight_t;
+
+/* A value shared by every waiter's response. */
+typedef struct route_shared_value {
+    unsigned refs;
+    char node[SWIM_NAME_MAX];
+    char *ct;
+    size_t ctlen, len;
+    uint64_t version;
+    int64_t ttl_ms;
+    char data[];
+} route_shared_value_t;
+
+static void route_shared_value_release(void *p)
+{
+    route_shared_value_t *v = p;
+    if (--v->refs == 0) free(v);
+}
+
+static route_flight_t **route_flight_slot(route_worker_t *w, uint64_t hash, const char *key, size_t klen)
+{
+    route_flight_t **pp = &w->flights[hash & (ROUTE_FLIGHT_BUCKETS - 1)];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->hash == hash && (*pp)->klen == klen && memcmp((*pp)->key, key, klen) == 0) break;
+    return pp;
+}
+
+static void route_flight_free(route_flight_t *f)
+{
+    topo_unref(f->topo);
+    topo_unref(f->prev);
+    free(f->waiters);
+    free(f->key);
+    free(f);
+}
+
+static void route_waiter_miss(route_t *a, const route_waiter_t *wt, const char *node, const char *owner)
+{
+    wt->reply.ops->miss(wt->reply.ctx, node ? node : route_self_name(a), owner);
+}
+
+static void route_waiter_fail(const route_waiter_t *wt, route_error_t err, const char *message)
+{
+    wt->reply.ops->fail(wt->reply.ctx, err, message);
+}
+
+/* A value found elsewhere (an owner, a previous owner, L2). */
+typedef struct route_found {
+    const void *value;
+    size_t len;
+    const char *ct;
+    size_t ctlen;
+    uint64_t version;
+    int64_t ttl_ms;              /* remaining; 0 = never expires */
+    route_source_t source;
+} route_found_t;
+
+typedef enum { ROUTE_OUT_FOUND = 0, ROUTE_OUT_MISS, ROUTE_OUT_NO_OWNER, ROUTE_OUT_NO_L2 } route_outcome_t;
+
+/* Keeps a value found at a previous owner or in L2; a newer one here wins. */
+static void route_flight_fill(route_t *a, const route_flight_t *f, const route_found_t *v)
+{
+    store_put_args_t args = {.key = f->key,
+                             .key_len = f->klen,
+                             .value = v->value,
+                             .value_len = v->len,
+                             .content_type = v->ct,
+                             .content_type_len = v->ctlen,
+                             .ttl_ms = v->ttl_ms,
+                             .version = v->version};
+    route_observe(a, v->version);
+    store_status_t st = store_put_if_newer(a->store, &args, NULL);
+    if (f->mode == ROUTE_FLIGHT_FALLBACK) atomic_fetch_add(&a->stats.fallback_filled, 1);
+    else if (st == STORE_STALE && a->l2) atomic_fetch_add(&a->l2->stats.fills_stale, 1);
+}
+
+static void route_flight_answer(route_flight_t *f, route_outcome_t out, const route_found_t *found, const char *node)
+{
+    route_t *a = f->w->route;
+    /* Found in L2 or at a previous owner, but deleted here since: gone. */
+    if (out == ROUTE_OUT_FOUND && f->mode != ROUTE_FLIGHT_FORWARD && route_tomb_blocks(a, f->key, f->klen, found->version))
+        out = ROUTE_OUT_MISS;
+    /* Off the table first: a waiter's response may start a new GET. */
+    if (f->in_table) {
+        route_flight_t **pp = route_flight_slot(f->w, f->hash, f->key, f->klen);
+        if (*pp == f) *pp = f->next;
+        f->in_table = false;
+        f->w->nflights--;
+        atomic_fetch_sub(&a->stats.flights, 1);
+    }
+    if (out == ROUTE_OUT_MISS) {
+        for (size_t i = 0; i < f->nwaiters; i++) route_waiter_miss(a, &f->waiters[i], node, f->owner);
+    } else if (out != ROUTE_OUT_FOUND) {
+        bool l2 = out == ROUTE_OUT_NO_L2;
+        if (!l2) atomic_fetch_add(&a->stats.unavailable, f->nwaiters);
+        for (size_t i = 0; i < f->nwaiters; i++) {
+            if (l2) route_waiter_fail(&f->waiters[i], ROUTE_ERR_L2_UNAVAILABLE, "the key is not in L1 and Redis is unavailable");
+            else route_waiter_fail(&f->waiters[i], ROUTE_ERR_OWNER_UNAVAILABLE, "no owner of this key answered");
+        }
+    } else {
+        if (f->mode != ROUTE_FLIGHT_FORWARD) route_flight_fill(a, f, found);
+        route_shared_value_t *v = malloc(sizeof *v + found->len + found->ctlen + 1);
+        if (!v) {
+            for (size_t i = 0; i < f->nwaiters; i++) {
+                route_waiter_fail(&f->waiters[i], ROUTE_ERR_NO_MEMORY, "out of memory");
+            }
+        } else {
+            v->refs = (unsigned)f->nwaiters;
+            snprintf(v->node, sizeof v->node, "%s", f->mode == ROUTE_FLIGHT_FORWARD ? node : route_self_name(a));
+            memcpy(v->data, found->value, found->len);
+            v->len = found->len;
+            v->ct = v->data + v->len;
+            if (found->ctlen) memcpy(v->ct, found->ct, found->ctlen);
+            v->ctlen = found->ctlen;
+            v->version = found->version;
+            v->ttl_ms = found->ttl_ms;
+            route_value_t view = {.value = v->data, .len = v->len, .ct = v->ct, .ctlen = v->ctlen,
+                                  .version = v->version, .ttl_ms = v->ttl_ms, .node = v->node, .owner = f->owner,
+                                  .source = f->mode == ROUTE_FLIGHT_L2 ? ROUTE_SRC_L2 : found->source};
+            for (size_t i = 0; i < f->nwaiters; i++)
+                f->waiters[i].reply.ops->value(f->waiters[i].reply.ctx, &view, route_shared_value_release, v);
+        }
+    }
+    route_flight_free(f);
+}
+
+static void route_flight_l2_reply(void *ctx, l2_result_t res, const l2_value_t *v)
+{
+    route_flight_t *f = ctx;
+    if (res == L2_MISS) {
+        route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+        return;
+    }
+    if (res != L2_OK) {
+        route_flight_answer(f, ROUTE_OUT_NO_L2, NULL, NULL);
+        return;
+    }
+    int64_t ttl = 0;
+    if (v->expires_at_ms) {
+        ttl = v->expires_at_ms - store_now_ms(f->w->route->store);
+        if (ttl <= 0) {
+            route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+            return;
+        }
+    }
+    route_found_t found = {.value = v->value, .len = v->len, .ct = v->ct, .ctlen = v->ctlen, .version = v->version,
+                           .ttl_ms = ttl, .source = ROUTE_SRC_L2};
+    route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
+}
+
+/* The last place to look at an owner: Redis. */
+static void route_flight_ask_l2(route_flight_t *f)
+{
+    f->mode = ROUTE_FLIGHT_L2;
+    l2_get(f->w->l2, f->key, f->klen, route_flight_l2_reply, f);
+}
+
+/* Answers from a peer's GET_RESP (found or not), or NULL when no owner
+ * answered; a miss at an owner goes on to L2. */
+static void route_flight_finish(route_flight_t *f, const peer_msg_t *resp, const char *node)
+{
+    if (resp && resp->status == PEER_STATUS_OK) {
+        /* The owner says where it found the value: its L1 or Redis. */
+        route_found_t found = {.value = resp->value.p, .len = resp->value.len,
+                               .ct = (const char *)resp->content_type.p, .ctlen = resp->content_type.len,
+                               .version = resp->version,
+                               .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms,
+                               .source = (resp->flags & PEER_F_L2) ? ROUTE_SRC_L2 : ROUTE_SRC_L1};
+        route_flight_answer(f, ROUTE_OUT_FOUND, &found, node);
+        return;
+    }
+    if (f->mode == ROUTE_FLIGHT_FALLBACK) {
+        /* No previous owner has it: an owner's miss goes to L2. */
+        if (f->w->l2) route_flight_ask_l2(f);
+        else route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+        return;
+    }
+    route_flight_answer(f, resp ? ROUTE_OUT_MISS : ROUTE_OUT_NO_OWNER, NULL, node);
+}
+
+static void route_flight_try(route_flight_t *f);
+
+static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    route_flight_t *f = ctx;
+    const char *node = f->targets[f->next_target - 1]->name;
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_OK) {
+        route_flight_finish(f, resp, node);
+        return;
+    }
+    /* A previous owner without the key: the next one may have it. */
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_NOT_FOUND &&
+        (f->mode == ROUTE_FLIGHT_FORWARD || f->next_target >= f->ntargets)) {
+        route_flight_finish(f, resp, node);
+        return;
+    }
+    if (res != PEER_OK || resp->type != PEER_MSG_GET_RESP) {
+        atomic_fetch_add(&f->w->route->stats.failovers, 1);
+        log_debug("owner failed, trying the next", "\"owner\":\"%s\",\"result\":\"%s\"", node, peer_result_name(res));
+    }
+    route_flight_try(f);
+}
+
+static void route_flight_try(route_flight_t *f)
+{
+    route_worker_t *w = f->w;
+    while (f->next_target < f->ntargets) {
+        const topo_member_t *m = f->targets[f->next_target++];
+        /* Asked while rebalancing, a peer answers from its own L1: two
+         * nodes that both miss must not wait on each other. */
+        peer_msg_t req = {.type = PEER_MSG_GET,
+                          .flags = PEER_F_FORWARDED | (f->mode == ROUTE_FLIGHT_FALLBACK ? PEER_F_LOCAL : 0)};
+        req.key.p = (const uint8_t *)f->key;
+        req.key.len = f->klen;
+        peer_result_t res = peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                                              route_flight_reply, f);
+        if (res == PEER_OK) {
+            atomic_fetch_add(&w->route->stats.forwarded[ROUTE_FWD_GET], 1);
+            return;
+        }
+        atomic_fetch_add(&w->route->stats.failovers, 1);
+    }
+    route_flight_finish(f, NULL, NULL);
+}
+
+/* A GET's key as the routing sees it, hashed and placed once. */
+typedef struct route_gkey {
+    const char *key;
+    size_t klen;
+    uint64_t hash;                  /* ring_key_hash: the ring's and the flight table's */
+    uint32_t owners[RING_REPLICAS_MAX];
+    size_t n;                       /* owners in the current ring (0 without one) */
+} route_gkey_t;
+
+/* Adds owners of t (but this node, members without a peer address and
+ * members already listed) to the flight's targets. */
+static void route_flight_add_owners(route_flight_t *f, topo_t *t, const uint32_t *owners, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const topo_member_t *m = &t->members[owners[i]];
+        if ((int32_t)owners[i] == t->self || m->peer.ss_family == 0) continue;
+        bool dup = false;
+        for (size_t k = 0; k < f->ntargets && !dup; k++) dup = strcmp(f->targets[k]->name, m->name) == 0;
+        if (!dup && f->ntargets < sizeof f->targets / sizeof f->targets[0]) f->targets[f->ntargets++] = m;
+    }
+}
+
+/* Joins the flight for this key, or starts one asking the owners of the
+ * key in t, then (FALLBACK) those in prev. */
+static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const route_waiter_t *wt, const route_gkey_t *k,
+                            topo_t *t, topo_t *prev, const char *owner)
+{
+    route_t *a = w->route;
+    const char *key = k->key;
+    size_t klen = k->klen;
+    uint64_t hash = k->hash;
+    route_flight_t **slot = route_flight_slot(w, hash, key, klen);
+    route_flight_t *f = *slot;
+    /* A GET a peer forwarded here must not wait on a forward of our own:
+     * two nodes that disagree about the ring would wait on each other. */
+    if (f && wt->from_peer && f->mode == ROUTE_FLIGHT_FORWARD) f = NULL;
+    if (f) {
+        if (f->nwaiters == f->cap) {
+            size_t cap = f->cap * 2;
+            route_waiter_t *nw = realloc(f->waiters, cap * sizeof *nw);
+            if (!nw) goto no_memory;
+            f->waiters = nw;
+            f->cap = cap;
+        }
+        f->waiters[f->nwaiters++] = *wt;
+        atomic_fetch_add(&a->stats.coalesced, 1);
+        return;
+    }
+    f = calloc(1, sizeof *f);
+    if (f) {
+        f->key = malloc(klen);
+        f->waiters = malloc(4 * sizeof *f->waiters);
+    }
+    if (!f || !f->key || !f->waiters) {
+        if (f) {
+            free(f->key);
+            free(f->waiters);
+            free(f);
+        }
+        goto no_memory;
+    }
+    f->w = w;
+    f->mode = mode;
+    f->hash = hash;
+    memcpy(f->key, key, klen);
+    f->klen = klen;
+    f->cap = 4;
+    f->waiters[f->nwaiters++] = *wt;
+    f->topo = topo_ref(t);
+    f->prev = topo_ref(prev);
+    if (t && mode != ROUTE_FLIGHT_L2) route_flight_add_owners(f, t, k->owners, k->n);
+    if (prev) {
+        uint32_t prev_owners[RING_REPLICAS_MAX];
+        size_t pn = ring_owners_hash(prev->ring, hash, prev_owners, RING_REPLICAS_MAX);
+        route_flight_add_owners(f, prev, prev_owners, pn);
+    }
+    snprintf(f->owner, sizeof f->owner, "%s", owner);
+    if (w->nflights < ROUTE_FLIGHT_MAX && !*slot) {
+        f->next = *slot;
+        *slot = f;
+        f->in_table = true;
+        w->nflights++;
+        atomic_fetch_add(&a->stats.flights, 1);
+    }
+    if (mode == ROUTE_FLIGHT_FALLBACK) atomic_fetch_add(&a->stats.fallbacks, 1);
+    if (mode == ROUTE_FLIGHT_L2) route_flight_ask_l2(f);
+    else route_flight_try(f);
+    return;
+no_memory:
+    route_waiter_fail(wt, ROUTE_ERR_NO_MEMORY, "out of memory");
+}
+
+static void route_entry_unref(void *e)
+{
+    store_entry_release(e);
+}
+
+/* A GET at an owner of the key: L1, then, right after a ring change, the
+ * key's other owners and its previous owners (a joiner has nothing yet; a
+ * node that became owner when another died has not received the key yet). */
+static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *wt, const route_gkey_t *k,
+                          const char *owner, bool local_only)
+{
+    route_t *a = w->route;
+    store_entry_t *e;
+    if (store_get(a->store, k->key, k->klen, &e) == STORE_OK) {
+        route_value_t v = {.version = store_entry_version(e), .ttl_ms = route_entry_ttl_ms(a, e),
+                         .node = route_self_name(a), .owner = owner};
+        v.value = store_entry_value(e, &v.len);
+        v.ct = store_entry_content_type(e, &v.ctlen);
+        wt->reply.ops->value(wt->reply.ctx, &v, route_entry_unref, e);
+        return;
+    }
+    topo_t *prev = topo_cache_prev(&w->topo);
+    if (prev && t && t->n > 1 && !local_only) {
+        route_flight_join(w, ROUTE_FLIGHT_FALLBACK, wt, k, t, prev, owner);
+        return;
+    }
+    if (w->l2 && !local_only) {
+        route_flight_join(w, ROUTE_FLIGHT_L2, wt, k, t, NULL, owner);
+        return;
+    }
+    route_waiter_miss(a, wt, NULL, owner);
+}
+
+static void route_gkey_init(route_gkey_t *k, const topo_t *t, const char *key, size_t klen)
+{
+    k->key = key;
+    k->klen = klen;
+    k->hash = ring_key_hash(key, klen);
+    k->n = t ? ring_owners_hash(t->ring, k->hash, k->owners, RING_REPLICAS_MAX) : 0;
+}
+
+void route_read_get(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
+{
+    route_t *a = w->route;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    route_gkey_t k;
+    route_gkey_init(&k, t, key, klen);
+    const char *owner = route_owner_name(a, t, k.owners, k.n);
+    route_waiter_t wt = {.reply = reply};
+    if (!t || topo_is_owner(t, k.owners, k.n)) route_owner_get(w, t, &wt, &k, owner, false);
+    else route_flight_join(w, ROUTE_FLIGHT_FORWARD, &wt, &k, t, NULL, owner);
+}
+
+void route_read_serve(route_worker_t *w, route_reply_t reply, const char *key, size_t klen, bool local_only)
+{
+    route_t *a = w->route;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    route_gkey_t k;
+    route_gkey_init(&k, t, key, klen);
+    route_waiter_t wt = {.reply = reply, .from_peer = true};
+    route_owner_get(w, t, &wt, &k, route_owner_name(a, t, k.owners, k.n), local_only);
+}

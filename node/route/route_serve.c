@@ -1,0 +1,200 @@
+#include "node/route/route_serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/route/route_local.h"
+#include "node/route/route_read.h"
+#include "node/route/route_reply.h"
+#include "node/route/route_write.h"
+
+/* ---------- route_reply over a peer call ---------- */
+
+static void route_serve_value(void *ctx, const route_value_t *v, void (*release)(void *), void *release_ctx)
+{
+    peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_OK, .version = v->version,
+                    .ttl_ms = (uint64_t)v->ttl_ms, .flags = v->source == ROUTE_SRC_L2 ? PEER_F_L2 : 0};
+    m.value.p = v->value;
+    m.value.len = v->len;
+    m.content_type.p = (const uint8_t *)v->ct;
+    m.content_type.len = v->ctlen;
+    peer_server_respond(ctx, &m);
+    if (release) release(release_ctx);
+}
+
+static void route_serve_miss(void *ctx, const char *node, const char *owner)
+{
+    (void)node;
+    (void)owner;
+    peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_NOT_FOUND};
+    peer_server_respond(ctx, &m);
+}
+
+static void route_serve_written(void *ctx, const route_written_t *w, bool is_delete)
+{
+    peer_msg_t m = {.type = is_delete ? PEER_MSG_DELETE_RESP : PEER_MSG_PUT_RESP,
+                    .status = PEER_STATUS_OK,
+                    .version = w->version,
+                    .existed = w->existed,
+                    .flags = (w->created ? PEER_F_CREATED : 0) | (w->journaled ? PEER_F_JOURNALED : 0)};
+    peer_server_respond(ctx, &m);
+}
+
+static void route_serve_stored(void *ctx, const route_written_t *w)
+{
+    route_serve_written(ctx, w, false);
+}
+
+static void route_serve_deleted(void *ctx, const route_written_t *w)
+{
+    route_serve_written(ctx, w, true);
+}
+
+/* A write that failed answers with its own response type, which the
+ * forwarding node takes as final (UNAVAILABLE: not replicated; with
+ * PEER_F_L2: Redis refused it); everything else is an ERROR frame, after
+ * which the forwarder tries the next owner (except TOO_LARGE). */
+static void route_serve_fail(void *ctx, route_error_t err, const char *message)
+{
+    peer_call_t *call = ctx;
+    peer_msg_type_t type = peer_call_type(call);
+    bool write = type == PEER_MSG_PUT || type == PEER_MSG_DELETE;
+    if (write && (err == ROUTE_ERR_NOT_REPLICATED || err == ROUTE_ERR_L2_UNAVAILABLE)) {
+        peer_msg_t m = {.type = type == PEER_MSG_DELETE ? PEER_MSG_DELETE_RESP : PEER_MSG_PUT_RESP,
+                        .status = PEER_STATUS_UNAVAILABLE,
+                        .flags = err == ROUTE_ERR_L2_UNAVAILABLE ? PEER_F_L2 : 0};
+        peer_server_respond(call, &m);
+        return;
+    }
+    peer_server_respond_error(call, err == ROUTE_ERR_TOO_LARGE ? PEER_STATUS_TOO_LARGE : PEER_STATUS_UNAVAILABLE,
+                              message);
+}
+
+static const route_reply_ops_t route_serve_reply_ops = {
+    .value = route_serve_value,
+    .miss = route_serve_miss,
+    .stored = route_serve_stored,
+    .deleted = route_serve_deleted,
+    .fail = route_serve_fail,
+};
+
+static route_reply_t route_serve_reply(peer_call_t *call)
+{
+    return (route_reply_t){.ops = &route_serve_reply_ops, .ctx = call};
+}
+
+/* ---------- requests ---------- */
+
+static peer_status_t route_serve_store_status(store_status_t st)
+{
+    switch (st) {
+    case STORE_OK: return PEER_STATUS_OK;
+    case STORE_STALE: return PEER_STATUS_STALE;
+    case STORE_TOO_LARGE: return PEER_STATUS_TOO_LARGE;
+    case STORE_BAD_KEY: return PEER_STATUS_BAD_REQUEST;
+    default: return PEER_STATUS_UNAVAILABLE;
+    }
+}
+
+static store_put_args_t route_serve_put_args(const peer_msg_t *req)
+{
+    store_put_args_t args = {.key = req->key.p,
+                             .key_len = req->key.len,
+                             .value = req->value.p,
+                             .value_len = req->value.len,
+                             .content_type = (const char *)req->content_type.p,
+                             .content_type_len = req->content_type.len,
+                             .ttl_ms = req->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)req->ttl_ms,
+                             .version = req->version};
+    return args;
+}
+
+static void route_serve_put(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    store_put_args_t args = route_serve_put_args(req);
+    if (!(req->flags & PEER_F_REPLICA)) {
+        /* Forwarded to us as the primary (or the acting one). */
+        route_write_coordinate_put(w, route_serve_reply(call), &args);
+        return;
+    }
+    bool created = false;
+    store_status_t st = route_write_replica_put(w->route, &args, &created);
+    peer_msg_t m = {.type = PEER_MSG_PUT_RESP,
+                    .status = route_serve_store_status(st),
+                    .version = req->version,
+                    .flags = created ? PEER_F_CREATED : 0};
+    peer_server_respond(call, &m);
+}
+
+static void route_serve_delete(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    if (!(req->flags & PEER_F_REPLICA)) {
+        route_write_coordinate_delete(w, route_serve_reply(call), (const char *)req->key.p, req->key.len);
+        return;
+    }
+    peer_msg_t m = {.type = PEER_MSG_DELETE_RESP,
+                    .status = PEER_STATUS_OK,
+                    .existed = route_write_replica_delete(w->route, req->key.p, req->key.len, req->version)};
+    peer_server_respond(call, &m);
+}
+
+static void route_serve_invalidate(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    peer_bytes_t *keys = malloc((req->count ? req->count : 1) * sizeof *keys);
+    if (!keys) {
+        peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+        return;
+    }
+    peer_iter_t it;
+    peer_iter_init(&it, req);
+    size_t n = 0;
+    while (n < req->count && peer_iter_key(&it, &keys[n])) n++;
+    uint64_t primary = route_local_invalidate_keys(w, keys, n);
+    free(keys);
+    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP, .matched = primary, .invalidated = primary};
+    peer_server_respond(call, &m);
+}
+
+static void route_serve_invalidate_pattern(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP};
+    route_local_invalidate_pattern(w, (const char *)req->pattern.p, req->pattern.len, req->dry_run, &m.matched,
+                                   &m.invalidated);
+    peer_server_respond(call, &m);
+}
+
+static void route_serve_keys(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    route_local_page_t page = {0};
+    if (!route_local_keys(w, (const char *)req->pattern.p, req->pattern.len, req->cursor, req->limit,
+                          (req->flags & PEER_F_PRIMARY) != 0, &page)) {
+        peer_server_respond_error(call, PEER_STATUS_UNAVAILABLE, "out of memory");
+        return;
+    }
+    peer_msg_t m = {.type = PEER_MSG_KEYS_RESP, .cursor = page.next, .count = (uint32_t)page.n,
+                    .keyinfos = page.items};
+    peer_server_respond(call, &m);
+    route_local_page_free(&page);
+}
+
+void route_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
+{
+    route_worker_t *w = ctx;
+    switch (req->type) {
+    case PEER_MSG_GET:
+        route_read_serve(w, route_serve_reply(call), (const char *)req->key.p, req->key.len,
+                         (req->flags & PEER_F_LOCAL) != 0);
+        break;
+    case PEER_MSG_PUT: route_serve_put(w, call, req); break;
+    case PEER_MSG_DELETE: route_serve_delete(w, call, req); break;
+    case PEER_MSG_INVALIDATE: route_serve_invalidate(w, call, req); break;
+    case PEER_MSG_INVALIDATE_PATTERN: route_serve_invalidate_pattern(w, call, req); break;
+    case PEER_MSG_KEYS: route_serve_keys(w, call, req); break;
+    case PEER_MSG_HANDOFF: {
+        peer_msg_t m = {.type = PEER_MSG_HANDOFF_RESP, .accepted = route_local_accept_handoff(w->route, req)};
+        peer_server_respond(call, &m);
+        break;
+    }
+    default: peer_server_respond_error(call, PEER_STATUS_UNSUPPORTED, "not a request"); break;
+    }
+}
