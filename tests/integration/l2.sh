@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Redis as L2 with a real redis-server: write-through and read-through with
 # TTLs carried over; a node restarted with an empty L1 serves every key from
-# Redis; DELETE and pattern invalidation clear Redis too; Redis killed: reads
+# Redis, and through a node that does not own a key, its owner's Redis read
+# says HIT-L2; DELETE and pattern invalidation clear Redis too; Redis killed: reads
 # of cached keys still succeed, misses and sync-mode writes get 503 at once,
 # and the breaker says so; Redis back: writes succeed again; journal mode
 # accepts writes while Redis is down and replays every one of them; a
@@ -56,6 +57,29 @@ max_age=$(header cache-control | grep -o '[0-9]*')
 assert_eq "$N" "$(get_all k 1 $N)" "every key served after the restart"
 http GET /api/cache/never-written
 assert_eq "404 MISS" "$STATUS $(header x-cache)" "a key in neither level is a miss"
+
+# --- after a full restart, a GET forwarded to an owner that read Redis says HIT-L2 ---
+# Two fresh nodes, one owner per key: through the node that does not own k5,
+# the value comes from its owner's Redis read, and X-Cache says so.
+N1B_URL=$NODE_URL N1B_PID=$NODE_PID
+TWO=(--workers 1 --replicas 1 --probe-interval 200ms --probe-timeout 100ms --gossip-interval 50ms --push-pull-interval 2s)
+start_node fa --name fa "${L2[@]}" "${TWO[@]}"
+FA_URL=$NODE_URL FA_PID=$NODE_PID
+start_node fb --name fb "${L2[@]}" "${TWO[@]}" --seeds "127.0.0.1:$NODE_GOSSIP_PORT"
+FB_URL=$NODE_URL FB_PID=$NODE_PID
+two_ring() { [[ $(curl -s "$FA_URL/api/cluster/ring" | jq -r .members) == 2 &&
+                $(curl -s "$FB_URL/api/cluster/ring" | jq -r .members) == 2 ]]; }
+wait_for "two nodes share one ring" two_ring
+owner=$(curl -s "$FA_URL/api/cluster/ring?key=k5" | jq -r '.owners[0]')
+[[ $owner == fa ]] && NODE_URL=$FB_URL || NODE_URL=$FA_URL
+http GET /api/cache/k5
+assert_eq "200 HIT-L2 $owner value-5" "$STATUS $(header x-cache) $(header x-cache-node) $BODY" \
+  "a forwarded GET that its owner read from Redis is a HIT-L2, answered by the owner"
+http GET /api/cache/k5
+assert_eq "200 HIT $owner" "$STATUS $(header x-cache) $(header x-cache-node)" "then the owner serves it from L1"
+stop_node "$FA_PID"
+stop_node "$FB_PID"
+NODE_URL=$N1B_URL NODE_PID=$N1B_PID
 
 # --- DELETE and invalidation clear Redis ---
 http DELETE /api/cache/k5
