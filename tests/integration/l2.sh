@@ -108,6 +108,8 @@ assert_eq open "$(l2_field breaker)" "the breaker opens after consecutive failur
 assert_eq "degraded open" "$(curl -s "$NODE_URL/api/metrics" | jq -r '"\(.l2.status) \(.l2.breaker)"')" "/api/metrics shows the breaker"
 assert_eq degraded "$(l2_field status)" "/ready reports L2 degraded"
 assert_match '^[1-9]' "$(metric l2_writes_refused_total)" "refused writes are counted"
+assert_match '^[1-9]' "$(metric 'errors_total{type="l2_unavailable"}')" "503s are counted under their cause"
+assert_eq 0 "$(metric 'errors_total{type="no_memory"}')" "and not as no_memory"
 
 # --- Redis back: writes go through again ---
 REDIS_FIXED_PORT=$REDIS_PORT start_redis redis2
