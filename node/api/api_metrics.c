@@ -110,11 +110,9 @@ static void api_metrics_by_type(sbuf_t *b, const char *name, atomic_uint_fast64_
 
 static void api_metrics_route(api_t *a, sbuf_t *b)
 {
-    topo_t *t = topo_slot_get(&a->route.topo);
-    api_metrics_gauge(b, "ring_version", "Version of the ring snapshot in use (rises with every membership change).",
-                   t ? (int64_t)t->version : 0);
-    api_metrics_gauge(b, "ring_members", "Members in the ring (alive and suspect).", t ? (int64_t)t->n : 0);
-    topo_unref(t);
+    topo_metrics_t tm;
+    topo_slot_metrics(&a->route.topo, &tm);
+    metrics_render_one(b, &topo_metrics_table, &tm);
 
     peer_stats_t *p = &a->route.peer_stats;
     metrics_prom_header(b, "peer_frames_total", "counter", "Peer channel frames, by direction.");
@@ -160,54 +158,11 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
                    atomic_load(&p->breakers_open));
     api_metrics_gauge(b, "peer_pending", "Requests to peers awaiting an answer.", atomic_load(&p->pending));
 
-    route_stats_t *r = &a->route.stats;
-    metrics_prom_header(b, "route_forwarded_total", "counter", "Client requests sent on to an owner, by operation.");
-    static const char *const ops[] = {"get", "put", "delete"};
-    for (int i = 0; i < 3; i++) {
-        char l[32];
-        snprintf(l, sizeof l, "operation=\"%s\"", ops[i]);
-        metrics_prom_uint(b, "route_forwarded_total", l, atomic_load(&r->forwarded[i]));
-    }
-    api_metrics_counter(b, "route_failovers_total", "Owners that failed, so the next owner was tried.",
-                     atomic_load(&r->failovers));
-    api_metrics_counter(b, "route_unavailable_total", "Requests answered 503 because no owner answered.",
-                     atomic_load(&r->unavailable));
-    api_metrics_counter(b, "route_coalesced_total", "GETs that joined a forwarded GET for the same key in flight.",
-                     atomic_load(&r->coalesced));
-    metrics_prom_header(b, "route_replica_writes_total", "counter",
-                        "Writes sent to replicas, by result (skipped: the replica was known down).");
-    metrics_prom_uint(b, "route_replica_writes_total", "result=\"ok\"", atomic_load(&r->replica_ok));
-    metrics_prom_uint(b, "route_replica_writes_total", "result=\"failed\"", atomic_load(&r->replica_failed));
-    metrics_prom_uint(b, "route_replica_writes_total", "result=\"skipped\"", atomic_load(&r->replica_skipped));
-    api_metrics_counter(b, "route_writes_unreplicated_total",
-                     "Writes refused with 503 because fewer owners than --write-acks stored them.",
-                     atomic_load(&r->writes_unreplicated));
-    api_metrics_counter(b, "route_invalidation_broadcasts_total",
-                     "Invalidations of a key sent to members that do not own it.", atomic_load(&r->broadcasts));
-    api_metrics_counter(b, "route_fallbacks_total",
-                     "Misses at a new owner, right after a ring change, that asked the previous owners.",
-                     atomic_load(&r->fallbacks));
-    api_metrics_counter(b, "route_fallback_hits_total", "Fallbacks that found the key at a previous owner.",
-                     atomic_load(&r->fallback_filled));
-    handoff_stats_t *h = &a->route.handoff;
-    api_metrics_counter(b, "handoff_entries_total", "Entries handed to their new owners after ring changes.",
-                     atomic_load(&h->entries_sent));
-    api_metrics_counter(b, "handoff_bytes_total", "Key and value bytes handed to new owners.", atomic_load(&h->bytes_sent));
-    api_metrics_counter(b, "handoff_dropped_total", "Entries removed here once their new owners had them.",
-                     atomic_load(&h->entries_dropped));
-    api_metrics_counter(b, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried).",
-                     atomic_load(&h->batches_failed));
-    api_metrics_counter(b, "handoff_runs_total", "Handoff scans finished.", atomic_load(&h->runs));
-    metrics_prom_header(b, "handoff_last_duration_seconds", "gauge", "Duration of the last handoff scan.");
-    metrics_prom_value(b, "handoff_last_duration_seconds", NULL, (double)atomic_load(&h->last_duration_ms) / 1000.0);
-    api_metrics_gauge(b, "handoff_running", "1 while a handoff is in progress.", atomic_load(&h->running));
-    api_metrics_counter(b, "tombstone_refusals_total",
-                     "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted since.",
-                     a->route.tomb ? tomb_refused(a->route.tomb) : 0);
-    api_metrics_gauge(b, "tombstones", "Recent deletes remembered (60 s; bound: 65536).",
-                   a->route.tomb ? (int64_t)tomb_count(a->route.tomb, store_now_ms(a->store)) : 0);
-    api_metrics_gauge(b, "route_forwards_in_flight", "Forwarded GETs in flight (bound: 65536 per worker).",
-                   atomic_load(&r->flights));
+    metrics_render_one(b, &route_metrics_table, &a->route.stats);
+    metrics_render_one(b, &handoff_metrics_table, &a->route.handoff);
+    tomb_metrics_t tb;
+    tomb_get_metrics(a->route.tomb, store_now_ms(a->store), &tb);
+    metrics_render_one(b, &tomb_metrics_table, &tb);
 }
 
 static void api_metrics_l2(api_t *a, sbuf_t *b)
@@ -278,50 +233,61 @@ static void api_metrics_http_totals(api_t *a, api_metrics_http_t *t)
     }
 }
 
+/* http/ and node/core know nothing of metric tables: the API, which runs
+ * the HTTP servers and exports the process's facts, declares theirs. */
+#define API_METRICS_HTTP(F, name, help) METRICS_ATOMIC_COUNTER(http_server_stats_t, F, name, NULL, help)
+static const metrics_desc_t api_metrics_http_rows[] = {
+    METRICS_ATOMIC_GAUGE(http_server_stats_t, connections_active, "http_connections", NULL, "Open client connections."),
+    API_METRICS_HTTP(connections_accepted, "http_connections_accepted_total", "Client connections accepted."),
+    API_METRICS_HTTP(connections_rejected, "http_connections_rejected_total",
+                     "Client connections refused with 503 over --max-connections."),
+    API_METRICS_HTTP(requests, "http_requests_parsed_total", "Requests parsed and handed to the API."),
+    API_METRICS_HTTP(malformed, "http_malformed_requests_total", "Requests refused as malformed (400)."),
+    API_METRICS_HTTP(header_too_large, "http_header_too_large_total", "Requests refused over --max-header-size (431)."),
+    API_METRICS_HTTP(body_too_large, "http_body_too_large_total", "Requests refused over the body limits (413)."),
+    API_METRICS_HTTP(header_timeouts, "http_header_timeouts_total", "Connections whose headers came too slowly (408)."),
+    API_METRICS_HTTP(idle_timeouts, "http_idle_timeouts_total", "Connections closed after --idle-timeout of silence."),
+    API_METRICS_HTTP(bytes_in, "http_received_bytes_total", "Bytes read from clients."),
+    API_METRICS_HTTP(bytes_out, "http_sent_bytes_total", "Bytes written to clients."),
+};
+static const metrics_table_t api_metrics_http_table = METRICS_TABLE(api_metrics_http_rows);
+
+typedef struct api_metrics_process {
+    sysinfo_process_t process;
+    int64_t start_time_ms;
+} api_metrics_process_t;
+
+#define API_METRICS_PROC(F, kind, repr, name, help) METRICS_ROW(api_metrics_process_t, F, kind, repr, name, NULL, help)
+static const metrics_desc_t api_metrics_process_rows[] = {
+    API_METRICS_PROC(process.rss_bytes, METRICS_GAUGE, METRICS_U64, "process_resident_memory_bytes", "Resident set size."),
+    API_METRICS_PROC(process.virtual_bytes, METRICS_GAUGE, METRICS_U64, "process_virtual_memory_bytes",
+                     "Virtual memory size."),
+    API_METRICS_PROC(process.open_fds, METRICS_GAUGE, METRICS_U64, "process_open_fds", "Open file descriptors."),
+    API_METRICS_PROC(process.cpu_seconds, METRICS_COUNTER, METRICS_DOUBLE, "process_cpu_seconds_total",
+                     "User and system CPU time."),
+    {"process_start_time_seconds", NULL, METRICS_GAUGE, METRICS_I64, offsetof(api_metrics_process_t, start_time_ms),
+     "Start time since the Unix epoch.", 1000},
+};
+static const metrics_table_t api_metrics_process_table = METRICS_TABLE(api_metrics_process_rows);
+
 void api_metrics_prometheus(api_worker_t *w, http_request_t *r)
 {
     api_t *a = w->api;
-        sbuf_t b;
+    sbuf_t b;
     sbuf_init(&b);
     metrics_render_prometheus(a->metrics, &b);
     store_stats_t st;
     store_get_stats(a->store, &st);
-    api_metrics_gauge(&b, "cache_entries", "Entries in the L1 store.", (double)st.entries);
-    api_metrics_gauge(&b, "cache_size_bytes", "Bytes held by the L1 store, per-entry overhead included.",
-                   (double)st.bytes);
-    api_metrics_gauge(&b, "cache_max_entries", "Configured L1 entry limit.", (double)a->cfg->l1_max_entries);
-    api_metrics_gauge(&b, "cache_max_bytes", "Configured L1 memory limit in bytes.", (double)a->cfg->l1_max_memory);
-    api_metrics_counter(&b, "evictions_total", "Entries evicted to honour the L1 limits.", st.evictions);
-    api_metrics_counter(&b, "expirations_total", "Entries removed because their TTL passed.", st.expirations);
-    api_metrics_gauge(&b, "cache_table_buckets", "Hash table bucket slots across L1 shards.", (double)st.buckets);
+    metrics_render_one(&b, &store_metrics_table, &st);
 
-    api_metrics_http_t t;
-    api_metrics_http_totals(a, &t);
-    api_metrics_gauge(&b, "http_connections", "Open client connections.", (double)t.active);
-    api_metrics_counter(&b, "http_connections_accepted_total", "Client connections accepted.", t.accepted);
-    api_metrics_counter(&b, "http_connections_rejected_total",
-                     "Client connections refused with 503 over --max-connections.", t.rejected);
-    api_metrics_counter(&b, "http_malformed_requests_total", "Requests refused as malformed (400).", t.malformed);
-    api_metrics_counter(&b, "http_header_too_large_total", "Requests refused over --max-header-size (431).",
-                     t.header_too_large);
-    api_metrics_counter(&b, "http_body_too_large_total", "Requests refused over the body limits (413).",
-                     t.body_too_large);
-    api_metrics_counter(&b, "http_header_timeouts_total", "Connections whose headers came too slowly (408).",
-                     t.header_timeouts);
-    api_metrics_counter(&b, "http_idle_timeouts_total", "Connections closed after --idle-timeout of silence.",
-                     t.idle_timeouts);
-    api_metrics_counter(&b, "http_received_bytes_total", "Bytes read from clients.", t.bytes_in);
-    api_metrics_counter(&b, "http_sent_bytes_total", "Bytes written to clients.", t.bytes_out);
+    int nworkers = atomic_load(&a->nworkers);
+    const void *servers[API_MAX_WORKERS];
+    for (int i = 0; i < nworkers; i++) servers[i] = a->http_stats[i];
+    metrics_render_table(&b, &api_metrics_http_table, servers, (size_t)nworkers);
 
-    sysinfo_process_t p;
-    sysinfo_process(&p);
-    api_metrics_gauge(&b, "process_resident_memory_bytes", "Resident set size.", (double)p.rss_bytes);
-    api_metrics_gauge(&b, "process_virtual_memory_bytes", "Virtual memory size.", (double)p.virtual_bytes);
-    api_metrics_gauge(&b, "process_open_fds", "Open file descriptors.", (double)p.open_fds);
-    metrics_prom_header(&b, "process_cpu_seconds_total", "counter", "User and system CPU time.");
-    metrics_prom_value(&b, "process_cpu_seconds_total", NULL, p.cpu_seconds);
-    api_metrics_gauge(&b, "process_start_time_seconds", "Start time since the Unix epoch.",
-                   (double)a->started_ms / 1000.0);
+    api_metrics_process_t p = {.start_time_ms = a->started_ms};
+    sysinfo_process(&p.process);
+    metrics_render_one(&b, &api_metrics_process_table, &p);
     api_metrics_cluster(a, &b);
     api_metrics_route(a, &b);
     api_metrics_l2(a, &b);
@@ -369,7 +335,7 @@ void api_metrics_json(api_worker_t *w, http_request_t *r)
                 (unsigned long long)st.bytes, (unsigned long long)a->cfg->l1_max_entries,
                 (unsigned long long)a->cfg->l1_max_memory, (unsigned long long)st.evictions,
                 (unsigned long long)st.expirations, (unsigned long long)metrics_read(&m->invalidations),
-                (unsigned long long)metrics_read(&m->requests), (long long)t.active,
+                (unsigned long long)metrics_requests(m), (long long)t.active,
                 (unsigned long long)p.rss_bytes, (long long)((sysinfo_now_ms() - a->started_ms) / 1000),
                 a->cfg->eviction);
     for (int op = 0; op < METRICS_OP_COUNT; op++) {
@@ -447,7 +413,7 @@ void api_metrics_sample(api_t *a)
         .t_ms = sysinfo_now_ms(),
         .hits = metrics_read(&m->hits),
         .misses = metrics_read(&m->misses),
-        .requests = metrics_read(&m->requests),
+        .requests = metrics_requests(m),
         .evictions = st.evictions,
         .expirations = st.expirations,
         .invalidations = metrics_read(&m->invalidations),

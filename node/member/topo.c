@@ -138,3 +138,19 @@ void topo_cache_clear(topo_cache_t *c)
     c->cur = c->prev = NULL;
     c->generation = 0;
 }
+
+static const metrics_desc_t topo_metrics_rows[] = {
+    METRICS_ROW(topo_metrics_t, version, METRICS_GAUGE, METRICS_U64, "ring_version", NULL,
+                "Version of the ring snapshot in use (rises with every membership change)."),
+    METRICS_ROW(topo_metrics_t, members, METRICS_GAUGE, METRICS_U64, "ring_members", NULL,
+                "Members in the ring (alive and suspect)."),
+};
+const metrics_table_t topo_metrics_table = METRICS_TABLE(topo_metrics_rows);
+
+void topo_slot_metrics(topo_slot_t *s, topo_metrics_t *out)
+{
+    topo_t *t = topo_slot_get(s);
+    out->version = t ? t->version : 0;
+    out->members = t ? t->n : 0;
+    topo_unref(t);
+}

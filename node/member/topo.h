@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 
 #include "cluster/ring.h"
+#include "node/metrics/metrics.h"
 #include "cluster/swim_proto.h"
 
 typedef struct topo_member {
@@ -81,6 +82,13 @@ void topo_slot_publish(topo_slot_t *s, topo_t *t);
 void topo_slot_clear_prev(topo_slot_t *s);
 /* A new reference to the current snapshot (NULL before the first). */
 topo_t *topo_slot_get(topo_slot_t *s);
+
+/* The published ring as /metrics shows it (zero before the first one). */
+typedef struct topo_metrics {
+    uint64_t version, members;
+} topo_metrics_t;
+void topo_slot_metrics(topo_slot_t *s, topo_metrics_t *out);
+extern const metrics_table_t topo_metrics_table;
 
 typedef struct topo_cache {
     topo_t *cur, *prev;

@@ -1,5 +1,6 @@
 #include "node/metrics/metrics.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,7 +50,13 @@ void metrics_observe(metrics_t *m, metrics_op_t op, uint64_t ns)
 void metrics_count_status(metrics_t *m, int status)
 {
     if (status >= 100 && status < 600) metrics_add(&m->http_status[status - 100], 1);
-    metrics_add(&m->requests, 1);
+}
+
+uint64_t metrics_requests(metrics_t *m)
+{
+    uint64_t n = 0;
+    for (int s = 0; s < 500; s++) n += metrics_read(&m->http_status[s]);
+    return n;
 }
 
 void metrics_count_error(metrics_t *m, metrics_err_t e)
@@ -94,8 +101,8 @@ void metrics_prom_header(sbuf_t *out, const char *name, const char *type, const 
 
 void metrics_prom_value(sbuf_t *out, const char *name, const char *labels, double value)
 {
-    if (labels && *labels) sbuf_printf(out, "%s{%s} %.9g\n", name, labels, value);
-    else sbuf_printf(out, "%s %.9g\n", name, value);
+    if (labels && *labels) sbuf_printf(out, "%s{%s} %.15g\n", name, labels, value);
+    else sbuf_printf(out, "%s %.15g\n", name, value);
 }
 
 void metrics_prom_uint(sbuf_t *out, const char *name, const char *labels, uint64_t value)
@@ -104,14 +111,60 @@ void metrics_prom_uint(sbuf_t *out, const char *name, const char *labels, uint64
     else sbuf_printf(out, "%s %llu\n", name, (unsigned long long)value);
 }
 
+/* An integer row's value (gauges may be negative while being updated). */
+static int64_t metrics_row_int(const metrics_desc_t *d, const void *stats)
+{
+    const char *p = (const char *)stats + d->offset;
+    switch (d->repr) {
+    case METRICS_ATOMIC_U64:
+        return (int64_t)atomic_load_explicit((atomic_uint_fast64_t *)(uintptr_t)p, memory_order_relaxed);
+    case METRICS_ATOMIC_I64:
+        return (int64_t)atomic_load_explicit((atomic_int_fast64_t *)(uintptr_t)p, memory_order_relaxed);
+    case METRICS_U64: return (int64_t)*(const uint64_t *)p;
+    case METRICS_U32: return (int64_t)*(const uint32_t *)p;
+    case METRICS_I64: return *(const int64_t *)p;
+    case METRICS_DOUBLE: break;
+    }
+    return 0;
+}
+
+void metrics_render_table(sbuf_t *out, const metrics_table_t *t, const void *const *stats, size_t nstats)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const metrics_desc_t *d = &t->rows[i];
+        if (i == 0 || strcmp(d->name, t->rows[i - 1].name) != 0)
+            metrics_prom_header(out, d->name, d->kind == METRICS_COUNTER ? "counter" : "gauge", d->help);
+        if (d->repr == METRICS_DOUBLE) {
+            double v = 0;
+            for (size_t k = 0; k < nstats; k++) v += *(const double *)((const char *)stats[k] + d->offset);
+            metrics_prom_value(out, d->name, d->labels, v);
+            continue;
+        }
+        int64_t v = 0;
+        for (size_t k = 0; k < nstats; k++) v += metrics_row_int(d, stats[k]);
+        if (d->divisor > 1) metrics_prom_value(out, d->name, d->labels, (double)v / d->divisor);
+        else if (v >= 0) metrics_prom_uint(out, d->name, d->labels, (uint64_t)v);
+        else metrics_prom_value(out, d->name, d->labels, (double)v);
+    }
+}
+
+void metrics_render_one(sbuf_t *out, const metrics_table_t *t, const void *stats)
+{
+    metrics_render_table(out, t, &stats, 1);
+}
+
+static const metrics_desc_t metrics_rows[] = {
+    METRICS_ATOMIC_COUNTER(metrics_t, hits, "cache_hits_total", NULL,
+                           "Client GETs answered with a value (from this node, an owner or Redis)."),
+    METRICS_ATOMIC_COUNTER(metrics_t, misses, "cache_misses_total", NULL, "Client GETs answered 404."),
+    METRICS_ATOMIC_COUNTER(metrics_t, invalidations, "invalidations_total", NULL,
+                           "Keys removed by invalidation (by key or pattern)."),
+};
+static const metrics_table_t metrics_table = METRICS_TABLE(metrics_rows);
+
 void metrics_render_prometheus(metrics_t *m, sbuf_t *out)
 {
-    metrics_prom_header(out, "cache_hits_total", "counter", "Cache lookups answered from the cache.");
-    metrics_prom_uint(out, "cache_hits_total", NULL, metrics_read(&m->hits));
-    metrics_prom_header(out, "cache_misses_total", "counter", "Cache lookups that found nothing.");
-    metrics_prom_uint(out, "cache_misses_total", NULL, metrics_read(&m->misses));
-    metrics_prom_header(out, "invalidations_total", "counter", "Keys removed by invalidation (by key or pattern).");
-    metrics_prom_uint(out, "invalidations_total", NULL, metrics_read(&m->invalidations));
+    metrics_render_one(out, &metrics_table, m);
 
     metrics_prom_header(out, "errors_total", "counter", "Requests that failed, by type.");
     for (int e = 0; e < METRICS_ERR_COUNT; e++) {

@@ -14,6 +14,7 @@
 #define DCACHE_METRICS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "node/core/sbuf.h"
@@ -55,7 +56,6 @@ typedef struct metrics {
     atomic_uint_fast64_t hits;
     atomic_uint_fast64_t misses;
     atomic_uint_fast64_t invalidations;  /* keys removed by invalidation */
-    atomic_uint_fast64_t requests;
     atomic_uint_fast64_t errors[METRICS_ERR_COUNT];
     atomic_uint_fast64_t http_status[500]; /* index status - 100 */
     metrics_histogram_t latency[METRICS_OP_COUNT];
@@ -72,6 +72,8 @@ const char *metrics_err_name(metrics_err_t e);
 
 void metrics_observe(metrics_t *m, metrics_op_t op, uint64_t ns);
 void metrics_count_status(metrics_t *m, int status);
+/* Responses sent: the sum over status codes. */
+uint64_t metrics_requests(metrics_t *m);
 void metrics_count_error(metrics_t *m, metrics_err_t e);
 static inline void metrics_add(atomic_uint_fast64_t *c, uint64_t n)
 {
@@ -88,7 +90,61 @@ void metrics_percentiles(metrics_histogram_t *h, metrics_percentiles_t *out);
  * format (HELP and TYPE lines included). */
 void metrics_render_prometheus(metrics_t *m, sbuf_t *out);
 
-/* Helpers for callers adding their own series. */
+/* ---------- metric tables ----------
+ *
+ * Each module declares its series once, in a table of rows (name, labels,
+ * counter or gauge, help, where the value lives in the module's stats
+ * struct), next to the struct; /metrics walks the tables. Rows of one name
+ * must be consecutive (HELP and TYPE are written once per name). A module
+ * whose values are computed (sums over shards, a snapshot) fills a plain
+ * struct and describes that. Libraries below node/ (http/, cluster/) know
+ * nothing of this: the node module that runs them declares their table. */
+
+typedef enum { METRICS_COUNTER = 0, METRICS_GAUGE } metrics_kind_t;
+
+/* How a value is stored at its offset. */
+typedef enum {
+    METRICS_ATOMIC_U64 = 0,   /* atomic_uint_fast64_t */
+    METRICS_ATOMIC_I64,       /* atomic_int_fast64_t */
+    METRICS_U64,              /* uint64_t */
+    METRICS_U32,              /* uint32_t */
+    METRICS_I64,              /* int64_t */
+    METRICS_DOUBLE,           /* double */
+} metrics_repr_t;
+
+typedef struct metrics_desc {
+    const char *name;
+    const char *labels;       /* e.g. "direction=\"in\""; NULL = none */
+    metrics_kind_t kind;
+    metrics_repr_t repr;
+    size_t offset;            /* offsetof(the stats struct, field) */
+    const char *help;
+    unsigned divisor;         /* exported as value / divisor (ms -> s: 1000); 0 = 1 */
+} metrics_desc_t;
+
+typedef struct metrics_table {
+    const metrics_desc_t *rows;
+    size_t n;
+} metrics_table_t;
+
+#define METRICS_TABLE(rows) {(rows), sizeof(rows) / sizeof((rows)[0])}
+
+/* A row: T is the stats struct type, F the field (an array element is
+ * fine: requests[PEER_MSG_GET]). */
+#define METRICS_ROW(T, F, kind, repr, name, labels, help) {name, labels, kind, repr, offsetof(T, F), help, 0}
+#define METRICS_ATOMIC_COUNTER(T, F, name, labels, help) \
+    METRICS_ROW(T, F, METRICS_COUNTER, METRICS_ATOMIC_U64, name, labels, help)
+#define METRICS_ATOMIC_GAUGE(T, F, name, labels, help) \
+    METRICS_ROW(T, F, METRICS_GAUGE, METRICS_ATOMIC_I64, name, labels, help)
+
+/* Appends every row of the table in Prometheus text, each value summed
+ * over the structs in stats[0 .. nstats) (one struct per worker, or one). */
+void metrics_render_table(sbuf_t *out, const metrics_table_t *t, const void *const *stats, size_t nstats);
+/* The same for one struct. */
+void metrics_render_one(sbuf_t *out, const metrics_table_t *t, const void *stats);
+
+/* Helpers for series that are not in a table (labelled arrays walked by
+ * their owner, histograms). */
 void metrics_prom_header(sbuf_t *out, const char *name, const char *type, const char *help);
 void metrics_prom_value(sbuf_t *out, const char *name, const char *labels, double value);
 void metrics_prom_uint(sbuf_t *out, const char *name, const char *labels, uint64_t value);

@@ -51,6 +51,19 @@ struct handoff {
 
 static void handoff_tick_cb(uv_timer_t *t);
 
+#define HANDOFF_COUNTER(F, name, help) METRICS_ATOMIC_COUNTER(handoff_stats_t, F, name, NULL, help)
+static const metrics_desc_t handoff_metrics_rows[] = {
+    HANDOFF_COUNTER(entries_sent, "handoff_entries_total", "Entries handed to their new owners after ring changes."),
+    HANDOFF_COUNTER(bytes_sent, "handoff_bytes_total", "Key and value bytes handed to new owners."),
+    HANDOFF_COUNTER(entries_dropped, "handoff_dropped_total", "Entries removed here once their new owners had them."),
+    HANDOFF_COUNTER(batches_failed, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried)."),
+    HANDOFF_COUNTER(runs, "handoff_runs_total", "Handoff scans finished."),
+    {"handoff_last_duration_seconds", NULL, METRICS_GAUGE, METRICS_ATOMIC_U64,
+     offsetof(handoff_stats_t, last_duration_ms), "Duration of the last handoff scan.", 1000},
+    METRICS_ATOMIC_GAUGE(handoff_stats_t, running, "handoff_running", NULL, "1 while a handoff is in progress."),
+};
+const metrics_table_t handoff_metrics_table = METRICS_TABLE(handoff_metrics_rows);
+
 handoff_t *handoff_new(uv_loop_t *loop, store_t *store, const peer_pool_config_t *pool_cfg,
                        const handoff_config_t *cfg, handoff_stats_t *stats)
 {

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "node/metrics/metrics.h"
 #include "node/peer/peer.h"
 #include "node/store/store.h"
 #include "node/member/topo.h"
@@ -47,6 +48,9 @@ typedef struct handoff_stats {
     atomic_uint_fast64_t last_duration_ms;          /* of the last finished scan */
     atomic_int_fast64_t running;                    /* 1 while a scan or its batches are in progress */
 } handoff_stats_t;
+
+/* handoff_stats_t's series in /metrics. */
+extern const metrics_table_t handoff_metrics_table;
 
 typedef struct handoff handoff_t;
 

@@ -4,6 +4,31 @@
 #include <string.h>
 
 
+#define ROUTE_COUNTER(F, name, labels, help) METRICS_ATOMIC_COUNTER(route_stats_t, F, name, labels, help)
+static const metrics_desc_t route_metrics_rows[] = {
+    ROUTE_COUNTER(forwarded[ROUTE_FWD_GET], "route_forwarded_total", "operation=\"get\"",
+                  "Client requests sent on to an owner, by operation."),
+    ROUTE_COUNTER(forwarded[ROUTE_FWD_PUT], "route_forwarded_total", "operation=\"put\"", ""),
+    ROUTE_COUNTER(forwarded[ROUTE_FWD_DELETE], "route_forwarded_total", "operation=\"delete\"", ""),
+    ROUTE_COUNTER(failovers, "route_failovers_total", NULL, "Owners that failed, so the next owner was tried."),
+    ROUTE_COUNTER(unavailable, "route_unavailable_total", NULL, "Requests answered 503 because no owner answered."),
+    ROUTE_COUNTER(coalesced, "route_coalesced_total", NULL, "GETs that joined a forwarded GET for the same key in flight."),
+    ROUTE_COUNTER(replica_ok, "route_replica_writes_total", "result=\"ok\"",
+                  "Writes sent to replicas, by result (skipped: the replica was known down)."),
+    ROUTE_COUNTER(replica_failed, "route_replica_writes_total", "result=\"failed\"", ""),
+    ROUTE_COUNTER(replica_skipped, "route_replica_writes_total", "result=\"skipped\"", ""),
+    ROUTE_COUNTER(writes_unreplicated, "route_writes_unreplicated_total", NULL,
+                  "Writes refused with 503 because fewer owners than --write-acks stored them."),
+    ROUTE_COUNTER(broadcasts, "route_invalidation_broadcasts_total", NULL,
+                  "Invalidations of a key sent to members that do not own it."),
+    ROUTE_COUNTER(fallbacks, "route_fallbacks_total", NULL,
+                  "Misses at a new owner, right after a ring change, that asked the previous owners."),
+    ROUTE_COUNTER(fallback_filled, "route_fallback_hits_total", NULL, "Fallbacks that found the key at a previous owner."),
+    METRICS_ATOMIC_GAUGE(route_stats_t, flights, "route_forwards_in_flight", NULL,
+                         "Forwarded GETs in flight (bound: 65536 per worker)."),
+};
+const metrics_table_t route_metrics_table = METRICS_TABLE(route_metrics_rows);
+
 void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *metrics)
 {
     memset(rt, 0, sizeof *rt);

@@ -57,6 +57,9 @@ typedef struct route_stats {
     atomic_int_fast64_t flights;               /* forwarded GETs in flight now */
 } route_stats_t;
 
+/* route_stats_t's series in /metrics. */
+extern const metrics_table_t route_metrics_table;
+
 typedef struct route {
     const config_t *cfg;
     store_t *store;

@@ -691,12 +691,29 @@ void store_free(store_t *s)
     free(s);
 }
 
+#define STORE_ROW(F, kind, name, help) METRICS_ROW(store_stats_t, F, kind, METRICS_U64, name, NULL, help)
+static const metrics_desc_t store_metrics_rows[] = {
+    STORE_ROW(entries, METRICS_GAUGE, "cache_entries", "Entries in the L1 store."),
+    STORE_ROW(bytes, METRICS_GAUGE, "cache_size_bytes", "Bytes held by the L1 store, per-entry overhead included."),
+    STORE_ROW(max_entries, METRICS_GAUGE, "cache_max_entries", "Configured L1 entry limit (0: none)."),
+    STORE_ROW(max_bytes, METRICS_GAUGE, "cache_max_bytes", "Configured L1 memory limit in bytes."),
+    STORE_ROW(evictions, METRICS_COUNTER, "evictions_total", "Entries evicted to honour the L1 limits."),
+    STORE_ROW(expirations, METRICS_COUNTER, "expirations_total", "Entries removed because their TTL passed."),
+    STORE_ROW(buckets, METRICS_GAUGE, "cache_table_buckets", "Hash table bucket slots across L1 shards."),
+    STORE_ROW(rehash_steps, METRICS_COUNTER, "cache_rehash_steps_total",
+              "Buckets moved by incremental rehashing as the L1 tables grew."),
+    STORE_ROW(shards, METRICS_GAUGE, "cache_shards", "L1 shards (one lock each)."),
+};
+const metrics_table_t store_metrics_table = METRICS_TABLE(store_metrics_rows);
+
 void store_get_stats(store_t *s, store_stats_t *out)
 {
     if (!out) return;
     memset(out, 0, sizeof *out);
     if (!s) return;
     out->shards = s->nshards;
+    out->max_entries = s->cfg.max_entries;
+    out->max_bytes = s->cfg.max_bytes;
     for (unsigned i = 0; i < s->nshards; i++) {
         store_shard_t *sh = &s->shards[i];
         pthread_mutex_lock(&sh->mu);

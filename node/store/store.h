@@ -43,6 +43,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "node/metrics/metrics.h"
+
 #define STORE_KEY_MAX 1024u
 #define STORE_CTYPE_MAX 255u
 #define STORE_LFU_SAMPLES 16
@@ -92,8 +94,12 @@ typedef struct store_stats {
     uint64_t expirations;     /* removed because their TTL passed (on access or by store_maintain) */
     uint64_t rehash_steps;    /* buckets moved by incremental rehashing */
     uint64_t buckets;         /* total bucket slots across shards */
-    unsigned shards;
+    uint64_t shards;
+    uint64_t max_entries, max_bytes; /* the configured limits; 0 = unlimited */
 } store_stats_t;
+
+/* The store's series in /metrics, over a store_stats_t. */
+extern const metrics_table_t store_metrics_table;
 
 /* Returns NULL on allocation failure. The config is copied. */
 store_t *store_new(const store_config_t *cfg);

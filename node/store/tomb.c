@@ -110,3 +110,17 @@ uint64_t tomb_refused(tomb_t *t)
 {
     return atomic_load(&t->refused);
 }
+
+static const metrics_desc_t tomb_metrics_rows[] = {
+    METRICS_ROW(tomb_metrics_t, refused, METRICS_COUNTER, METRICS_U64, "tombstone_refusals_total", NULL,
+                "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted since."),
+    METRICS_ROW(tomb_metrics_t, count, METRICS_GAUGE, METRICS_U64, "tombstones", NULL,
+                "Recent deletes remembered (60 s; bound: 65536)."),
+};
+const metrics_table_t tomb_metrics_table = METRICS_TABLE(tomb_metrics_rows);
+
+void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out)
+{
+    out->count = t ? tomb_count(t, now_ms) : 0;
+    out->refused = t ? tomb_refused(t) : 0;
+}

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "node/metrics/metrics.h"
+
 typedef struct tomb tomb_t;
 
 /* NULL on allocation failure. slots is rounded up to a power of two. */
@@ -33,5 +35,13 @@ void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t
 bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
 size_t tomb_count(tomb_t *t, int64_t now_ms);
 uint64_t tomb_refused(tomb_t *t);
+
+/* What /metrics shows of the table, taken by tomb_get_metrics (t may be
+ * NULL: all zero). */
+typedef struct tomb_metrics {
+    uint64_t count, refused;
+} tomb_metrics_t;
+void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out);
+extern const metrics_table_t tomb_metrics_table;
 
 #endif
