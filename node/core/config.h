@@ -31,7 +31,7 @@ typedef struct config {
     char *http_host;
     uint64_t http_port;
     uint64_t workers;             /* 0 = one per core */
-    uint64_t l1_max_entries;
+    uint64_t l1_max_entries;      /* 0 = no entry limit (memory alone) */
     uint64_t l1_max_memory;       /* bytes */
     uint64_t max_value_size;      /* bytes */
     char *eviction;               /* "lru" or "lfu" */

@@ -31,7 +31,7 @@ static void test_defaults(void **state)
     assert_int_equal(load(&c, 1, argv, env, err, sizeof err), CONFIG_OK);
     assert_string_equal(c.http_host, "127.0.0.1");
     assert_int_equal(c.http_port, 8080);
-    assert_int_equal(c.l1_max_entries, 10000);
+    assert_int_equal(c.l1_max_entries, 0); /* no entry limit: memory binds */
     assert_int_equal(c.l1_max_memory, 512ull << 20);
     assert_int_equal(c.max_value_size, 8ull << 20);
     assert_string_equal(c.eviction, "lru");
@@ -72,6 +72,16 @@ static void test_values(void **state)
     assert_int_equal(c.default_ttl_ms, 600000);
     assert_int_equal(c.header_timeout_ms, 500);
     assert_int_equal(c.max_value_size, 65536);
+    config_free(&c);
+    /* An entry limit when asked for, and 0 (no limit) spelled out. */
+    char *argv2[] = {"dcache-node", "--l1-max-entries", "250000"};
+    assert_int_equal(load(&c, 3, argv2, env, err, sizeof err), CONFIG_OK);
+    assert_int_equal(c.l1_max_entries, 250000);
+    config_free(&c);
+    char *argv3[] = {"dcache-node", "--l1-max-entries=0"};
+    char *env3[] = {"L1_CACHE_MAX_SIZE=10000", NULL};
+    assert_int_equal(load(&c, 2, argv3, env3, err, sizeof err), CONFIG_OK);
+    assert_int_equal(c.l1_max_entries, 0);
     config_free(&c);
     uint64_t v;
     assert_true(config_parse_size("512mb", &v) && v == 512ull << 20);
