@@ -44,7 +44,9 @@ static void worker_main(void *arg)
     if (w->start_rc == 0) {
         w->port = http_server_port(w->server);
         api_register_server(w->api, http_server_stats(w->server));
-        if (w->peer_host) {
+        if (w->peer_shared) {
+            w->start_rc = peer_server_adopt_start(w->aw.peer_server);
+        } else if (w->peer_host) {
             w->start_rc = peer_server_listen(w->aw.peer_server, w->peer_host, w->peer_port);
             if (w->start_rc == 0) w->peer_port = peer_server_port(w->aw.peer_server);
         }

@@ -1,6 +1,8 @@
 /* worker: one worker thread with its own libuv loop and its own listening
  * sockets on the shared HTTP and peer ports (SO_REUSEPORT) (DESIGN.md
- * section 3).
+ * section 3). When the peer channel shares the cluster port, the worker
+ * has no peer listener: the main loop hands it peer connections instead
+ * (peer_server_adopt on aw.peer_server).
  *
  * Ownership: main owns the worker_t array; each worker owns its loop and
  * server. Threads: worker_start/worker_stop/worker_join are called from the
@@ -21,6 +23,7 @@ typedef struct worker {
     int port;                 /* in: port to bind (0 = any); out: the bound port */
     const char *peer_host;
     int peer_port;            /* the same for the peer channel */
+    bool peer_shared;         /* no peer listener: connections are handed over */
     http_limits_t limits;
     uv_thread_t thread;
     uv_loop_t loop;

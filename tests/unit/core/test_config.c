@@ -37,6 +37,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.eviction, "lru");
     assert_int_equal(c.default_ttl_ms, 3600000);
     assert_int_equal(c.metrics_interval_ms, 5000);
+    assert_int_equal(c.cluster_port, 7946);
+    assert_true(c.peer_shared);
     config_free(&c);
 }
 
@@ -93,6 +95,46 @@ static void test_values(void **state)
     assert_false(config_parse_duration("7 s", 1000, &v));
 }
 
+/* One port per node by default: the peer channel shares the cluster port
+ * unless --peer-port names another (0: a free one). */
+static void test_peer_port(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256] = "";
+    char *env[] = {NULL};
+    char *argv[] = {"dcache-node", "--cluster-port", "7000"};
+    assert_int_equal(load(&c, 3, argv, env, err, sizeof err), CONFIG_OK);
+    assert_true(c.peer_shared);
+    assert_int_equal(c.peer_port, 7000);
+    config_free(&c);
+    char *argv2[] = {"dcache-node", "--cluster-port", "7000", "--peer-port", "7001"};
+    assert_int_equal(load(&c, 5, argv2, env, err, sizeof err), CONFIG_OK);
+    assert_false(c.peer_shared);
+    assert_int_equal(c.peer_port, 7001);
+    config_free(&c);
+    char *argv3[] = {"dcache-node", "--cluster-port=0", "--peer-port=0"};
+    assert_int_equal(load(&c, 3, argv3, env, err, sizeof err), CONFIG_OK);
+    assert_false(c.peer_shared); /* a free port of its own */
+    assert_int_equal(c.peer_port, 0);
+    config_free(&c);
+    char *argv4[] = {"dcache-node", "--cluster-port=7000", "--peer-port=7000"};
+    assert_int_equal(load(&c, 3, argv4, env, err, sizeof err), CONFIG_OK);
+    assert_true(c.peer_shared); /* the cluster port named twice: shared, not a clash */
+    config_free(&c);
+    char *env5[] = {"DCACHE_PEER_PORT=7005", NULL};
+    char *argv5[] = {"dcache-node"};
+    assert_int_equal(load(&c, 1, argv5, env5, err, sizeof err), CONFIG_OK);
+    assert_false(c.peer_shared);
+    assert_int_equal(c.peer_port, 7005);
+    config_free(&c);
+    char *env6[] = {"DCACHE_PEER_PORT=", NULL};
+    assert_int_equal(load(&c, 1, argv5, env6, err, sizeof err), CONFIG_OK);
+    assert_true(c.peer_shared); /* empty is none, as the default */
+    assert_int_equal(c.peer_port, 7946);
+    config_free(&c);
+}
+
 static void expect_error(int argc, char **argv, char **env, const char *needle)
 {
     config_t c;
@@ -109,6 +151,7 @@ static void test_errors(void **state)
     expect_error(2, (char *[]){"n", "--http-port"}, env, "needs a value");
     expect_error(3, (char *[]){"n", "--http-port", "70000"}, env, "out of range");
     expect_error(3, (char *[]){"n", "--http-port", "eighty"}, env, "expected a whole number");
+    expect_error(3, (char *[]){"n", "--peer-port", "70000"}, env, "out of range");
     expect_error(2, (char *[]){"n", "--eviction=fifo"}, env, "not a policy");
     expect_error(2, (char *[]){"n", "--log-level=loud"}, env, "not a level");
     expect_error(2, (char *[]){"n", "--l1-max-memory=lots"}, env, "expected a size");
@@ -192,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_peer_port),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_help_lists_every_option),
