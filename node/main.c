@@ -250,7 +250,7 @@ static void node_divert_peer(void *ctx, uv_os_sock_t fd, const uint8_t *data, si
     node_t *n = ctx;
     for (unsigned i = 0; i < n->nworkers; i++) {
         worker_t *w = &n->workers[n->next_peer_worker++ % n->nworkers];
-        if (peer_server_adopt(w->aw.peer_server, fd, data, len) == 0) return;
+        if (worker_adopt_peer(w, fd, data, len) == 0) return;
     }
     close(fd);
 }

@@ -69,6 +69,11 @@ int worker_start(worker_t *w)
     return w->start_rc;
 }
 
+int worker_adopt_peer(worker_t *w, uv_os_sock_t fd, const uint8_t *data, size_t len)
+{
+    return peer_server_adopt(w->aw.peer_server, fd, data, len);
+}
+
 void worker_stop(worker_t *w)
 {
     uv_async_send(&w->stop);

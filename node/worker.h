@@ -37,6 +37,10 @@ typedef struct worker {
 
 /* Starts the thread and waits until it listens (or failed: returns the error). */
 int worker_start(worker_t *w);
+/* Any thread, while the worker runs (peer_shared): hands it a connected
+ * peer socket and the bytes already read after the preamble. 0: the worker
+ * owns fd now; otherwise (stopping) the caller still does. */
+int worker_adopt_peer(worker_t *w, uv_os_sock_t fd, const uint8_t *data, size_t len);
 /* Asks the worker to drain and stop (returns at once). */
 void worker_stop(worker_t *w);
 void worker_join(worker_t *w);
