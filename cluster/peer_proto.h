@@ -1,7 +1,9 @@
 /* peer_proto: the peer-channel frame codec (msgpack over TCP), pure: no I/O,
  * no clock. The transport (node/peer*) owns sockets, buffers, timeouts.
  *
- *   stream = frame*
+ *   stream = [preamble] frame*                      a client's stream starts
+ *                                                    with PEER_STREAM_PREAMBLE;
+ *                                                    answers have none
  *   frame  = [length u32 big-endian][payload]       length = payload bytes,
  *                                                    SEAL_PLAIN_OVERHEAD+1 ..
  *                                                    max_frame
@@ -35,6 +37,12 @@
  *   key = bin 1..1024 bytes; pattern = bin 1..1024 bytes (a glob, glob.h);
  *   content_type = str <= 255 bytes, message = str <= 1024 bytes, neither
  *   with an embedded NUL; a value is bounded only by the frame.
+ *
+ * The preamble lets the peer channel share the cluster port's TCP listener
+ * with gossip's push-pull: a push-pull stream starts with the top byte of a
+ * length of at most 32 MiB (0x00..0x02), so 0xDC can only be a peer client.
+ * A port of the peer channel's own (--peer-port) accepts streams with or
+ * without it (a frame's length starts with 0x00 there too).
  *
  * A response carries its request's id; requests are pipelined and answers
  * may come in any order. Flags are a bit set (PEER_F_*); unknown bits are
@@ -76,6 +84,8 @@
 #define PEER_MESSAGE_MAX 1024
 #define PEER_INVALIDATE_MAX 10000
 #define PEER_LEN_PREFIX 4
+/* First byte of every client stream (see above). */
+#define PEER_STREAM_PREAMBLE 0xDCu
 /* Values may be up to 8 MiB; the rest is room for keys, headers, sealing. */
 #define PEER_FRAME_MAX_DEFAULT ((size_t)8 * 1024 * 1024 + 64 * 1024)
 #define PEER_FRAME_MIN (SEAL_PLAIN_OVERHEAD + 1)

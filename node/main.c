@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -33,6 +34,7 @@ typedef struct node {
     api_t api;
     worker_t *workers;
     unsigned nworkers;
+    unsigned next_peer_worker;   /* round robin of peer connections handed over */
     uv_loop_t *loop;
     uv_timer_t maintain, sample;
     uv_signal_t sigterm, sigint;
@@ -241,12 +243,32 @@ static void node_gossip_event(const swim_event_t *ev, void *ctx)
         uv_timer_start(&n->ring_timer, node_ring_timer_cb, NODE_RING_DEBOUNCE_MS, 0);
 }
 
+/* A connection to the cluster port that opened with the peer channel's
+ * preamble: a worker serves it (round robin; the next one while a worker
+ * is closing). */
+static void node_divert_peer(void *ctx, uv_os_sock_t fd, const uint8_t *data, size_t len)
+{
+    node_t *n = ctx;
+    for (unsigned i = 0; i < n->nworkers; i++) {
+        worker_t *w = &n->workers[n->next_peer_worker++ % n->nworkers];
+        if (worker_adopt_peer(w, fd, data, len) == 0) return;
+    }
+    close(fd);
+}
+
 static int node_start_gossip(node_t *n, int http_port, int peer_port)
 {
     gossip_config_t gc;
     memset(&gc, 0, sizeof gc);
     gc.keyring = n->keyring;
     gc.peer_port = peer_port;
+    if (n->cfg.peer_shared) {
+        /* One port per node: the peer channel rides on gossip's TCP listener. */
+        gc.peer_port = GOSSIP_PEER_SHARED;
+        gc.divert = node_divert_peer;
+        gc.divert_ctx = n;
+        gc.divert_byte = PEER_STREAM_PREAMBLE;
+    }
     gc.name = n->cfg.name;
     gc.bind_host = n->cfg.cluster_host[0] ? n->cfg.cluster_host : n->cfg.http_host;
     gc.port = (int)n->cfg.cluster_port;
@@ -266,6 +288,11 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     int rc = gossip_start(&n->gossip, n->loop, &gc);
     sodium_memzero(&gc.keyring, sizeof gc.keyring);
     if (rc != 0) return rc;
+    if (n->cfg.peer_shared) {
+        char esc[256];
+        log_info("peer listening", "\"addr\":\"%s:%d\",\"port\":%d,\"shared\":\"cluster port\"",
+                 log_escape(gc.bind_host, esc, sizeof esc), gossip_port(n->gossip), gossip_port(n->gossip));
+    }
     n->self_name = strdup(gossip_name(n->gossip));
     if (!n->self_name) return UV_ENOMEM;
     atomic_store(&n->api.route.self_name, n->self_name);
@@ -328,7 +355,8 @@ static int node_start_workers(node_t *n)
         const char *what, *host;
         int port;
     } probes[] = {{"http", n->cfg.http_host, port}, {"peer", peer_host, peer_port}};
-    for (size_t i = 0; i < 2; i++) {
+    /* A shared peer channel has no port of its own (gossip binds it later). */
+    for (size_t i = 0; i < (n->cfg.peer_shared ? 1u : 2u); i++) {
         int rc = http_probe_port(probes[i].host, probes[i].port);
         if (rc != 0) {
             char esc[256];
@@ -346,6 +374,7 @@ static int node_start_workers(node_t *n)
         w->port = port;
         w->peer_host = peer_host;
         w->peer_port = peer_port;
+        w->peer_shared = n->cfg.peer_shared;
         w->limits = limits;
         int rc = worker_start(w);
         if (rc != 0) {
@@ -366,8 +395,9 @@ static int node_start_workers(node_t *n)
     char esc[256];
     log_info("http listening", "\"addr\":\"%s:%d\",\"port\":%d,\"workers\":%u",
              log_escape(n->cfg.http_host, esc, sizeof esc), port, port, n->nworkers);
-    log_info("peer listening", "\"addr\":\"%s:%d\",\"port\":%d",
-             log_escape(n->workers[0].peer_host, esc, sizeof esc), peer_port, peer_port);
+    if (!n->cfg.peer_shared)
+        log_info("peer listening", "\"addr\":\"%s:%d\",\"port\":%d",
+                 log_escape(n->workers[0].peer_host, esc, sizeof esc), peer_port, peer_port);
     return 0;
 }
 

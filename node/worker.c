@@ -45,7 +45,9 @@ static void worker_main(void *arg)
     if (w->start_rc == 0) {
         w->port = http_server_port(w->server);
         api_register_server(w->api, http_server_stats(w->server));
-        if (w->peer_host) {
+        if (w->peer_shared) {
+            w->start_rc = peer_server_adopt_start(w->aw.route.peer_server);
+        } else if (w->peer_host) {
             w->start_rc = peer_server_listen(w->aw.route.peer_server, w->peer_host, w->peer_port);
             if (w->start_rc == 0) w->peer_port = peer_server_port(w->aw.route.peer_server);
         }
@@ -66,6 +68,11 @@ int worker_start(worker_t *w)
     uv_sem_wait(&w->started);
     if (w->start_rc != 0) uv_thread_join(&w->thread);
     return w->start_rc;
+}
+
+int worker_adopt_peer(worker_t *w, uv_os_sock_t fd, const uint8_t *data, size_t len)
+{
+    return peer_server_adopt(w->aw.route.peer_server, fd, data, len);
 }
 
 void worker_stop(worker_t *w)

@@ -6,9 +6,9 @@
 #   tools/up.sh           start (restarts what this script started before)
 #   tools/up.sh --stop    stop it
 #
-# Three nodes on 127.0.0.1: HTTP on 8080-8082, gossip on 7946-7948 and the
-# peer channel on 7956-7958 (DCACHE_HTTP_PORT and DCACHE_CLUSTER_PORT move
-# the ranges; the peer ports follow the gossip ones, 10 up).
+# Three nodes on 127.0.0.1: HTTP on 8080-8082, gossip and the peer channel
+# (which shares the cluster port) on 7946-7948 (DCACHE_HTTP_PORT and
+# DCACHE_CLUSTER_PORT move the ranges).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 run="$top/.run"
@@ -35,7 +35,7 @@ stop_all
 gport=${DCACHE_CLUSTER_PORT:-7946}
 for i in 1 2 3; do
   "$top/build/dcache-node" --name "node$i" --http-host 127.0.0.1 --http-port $((port + i - 1)) \
-    --cluster-port $((gport + i - 1)) --peer-port $((gport + 10 + i - 1)) --seeds "127.0.0.1:$gport" \
+    --cluster-port $((gport + i - 1)) --seeds "127.0.0.1:$gport" \
     >"$run/node$i.out" 2>"$run/node$i.log" &
   echo $! >"$run/node$i.pid"
 done
@@ -52,9 +52,9 @@ done
 cat <<MSG
 
 dcache is running: a 3-node cluster on loopback (logs in .run/, stop with tools/up.sh --stop).
-  node1      http://127.0.0.1:$port       (gossip 127.0.0.1:$gport, peer 127.0.0.1:$((gport + 10)))
-  node2      http://127.0.0.1:$((port + 1))       (gossip 127.0.0.1:$((gport + 1)), peer 127.0.0.1:$((gport + 11)))
-  node3      http://127.0.0.1:$((port + 2))       (gossip 127.0.0.1:$((gport + 2)), peer 127.0.0.1:$((gport + 12)))
+  node1      http://127.0.0.1:$port       (gossip and peer 127.0.0.1:$gport)
+  node2      http://127.0.0.1:$((port + 1))       (gossip and peer 127.0.0.1:$((gport + 1)))
+  node3      http://127.0.0.1:$((port + 2))       (gossip and peer 127.0.0.1:$((gport + 2)))
   API        http://127.0.0.1:$port/api/cache/{key}
   members    http://127.0.0.1:$port/api/cluster/members
   metrics    http://127.0.0.1:$port/metrics   (JSON: /api/metrics)

@@ -33,8 +33,8 @@ static const config_option_t config_options[] = {
      "HTTP API port (0 picks a free port, logged at start)"},
     {"workers", "DCACHE_WORKERS", NULL, OPT_UINT, OPT(workers), "0", 0, 64,
      "HTTP worker threads sharing the port (0 = one per core)"},
-    {"l1-max-entries", "DCACHE_L1_MAX_ENTRIES", "L1_CACHE_MAX_SIZE", OPT_UINT, OPT(l1_max_entries), "10000", 1,
-     U64_MAX, "most entries the in-memory L1 holds before evicting"},
+    {"l1-max-entries", "DCACHE_L1_MAX_ENTRIES", "L1_CACHE_MAX_SIZE", OPT_UINT, OPT(l1_max_entries), "0", 0,
+     U64_MAX, "most entries the in-memory L1 holds before evicting (0 = no entry limit: --l1-max-memory bounds it)"},
     {"l1-max-memory", "DCACHE_L1_MAX_MEMORY", NULL, OPT_SIZE, OPT(l1_max_memory), "512mb", 65536, U64_MAX,
      "most bytes the L1 holds, per-entry overhead included (e.g. 512mb, 2gb)"},
     {"max-value-size", "DCACHE_MAX_VALUE_SIZE", NULL, OPT_SIZE, OPT(max_value_size), "8mb", 1, 1ull << 31,
@@ -62,7 +62,8 @@ static const config_option_t config_options[] = {
     {"cluster-host", "DCACHE_CLUSTER_HOST", NULL, OPT_STRING, OPT(cluster_host), "", 0, 0,
      "IP address gossip binds to (default: --http-host)"},
     {"cluster-port", "DCACHE_CLUSTER_PORT", NULL, OPT_UINT, OPT(cluster_port), "7946", 0, 65535,
-     "gossip port, UDP and TCP (0 picks a free port, logged at start)"},
+     "gossip port, UDP and TCP; the peer channel shares its TCP listener unless --peer-port is given "
+     "(0 picks a free port, logged at start)"},
     {"advertise", "DCACHE_ADVERTISE", NULL, OPT_STRING, OPT(advertise), "", 0, 0,
      "IP address other nodes use to reach this one (default: --cluster-host)"},
     {"seeds", "DCACHE_SEEDS", NULL, OPT_STRING, OPT(seeds), "", 0, 0,
@@ -87,8 +88,9 @@ static const config_option_t config_options[] = {
      "members asked to probe a member that did not answer"},
     {"gossip-nodes", "DCACHE_GOSSIP_NODES", NULL, OPT_UINT, OPT(gossip_nodes), "3", 1, 16,
      "members each gossip round sends to"},
-    {"peer-port", "DCACHE_PEER_PORT", NULL, OPT_UINT, OPT(peer_port), "7947", 0, 65535,
-     "peer channel port, TCP, on --cluster-host (0 picks a free port, logged at start)"},
+    {"peer-port", "DCACHE_PEER_PORT", NULL, OPT_UINT, OPT(peer_port), "", 0, 65535,
+     "a TCP port of the peer channel's own, on --cluster-host (0 picks a free port, logged at start); "
+     "none: the peer channel shares --cluster-port's TCP listener"},
     {"replicas", "DCACHE_REPLICAS", NULL, OPT_UINT, OPT(replicas), "2", 1, 5,
      "owners of each key: the primary and replicas-1 copies on other nodes"},
     {"write-acks", "DCACHE_WRITE_ACKS", NULL, OPT_STRING, OPT(write_acks), "all", 0, 0,
@@ -181,6 +183,12 @@ static bool config_set(config_t *cfg, const config_option_t *o, const char *valu
     void *field = (char *)cfg + o->offset;
     uint64_t v = 0;
     bool ok = true;
+    /* A number whose default is none may be left (or set back to) none:
+     * config_validate decides what that means. */
+    if (o->type != OPT_STRING && !o->def[0] && !value[0]) {
+        *(uint64_t *)field = CONFIG_UNSET;
+        return true;
+    }
     switch (o->type) {
     case OPT_STRING: {
         char *copy = strdup(value);
@@ -262,6 +270,10 @@ static bool config_validate(config_t *cfg, FILE *err)
                 (unsigned long long)cfg->max_value_size, (unsigned long long)cfg->l1_max_memory);
         return false;
     }
+    /* No --peer-port, or the cluster port itself: the peer channel shares
+     * the cluster port's TCP listener. */
+    cfg->peer_shared = cfg->peer_port == CONFIG_UNSET || (cfg->peer_port && cfg->peer_port == cfg->cluster_port);
+    if (cfg->peer_shared) cfg->peer_port = cfg->cluster_port;
     if (cfg->probe_timeout_ms >= cfg->probe_interval_ms) {
         fprintf(err, "dcache-node: --probe-timeout must be shorter than --probe-interval\n");
         return false;

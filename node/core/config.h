@@ -31,7 +31,7 @@ typedef struct config {
     char *http_host;
     uint64_t http_port;
     uint64_t workers;             /* 0 = one per core */
-    uint64_t l1_max_entries;
+    uint64_t l1_max_entries;      /* 0 = no entry limit (memory alone) */
     uint64_t l1_max_memory;       /* bytes */
     uint64_t max_value_size;      /* bytes */
     char *eviction;               /* "lru" or "lfu" */
@@ -60,7 +60,9 @@ typedef struct config {
     uint64_t indirect_checks;
     uint64_t gossip_nodes;
     /* Data path (ring, peer channel). */
-    uint64_t peer_port;
+    uint64_t peer_port;           /* --peer-port; the cluster port when peer_shared */
+    bool peer_shared;             /* no --peer-port (or the cluster port): the peer
+                                   * channel shares the cluster port's TCP listener */
     uint64_t replicas;            /* owners per key, 1..5 */
     char *write_acks;             /* "all" or a number */
     unsigned write_acks_n;        /* parsed: 0 = all */
@@ -80,6 +82,9 @@ typedef struct config {
     char *l2_journal_dir;
     uint64_t l2_journal_max;
 } config_t;
+
+/* A number option with no default that was not given (before validation). */
+#define CONFIG_UNSET UINT64_MAX
 
 typedef enum {
     CONFIG_OK = 0,

@@ -1,6 +1,8 @@
 #include "node/member/gossip.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -14,6 +16,9 @@
 
 #define GOSSIP_XCHG_TIMEOUT_MS 5000
 #define GOSSIP_MAX_XCHG 32
+/* Accepted connections whose first byte has not come yet (with a divert:
+ * most are the peer channel's, opened in bursts when the ring changes). */
+#define GOSSIP_MAX_SORTING 256
 #define GOSSIP_MAX_STATE (32u << 20)  /* a push-pull frame; 65536 members fit */
 #define GOSSIP_JOIN_BACKOFF_MAX_MS 30000
 #define GOSSIP_LEAVE_SPREAD_MS 1000
@@ -36,7 +41,8 @@ struct gossip {
     uint8_t rbuf[65536];
     uint8_t plain[65536];
     gossip_xchg_t *xchgs;
-    unsigned nxchg;
+    unsigned nxchg;                   /* every one, sorting ones included */
+    unsigned nsorting;
     /* Joining. */
     bool joined;
     unsigned join_pending;            /* resolutions and exchanges in flight */
@@ -70,6 +76,7 @@ struct gossip_xchg {
     uv_connect_t connect;
     uv_write_t write;
     bool client, join, done, ok;
+    bool sorting;                     /* accepted; its first byte (push-pull or divert?) not read yet */
     unsigned open;
     uint8_t *in;
     size_t in_len, in_cap;
@@ -310,6 +317,7 @@ static void gossip_xchg_closed(uv_handle_t *h)
         }
     }
     g->nxchg--;
+    if (x->sorting) g->nsorting--;
     free(x->in);
     free(x->out);
     bool join = x->join && x->client, ok = x->ok;
@@ -380,6 +388,23 @@ static bool gossip_xchg_send_state(gossip_xchg_t *x)
     return uv_write(&x->write, (uv_stream_t *)&x->tcp, &b, 1, gossip_xchg_written) == 0;
 }
 
+/* The connection is not push-pull: its socket goes to the divert callback
+ * (as a duplicate: closing our handle then leaves the connection open). */
+static void gossip_divert(gossip_xchg_t *x)
+{
+    gossip_t *g = x->g;
+    uv_read_stop((uv_stream_t *)&x->tcp);
+    uv_os_fd_t fd;
+    int copy = uv_fileno((uv_handle_t *)&x->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (copy >= 0) g->cfg.divert(g->cfg.divert_ctx, copy, x->in + 1, x->in_len - 1);
+    else log_warn("cannot hand a connection over", "\"error\":\"%s\"", strerror(errno));
+    /* Not an exchange: close without counting one. */
+    x->done = true;
+    uv_timer_stop(&x->timer);
+    uv_close((uv_handle_t *)&x->timer, gossip_xchg_closed);
+    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_closed);
+}
+
 static void gossip_xchg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     gossip_xchg_t *x = s->data;
@@ -389,6 +414,18 @@ static void gossip_xchg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     x->in_len += (size_t)nread;
+    if (x->sorting && x->in_len > 0) {
+        x->sorting = false;
+        g->nsorting--;
+        if (x->in[0] == g->cfg.divert_byte) {
+            gossip_divert(x);
+            return;
+        }
+        if (g->nxchg - g->nsorting > GOSSIP_MAX_XCHG) {
+            gossip_xchg_finish(x, false);
+            return;
+        }
+    }
     if (x->in_len < 4) return;
     uint32_t be;
     memcpy(&be, x->in, 4);
@@ -419,12 +456,18 @@ static void gossip_xchg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static gossip_xchg_t *gossip_xchg_new(gossip_t *g, bool client, bool join)
 {
-    if (g->nxchg >= GOSSIP_MAX_XCHG || g->stopping) return NULL;
+    /* With a divert an accepted connection is sorted by its first byte
+     * first, and counts as an exchange only once it is one. */
+    bool sorting = !client && g->cfg.divert;
+    if (g->stopping) return NULL;
+    if (sorting ? g->nsorting >= GOSSIP_MAX_SORTING : g->nxchg - g->nsorting >= GOSSIP_MAX_XCHG) return NULL;
     gossip_xchg_t *x = calloc(1, sizeof *x);
     if (!x) return NULL;
     x->g = g;
     x->client = client;
     x->join = join;
+    x->sorting = sorting;
+    if (sorting) g->nsorting++;
     uv_tcp_init(g->loop, &x->tcp);
     uv_timer_init(g->loop, &x->timer);
     x->tcp.data = x->timer.data = x;
@@ -627,7 +670,9 @@ static int gossip_bind(gossip_t *g)
     bind.port = a.port;
     gossip_sockaddr(&bind, &ss);
     if ((rc = uv_udp_bind(&g->udp, (const struct sockaddr *)&ss, 0)) != 0) return rc;
-    if ((rc = uv_listen((uv_stream_t *)&g->listener, 128, gossip_on_accept)) != 0) return rc;
+    /* The peer channel's connections come here too when they share the port. */
+    if ((rc = uv_listen((uv_stream_t *)&g->listener, g->cfg.divert ? 1024 : 128, gossip_on_accept)) != 0)
+        return rc;
     return uv_udp_recv_start(&g->udp, gossip_alloc_cb, gossip_recv_cb);
 }
 
@@ -687,7 +732,8 @@ int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
     snprintf(sc.self.name, sizeof sc.self.name, "%s", g->name);
     sc.self.gossip = g->self_addr;
     gossip_parse_ip(g->advertise_host, cfg->http_port, &sc.self.http);
-    if (cfg->peer_port > 0) gossip_parse_ip(g->advertise_host, cfg->peer_port, &sc.self.peer);
+    if (cfg->peer_port == GOSSIP_PEER_SHARED) sc.self.peer = g->self_addr;
+    else if (cfg->peer_port > 0) gossip_parse_ip(g->advertise_host, cfg->peer_port, &sc.self.peer);
     snprintf(sc.self.zone, sizeof sc.self.zone, "%s", g->zone);
     snprintf(sc.self.version, sizeof sc.self.version, "%s", PACKAGE_VERSION);
     /* Start time as incarnation: a restart with the same name outranks

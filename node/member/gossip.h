@@ -1,6 +1,7 @@
 /* gossip: the real driver of the SWIM core (cluster/swim.h) on the main
  * libuv loop: a UDP socket for probes and gossip, TCP on the same port for
- * push-pull state exchange, sealing with the cluster keyring, joining
+ * push-pull state exchange (and, through `divert`, for whoever else shares
+ * the port: the peer channel), sealing with the cluster keyring, joining
  * through seed addresses (resolved with uv_getaddrinfo, retried with
  * backoff), graceful leave, and a thread-safe snapshot of the member list
  * and counters for the HTTP workers.
@@ -24,6 +25,8 @@
 
 typedef struct gossip gossip_t;
 
+#define GOSSIP_PEER_SHARED (-1)
+
 typedef struct gossip_config {
     const char *name;            /* unique in the cluster; NULL/"" = host name:cluster port */
     const char *bind_host;       /* UDP/TCP bind address */
@@ -32,8 +35,18 @@ typedef struct gossip_config {
     const char *seeds;           /* "host:port,host:port" or NULL */
     const char *zone;
     int http_port;               /* advertised with the member */
-    int peer_port;               /* the peer channel, advertised; 0 = none */
+    int peer_port;               /* the peer channel, advertised; 0 = none;
+                                  * GOSSIP_PEER_SHARED = this (cluster) port */
     const char *http_host;
+    /* Sharing the TCP port: a connection whose first byte is divert_byte is
+     * not push-pull (whose first byte is the top of a length of at most
+     * 32 MiB: 0x00..0x02). divert gets a duplicate of its socket (gossip
+     * closes its own) and the bytes read after that first byte (valid during
+     * the call); it owns the socket from then on and closes it if it cannot
+     * serve it. Runs on the main loop. NULL: every connection is push-pull. */
+    void (*divert)(void *ctx, uv_os_sock_t fd, const uint8_t *data, size_t len);
+    void *divert_ctx;
+    uint8_t divert_byte;
     seal_keyring_t keyring;
     swim_config_t swim;          /* timings; self, incarnation and seed are filled in */
 } gossip_config_t;

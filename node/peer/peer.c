@@ -248,6 +248,8 @@ static bool peer_node_connect(peer_node_t *n)
         free(l);
         return false;
     }
+    /* Written first once connected: "peer channel" to a shared cluster port. */
+    peer_conn_send_preamble(l->conn);
     p->open_handles++;
     n->link = l;
     l->connect.data = l;

@@ -13,6 +13,8 @@ struct peer_conn {
     peer_conn_ops_t ops;
     void *ctx;
     bool closing, dispatching, started;
+    bool preamble_optional;   /* skip a leading PEER_STREAM_PREAMBLE (server side) */
+    bool preamble_pending;    /* write PEER_STREAM_PREAMBLE first (client side) */
     int close_err;
     /* Input: bytes received, not yet consumed (at most one frame plus the
      * start of the next). */
@@ -138,6 +140,13 @@ static void peer_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static bool peer_conn_process(peer_conn_t *c)
 {
     size_t pos = 0;
+    if (c->preamble_optional && c->in_len > 0) {
+        c->preamble_optional = false;
+        if (c->in[0] == PEER_STREAM_PREAMBLE) {
+            pos = 1;
+            atomic_fetch_add(&c->cfg.stats->bytes_in, 1);
+        }
+    }
     while (!c->closing) {
         peer_span_t span;
         peer_scan_t sc = peer_frame_scan(c->in + pos, c->in_len - pos, c->cfg.max_frame, &span);
@@ -212,7 +221,31 @@ int peer_conn_start(peer_conn_t *c)
     return 0;
 }
 
+void peer_conn_accept_preamble(peer_conn_t *c)
+{
+    c->preamble_optional = true;
+}
+
+int peer_conn_start_with(peer_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (len) {
+        if (!peer_conn_reserve(&c->in, &c->in_cap, len)) return UV_ENOMEM;
+        memcpy(c->in, data, len);
+        c->in_len = len;
+    }
+    int rc = peer_conn_start(c);
+    if (rc == 0 && c->in_len) peer_conn_process(c);
+    return rc;
+}
+
 /* ---- writing ---- */
+
+static const uint8_t peer_conn_preamble_byte = PEER_STREAM_PREAMBLE;
+
+void peer_conn_send_preamble(peer_conn_t *c)
+{
+    c->preamble_pending = true;
+}
 
 static void peer_conn_write_cb(uv_write_t *w, int status)
 {
@@ -228,7 +261,7 @@ static void peer_conn_write_cb(uv_write_t *w, int status)
 
 static void peer_conn_flush(peer_conn_t *c)
 {
-    if (c->writing || c->closing || !c->started || c->out_len == 0) return;
+    if (c->writing || c->closing || !c->started || (c->out_len == 0 && !c->preamble_pending)) return;
     /* Swap: the queued frames go out, the (empty) write buffer takes new ones. */
     uint8_t *b = c->wbuf;
     size_t cap = c->wbuf_cap;
@@ -238,11 +271,19 @@ static void peer_conn_flush(peer_conn_t *c)
     c->out = b;
     c->out_cap = cap;
     c->out_len = 0;
-    uv_buf_t buf = uv_buf_init((char *)c->wbuf, (unsigned)c->wbuf_len);
+    uv_buf_t bufs[2];
+    unsigned nbufs = 0;
+    if (c->preamble_pending) {
+        /* Sent once, even with no frame queued yet: the listener waits for it. */
+        c->preamble_pending = false;
+        bufs[nbufs++] = uv_buf_init((char *)&peer_conn_preamble_byte, 1);
+        atomic_fetch_add(&c->cfg.stats->bytes_out, 1);
+    }
+    if (c->wbuf_len) bufs[nbufs++] = uv_buf_init((char *)c->wbuf, (unsigned)c->wbuf_len);
     c->write.data = c;
     c->writing = true;
     atomic_fetch_add(&c->cfg.stats->bytes_out, c->wbuf_len);
-    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, peer_conn_write_cb);
+    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, nbufs, peer_conn_write_cb);
     if (rc != 0) {
         c->writing = false;
         peer_conn_close(c, rc);

@@ -81,6 +81,17 @@ peer_conn_t *peer_conn_new(uv_loop_t *loop, const peer_conn_config_t *cfg, const
 uv_tcp_t *peer_conn_tcp(peer_conn_t *c);
 /* Starts reading (after accept or a successful connect). */
 int peer_conn_start(peer_conn_t *c);
+/* The same for a connection whose first bytes someone else already read
+ * off the socket (the cluster port's listener, which hands the peer
+ * channel's connections over): they are processed first. */
+int peer_conn_start_with(peer_conn_t *c, const uint8_t *data, size_t len);
+/* Client side, before peer_conn_start: the stream starts with
+ * PEER_STREAM_PREAMBLE, written at start even with no frame queued, so the
+ * cluster port can tell the connection from gossip's at once. */
+void peer_conn_send_preamble(peer_conn_t *c);
+/* Server side: a PEER_STREAM_PREAMBLE at the start of the stream is
+ * skipped; a stream without one is read as well (older clients). */
+void peer_conn_accept_preamble(peer_conn_t *c);
 /* Queues one message (before peer_conn_start too: it is written once the
  * connection starts). Returns 0, UV_ENOBUFS when the queue is over
  * max_queued, UV_EINVAL when it cannot be encoded, UV_ENOTCONN after close. */

@@ -1,7 +1,9 @@
 #include "node/peer/peer_server.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http/http_server.h"
 
@@ -25,6 +27,14 @@ struct peer_call {
     peer_msg_type_t type;
 };
 
+/* A connection another thread accepted, waiting for this loop. */
+typedef struct peer_adopted {
+    struct peer_adopted *next;
+    uv_os_sock_t fd;
+    size_t len;
+    uint8_t data[];          /* bytes already read off it */
+} peer_adopted_t;
+
 struct peer_server {
     uv_loop_t *loop;
     peer_server_config_t cfg;
@@ -38,6 +48,13 @@ struct peer_server {
     unsigned open_handles;
     void (*done)(void *);
     void *done_arg;
+    /* Adoption (peer_server_adopt): the only state other threads touch,
+     * under adopt_lock. */
+    bool adopt_ready;        /* the async handle and the lock exist */
+    uv_async_t adopt_async;
+    pthread_mutex_t adopt_lock;
+    bool adopt_open;         /* accepting adoptions */
+    peer_adopted_t *adopt_head, *adopt_tail;
 };
 
 peer_server_t *peer_server_new(uv_loop_t *loop, const peer_server_config_t *cfg, peer_serve_fn fn, void *ctx)
@@ -162,22 +179,16 @@ static void peer_server_on_close(peer_conn_t *c, int err, void *ctx)
     peer_server_maybe_done(s);
 }
 
-static void peer_server_on_connection(uv_stream_t *listener, int status)
+/* A served connection, linked and counted; its socket not yet attached.
+ * NULL when out of memory. */
+static peer_conn_t *peer_server_add(peer_server_t *s)
 {
-    peer_server_t *s = listener->data;
-    if (status < 0 || s->closing) return;
     static const peer_conn_ops_t ops = {.on_msg = peer_server_on_msg, .on_close = peer_server_on_close};
     peer_sconn_t *sc = calloc(1, sizeof *sc);
     peer_conn_t *c = sc ? peer_conn_new(s->loop, &s->cfg.conn, &ops, sc) : NULL;
     if (!c) {
         free(sc);
-        /* Take the connection off the backlog anyway, or accept spins. */
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t) return;
-        uv_tcp_init(s->loop, t);
-        uv_accept(listener, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, (uv_close_cb)free);
-        return;
+        return NULL;
     }
     sc->server = s;
     sc->conn = c;
@@ -189,9 +200,102 @@ static void peer_server_on_connection(uv_stream_t *listener, int status)
     s->nconns++;
     s->open_handles++;
     atomic_fetch_add(&s->cfg.conn.stats->connections_in, 1);
+    return c;
+}
+
+static void peer_server_on_connection(uv_stream_t *listener, int status)
+{
+    peer_server_t *s = listener->data;
+    if (status < 0 || s->closing) return;
+    peer_conn_t *c = peer_server_add(s);
+    if (!c) {
+        /* Take the connection off the backlog anyway, or accept spins. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t) return;
+        uv_tcp_init(s->loop, t);
+        uv_accept(listener, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, (uv_close_cb)free);
+        return;
+    }
+    /* Clients of this version start with the preamble; older ones do not. */
+    peer_conn_accept_preamble(c);
     if (uv_accept(listener, (uv_stream_t *)peer_conn_tcp(c)) != 0 || s->nconns > s->cfg.max_conns ||
         peer_conn_start(c) != 0)
         peer_conn_close(c, UV_ECONNABORTED);
+}
+
+/* ---- adoption: connections the cluster port's listener handed over ---- */
+
+static void peer_server_adopt_one(peer_server_t *s, peer_adopted_t *a)
+{
+    peer_conn_t *c = s->closing ? NULL : peer_server_add(s);
+    if (!c) {
+        close(a->fd);
+        return;
+    }
+    if (uv_tcp_open(peer_conn_tcp(c), a->fd) != 0) {
+        close(a->fd); /* not the handle's: it did not take it */
+        peer_conn_close(c, UV_ECONNABORTED);
+        return;
+    }
+    atomic_fetch_add(&s->cfg.conn.stats->bytes_in, 1); /* the preamble, read by the cluster port */
+    if (s->nconns > s->cfg.max_conns || peer_conn_start_with(c, a->data, a->len) != 0)
+        peer_conn_close(c, UV_ECONNABORTED);
+}
+
+static void peer_server_adopt_cb(uv_async_t *h)
+{
+    peer_server_t *s = h->data;
+    pthread_mutex_lock(&s->adopt_lock);
+    peer_adopted_t *a = s->adopt_head;
+    s->adopt_head = s->adopt_tail = NULL;
+    pthread_mutex_unlock(&s->adopt_lock);
+    while (a) {
+        peer_adopted_t *next = a->next;
+        peer_server_adopt_one(s, a);
+        free(a);
+        a = next;
+    }
+}
+
+int peer_server_adopt_start(peer_server_t *s)
+{
+    if (s->adopt_ready) return 0;
+    int rc = uv_async_init(s->loop, &s->adopt_async, peer_server_adopt_cb);
+    if (rc != 0) return rc;
+    s->adopt_async.data = s;
+    /* Waiting for adoptions is no reason to keep the loop running. */
+    uv_unref((uv_handle_t *)&s->adopt_async);
+    pthread_mutex_init(&s->adopt_lock, NULL);
+    s->adopt_open = true;
+    s->adopt_ready = true;
+    s->open_handles++;
+    return 0;
+}
+
+int peer_server_adopt(peer_server_t *s, uv_os_sock_t fd, const uint8_t *data, size_t len)
+{
+    /* Set before the loop's thread published the server: no lock needed. */
+    if (!s->adopt_ready) return UV_EINVAL;
+    peer_adopted_t *a = malloc(sizeof *a + len);
+    if (!a) return UV_ENOMEM;
+    a->next = NULL;
+    a->fd = fd;
+    a->len = len;
+    if (len) memcpy(a->data, data, len);
+    pthread_mutex_lock(&s->adopt_lock);
+    if (!s->adopt_open) {
+        pthread_mutex_unlock(&s->adopt_lock);
+        free(a);
+        return UV_ECANCELED;
+    }
+    if (s->adopt_tail) s->adopt_tail->next = a;
+    else s->adopt_head = a;
+    s->adopt_tail = a;
+    /* Under the lock: peer_server_close cannot have closed the handle. */
+    uv_async_send(&s->adopt_async);
+    pthread_mutex_unlock(&s->adopt_lock);
+    return 0;
 }
 
 int peer_server_listen(peer_server_t *s, const char *host, int port)
@@ -228,11 +332,27 @@ void peer_server_close(peer_server_t *s, void (*done)(void *arg), void *arg)
         s->listening = false;
         uv_close((uv_handle_t *)&s->listener, peer_server_listener_closed);
     }
+    if (s->adopt_ready && !uv_is_closing((uv_handle_t *)&s->adopt_async)) {
+        pthread_mutex_lock(&s->adopt_lock);
+        s->adopt_open = false;
+        peer_adopted_t *a = s->adopt_head;
+        s->adopt_head = s->adopt_tail = NULL;
+        pthread_mutex_unlock(&s->adopt_lock);
+        while (a) {
+            peer_adopted_t *next = a->next;
+            close(a->fd);
+            free(a);
+            a = next;
+        }
+        uv_close((uv_handle_t *)&s->adopt_async, peer_server_listener_closed);
+    }
     for (peer_sconn_t *sc = s->conns; sc; sc = sc->next) peer_conn_close(sc->conn, 0);
     peer_server_maybe_done(s);
 }
 
 void peer_server_free(peer_server_t *s)
 {
+    if (!s) return;
+    if (s->adopt_ready) pthread_mutex_destroy(&s->adopt_lock);
     free(s);
 }

@@ -202,6 +202,23 @@ assert_eq 1m "$(json .window)" "history window"
 http GET '/api/metrics/history?window=2d'
 assert_eq bad_window "$(json .code)" "unknown window"
 
+# --- default limits: memory binds, not an entry count ---
+# (the old default of 10000 entries evicted a 100k-key working set with 512 MB
+# to spare). 12000 PUTs over one curl, then every key must still be there.
+http GET /api/metrics
+assert_eq 0 "$(json .max_entries)" "no entry limit by default"
+entries0=$(json .entries)
+evictions0=$(json .evictions)
+for ((i = 0; i < 12000; i++)); do printf 'url = "%s/api/cache/bulk%d"\noutput = "/dev/null"\n' "$NODE_URL" "$i"; done \
+  >"$TEST_TMP/bulk.curl"
+codes=$(curl -sS -X PUT --data-binary v -w '%{http_code}\n' -K "$TEST_TMP/bulk.curl" | sort | uniq -c | awk '{print $2 ":" $1}')
+assert_eq "201:12000" "$codes" "12000 PUTs stored"
+http GET /api/metrics
+assert_eq $((entries0 + 12000)) "$(json .entries)" "L1 holds all of them"
+assert_eq "$evictions0" "$(json .evictions)" "nothing evicted"
+http GET /api/cache/bulk0
+assert_eq 200 "$STATUS" "the first key is still there"
+
 # --- health and readiness ---
 http GET /health
 assert_eq ok "$(json .status)" "/health"

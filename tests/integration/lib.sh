@@ -33,13 +33,22 @@ assert_match() { # regex actual message
   if [[ "$2" =~ $1 ]]; then pass; else fail "$3: [$2] does not match /$1/"; fi
 }
 
-# start_node NAME [flags...]: starts a node on a free port; sets NODE_URL,
-# NODE_PORT and NODE_PID, and NODE_LOG to its log file.
+# start_node NAME [flags...]: starts a node on free HTTP and cluster ports
+# (the peer channel shares the cluster port unless a --peer-port is given);
+# sets NODE_URL, NODE_PORT, NODE_GOSSIP_PORT and NODE_PID, and NODE_LOG to
+# its log file.
 start_node() {
+  local name=$1; shift
+  launch_node "$name" --http-port 0 --cluster-port 0 "$@"
+}
+
+# launch_node NAME [flags...]: start_node with exactly these flags (ports
+# included), as someone starting a node by hand would.
+launch_node() {
   local name=$1; shift
   NODE_LOG="$TEST_TMP/$name.log"
   : >"$NODE_LOG"
-  "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --peer-port 0 "$@" >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
+  "$DCACHE_NODE_BIN" "$@" >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
   NODE_PID=$!
   NODE_PIDS+=("$NODE_PID")
   local deadline=$((SECONDS + 20))

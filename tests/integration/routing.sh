@@ -77,10 +77,12 @@ assert_match '^n[123]$' "$(header x-cache-owner)" "X-Cache-Owner names the prima
 assert_match '^n[123]$' "$(header x-cache-node)" "X-Cache-Node names the node that answered"
 
 # --- the peer channel refuses what it cannot open, and counts it ---
+# (it shares the cluster port: a stream opens with the peer preamble, 0xdc)
 peer_port=$(grep -o '"msg":"peer listening"[^}]*"port":[0-9]*' "$TEST_TMP/n2.log" | grep -o '[0-9]*$')
+assert_eq "${GOSSIP[n2]}" "$peer_port" "the peer channel is on the cluster port"
 dropped() { curl -s "${URL[n2]}/metrics" | awk -v r="peer_dropped_total{reason=\"$1\"}" '$1 == r {print $2}'; }
-printf '\xff\xff\xff\xff' >"$TEST_TMP/too_big"
-{ printf '\x00\x00\x00\x40'; head -c 64 /dev/urandom; } >"$TEST_TMP/forged"
+printf '\xdc\xff\xff\xff\xff' >"$TEST_TMP/too_big"
+{ printf '\xdc\x00\x00\x00\x40'; head -c 64 /dev/urandom; } >"$TEST_TMP/forged"
 for f in too_big forged; do
   exec 8<>"/dev/tcp/127.0.0.1/$peer_port"
   cat "$TEST_TMP/$f" >&8

@@ -31,12 +31,14 @@ static void test_defaults(void **state)
     assert_int_equal(load(&c, 1, argv, env, err, sizeof err), CONFIG_OK);
     assert_string_equal(c.http_host, "127.0.0.1");
     assert_int_equal(c.http_port, 8080);
-    assert_int_equal(c.l1_max_entries, 10000);
+    assert_int_equal(c.l1_max_entries, 0); /* no entry limit: memory binds */
     assert_int_equal(c.l1_max_memory, 512ull << 20);
     assert_int_equal(c.max_value_size, 8ull << 20);
     assert_string_equal(c.eviction, "lru");
     assert_int_equal(c.default_ttl_ms, 3600000);
     assert_int_equal(c.metrics_interval_ms, 5000);
+    assert_int_equal(c.cluster_port, 7946);
+    assert_true(c.peer_shared);
     config_free(&c);
 }
 
@@ -73,6 +75,16 @@ static void test_values(void **state)
     assert_int_equal(c.header_timeout_ms, 500);
     assert_int_equal(c.max_value_size, 65536);
     config_free(&c);
+    /* An entry limit when asked for, and 0 (no limit) spelled out. */
+    char *argv2[] = {"dcache-node", "--l1-max-entries", "250000"};
+    assert_int_equal(load(&c, 3, argv2, env, err, sizeof err), CONFIG_OK);
+    assert_int_equal(c.l1_max_entries, 250000);
+    config_free(&c);
+    char *argv3[] = {"dcache-node", "--l1-max-entries=0"};
+    char *env3[] = {"L1_CACHE_MAX_SIZE=10000", NULL};
+    assert_int_equal(load(&c, 2, argv3, env3, err, sizeof err), CONFIG_OK);
+    assert_int_equal(c.l1_max_entries, 0);
+    config_free(&c);
     uint64_t v;
     assert_true(config_parse_size("512mb", &v) && v == 512ull << 20);
     assert_false(config_parse_size("12xb", &v));
@@ -81,6 +93,46 @@ static void test_values(void **state)
     assert_true(config_parse_duration("2h", 1000, &v) && v == 7200000);
     assert_true(config_parse_duration("7", 1000, &v) && v == 7000);
     assert_false(config_parse_duration("7 s", 1000, &v));
+}
+
+/* One port per node by default: the peer channel shares the cluster port
+ * unless --peer-port names another (0: a free one). */
+static void test_peer_port(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256] = "";
+    char *env[] = {NULL};
+    char *argv[] = {"dcache-node", "--cluster-port", "7000"};
+    assert_int_equal(load(&c, 3, argv, env, err, sizeof err), CONFIG_OK);
+    assert_true(c.peer_shared);
+    assert_int_equal(c.peer_port, 7000);
+    config_free(&c);
+    char *argv2[] = {"dcache-node", "--cluster-port", "7000", "--peer-port", "7001"};
+    assert_int_equal(load(&c, 5, argv2, env, err, sizeof err), CONFIG_OK);
+    assert_false(c.peer_shared);
+    assert_int_equal(c.peer_port, 7001);
+    config_free(&c);
+    char *argv3[] = {"dcache-node", "--cluster-port=0", "--peer-port=0"};
+    assert_int_equal(load(&c, 3, argv3, env, err, sizeof err), CONFIG_OK);
+    assert_false(c.peer_shared); /* a free port of its own */
+    assert_int_equal(c.peer_port, 0);
+    config_free(&c);
+    char *argv4[] = {"dcache-node", "--cluster-port=7000", "--peer-port=7000"};
+    assert_int_equal(load(&c, 3, argv4, env, err, sizeof err), CONFIG_OK);
+    assert_true(c.peer_shared); /* the cluster port named twice: shared, not a clash */
+    config_free(&c);
+    char *env5[] = {"DCACHE_PEER_PORT=7005", NULL};
+    char *argv5[] = {"dcache-node"};
+    assert_int_equal(load(&c, 1, argv5, env5, err, sizeof err), CONFIG_OK);
+    assert_false(c.peer_shared);
+    assert_int_equal(c.peer_port, 7005);
+    config_free(&c);
+    char *env6[] = {"DCACHE_PEER_PORT=", NULL};
+    assert_int_equal(load(&c, 1, argv5, env6, err, sizeof err), CONFIG_OK);
+    assert_true(c.peer_shared); /* empty is none, as the default */
+    assert_int_equal(c.peer_port, 7946);
+    config_free(&c);
 }
 
 static void expect_error(int argc, char **argv, char **env, const char *needle)
@@ -99,6 +151,7 @@ static void test_errors(void **state)
     expect_error(2, (char *[]){"n", "--http-port"}, env, "needs a value");
     expect_error(3, (char *[]){"n", "--http-port", "70000"}, env, "out of range");
     expect_error(3, (char *[]){"n", "--http-port", "eighty"}, env, "expected a whole number");
+    expect_error(3, (char *[]){"n", "--peer-port", "70000"}, env, "out of range");
     expect_error(2, (char *[]){"n", "--eviction=fifo"}, env, "not a policy");
     expect_error(2, (char *[]){"n", "--log-level=loud"}, env, "not a level");
     expect_error(2, (char *[]){"n", "--l1-max-memory=lots"}, env, "expected a size");
@@ -159,7 +212,8 @@ static void test_redis_url(void **state)
 static void test_help_lists_every_option(void **state)
 {
     config_t c;
-    char out[8192] = "";
+    static char out[32768]; /* the help is over 8 KiB */
+    memset(out, 0, sizeof out);
     FILE *o = fmemopen(out, sizeof out, "w");
     FILE *e = fopen("/dev/null", "w");
     char *argv[] = {"dcache-node", "--help"};
@@ -171,7 +225,9 @@ static void test_help_lists_every_option(void **state)
     const char *flags[] = {"--http-host", "--http-port", "--workers", "--l1-max-entries", "--l1-max-memory",
                            "--max-value-size", "--eviction", "--default-ttl", "--max-header-size",
                            "--max-request-body", "--header-timeout", "--idle-timeout", "--max-connections",
-                           "--log-level", "--metrics-interval", "L1_CACHE_MAX_SIZE", "DCACHE_HTTP_PORT"};
+                           "--log-level", "--metrics-interval", "L1_CACHE_MAX_SIZE", "DCACHE_HTTP_PORT",
+                           "--handoff-rate", "--peer-timeout", /* the last ones */
+                           "0 = no entry limit", "shares --cluster-port's TCP listener"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!strstr(out, flags[i])) fail_msg("--help does not mention %s", flags[i]);
 }
@@ -182,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_peer_port),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_help_lists_every_option),

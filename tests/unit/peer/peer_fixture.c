@@ -164,7 +164,7 @@ void fx_srv_answer(fx_t *f, unsigned i)
     f->held[i] = NULL;
 }
 
-void fx_srv_start(fx_t *f, const peer_server_config_t *cfg, int port)
+void fx_srv_new(fx_t *f, const peer_server_config_t *cfg)
 {
     peer_server_config_t c = cfg ? *cfg : (peer_server_config_t){0};
     c.conn.stats = &f->sst;
@@ -173,6 +173,11 @@ void fx_srv_start(fx_t *f, const peer_server_config_t *cfg, int port)
     assert_non_null(f->srv);
     f->srv_closed = f->srv_done = false;
     f->nheld = 0;
+}
+
+void fx_srv_start(fx_t *f, const peer_server_config_t *cfg, int port)
+{
+    fx_srv_new(f, cfg);
     assert_int_equal(peer_server_listen(f->srv, "127.0.0.1", port), 0);
     f->port = peer_server_port(f->srv);
     assert_true(f->port > 0);

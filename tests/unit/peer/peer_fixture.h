@@ -95,6 +95,7 @@ void fx_ring(seal_keyring_t *r, int b1, int b2);
  * SRV_HOLD keeps the call in f->held) ---- */
 
 void fx_srv_start(fx_t *f, const peer_server_config_t *cfg, int port); /* sets f->port, f->addr */
+void fx_srv_new(fx_t *f, const peer_server_config_t *cfg);               /* the same, not listening */
 /* Closes the server, answers the calls it still holds (the answers are
  * dropped, the calls released) and frees it; false if done never came. */
 bool fx_srv_stop(fx_t *f);

@@ -7,6 +7,8 @@
  * succeed (no handle left behind). Timings are only checked as lower bounds
  * ("not before"): no test asserts a speed. */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -503,6 +505,73 @@ static void test_shutdown(void **state)
     assert_int_equal(fx_close_loop(f), 0);
 }
 
+/* The shared cluster port's path. A plain listening socket stands in for
+ * gossip's listener: it accepts the pool's connection, reads its first
+ * bytes (the preamble, then frames), and another thread hands the socket
+ * with the bytes after the preamble to a server that listens nowhere. The
+ * server serves it like any other; once it closes, it refuses handovers. */
+typedef struct sorter {
+    int lfd, fd;
+    uint8_t in[4096];
+    ssize_t n;
+    int rc;
+    peer_server_t *srv;
+} sorter_t;
+
+static bool c_sorted(fx_t *f, uintptr_t arg)
+{
+    (void)f;
+    sorter_t *so = (sorter_t *)arg;
+    if (so->n > 0) return true; /* asked again once it holds */
+    if (so->fd < 0) so->fd = accept(so->lfd, NULL, NULL);
+    if (so->fd < 0) return false;
+    so->n = recv(so->fd, so->in, sizeof so->in, MSG_DONTWAIT);
+    return so->n > 0;
+}
+
+static void *adopt_thread(void *arg)
+{
+    sorter_t *so = arg;
+    so->rc = peer_server_adopt(so->srv, so->fd, so->in + 1, (size_t)so->n - 1);
+    return NULL;
+}
+
+static void test_adopt(void **state)
+{
+    fx_t *f = *state;
+    fx_srv_new(f, NULL);
+    assert_int_equal(peer_server_adopt(f->srv, -1, NULL, 0), UV_EINVAL); /* not started */
+    assert_int_equal(peer_server_adopt_start(f->srv), 0);
+    struct sockaddr_in a;
+    sorter_t so = {.lfd = fx_loopback_socket(&a), .fd = -1, .srv = f->srv};
+    assert_int_equal(listen(so.lfd, 16), 0);
+    assert_int_equal(fcntl(so.lfd, F_SETFL, O_NONBLOCK), 0);
+    fx_set_addr(f, ntohs(a.sin_port));
+    fx_pool_start(f, NULL);
+    char key[KEYCAP];
+    for (int i = 0; i < 10; i++) assert_int_equal(fx_get(f, i, fx_keyname(key, "key-", i), 0, NULL), PEER_OK);
+    assert_true(fx_run_until(f, c_sorted, (uintptr_t)&so, WAIT_MS));
+    assert_int_equal(so.in[0], PEER_STREAM_PREAMBLE); /* the client's first byte */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, adopt_thread, &so), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(so.rc, 0);
+    assert_true(fx_run_until(f, fx_c_replies, 10, WAIT_MS));
+    for (int i = 0; i < 10; i++) fx_assert_echo(f, i, fx_keyname(key, "key-", i));
+    assert_int_equal(atomic_load(&f->sst.connections_in), 1);
+    assert_int_equal(atomic_load(&f->sst.served[PEER_MSG_GET]), 10);
+    assert_int_equal(atomic_load(&f->cst.bytes_out), atomic_load(&f->sst.bytes_in));
+    fx_assert_no_drops(f);
+    /* Closing: a handover now is refused and the socket stays the caller's. */
+    peer_server_close(f->srv, fx_set_flag, &f->srv_done);
+    f->srv_closed = true;
+    int late = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(peer_server_adopt(f->srv, late, NULL, 0), UV_ECANCELED);
+    assert_int_equal(close(late), 0);
+    assert_true(fx_srv_stop(f));
+    close(so.lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_then_next_owner, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_close_from_timeout_callback, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_adopt, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

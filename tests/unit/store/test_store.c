@@ -316,6 +316,32 @@ static void test_entry_limit(void **state)
     store_free(s);
 }
 
+/* dcache-node's defaults: no entry limit, memory alone binds. A working set
+ * far over the old 10000-entry default stays whole while it fits. */
+static void test_no_entry_limit(void **state)
+{
+    (void)state;
+    store_config_t cfg = {.max_entries = 0, .max_bytes = 512u << 20};
+    store_t *s = store_new(&cfg);
+    assert_non_null(s);
+    char k[32];
+    for (int i = 0; i < 100000; i++) {
+        key_of(k, sizeof k, "k", i);
+        assert_int_equal(put_str(s, k, "value", 0), STORE_OK);
+    }
+    store_stats_t st;
+    store_get_stats(s, &st);
+    assert_int_equal(st.entries, 100000);
+    assert_int_equal(st.evictions, 0);
+    assert_true(st.bytes <= 512u << 20);
+    for (int i = 0; i < 100000; i += 997) {
+        key_of(k, sizeof k, "k", i);
+        assert_true(has(s, k));
+    }
+    assert_accounting(s);
+    store_free(s);
+}
+
 static void test_byte_limit(void **state)
 {
     (void)state;
@@ -850,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_ttl_virtual_time),
         cmocka_unit_test(test_ttl_maintain_reclaims),
         cmocka_unit_test(test_entry_limit),
+        cmocka_unit_test(test_no_entry_limit),
         cmocka_unit_test(test_byte_limit),
         cmocka_unit_test(test_shard_policy),
         cmocka_unit_test(test_binary_keys),
