@@ -712,6 +712,21 @@ static void test_keys_pages(void **state)
     for (int i = 0; i < N; i++) assert_int_equal(seen[i] != 0, i < 10);
 }
 
+/* The smallest pages (limit 1) still list every key, even where a bucket
+ * holds more than one. */
+static void test_keys_small_pages(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 2000 };
+    put_numbered(f, "k:", N);
+    static unsigned seen[N];
+    memset(seen, 0, sizeof seen);
+    list_all(f, NULL, 1, "k:", seen, N);
+    unsigned missing = 0;
+    for (int i = 0; i < N; i++) missing += seen[i] == 0;
+    if (missing) fail_msg("%u of %d keys were not listed", missing, N);
+}
+
 /* ---- cluster-wide operations, without a ring: this node alone ---- */
 
 typedef struct scatter_rec {
@@ -789,6 +804,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ring_invalidate_counts_primaries, setup_ring, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate_pattern, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_small_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scatter_pattern_alone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
