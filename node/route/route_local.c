@@ -93,7 +93,28 @@ typedef struct route_list {
     peer_keyinfo_t *items;
     char *bytes;
     size_t n, cap, used, bytes_cap;
+    bool oom;
 } route_list_t;
+
+/* Room for one more key: one scan step reports a whole bucket (during a
+ * rehash, the buckets of both tables), which may be more than the page
+ * was sized for. */
+static bool route_list_room(route_list_t *k, size_t klen)
+{
+    if (k->n == k->cap) {
+        peer_keyinfo_t *items = realloc(k->items, 2 * k->cap * sizeof *items);
+        if (!items) return false;
+        k->items = items;
+        k->cap *= 2;
+    }
+    if (k->used + klen > k->bytes_cap) {
+        char *bytes = realloc(k->bytes, 2 * k->bytes_cap + klen);
+        if (!bytes) return false;
+        k->bytes = bytes;
+        k->bytes_cap = 2 * k->bytes_cap + klen;
+    }
+    return true;
+}
 
 static void route_list_one(const store_entry_t *e, void *ctx)
 {
@@ -101,7 +122,10 @@ static void route_list_one(const store_entry_t *e, void *ctx)
     size_t klen, vlen;
     const char *key = store_entry_key(e, &klen);
     if (k->primary_only && !route_is_primary(k->w, key, klen)) return;
-    if (k->n == k->cap || k->used + klen > k->bytes_cap) return;
+    if (k->oom || !route_list_room(k, klen)) {
+        k->oom = true;
+        return;
+    }
     store_entry_value(e, &vlen);
     memcpy(k->bytes + k->used, key, klen);
     int64_t ttl = route_entry_ttl_ms(k->w->route, e);
@@ -128,6 +152,11 @@ bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint6
         return false;
     }
     page->next = store_scan(w->route->store, cursor, pattern, plen, limit, route_list_one, &k);
+    if (k.oom) {
+        free(k.items);
+        free(k.bytes);
+        return false;
+    }
     for (size_t i = 0; i < k.n; i++) k.items[i].key.p = (const uint8_t *)k.bytes + (uintptr_t)k.items[i].key.p;
     page->items = k.items;
     page->bytes = k.bytes;

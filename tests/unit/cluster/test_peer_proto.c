@@ -14,6 +14,7 @@
 #include <msgpack.h>
 
 #include "cluster/peer_proto.h"
+#include "tests/unit/fixture/mpack.h"
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -187,49 +188,21 @@ static size_t encode_body(const peer_msg_t *m, uint8_t *buf, size_t cap)
     return len;
 }
 
-/* Hand-built bodies for the reject tests, through msgpack-c's packer. */
-typedef struct raw {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} raw_t;
-
-static void raw_init(raw_t *r)
+/* Hand-built bodies for the reject tests (tests/unit/fixture/mpack.h):
+ * [type, id, flags] with nfields more fields to follow. */
+static void raw_head(fixture_mpack_t *r, unsigned type, size_t nfields)
 {
-    msgpack_sbuffer_init(&r->sb);
-    msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
-}
-
-static void raw_bytes(raw_t *r, const void *p, size_t n)
-{
-    msgpack_sbuffer_write(&r->sb, p, n);
-}
-
-static void raw_bin(raw_t *r, const void *p, size_t n)
-{
-    msgpack_pack_bin(&r->pk, n);
-    msgpack_pack_bin_body(&r->pk, p, n);
-}
-
-static void raw_str(raw_t *r, const char *s, size_t n)
-{
-    msgpack_pack_str(&r->pk, n);
-    msgpack_pack_str_body(&r->pk, s, n);
-}
-
-/* [type, id, flags] with nfields more fields to follow. */
-static void raw_head(raw_t *r, unsigned type, size_t nfields)
-{
-    raw_init(r);
+    fixture_mpack_init(r);
     msgpack_pack_array(&r->pk, 3 + nfields);
     msgpack_pack_unsigned_int(&r->pk, type);
     msgpack_pack_uint64(&r->pk, 1);
     msgpack_pack_uint32(&r->pk, 0);
 }
 
-static peer_proto_status_t raw_decode(raw_t *r, peer_msg_t *m)
+static peer_proto_status_t raw_decode(fixture_mpack_t *r, peer_msg_t *m)
 {
     peer_proto_status_t rc = peer_msg_decode((const uint8_t *)r->sb.data, r->sb.size, m);
-    msgpack_sbuffer_destroy(&r->sb);
+    fixture_mpack_free(r);
     return rc;
 }
 
@@ -388,44 +361,44 @@ static void test_bombs(void **state)
 {
     (void)state;
     peer_msg_t m;
-    raw_t r;
+    fixture_mpack_t r;
     /* Body claiming 4 billion fields. */
     static const uint8_t arr_bomb[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01, 0x00};
     assert_int_equal(peer_msg_decode(arr_bomb, sizeof arr_bomb, &m), PEER_PROTO_TRUNCATED);
     /* A key claiming 4 GiB. */
     raw_head(&r, PEER_MSG_GET, 1);
-    raw_bytes(&r, "\xc6\xff\xff\xff\xff" "abc", 8);
+    fixture_mpack_raw(&r, "\xc6\xff\xff\xff\xff" "abc", 8);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_TRUNCATED);
     /* A value claiming 4 GiB. */
     raw_head(&r, PEER_MSG_PUT, 6);
-    raw_bin(&r, "k", 1);
-    raw_bytes(&r, "\xc6\xff\xff\xff\xf0", 5);
+    fixture_mpack_bin(&r, "k", 1);
+    fixture_mpack_raw(&r, "\xc6\xff\xff\xff\xf0", 5);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_TRUNCATED);
     /* A content type claiming 4 GiB. */
     raw_head(&r, PEER_MSG_PUT, 6);
-    raw_bin(&r, "k", 1);
-    raw_bin(&r, "v", 1);
-    raw_bytes(&r, "\xdb\xff\xff\xff\xff", 5);
+    fixture_mpack_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "v", 1);
+    fixture_mpack_raw(&r, "\xdb\xff\xff\xff\xff", 5);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_TRUNCATED);
     /* INVALIDATE, KEYS_RESP and HANDOFF claiming 4 billion elements. */
     static const unsigned arr_types[] = {PEER_MSG_INVALIDATE, PEER_MSG_KEYS_RESP, PEER_MSG_HANDOFF};
     for (size_t i = 0; i < 3; i++) {
         raw_head(&r, arr_types[i], arr_types[i] == PEER_MSG_KEYS_RESP ? 2 : 1);
-        raw_bytes(&r, "\xdd\xff\xff\xff\xff\xc4\x01k", 8);
+        fixture_mpack_raw(&r, "\xdd\xff\xff\xff\xff\xc4\x01k", 8);
         assert_int_equal(raw_decode(&r, &m), PEER_PROTO_TRUNCATED);
     }
     /* Deeply nested arrays and maps in a skipped trailing field: iterative
      * skipping, no stack overflow; then a lying map count. */
     raw_head(&r, PEER_MSG_PING, 1);
-    for (int i = 0; i < 100000; i++) raw_bytes(&r, "\x91", 1);
-    raw_bytes(&r, "\xc0", 1);
+    for (int i = 0; i < 100000; i++) fixture_mpack_raw(&r, "\x91", 1);
+    fixture_mpack_raw(&r, "\xc0", 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
     raw_head(&r, PEER_MSG_PING, 1);
-    raw_bytes(&r, "\xdf\x7f\xff\xff\xff\x01\x02", 7);
+    fixture_mpack_raw(&r, "\xdf\x7f\xff\xff\xff\x01\x02", 7);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_TRUNCATED);
     /* An ext claiming 4 GiB in a skipped field. */
     raw_head(&r, PEER_MSG_PING, 1);
-    raw_bytes(&r, "\xc9\xff\xff\xff\xff\x01", 6);
+    fixture_mpack_raw(&r, "\xc9\xff\xff\xff\xff\x01", 6);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_TRUNCATED);
 }
 
@@ -433,12 +406,12 @@ static void test_wrong_types(void **state)
 {
     (void)state;
     peer_msg_t m;
-    raw_t r;
+    fixture_mpack_t r;
     /* Not an array; too few header fields; type 0. */
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_map(&r.pk, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 2);
     msgpack_pack_uint8(&r.pk, 1);
     msgpack_pack_uint8(&r.pk, 1);
@@ -446,19 +419,19 @@ static void test_wrong_types(void **state)
     raw_head(&r, 0, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     /* Type as a string; negative id; flags over u32. */
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 3);
-    raw_str(&r, "1", 1);
+    fixture_mpack_str(&r, "1", 1);
     msgpack_pack_uint8(&r.pk, 1);
     msgpack_pack_uint8(&r.pk, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 3);
     msgpack_pack_uint8(&r.pk, 1);
     msgpack_pack_int8(&r.pk, -1);
     msgpack_pack_uint8(&r.pk, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 3);
     msgpack_pack_uint8(&r.pk, 1);
     msgpack_pack_uint8(&r.pk, 1);
@@ -466,33 +439,33 @@ static void test_wrong_types(void **state)
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     /* A key as str; fields missing. */
     raw_head(&r, PEER_MSG_GET, 1);
-    raw_str(&r, "k", 1);
+    fixture_mpack_str(&r, "k", 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     raw_head(&r, PEER_MSG_DELETE, 1);
-    raw_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "k", 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     /* Content type as bin, with an embedded NUL. */
     raw_head(&r, PEER_MSG_PUT, 6);
-    raw_bin(&r, "k", 1);
-    raw_bin(&r, "v", 1);
-    raw_bin(&r, "t", 1);
+    fixture_mpack_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "v", 1);
+    fixture_mpack_bin(&r, "t", 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     raw_head(&r, PEER_MSG_PUT, 6);
-    raw_bin(&r, "k", 1);
-    raw_bin(&r, "v", 1);
-    raw_str(&r, "a\0b", 3);
+    fixture_mpack_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "v", 1);
+    fixture_mpack_str(&r, "a\0b", 3);
     msgpack_pack_uint8(&r.pk, 0);
     msgpack_pack_uint8(&r.pk, 0);
-    raw_bin(&r, "0123456789abcdef", 16);
+    fixture_mpack_bin(&r, "0123456789abcdef", 16);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     /* Origin of 15 bytes. */
     raw_head(&r, PEER_MSG_PUT, 6);
-    raw_bin(&r, "k", 1);
-    raw_bin(&r, "v", 1);
-    raw_str(&r, "t", 1);
+    fixture_mpack_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "v", 1);
+    fixture_mpack_str(&r, "t", 1);
     msgpack_pack_uint8(&r.pk, 0);
     msgpack_pack_uint8(&r.pk, 0);
-    raw_bin(&r, "0123456789abcde", 15);
+    fixture_mpack_bin(&r, "0123456789abcde", 15);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     /* existed as an integer; status over u32; a negative ttl in KEYS_RESP
      * is fine but a size is not; a float version. */
@@ -507,7 +480,7 @@ static void test_wrong_types(void **state)
     raw_head(&r, PEER_MSG_KEYS_RESP, 2);
     msgpack_pack_array(&r.pk, 1);
     msgpack_pack_array(&r.pk, 3);
-    raw_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "k", 1);
     msgpack_pack_int8(&r.pk, -1);
     msgpack_pack_int8(&r.pk, -1);
     msgpack_pack_uint8(&r.pk, 0);
@@ -515,7 +488,7 @@ static void test_wrong_types(void **state)
     raw_head(&r, PEER_MSG_KEYS_RESP, 2);
     msgpack_pack_array(&r.pk, 1);
     msgpack_pack_array(&r.pk, 3);
-    raw_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "k", 1);
     msgpack_pack_uint8(&r.pk, 1);
     msgpack_pack_int64(&r.pk, INT64_MIN);
     msgpack_pack_uint8(&r.pk, 0);
@@ -523,27 +496,27 @@ static void test_wrong_types(void **state)
     raw_head(&r, PEER_MSG_KEYS_RESP, 2);
     msgpack_pack_array(&r.pk, 1);
     msgpack_pack_array(&r.pk, 3);
-    raw_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "k", 1);
     msgpack_pack_uint8(&r.pk, 1);
     msgpack_pack_uint64(&r.pk, (uint64_t)INT64_MAX + 1); /* ttl over i64 */
     msgpack_pack_uint8(&r.pk, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     raw_head(&r, PEER_MSG_DELETE, 2);
-    raw_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "k", 1);
     msgpack_pack_double(&r.pk, 1.0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     /* A handoff element with a field missing, or not an array. */
     raw_head(&r, PEER_MSG_HANDOFF, 1);
     msgpack_pack_array(&r.pk, 1);
     msgpack_pack_array(&r.pk, 4);
-    raw_bin(&r, "k", 1);
-    raw_bin(&r, "v", 1);
-    raw_str(&r, "t", 1);
+    fixture_mpack_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "v", 1);
+    fixture_mpack_str(&r, "t", 1);
     msgpack_pack_uint8(&r.pk, 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     raw_head(&r, PEER_MSG_INVALIDATE, 1);
     msgpack_pack_array(&r.pk, 2);
-    raw_bin(&r, "k", 1);
+    fixture_mpack_bin(&r, "k", 1);
     msgpack_pack_uint8(&r.pk, 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
 }
@@ -552,12 +525,13 @@ static void test_forward_compat(void **state)
 {
     (void)state;
     peer_msg_t m;
-    raw_t r;
+    fixture_mpack_t r;
     /* Wider integer encodings than needed are fine. */
-    raw_init(&r);
-    raw_bytes(&r, "\x94\xcf\x00\x00\x00\x00\x00\x00\x00\x03\xd3\x00\x00\x00\x00\x00\x00\x00\x09\xce\x00\x00\x00\x01"
-                  "\xc6\x00\x00\x00\x01k",
-              30);
+    fixture_mpack_init(&r);
+    fixture_mpack_raw(&r,
+                      "\x94\xcf\x00\x00\x00\x00\x00\x00\x00\x03\xd3\x00\x00\x00\x00\x00\x00\x00\x09\xce\x00\x00\x00\x01"
+                      "\xc6\x00\x00\x00\x01k",
+                      30);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
     assert_int_equal(m.type, PEER_MSG_GET);
     assert_true(m.id == 9 && m.flags == PEER_F_FORWARDED && m.key.len == 1);
@@ -565,16 +539,16 @@ static void test_forward_compat(void **state)
     raw_head(&r, PEER_MSG_HANDOFF, 3);
     msgpack_pack_array(&r.pk, 1);
     msgpack_pack_array(&r.pk, 6);
-    raw_bin(&r, "key", 3);
-    raw_bin(&r, "val", 3);
-    raw_str(&r, "t/p", 3);
+    fixture_mpack_bin(&r, "key", 3);
+    fixture_mpack_bin(&r, "val", 3);
+    fixture_mpack_str(&r, "t/p", 3);
     msgpack_pack_uint8(&r.pk, 5);
     msgpack_pack_uint8(&r.pk, 6);
     msgpack_pack_map(&r.pk, 1);
-    raw_str(&r, "x", 1);
+    fixture_mpack_str(&r, "x", 1);
     msgpack_pack_nil(&r.pk);
     msgpack_pack_float(&r.pk, 1.5f);
-    raw_str(&r, "future", 6);
+    fixture_mpack_str(&r, "future", 6);
     assert_int_equal(peer_msg_decode((const uint8_t *)r.sb.data, r.sb.size, &m), PEER_PROTO_OK);
     assert_int_equal(m.count, 1);
     peer_iter_t it;
@@ -589,24 +563,24 @@ static void test_forward_compat(void **state)
     peer_keyinfo_t ki;
     peer_iter_init(&it, &m);
     assert_false(peer_iter_keyinfo(&it, &ki));
-    msgpack_sbuffer_destroy(&r.sb);
+    fixture_mpack_free(&r);
     /* An unknown type: reported with its id, so the transport can answer. */
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 4);
     msgpack_pack_uint8(&r.pk, 200);
     msgpack_pack_uint64(&r.pk, 77);
     msgpack_pack_uint32(&r.pk, 1);
-    raw_bin(&r, "whatever", 8);
+    fixture_mpack_bin(&r, "whatever", 8);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_UNKNOWN_TYPE);
     assert_int_equal(m.type, 200);
     assert_true(m.id == 77 && m.flags == 1);
     /* ... unless what follows is garbage. */
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 4);
     msgpack_pack_uint8(&r.pk, 200);
     msgpack_pack_uint64(&r.pk, 77);
     msgpack_pack_uint32(&r.pk, 1);
-    raw_bytes(&r, "\xc1", 1);
+    fixture_mpack_raw(&r, "\xc1", 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
 }
 
@@ -617,7 +591,7 @@ static void test_limits(void **state)
     static uint8_t big[PEER_MESSAGE_MAX + 2];
     memset(big, 'x', sizeof big);
     peer_msg_t m, d;
-    raw_t r;
+    fixture_mpack_t r;
     /* Keys: empty and 1025 bytes refused by both sides. */
     make_msg(&m, PEER_MSG_GET, 1);
     m.key = (peer_bytes_t){big, 0};
@@ -626,10 +600,10 @@ static void test_limits(void **state)
     m.key.len = PEER_KEY_MAX + 1;
     assert_int_equal(peer_msg_encode(&m, buf, sizeof buf, NULL), PEER_PROTO_LIMIT);
     raw_head(&r, PEER_MSG_GET, 1);
-    raw_bin(&r, big, 0);
+    fixture_mpack_bin(&r, big, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     raw_head(&r, PEER_MSG_GET, 1);
-    raw_bin(&r, big, PEER_KEY_MAX + 1);
+    fixture_mpack_bin(&r, big, PEER_KEY_MAX + 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     /* Content type 256, message 1025, pattern 1025 / empty. */
     make_msg(&m, PEER_MSG_GET_RESP, 1);
@@ -637,10 +611,10 @@ static void test_limits(void **state)
     assert_int_equal(peer_msg_size(&m), 0);
     raw_head(&r, PEER_MSG_GET_RESP, 6);
     msgpack_pack_uint8(&r.pk, 0);
-    raw_bin(&r, "v", 1);
-    raw_str(&r, (const char *)big, PEER_CTYPE_MAX + 1);
+    fixture_mpack_bin(&r, "v", 1);
+    fixture_mpack_str(&r, (const char *)big, PEER_CTYPE_MAX + 1);
     msgpack_pack_uint8(&r.pk, 0);
-    raw_bin(&r, "0123456789abcdef", 16);
+    fixture_mpack_bin(&r, "0123456789abcdef", 16);
     msgpack_pack_uint8(&r.pk, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     make_msg(&m, PEER_MSG_ERROR, 1);
@@ -648,13 +622,13 @@ static void test_limits(void **state)
     assert_int_equal(peer_msg_size(&m), 0);
     raw_head(&r, PEER_MSG_ERROR, 2);
     msgpack_pack_uint8(&r.pk, 0);
-    raw_str(&r, (const char *)big, PEER_MESSAGE_MAX + 1);
+    fixture_mpack_str(&r, (const char *)big, PEER_MESSAGE_MAX + 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     make_msg(&m, PEER_MSG_KEYS, 1);
     m.pattern = (peer_bytes_t){big, 0};
     assert_int_equal(peer_msg_size(&m), 0);
     raw_head(&r, PEER_MSG_INVALIDATE_PATTERN, 2);
-    raw_bin(&r, big, PEER_PATTERN_MAX + 1);
+    fixture_mpack_bin(&r, big, PEER_PATTERN_MAX + 1);
     msgpack_pack_true(&r.pk);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     /* Encoding with NULL array pointers or bytes is refused. */
@@ -683,14 +657,14 @@ static void test_limits(void **state)
     assert_int_equal(peer_msg_size(&m), 0);
     raw_head(&r, PEER_MSG_INVALIDATE, 1);
     msgpack_pack_array(&r.pk, PEER_INVALIDATE_MAX + 1);
-    for (int i = 0; i <= PEER_INVALIDATE_MAX; i++) raw_bin(&r, names[i], strlen(names[i]));
+    for (int i = 0; i <= PEER_INVALIDATE_MAX; i++) fixture_mpack_bin(&r, names[i], strlen(names[i]));
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     /* A bad key deep in an array spoils the whole message. */
     raw_head(&r, PEER_MSG_INVALIDATE, 1);
     msgpack_pack_array(&r.pk, 3);
-    raw_bin(&r, "a", 1);
-    raw_bin(&r, "b", 1);
-    raw_bin(&r, "", 0);
+    fixture_mpack_bin(&r, "a", 1);
+    fixture_mpack_bin(&r, "b", 1);
+    fixture_mpack_bin(&r, "", 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     assert_int_equal(m.count, 0);
 }

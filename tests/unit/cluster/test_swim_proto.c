@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "cluster/swim_proto.h"
+#include "tests/unit/fixture/mpack.h"
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -115,69 +116,41 @@ static size_t encode_all_types(uint8_t *buf, size_t cap, swim_msg_t *msgs)
     return swim_packet_finish(&w);
 }
 
-/* Hand-built datagrams for the reject tests, through msgpack-c's packer so
- * each case states only what it breaks. */
-typedef struct raw {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} raw_t;
+/* Hand-built datagrams for the reject tests (tests/unit/fixture/mpack.h). */
 
-static void raw_init(raw_t *r)
-{
-    msgpack_sbuffer_init(&r->sb);
-    msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
-}
-
-static void raw_bytes(raw_t *r, const void *p, size_t n)
-{
-    msgpack_sbuffer_write(&r->sb, p, n);
-}
-
-static void raw_bin(raw_t *r, const void *p, size_t n)
-{
-    msgpack_pack_bin(&r->pk, n);
-    msgpack_pack_bin_body(&r->pk, p, n);
-}
-
-static void raw_str(raw_t *r, const char *s, size_t n)
-{
-    msgpack_pack_str(&r->pk, n);
-    msgpack_pack_str_body(&r->pk, s, n);
-}
-
-static void raw_id(raw_t *r)
+static void raw_id(fixture_mpack_t *r)
 {
     swim_id_t id = make_id(9);
-    raw_bin(r, id.b, SWIM_ID_LEN);
+    fixture_mpack_bin(r, id.b, SWIM_ID_LEN);
 }
 
-static void raw_addr(raw_t *r, size_t iplen, uint64_t port)
+static void raw_addr(fixture_mpack_t *r, size_t iplen, uint64_t port)
 {
     static const uint8_t ip[16] = {127, 0, 0, 1};
     msgpack_pack_array(&r->pk, 2);
-    raw_bin(r, ip, iplen);
+    fixture_mpack_bin(r, ip, iplen);
     msgpack_pack_uint64(&r->pk, port);
 }
 
 /* A member with its strings and gossip address under the caller's control. */
-static void raw_member(raw_t *r, const char *name, size_t nlen, const char *zone, size_t zlen, size_t iplen,
-                       uint64_t port)
+static void raw_member(fixture_mpack_t *r, const char *name, size_t nlen, const char *zone, size_t zlen,
+                       size_t iplen, uint64_t port)
 {
     msgpack_pack_array(&r->pk, 7);
     raw_id(r);
-    raw_str(r, name, nlen);
+    fixture_mpack_str(r, name, nlen);
     raw_addr(r, iplen, port);
     raw_addr(r, 0, 0);
     raw_addr(r, 16, 80);
-    raw_str(r, zone, zlen);
-    raw_str(r, "v1", 2);
+    fixture_mpack_str(r, zone, zlen);
+    fixture_mpack_str(r, "v1", 2);
 }
 
 /* [1-compound [ALIVE, 1, member]]. */
-static void raw_alive(raw_t *r, const char *name, size_t nlen, const char *zone, size_t zlen, size_t iplen,
-                      uint64_t port)
+static void raw_alive(fixture_mpack_t *r, const char *name, size_t nlen, const char *zone, size_t zlen,
+                      size_t iplen, uint64_t port)
 {
-    raw_init(r);
+    fixture_mpack_init(r);
     msgpack_pack_array(&r->pk, 1);
     msgpack_pack_array(&r->pk, 3);
     msgpack_pack_uint8(&r->pk, SWIM_MSG_ALIVE);
@@ -185,10 +158,10 @@ static void raw_alive(raw_t *r, const char *name, size_t nlen, const char *zone,
     raw_member(r, name, nlen, zone, zlen, iplen, port);
 }
 
-static swim_proto_status_t raw_decode(raw_t *r, collect_t *c)
+static swim_proto_status_t raw_decode(fixture_mpack_t *r, collect_t *c)
 {
     swim_proto_status_t st = decode((const uint8_t *)r->sb.data, r->sb.size, c);
-    msgpack_sbuffer_destroy(&r->sb);
+    fixture_mpack_free(r);
     return st;
 }
 
@@ -441,7 +414,7 @@ static void test_bombs(void **state)
 static void test_wrong_types(void **state)
 {
     collect_t c;
-    raw_t r;
+    fixture_mpack_t r;
     swim_id_t id = make_id(1);
 
     /* Not an array at all, an empty compound, a message that is not an
@@ -474,30 +447,30 @@ static void test_wrong_types(void **state)
         {0, 3, 3, SWIM_PROTO_MALFORMED}, {0, 0, 2, SWIM_PROTO_MALFORMED}, {0, 0, 5, SWIM_PROTO_OK},
     };
     for (size_t i = 0; i < sizeof acks / sizeof acks[0]; i++) {
-        raw_init(&r);
+        fixture_mpack_init(&r);
         msgpack_pack_array(&r.pk, 1);
         msgpack_pack_array(&r.pk, (size_t)acks[i].fields);
         msgpack_pack_uint8(&r.pk, SWIM_MSG_ACK);
         switch (acks[i].seq_kind) {
         case 0: msgpack_pack_uint32(&r.pk, 5); break;
-        case 1: raw_str(&r, "5", 1); break;
+        case 1: fixture_mpack_str(&r, "5", 1); break;
         case 2: msgpack_pack_uint64(&r.pk, 1ull << 32); break;
         case 3: msgpack_pack_int8(&r.pk, -5); break;
-        case 4: raw_bytes(&r, "\xd0\x05", 2); break;
-        case 5: raw_bytes(&r, "\xcf\0\0\0\0\0\0\0\x05", 9); break;
+        case 4: fixture_mpack_raw(&r, "\xd0\x05", 2); break;
+        case 5: fixture_mpack_raw(&r, "\xcf\0\0\0\0\0\0\0\x05", 9); break;
         case 6: msgpack_pack_float(&r.pk, 5.0f); break;
         }
         if (acks[i].fields >= 3) {
             switch (acks[i].id_kind) {
-            case 0: raw_bin(&r, id.b, 16); break;
-            case 1: raw_str(&r, (const char *)id.b, 16); break;
-            case 2: raw_bin(&r, id.b, 15); break;
-            case 3: raw_bin(&r, "0123456789abcdefg", 17); break;
+            case 0: fixture_mpack_bin(&r, id.b, 16); break;
+            case 1: fixture_mpack_str(&r, (const char *)id.b, 16); break;
+            case 2: fixture_mpack_bin(&r, id.b, 15); break;
+            case 3: fixture_mpack_bin(&r, "0123456789abcdefg", 17); break;
             }
         }
         if (acks[i].fields == 5) {
             msgpack_pack_map(&r.pk, 1);
-            raw_str(&r, "k", 1);
+            fixture_mpack_str(&r, "k", 1);
             msgpack_pack_nil(&r.pk);
             msgpack_pack_double(&r.pk, 1.5);
         }
@@ -511,7 +484,7 @@ static void test_wrong_types(void **state)
 
     /* PING_REQ with nack as an integer, and with a 3-element address. */
     for (int variant = 0; variant < 3; variant++) {
-        raw_init(&r);
+        fixture_mpack_init(&r);
         msgpack_pack_array(&r.pk, 1);
         msgpack_pack_array(&r.pk, 6);
         msgpack_pack_uint8(&r.pk, SWIM_MSG_PING_REQ);
@@ -519,7 +492,7 @@ static void test_wrong_types(void **state)
         raw_id(&r);
         if (variant == 2) {
             msgpack_pack_array(&r.pk, 3);
-            raw_bin(&r, "\1\2\3\4", 4);
+            fixture_mpack_bin(&r, "\1\2\3\4", 4);
             msgpack_pack_uint16(&r.pk, 1);
             msgpack_pack_uint16(&r.pk, 1);
         } else {
@@ -535,7 +508,7 @@ static void test_wrong_types(void **state)
 static void test_field_limits(void **state)
 {
     collect_t c;
-    raw_t r;
+    fixture_mpack_t r;
     char s[80];
     memset(s, 'a', sizeof s);
 
@@ -579,24 +552,24 @@ static void test_field_limits(void **state)
 static void test_unknown_types_skipped(void **state)
 {
     collect_t c;
-    raw_t r;
+    fixture_mpack_t r;
     swim_msg_t ping, ack;
     make_msg(&ping, SWIM_MSG_PING, 1);
     make_msg(&ack, SWIM_MSG_ACK, 2);
     uint8_t one[256];
     size_t n;
 
-    raw_init(&r);
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 5);
     swim_packet_writer_t w;
     swim_packet_begin(&w, one, sizeof one);
     swim_packet_add(&w, &ping);
     n = swim_packet_finish(&w);
-    raw_bytes(&r, one + 1, n - 1); /* the message without its compound header */
+    fixture_mpack_raw(&r, one + 1, n - 1); /* the message without its compound header */
     msgpack_pack_array(&r.pk, 3); /* a future message type with a map and an ext */
     msgpack_pack_uint8(&r.pk, 9);
     msgpack_pack_map(&r.pk, 2);
-    raw_str(&r, "a", 1);
+    fixture_mpack_str(&r, "a", 1);
     msgpack_pack_array(&r.pk, 2);
     msgpack_pack_nil(&r.pk);
     msgpack_pack_false(&r.pk);
@@ -608,11 +581,11 @@ static void test_unknown_types_skipped(void **state)
     msgpack_pack_uint64(&r.pk, UINT64_MAX);
     msgpack_pack_array(&r.pk, 2); /* type 8 is push-pull state: not a datagram message */
     msgpack_pack_uint8(&r.pk, 8);
-    raw_bin(&r, "\0\0\0", 3);
+    fixture_mpack_bin(&r, "\0\0\0", 3);
     swim_packet_begin(&w, one, sizeof one);
     swim_packet_add(&w, &ack);
     n = swim_packet_finish(&w);
-    raw_bytes(&r, one + 1, n - 1);
+    fixture_mpack_raw(&r, one + 1, n - 1);
     assert_int_equal(raw_decode(&r, &c), SWIM_PROTO_OK);
     assert_int_equal(c.n, 2);
     assert_memory_equal(&c.msgs[0], &ping, sizeof ping);
@@ -721,8 +694,8 @@ static void test_state_rejects(void **state)
     assert_int_equal(swim_state_decode(buf, len, 10, &j, on_record, &rs), SWIM_PROTO_MALFORMED);
     free(buf);
 
-    raw_t r;
-    raw_init(&r);
+    fixture_mpack_t r;
+    fixture_mpack_init(&r);
     msgpack_pack_array(&r.pk, 3);
     msgpack_pack_uint8(&r.pk, 8);
     msgpack_pack_true(&r.pk);
@@ -743,7 +716,7 @@ static void test_state_rejects(void **state)
     assert_int_equal(swim_state_decode((uint8_t *)r.sb.data, r.sb.size, 10, &j, on_record, &rs), SWIM_PROTO_OK);
     assert_int_equal(rs.n, 2);
     assert_int_equal(rs.r[1].state, SWIM_STATE_LEFT);
-    msgpack_sbuffer_destroy(&r.sb);
+    fixture_mpack_free(&r);
 
     /* A records header claiming 2^32-1 records with none present. */
     static const uint8_t bomb[] = {0x93, 0x08, 0xc2, 0xdd, 0xff, 0xff, 0xff, 0xff};

@@ -3,11 +3,12 @@
  * fails: refused, a server that accepts and never answers (SIGSTOP), a
  * server killed with a command in flight, a full queue, shutdown.
  *
- * Each test runs its own loop, polled with a uv_timer tick until a
- * condition holds or a deadline passes (no sleeps); the teardown closes the
- * clients, requires uv_loop_close to succeed and removes the servers, on
- * failure too. Timings are only checked as lower bounds ("not before");
- * deadlines only tell a failure from a hang. No test asserts a speed. */
+ * Each test runs its own loop, polled until a condition holds or a
+ * deadline passes (no sleeps; tests/unit/fixture/loop.h); the teardown
+ * closes the clients, requires uv_loop_close to succeed and removes the
+ * servers, on failure too. Timings are only checked as lower bounds ("not
+ * before"); deadlines only tell a failure from a hang. No test asserts a
+ * speed. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "node/l2/redis_uv.h"
+#include "tests/unit/fixture/loop.h"
 #include "tests/unit/l2/redis_server.h"
 
 #define NREQ 1000
@@ -46,9 +48,7 @@ typedef struct reply {
 
 struct fx {
     uv_loop_t loop;
-    uv_timer_t tick;
-    uint64_t until;
-    bool expired, loop_closed;
+    bool loop_closed;
     redis_server_t srv;
     redis_uv_t *c[NCLI];
     bool done[NCLI];
@@ -62,27 +62,22 @@ struct fx {
 
 typedef bool (*cond_fn)(fx_t *f, uintptr_t arg);
 
-static void tick_cb(uv_timer_t *t)
+typedef struct wait {
+    fx_t *f;
+    cond_fn cond;
+    uintptr_t arg;
+} wait_t;
+
+static bool wait_holds(void *arg)
 {
-    fx_t *f = t->data;
-    if (uv_now(&f->loop) >= f->until) f->expired = true;
+    wait_t *w = arg;
+    return w->cond(w->f, w->arg);
 }
 
 static bool run_until(fx_t *f, cond_fn cond, uintptr_t arg, uint64_t max_ms)
 {
-    uv_update_time(&f->loop);
-    f->until = uv_now(&f->loop) + max_ms;
-    f->expired = false;
-    uv_timer_start(&f->tick, tick_cb, 5, 5);
-    while (!cond(f, arg) && !f->expired) uv_run(&f->loop, UV_RUN_ONCE);
-    uv_timer_stop(&f->tick);
-    return cond(f, arg);
-}
-
-static bool c_never(fx_t *f, uintptr_t a)
-{
-    (void)f, (void)a;
-    return false;
+    wait_t w = {.f = f, .cond = cond, .arg = arg};
+    return fixture_loop_run_until(&f->loop, wait_holds, &w, max_ms);
 }
 
 static bool c_replies(fx_t *f, uintptr_t n)
@@ -117,7 +112,7 @@ static bool c_blocked(fx_t *f, uintptr_t a)
 
 static void run_for(fx_t *f, uint64_t ms)
 {
-    run_until(f, c_never, 0, ms);
+    fixture_loop_run_for(&f->loop, ms);
 }
 
 /* ---- clients and commands ---- */
@@ -202,8 +197,6 @@ static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
     if (!f || uv_loop_init(&f->loop) != 0) return -1;
-    uv_timer_init(&f->loop, &f->tick);
-    f->tick.data = f;
     *state = f;
     return 0;
 }
@@ -222,18 +215,9 @@ static bool close_clients(fx_t *f)
     return true;
 }
 
-static void print_handle(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "left open: %s %p%s\n", uv_handle_type_name(h->type), (void *)h, uv_is_active(h) ? " (active)" : "");
-}
-
 static int close_loop(fx_t *f)
 {
-    uv_close((uv_handle_t *)&f->tick, NULL);
-    for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++) continue;
-    int rc = uv_loop_close(&f->loop);
-    if (rc != 0) uv_walk(&f->loop, print_handle, NULL);
+    int rc = fixture_loop_close(&f->loop);
     f->loop_closed = rc == 0;
     return rc;
 }

@@ -13,30 +13,26 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/fixture/loop.h"
+
 /* ---- driving the loop ---------------------------------------------------- */
 
-static void tick_cb(uv_timer_t *t)
+typedef struct fx_wait {
+    fx_t *f;
+    fx_cond_fn cond;
+    uintptr_t arg;
+} fx_wait_t;
+
+static bool fx_wait_holds(void *arg)
 {
-    fx_t *f = t->data;
-    if (uv_now(&f->loop) >= f->until) f->expired = true;
+    fx_wait_t *w = arg;
+    return w->cond(w->f, w->arg);
 }
 
 bool fx_run_until(fx_t *f, fx_cond_fn cond, uintptr_t arg, uint64_t max_ms)
 {
-    uv_update_time(&f->loop);
-    f->until = uv_now(&f->loop) + max_ms;
-    f->expired = false;
-    uv_timer_start(&f->tick, tick_cb, 5, 5);
-    while (!cond(f, arg) && !f->expired) uv_run(&f->loop, UV_RUN_ONCE);
-    uv_timer_stop(&f->tick);
-    return cond(f, arg);
-}
-
-bool fx_c_never(fx_t *f, uintptr_t a)
-{
-    (void)f;
-    (void)a;
-    return false;
+    fx_wait_t w = {.f = f, .cond = cond, .arg = arg};
+    return fixture_loop_run_until(&f->loop, fx_wait_holds, &w, max_ms);
 }
 
 bool fx_c_replies(fx_t *f, uintptr_t n)
@@ -75,7 +71,7 @@ bool fx_c_no_conns_in(fx_t *f, uintptr_t a)
 
 void fx_run_for(fx_t *f, uint64_t ms)
 {
-    fx_run_until(f, fx_c_never, 0, ms);
+    fixture_loop_run_for(&f->loop, ms);
 }
 
 void fx_set_flag(void *arg)
@@ -361,9 +357,8 @@ int fx_setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
     if (!f || uv_loop_init(&f->loop) != 0) return -1;
-    uv_timer_init(&f->loop, &f->tick);
     uv_timer_init(&f->loop, &f->answer_timer);
-    f->tick.data = f->answer_timer.data = f;
+    f->answer_timer.data = f;
     seal_keyring_init(&f->ckr);
     seal_keyring_init(&f->skr);
     f->raw = -1;
@@ -371,22 +366,12 @@ int fx_setup(void **state)
     return 0;
 }
 
-static void print_handle(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "left open: %s %p%s\n", uv_handle_type_name(h->type), (void *)h,
-            uv_is_active(h) ? " (active)" : "");
-}
-
 int fx_close_loop(fx_t *f)
 {
     f->loop_closing = true;
     fx_raw_close(f);
-    uv_close((uv_handle_t *)&f->tick, NULL);
     uv_close((uv_handle_t *)&f->answer_timer, NULL);
-    for (int i = 0; i < 100 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++) continue;
-    int rc = uv_loop_close(&f->loop);
-    if (rc != 0) uv_walk(&f->loop, print_handle, NULL);
+    int rc = fixture_loop_close(&f->loop);
     f->loop_closed = rc == 0;
     return rc;
 }

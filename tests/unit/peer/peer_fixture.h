@@ -4,8 +4,8 @@
  * answer, a peer_pool, reply slots the pool's callbacks fill in, and a raw
  * blocking socket for bytes the pool would never send.
  *
- * The loop is only ever driven by fx_run_until: it polls a condition with a
- * uv_timer tick until it holds or a deadline passes (no sleeps).
+ * The loop is only ever driven by fx_run_until: it polls a condition until
+ * it holds or a deadline passes (no sleeps; tests/unit/fixture/loop.h).
  * fx_setup / fx_teardown are cmocka fixtures; the teardown closes the pool
  * and the server, runs the loop dry and fails unless uv_loop_close succeeds.
  */
@@ -42,9 +42,8 @@ typedef struct reply {
 
 struct fx {
     uv_loop_t loop;
-    uv_timer_t tick, answer_timer;
-    uint64_t until;
-    bool expired, loop_closing, loop_closed;
+    uv_timer_t answer_timer;
+    bool loop_closing, loop_closed;
     peer_stats_t cst, sst; /* client (pool) and server counters */
     seal_keyring_t ckr, skr;
     peer_server_t *srv;
@@ -67,12 +66,12 @@ struct fx {
 /* ---- the loop ---- */
 
 typedef bool (*fx_cond_fn)(fx_t *f, uintptr_t arg);
-/* Runs the loop until cond holds or max_ms pass; whether it holds. A 5 ms
- * tick also wakes the loop for conditions that only time changes. */
+/* Runs the loop until cond holds or max_ms pass; whether it holds
+ * (fixture_loop_run_until: a 5 ms tick also wakes the loop for conditions
+ * that only time changes). */
 bool fx_run_until(fx_t *f, fx_cond_fn cond, uintptr_t arg, uint64_t max_ms);
 void fx_run_for(fx_t *f, uint64_t ms);
 /* Conditions. */
-bool fx_c_never(fx_t *f, uintptr_t a);
 bool fx_c_replies(fx_t *f, uintptr_t n);        /* n reply callbacks ran */
 bool fx_c_held(fx_t *f, uintptr_t n);           /* the server holds n calls */
 bool fx_c_available(fx_t *f, uintptr_t a);      /* peer_pool_available("n1") */
