@@ -305,7 +305,8 @@ bool route_scatter_pattern(route_worker_t *w, route_scatter_kind_t kind, const c
     }
     memcpy(s->pattern, pattern, plen);
     s->plen = plen;
-    s->dry_run = dry_run;
+    /* A preview never removes anything. */
+    s->dry_run = dry_run || kind == ROUTE_SCATTER_PREVIEW;
     s->sample_max = sample_max;
     route_scatter_run(s);
     return true;

@@ -53,7 +53,8 @@ typedef void (*route_scatter_done_fn)(void *ctx, const route_scatter_result_t *r
 bool route_scatter_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, route_scatter_done_fn done,
                         void *ctx);
 /* Invalidates (or, dry_run, counts) or previews keys matching a glob
- * pattern on every member; PREVIEW gathers up to sample_max keys. False
+ * pattern on every member; PREVIEW gathers up to sample_max keys and is
+ * always a dry run. False
  * when out of memory: `done` will not run. */
 bool route_scatter_pattern(route_worker_t *w, route_scatter_kind_t kind, const char *pattern, size_t plen,
                            bool dry_run, size_t sample_max, route_scatter_done_fn done, void *ctx);

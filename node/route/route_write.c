@@ -471,7 +471,7 @@ store_status_t route_write_replica_put(route_t *rt, const store_put_args_t *args
     store_status_t st = route_tomb_blocks(rt, args->key, args->key_len, args->version)
                             ? STORE_STALE
                             : store_put_if_newer(rt->store, args, &replaced);
-    *created = !replaced;
+    *created = st == STORE_OK && !replaced;
     return st;
 }
 

@@ -398,7 +398,9 @@ static void test_replica_put_stale(void **state)
     bool created = false;
     assert_int_equal(replica_put(f, "k", "new", v + 10, &created), STORE_OK);
     assert_true(created);
-    assert_int_equal(replica_put(f, "k", "old", v, NULL), STORE_STALE);
+    created = true;
+    assert_int_equal(replica_put(f, "k", "old", v, &created), STORE_STALE);
+    assert_false(created); /* a refused write created nothing */
     assert_true(get_value(f, "k", "new") == v + 10);
     /* A newer one replaces it. */
     assert_int_equal(replica_put(f, "k", "newer", v + 20, &created), STORE_OK);
@@ -785,6 +787,11 @@ static void test_scatter_pattern_alone(void **state)
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.matched, 1);
     assert_int_equal(s.nsample, 1);
+    assert_int_equal(store_entry_count(f->store), 1);
+    /* Even when the caller forgets to ask for a dry run. */
+    memset(&s, 0, sizeof s);
+    assert_true(route_scatter_pattern(&f->w, ROUTE_SCATTER_PREVIEW, "t:*", 3, false, 10, scatter_done, &s));
+    assert_int_equal(s.invalidated, 0);
     assert_int_equal(store_entry_count(f->store), 1);
 }
 
