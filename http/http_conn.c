@@ -241,28 +241,19 @@ static int http_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static const llhttp_settings_t *http_settings(void)
-{
-    static llhttp_settings_t settings;
-    static bool ready;
-    if (!ready) {
-        /* Written once with identical values from any loop thread. */
-        llhttp_settings_t s;
-        llhttp_settings_init(&s);
-        s.on_message_begin = http_on_message_begin;
-        s.on_url = http_on_url;
-        s.on_url_complete = http_on_url_complete;
-        s.on_header_field = http_on_header_field;
-        s.on_header_field_complete = http_on_header_field_complete;
-        s.on_header_value = http_on_header_value;
-        s.on_headers_complete = http_on_headers_complete;
-        s.on_body = http_on_body;
-        s.on_message_complete = http_on_message_complete;
-        settings = s;
-        ready = true;
-    }
-    return &settings;
-}
+/* Every loop thread's parsers share these: constant from compile time, so no
+ * thread ever writes them (llhttp_settings_init() only zeroes the struct). */
+static const llhttp_settings_t http_settings = {
+    .on_message_begin = http_on_message_begin,
+    .on_url = http_on_url,
+    .on_url_complete = http_on_url_complete,
+    .on_header_field = http_on_header_field,
+    .on_header_field_complete = http_on_header_field_complete,
+    .on_header_value = http_on_header_value,
+    .on_headers_complete = http_on_headers_complete,
+    .on_body = http_on_body,
+    .on_message_complete = http_on_message_complete,
+};
 
 /* ---------- responses ---------- */
 
@@ -711,7 +702,7 @@ void http_conn_start(http_server_t *s, http_conn_t *c)
     c->refs = 1;
     c->req.conn = c;
     c->last_activity_ms = uv_now(http_server_loop(s));
-    llhttp_init(&c->parser, HTTP_REQUEST, http_settings());
+    llhttp_init(&c->parser, HTTP_REQUEST, &http_settings);
     c->parser.data = c;
     struct sockaddr_storage ss;
     int sl = sizeof ss;
