@@ -119,26 +119,6 @@ bool l2_available(l2_t *l);
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg);
 void l2_free(l2_t *l);
 
-/* Replays the journal into Redis (main loop): every 500 ms, when the
- * journal holds records and the breaker is not open, in order, in
- * pipelined batches; the drained file is removed once Redis acknowledged
- * all of it. A failed batch is sent again later (records are versioned:
- * a replay never overwrites a newer value). */
-typedef struct l2_drainer l2_drainer_t;
-l2_drainer_t *l2_drainer_new(uv_loop_t *loop, l2_shared_t *s);
-void l2_drainer_close(l2_drainer_t *d, void (*done)(void *arg), void *arg);
-void l2_drainer_free(l2_drainer_t *d);
-
-/* Redis Sentinel (main loop): asks the sentinels of `list` ("host:port,..."
- * , port 26379 by default) for the address of master `name` at once and then
- * every second, and moves every client when a failover changed it. (Polling
- * rather than subscribing to +switch-master: the client keeps one request
- * and one reply per command; a failover is seen within a second.) */
-typedef struct l2_sentinel l2_sentinel_t;
-l2_sentinel_t *l2_sentinel_new(uv_loop_t *loop, l2_shared_t *s, const char *list, const char *name);
-void l2_sentinel_close(l2_sentinel_t *t, void (*done)(void *arg), void *arg);
-void l2_sentinel_free(l2_sentinel_t *t);
-
 /* Envelope codec (exposed for tests). */
 size_t l2_envelope_size(size_t ctlen, size_t vlen);
 void l2_envelope_encode(char *out, uint64_t version, int64_t expires_at_ms, const char *ct, size_t ctlen,

@@ -1,9 +1,10 @@
-/* Redis Sentinel discovery (l2.h: l2_sentinel_*), on the main loop. */
+/* Redis Sentinel discovery (contract in l2_sentinel.h), on the main loop. */
+#include "node/l2/l2_sentinel.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/l2/l2.h"
 #include "node/core/log.h"
 
 /* ---------- Sentinel ---------- */

@@ -1,9 +1,10 @@
-/* The journal replayer (l2.h: l2_drainer_*), on the main loop. */
+/* The journal replayer (contract in l2_drainer.h), on the main loop. */
+#include "node/l2/l2_drainer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/l2/l2.h"
 #include "node/core/log.h"
 
 /* ---------- replaying the journal ---------- */
