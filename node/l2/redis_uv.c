@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "node/core/backoff.h"
+
 #define REDIS_UV_ERRCAP 160
 
 /* One command: the caller's, or AUTH/SELECT of the handshake (cb NULL,
@@ -54,7 +56,8 @@ struct redis_uv {
     redis_uv_conn_t *conn; /* the current connection, NULL when none */
     redis_uv_state_t state;
     redis_uv_fifo_t deferred; /* failed at once, answered from the loop */
-    uint64_t retry_at, backoff_ms;
+    uint64_t retry_at;
+    backoff_t backoff;     /* the wait before the next connect */
     bool attempted, closing, torn_down;
     unsigned open; /* our handles and connections not yet closed */
     void (*done)(void *arg);
@@ -168,8 +171,7 @@ static void redis_uv_arm(redis_uv_t *r, redis_uv_conn_t *conn)
 /* The next connect waits; the wait doubles with each failure in a row. */
 static void redis_uv_backoff(redis_uv_t *r)
 {
-    r->retry_at = uv_now(r->loop) + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > r->cfg.backoff_max_ms ? r->cfg.backoff_max_ms : r->backoff_ms * 2;
+    r->retry_at = uv_now(r->loop) + backoff_next(&r->backoff);
 }
 
 /* The first to learn that a connection is over (us, or hiredis through a
@@ -214,7 +216,7 @@ static void redis_uv_ready(redis_uv_conn_t *conn)
     conn->ready = true;
     conn->ready_at = uv_now(r->loop);
     r->state = REDIS_UV_CONNECTED;
-    r->backoff_ms = r->cfg.backoff_min_ms;
+    backoff_reset(&r->backoff);
     atomic_fetch_add(&r->st->connected, 1);
     uv_timer_stop(&r->timer);
     if (conn->sent.head) redis_uv_arm(r, conn);
@@ -511,7 +513,7 @@ redis_uv_t *redis_uv_new(uv_loop_t *loop, const redis_uv_config_t *cfg)
     }
     r->loop = loop;
     r->st = c.stats ? c.stats : &r->own_stats;
-    r->backoff_ms = c.backoff_min_ms;
+    backoff_init(&r->backoff, c.backoff_min_ms, c.backoff_max_ms);
     uv_timer_init(loop, &r->timer);
     uv_idle_init(loop, &r->idle);
     r->timer.data = r->idle.data = r;

@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include "autoconfig.h"
+#include "node/core/backoff.h"
 #include "node/core/log.h"
 #include "node/core/sysinfo.h"
 
 #define GOSSIP_XCHG_TIMEOUT_MS 5000
 #define GOSSIP_MAX_XCHG 32
 #define GOSSIP_MAX_STATE (32u << 20)  /* a push-pull frame; 65536 members fit */
+#define GOSSIP_JOIN_BACKOFF_MIN_MS 1000
 #define GOSSIP_JOIN_BACKOFF_MAX_MS 30000
 #define GOSSIP_LEAVE_SPREAD_MS 1000
 #define GOSSIP_SNAPSHOT_MS 1000
@@ -41,7 +43,7 @@ struct gossip {
     bool joined;
     unsigned join_pending;            /* resolutions and exchanges in flight */
     bool seed_self_only, seed_other;  /* what the seed names resolved to, this attempt */
-    uint64_t join_backoff_ms;
+    backoff_t join_backoff;
     /* Stop / leave. */
     bool stopping;
     unsigned handles_open;
@@ -504,10 +506,9 @@ static void gossip_join_result(gossip_t *g, bool ok)
         log_info("joined cluster", "\"members\":%zu", swim_member_count(g->core, 1 << SWIM_STATE_ALIVE));
     }
     if (g->joined || g->join_pending || g->stopping) return;
-    log_warn("no seed answered; retrying", "\"retry_ms\":%llu", (unsigned long long)g->join_backoff_ms);
-    uv_timer_start(&g->join_timer, gossip_join_timer_cb, g->join_backoff_ms, 0);
-    g->join_backoff_ms = g->join_backoff_ms * 2 > GOSSIP_JOIN_BACKOFF_MAX_MS ? GOSSIP_JOIN_BACKOFF_MAX_MS
-                                                                            : g->join_backoff_ms * 2;
+    uint64_t retry_ms = backoff_next(&g->join_backoff);
+    log_warn("no seed answered; retrying", "\"retry_ms\":%llu", (unsigned long long)retry_ms);
+    uv_timer_start(&g->join_timer, gossip_join_timer_cb, retry_ms, 0);
 }
 
 typedef struct gossip_resolve {
@@ -651,7 +652,7 @@ int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
     g->zone = strdup(cfg->zone ? cfg->zone : "");
     g->http_host = strdup(cfg->http_host ? cfg->http_host : "");
     pthread_mutex_init(&g->snap_lock, NULL);
-    g->join_backoff_ms = 1000;
+    backoff_init(&g->join_backoff, GOSSIP_JOIN_BACKOFF_MIN_MS, GOSSIP_JOIN_BACKOFF_MAX_MS);
     uv_timer_init(loop, &g->tick);
     uv_timer_init(loop, &g->join_timer);
     uv_timer_init(loop, &g->aux);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/core/backoff.h"
+
 #define PEER_SWEEP_MS 20
 
 typedef struct peer_pending peer_pending_t;
@@ -33,7 +35,8 @@ struct peer_node {
     peer_breaker_t breaker;
     uint64_t breaker_until;
     bool probe_in_flight;
-    uint64_t backoff_ms, retry_at;
+    backoff_t backoff;             /* the wait before the next connect */
+    uint64_t retry_at;
     uint64_t last_used;
 };
 
@@ -103,7 +106,7 @@ peer_pool_t *peer_pool_new(uv_loop_t *loop, const peer_pool_config_t *cfg)
 static void peer_node_success(peer_node_t *n)
 {
     n->failures = 0;
-    n->backoff_ms = 0;
+    backoff_reset(&n->backoff);
     if (n->breaker != PEER_BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
     n->breaker = PEER_BREAKER_CLOSED;
 }
@@ -205,10 +208,7 @@ static void peer_node_disconnect(peer_node_t *n)
 
 static void peer_node_backoff(peer_node_t *n)
 {
-    peer_pool_t *p = n->pool;
-    n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : p->cfg.backoff_min_ms;
-    if (n->backoff_ms > p->cfg.backoff_max_ms) n->backoff_ms = p->cfg.backoff_max_ms;
-    n->retry_at = uv_now(p->loop) + n->backoff_ms;
+    n->retry_at = uv_now(n->pool->loop) + backoff_next(&n->backoff);
 }
 
 static void peer_connect_failed(peer_node_t *n)
@@ -352,7 +352,7 @@ static peer_node_t *peer_node_get(peer_pool_t *p, const char *name, const struct
                 peer_node_fail_all(n, PEER_ERR_CLOSED);
                 size_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
                 memcpy(&n->addr, addr, alen);
-                n->backoff_ms = 0;
+                backoff_reset(&n->backoff);
                 n->retry_at = 0;
             }
             return n;
@@ -373,6 +373,7 @@ static peer_node_t *peer_node_get(peer_pool_t *p, const char *name, const struct
     size_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     memcpy(&n->addr, addr, alen);
     n->pool = p;
+    backoff_init(&n->backoff, p->cfg.backoff_min_ms, p->cfg.backoff_max_ms);
     p->nodes[p->nnodes++] = n;
     return n;
 }
