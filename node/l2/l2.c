@@ -128,7 +128,7 @@ static void l2_breaker_changed(breaker_state_t from, breaker_state_t to, void *c
 
 void l2_shared_init(l2_shared_t *s)
 {
-    breaker_init(&s->breaker, 5, 2000, l2_breaker_changed, s);
+    breaker_init(&s->breaker, BREAKER_THRESHOLD_DEFAULT, BREAKER_OPEN_MS_DEFAULT, l2_breaker_changed, s);
     pthread_mutex_init(&s->addr_lock, NULL);
     atomic_init(&s->addr_gen, 0);
 }

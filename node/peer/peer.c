@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "node/core/backoff.h"
+#include "node/core/breaker.h"
 
 #define PEER_SWEEP_MS 20
 
@@ -20,8 +21,6 @@ struct peer_pending {
     bool probe;                   /* the half-open breaker's trial request */
 };
 
-typedef enum { PEER_BREAKER_CLOSED = 0, PEER_BREAKER_OPEN, PEER_BREAKER_HALF_OPEN } peer_breaker_t;
-
 struct peer_node {
     char name[64];
     struct sockaddr_storage addr;
@@ -31,10 +30,9 @@ struct peer_node {
     uint64_t connect_deadline;
     peer_pending_t *head, *tail;   /* in send order */
     unsigned npending;
-    unsigned failures;             /* consecutive */
-    peer_breaker_t breaker;
-    uint64_t breaker_until;
-    bool probe_in_flight;
+    /* Its trial is the pending request marked `probe`: released when that
+     * request ends, which a timeout guarantees. */
+    breaker_fsm_t breaker;
     backoff_t backoff;             /* the wait before the next connect */
     uint64_t retry_at;
     uint64_t last_used;
@@ -83,8 +81,8 @@ peer_pool_t *peer_pool_new(uv_loop_t *loop, const peer_pool_config_t *cfg)
     p->cfg = *cfg;
     if (!p->cfg.connect_timeout_ms) p->cfg.connect_timeout_ms = 500;
     if (!p->cfg.request_timeout_ms) p->cfg.request_timeout_ms = 1000;
-    if (!p->cfg.breaker_failures) p->cfg.breaker_failures = 5;
-    if (!p->cfg.breaker_open_ms) p->cfg.breaker_open_ms = 2000;
+    if (!p->cfg.breaker_failures) p->cfg.breaker_failures = BREAKER_THRESHOLD_DEFAULT;
+    if (!p->cfg.breaker_open_ms) p->cfg.breaker_open_ms = BREAKER_OPEN_MS_DEFAULT;
     if (!p->cfg.backoff_min_ms) p->cfg.backoff_min_ms = 50;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 5000;
     if (!p->cfg.max_pending) p->cfg.max_pending = 4096;
@@ -103,26 +101,31 @@ peer_pool_t *peer_pool_new(uv_loop_t *loop, const peer_pool_config_t *cfg)
 
 /* ---- outcomes and the breaker ---- */
 
+/* Counts what the breaker just did (it was `from`): openings, and peers
+ * whose breaker is not closed. */
+static void peer_breaker_moved(peer_node_t *n, breaker_state_t from)
+{
+    breaker_state_t to = n->breaker.state;
+    if (to == from) return;
+    peer_stats_t *st = peer_stats(n->pool);
+    if (to == BREAKER_OPEN) atomic_fetch_add(&st->breaker_opens, 1);
+    if (from == BREAKER_CLOSED) atomic_fetch_add(&st->breakers_open, 1);
+    else if (to == BREAKER_CLOSED) atomic_fetch_sub(&st->breakers_open, 1);
+}
+
 static void peer_node_success(peer_node_t *n)
 {
-    n->failures = 0;
     backoff_reset(&n->backoff);
-    if (n->breaker != PEER_BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
-    n->breaker = PEER_BREAKER_CLOSED;
+    breaker_state_t from = n->breaker.state;
+    breaker_fsm_success(&n->breaker);
+    peer_breaker_moved(n, from);
 }
 
 static void peer_node_failure(peer_node_t *n)
 {
-    peer_pool_t *p = n->pool;
-    n->failures++;
-    uint64_t now = uv_now(p->loop);
-    if (n->breaker == PEER_BREAKER_HALF_OPEN ||
-        (n->breaker == PEER_BREAKER_CLOSED && n->failures >= p->cfg.breaker_failures)) {
-        if (n->breaker == PEER_BREAKER_CLOSED) atomic_fetch_add(&peer_stats(p)->breakers_open, 1);
-        n->breaker = PEER_BREAKER_OPEN;
-        n->breaker_until = now + p->cfg.breaker_open_ms;
-        atomic_fetch_add(&peer_stats(p)->breaker_opens, 1);
-    }
+    breaker_state_t from = n->breaker.state;
+    breaker_fsm_failure(&n->breaker, (int64_t)uv_now(n->pool->loop));
+    peer_breaker_moved(n, from);
 }
 
 /* Takes q off n's count (the list is the caller's business). */
@@ -130,7 +133,7 @@ static void peer_pending_uncount(peer_node_t *n, peer_pending_t *q)
 {
     n->npending--;
     atomic_fetch_sub(&peer_stats(n->pool)->pending, 1);
-    if (q->probe) n->probe_in_flight = false;
+    if (q->probe) breaker_fsm_release(&n->breaker);
 }
 
 static void peer_pending_unlink(peer_node_t *n, peer_pending_t *q)
@@ -335,7 +338,7 @@ static void peer_node_free(peer_node_t *n)
 {
     peer_node_disconnect(n);
     peer_node_fail_all(n, PEER_ERR_SHUTDOWN);
-    if (n->breaker != PEER_BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
+    if (n->breaker.state != BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
     free(n);
 }
 
@@ -374,6 +377,7 @@ static peer_node_t *peer_node_get(peer_pool_t *p, const char *name, const struct
     memcpy(&n->addr, addr, alen);
     n->pool = p;
     backoff_init(&n->backoff, p->cfg.backoff_min_ms, p->cfg.backoff_max_ms);
+    breaker_fsm_init(&n->breaker, p->cfg.breaker_failures, (int64_t)p->cfg.breaker_open_ms, BREAKER_TRIAL_NO_TIMEOUT);
     p->nodes[p->nnodes++] = n;
     return n;
 }
@@ -384,8 +388,7 @@ bool peer_pool_available(peer_pool_t *p, const char *name)
     for (unsigned i = 0; i < p->nnodes; i++) {
         peer_node_t *n = p->nodes[i];
         if (strcmp(n->name, name) != 0) continue;
-        if (n->breaker == PEER_BREAKER_OPEN && now < n->breaker_until) return false;
-        if (n->breaker == PEER_BREAKER_HALF_OPEN && n->probe_in_flight) return false;
+        if (!breaker_fsm_would_allow(&n->breaker, (int64_t)now)) return false;
         if (!n->link && now < n->retry_at) return false;
         return true;
     }
@@ -441,21 +444,14 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
     peer_stats_t *st = peer_stats(p);
     uint64_t now = uv_now(p->loop);
     n->last_used = now;
-    bool probe = false;
-    if (n->breaker == PEER_BREAKER_OPEN) {
-        if (now < n->breaker_until) {
-            atomic_fetch_add(&st->failures_breaker, 1);
-            return PEER_ERR_BREAKER;
-        }
-        n->breaker = PEER_BREAKER_HALF_OPEN;
+    breaker_state_t from = n->breaker.state;
+    breaker_verdict_t v = breaker_fsm_allow(&n->breaker, (int64_t)now);
+    peer_breaker_moved(n, from);
+    if (v == BREAKER_REJECT) {
+        atomic_fetch_add(&st->failures_breaker, 1);
+        return PEER_ERR_BREAKER;
     }
-    if (n->breaker == PEER_BREAKER_HALF_OPEN) {
-        if (n->probe_in_flight) {
-            atomic_fetch_add(&st->failures_breaker, 1);
-            return PEER_ERR_BREAKER;
-        }
-        probe = true;
-    }
+    bool probe = v == BREAKER_TRIAL;
     if (!n->link && now < n->retry_at) {
         atomic_fetch_add(&st->failures_backoff, 1);
         return PEER_ERR_BACKOFF;
@@ -483,7 +479,9 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
     q->cb = cb;
     q->ctx = ctx;
     q->probe = probe;
-    if (probe) n->probe_in_flight = true;
+    /* The trial is this request's from now until it ends, however it ends
+     * (peer_pending_uncount gives it back). */
+    if (probe) breaker_fsm_claim(&n->breaker, (int64_t)now);
     q->prev = n->tail;
     if (n->tail) n->tail->next = q;
     else n->head = q;
