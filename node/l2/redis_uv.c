@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "node/core/backoff.h"
+#include "node/core/closer.h"
 
 #define REDIS_UV_ERRCAP 160
 
@@ -59,9 +60,9 @@ struct redis_uv {
     uint64_t retry_at;
     backoff_t backoff;     /* the wait before the next connect */
     bool attempted, closing, torn_down;
-    unsigned open; /* our handles and connections not yet closed */
-    void (*done)(void *arg);
-    void *done_arg;
+    /* Our handles and connections not yet closed. The timer and the idle
+     * handle close last (torn_down), so done waits for the teardown. */
+    closer_t closer;
     char last_err[REDIS_UV_ERRCAP];
 };
 
@@ -96,15 +97,6 @@ static redis_uv_cmd_t *redis_uv_shift(redis_uv_fifo_t *q)
     q->head = c->next;
     if (!q->head) q->tail = NULL;
     return c;
-}
-
-static void redis_uv_maybe_done(redis_uv_t *r)
-{
-    if (r->torn_down && r->open == 0 && r->done) {
-        void (*done)(void *) = r->done;
-        r->done = NULL;
-        done(r->done_arg);
-    }
 }
 
 /* ---- answering ---- */
@@ -347,8 +339,7 @@ static void redis_uv_poll_closed(uv_handle_t *h)
     redis_uv_conn_t *conn = h->data;
     redis_uv_t *r = conn->r;
     free(conn);
-    r->open--;
-    redis_uv_maybe_done(r);
+    closer_closed(&r->closer);
 }
 
 /* hiredis is freeing the context (it closes the socket right after), with
@@ -442,7 +433,7 @@ static bool redis_uv_connect(redis_uv_t *r)
     conn->r = r;
     conn->ac = ac;
     conn->poll.data = conn;
-    r->open++;
+    closer_add(&r->closer, 1);
     ac->data = conn;
     ac->ev.data = conn;
     ac->ev.addRead = redis_uv_add_read;
@@ -517,7 +508,7 @@ redis_uv_t *redis_uv_new(uv_loop_t *loop, const redis_uv_config_t *cfg)
     uv_timer_init(loop, &r->timer);
     uv_idle_init(loop, &r->idle);
     r->timer.data = r->idle.data = r;
-    r->open = 2;
+    closer_add(&r->closer, 2); /* the timer and the idle handle */
     return r;
 }
 
@@ -586,8 +577,7 @@ redis_uv_stats_t *redis_uv_stats(redis_uv_t *r)
 static void redis_uv_handle_closed(uv_handle_t *h)
 {
     redis_uv_t *r = h->data;
-    r->open--;
-    redis_uv_maybe_done(r);
+    closer_closed(&r->closer);
 }
 
 /* Each turn: answers the commands that failed at once. Closing, it first
@@ -615,8 +605,7 @@ void redis_uv_close(redis_uv_t *r, void (*done)(void *arg), void *arg)
 {
     if (r->closing) return;
     r->closing = true;
-    r->done = done;
-    r->done_arg = arg;
+    closer_finish(&r->closer, done, arg);
     uv_idle_start(&r->idle, redis_uv_idle_cb);
 }
 

@@ -10,6 +10,7 @@
 
 #include "autoconfig.h"
 #include "node/core/backoff.h"
+#include "node/core/closer.h"
 #include "node/core/log.h"
 #include "node/core/sysinfo.h"
 
@@ -46,9 +47,7 @@ struct gossip {
     backoff_t join_backoff;
     /* Stop / leave. */
     bool stopping;
-    unsigned handles_open;
-    void (*stop_done)(void *);
-    void *stop_arg;
+    closer_t closer;                  /* our handles and every exchange */
     void (*leave_done)(void *);
     void *leave_arg;
     /* Subscribers. */
@@ -72,7 +71,7 @@ struct gossip_xchg {
     uv_connect_t connect;
     uv_write_t write;
     bool client, join, done, ok;
-    unsigned open;
+    closer_t closer;                  /* its socket and timer */
     uint8_t *in;
     size_t in_len, in_cap;
     uint8_t *out;
@@ -300,10 +299,10 @@ static void gossip_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, cons
 
 static void gossip_join_result(gossip_t *g, bool ok);
 
-static void gossip_xchg_closed(uv_handle_t *h)
+/* Both of the exchange's handles are closed. */
+static void gossip_xchg_closed(void *arg)
 {
-    gossip_xchg_t *x = h->data;
-    if (--x->open) return;
+    gossip_xchg_t *x = arg;
     gossip_t *g = x->g;
     for (gossip_xchg_t **p = &g->xchgs; *p; p = &(*p)->next) {
         if (*p == x) {
@@ -317,7 +316,13 @@ static void gossip_xchg_closed(uv_handle_t *h)
     bool join = x->join && x->client, ok = x->ok;
     free(x);
     if (join) gossip_join_result(g, ok);
-    if (g->stopping && g->nxchg == 0 && g->handles_open == 0 && g->stop_done) g->stop_done(g->stop_arg);
+    closer_closed(&g->closer);
+}
+
+static void gossip_xchg_handle_closed(uv_handle_t *h)
+{
+    gossip_xchg_t *x = h->data;
+    closer_closed(&x->closer);
 }
 
 static void gossip_xchg_finish(gossip_xchg_t *x, bool ok)
@@ -328,8 +333,9 @@ static void gossip_xchg_finish(gossip_xchg_t *x, bool ok)
     if (ok) x->g->live.exchanges_ok++;
     else x->g->live.exchanges_failed++;
     uv_timer_stop(&x->timer);
-    uv_close((uv_handle_t *)&x->timer, gossip_xchg_closed);
-    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_closed);
+    uv_close((uv_handle_t *)&x->timer, gossip_xchg_handle_closed);
+    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_handle_closed);
+    closer_finish(&x->closer, gossip_xchg_closed, x);
 }
 
 static void gossip_xchg_timeout(uv_timer_t *t)
@@ -430,10 +436,11 @@ static gossip_xchg_t *gossip_xchg_new(gossip_t *g, bool client, bool join)
     uv_tcp_init(g->loop, &x->tcp);
     uv_timer_init(g->loop, &x->timer);
     x->tcp.data = x->timer.data = x;
-    x->open = 2;
+    closer_add(&x->closer, 2);
     x->next = g->xchgs;
     g->xchgs = x;
     g->nxchg++;
+    closer_add(&g->closer, 1);
     uv_timer_start(&x->timer, gossip_xchg_timeout, GOSSIP_XCHG_TIMEOUT_MS, 0);
     return x;
 }
@@ -616,7 +623,7 @@ static int gossip_bind(gossip_t *g)
     uv_udp_init(g->loop, &g->udp);
     uv_tcp_init(g->loop, &g->listener);
     g->udp.data = g->listener.data = g;
-    g->handles_open += 2;
+    closer_add(&g->closer, 2);
     /* TCP first: with port 0 it picks the port UDP then shares. */
     if ((rc = uv_tcp_bind(&g->listener, (const struct sockaddr *)&ss, 0)) != 0) return rc;
     struct sockaddr_storage got;
@@ -635,8 +642,7 @@ static int gossip_bind(gossip_t *g)
 static void gossip_handle_closed(uv_handle_t *h)
 {
     gossip_t *g = h->data;
-    g->handles_open--;
-    if (g->stopping && g->nxchg == 0 && g->handles_open == 0 && g->stop_done) g->stop_done(g->stop_arg);
+    closer_closed(&g->closer);
 }
 
 int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
@@ -657,7 +663,7 @@ int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
     uv_timer_init(loop, &g->join_timer);
     uv_timer_init(loop, &g->aux);
     g->tick.data = g->join_timer.data = g->aux.data = g;
-    g->handles_open = 3;
+    closer_add(&g->closer, 3);
     *out = g;
     int rc = gossip_bind(g);
     if (rc != 0) {
@@ -739,14 +745,13 @@ void gossip_leave(gossip_t *g, void (*done)(void *arg), void *arg)
 void gossip_stop(gossip_t *g, void (*done)(void *arg), void *arg)
 {
     g->stopping = true;
-    g->stop_done = done;
-    g->stop_arg = arg;
     uv_handle_t *hs[] = {(uv_handle_t *)&g->tick, (uv_handle_t *)&g->join_timer, (uv_handle_t *)&g->aux,
                          (uv_handle_t *)&g->udp, (uv_handle_t *)&g->listener};
     unsigned n = g->udp.loop ? 5 : 3;
     for (unsigned i = 0; i < n; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], gossip_handle_closed);
     for (gossip_xchg_t *x = g->xchgs; x; x = x->next) gossip_xchg_finish(x, false);
+    closer_finish(&g->closer, done, arg);
 }
 
 void gossip_free(gossip_t *g)

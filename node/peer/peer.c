@@ -6,6 +6,7 @@
 
 #include "node/core/backoff.h"
 #include "node/core/breaker.h"
+#include "node/core/closer.h"
 
 #define PEER_SWEEP_MS 20
 
@@ -46,9 +47,7 @@ struct peer_pool {
     unsigned nnodes;
     uint64_t next_id;
     bool closing;
-    unsigned open_handles;
-    void (*done)(void *);
-    void *done_arg;
+    closer_t closer;              /* the sweep timer and every connection */
 };
 
 const char *peer_result_name(peer_result_t r)
@@ -94,7 +93,7 @@ peer_pool_t *peer_pool_new(uv_loop_t *loop, const peer_pool_config_t *cfg)
     }
     uv_timer_init(loop, &p->sweep);
     p->sweep.data = p;
-    p->open_handles = 1;
+    closer_add(&p->closer, 1);
     p->next_id = 1;
     return p;
 }
@@ -251,7 +250,7 @@ static bool peer_node_connect(peer_node_t *n)
         free(l);
         return false;
     }
-    p->open_handles++;
+    closer_add(&p->closer, 1);
     n->link = l;
     l->connect.data = l;
     int rc = uv_tcp_connect(&l->connect, peer_conn_tcp(l->conn), (const struct sockaddr *)&n->addr, peer_connect_cb);
@@ -286,8 +285,7 @@ static void peer_client_on_close(peer_conn_t *c, int err, void *ctx)
         }
     }
     free(l);
-    p->open_handles--;
-    if (p->closing && p->open_handles == 0 && p->done) p->done(p->done_arg);
+    closer_closed(&p->closer);
 }
 
 static bool peer_is_request(peer_msg_type_t t)
@@ -498,16 +496,13 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
 static void peer_sweep_closed(uv_handle_t *h)
 {
     peer_pool_t *p = h->data;
-    p->open_handles--;
-    if (p->open_handles == 0 && p->done) p->done(p->done_arg);
+    closer_closed(&p->closer);
 }
 
 void peer_pool_close(peer_pool_t *p, void (*done)(void *arg), void *arg)
 {
     if (p->closing) return;
     p->closing = true;
-    p->done = done;
-    p->done_arg = arg;
     for (unsigned i = 0; i < p->nnodes; i++) {
         peer_node_t *n = p->nodes[i];
         peer_node_disconnect(n);
@@ -515,6 +510,7 @@ void peer_pool_close(peer_pool_t *p, void (*done)(void *arg), void *arg)
     }
     uv_timer_stop(&p->sweep);
     uv_close((uv_handle_t *)&p->sweep, peer_sweep_closed);
+    closer_finish(&p->closer, done, arg);
 }
 
 void peer_pool_free(peer_pool_t *p)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http/http_server.h"
+#include "node/core/closer.h"
 
 typedef struct peer_sconn peer_sconn_t;
 
@@ -34,9 +35,7 @@ struct peer_server {
     int port;
     peer_sconn_t *conns;
     unsigned nconns;
-    unsigned open_handles;
-    void (*done)(void *);
-    void *done_arg;
+    closer_t closer;       /* the listener and every connection */
 };
 
 peer_server_t *peer_server_new(uv_loop_t *loop, const peer_server_config_t *cfg, peer_serve_fn fn, void *ctx)
@@ -60,15 +59,6 @@ int peer_server_port(const peer_server_t *s)
 uint32_t peer_call_flags(const peer_call_t *call)
 {
     return call->flags;
-}
-
-static void peer_server_maybe_done(peer_server_t *s)
-{
-    if (s->closing && s->open_handles == 0 && s->done) {
-        void (*done)(void *) = s->done;
-        s->done = NULL;
-        done(s->done_arg);
-    }
 }
 
 static void peer_sconn_unref(peer_sconn_t *sc)
@@ -151,8 +141,7 @@ static void peer_server_on_close(peer_conn_t *c, int err, void *ctx)
     s->nconns--;
     atomic_fetch_sub(&s->cfg.conn.stats->connections_in, 1);
     peer_sconn_unref(sc);
-    s->open_handles--;
-    peer_server_maybe_done(s);
+    closer_closed(&s->closer);
 }
 
 static void peer_server_on_connection(uv_stream_t *listener, int status)
@@ -180,7 +169,7 @@ static void peer_server_on_connection(uv_stream_t *listener, int status)
     if (s->conns) s->conns->prev = sc;
     s->conns = sc;
     s->nconns++;
-    s->open_handles++;
+    closer_add(&s->closer, 1);
     atomic_fetch_add(&s->cfg.conn.stats->connections_in, 1);
     if (uv_accept(listener, (uv_stream_t *)peer_conn_tcp(c)) != 0 || s->nconns > s->cfg.max_conns ||
         peer_conn_start(c) != 0)
@@ -193,14 +182,13 @@ int peer_server_listen(peer_server_t *s, const char *host, int port)
     if ((rc = http_listen_socket(host, port, &fd, &s->port)) != 0) return rc;
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
-    s->open_handles++;
     if ((rc = uv_tcp_open(&s->listener, fd)) != 0 ||
         (rc = uv_listen((uv_stream_t *)&s->listener, 1024, peer_server_on_connection)) != 0) {
         s->closing = true;
         uv_close((uv_handle_t *)&s->listener, NULL);
-        s->open_handles--;
         return rc;
     }
+    closer_add(&s->closer, 1);
     s->listening = true;
     return 0;
 }
@@ -208,21 +196,18 @@ int peer_server_listen(peer_server_t *s, const char *host, int port)
 static void peer_server_listener_closed(uv_handle_t *h)
 {
     peer_server_t *s = h->data;
-    s->open_handles--;
-    peer_server_maybe_done(s);
+    closer_closed(&s->closer);
 }
 
 void peer_server_close(peer_server_t *s, void (*done)(void *arg), void *arg)
 {
     s->closing = true;
-    s->done = done;
-    s->done_arg = arg;
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->listener, peer_server_listener_closed);
     }
     for (peer_sconn_t *sc = s->conns; sc; sc = sc->next) peer_conn_close(sc->conn, 0);
-    peer_server_maybe_done(s);
+    closer_finish(&s->closer, done, arg);
 }
 
 void peer_server_free(peer_server_t *s)
