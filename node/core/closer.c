@@ -1,5 +1,7 @@
 #include "node/core/closer.h"
 
+#include <stddef.h>
+
 void closer_init(closer_t *c)
 {
     *c = (closer_t){0};
