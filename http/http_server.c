@@ -164,7 +164,7 @@ int http_listen_socket(const char *host, int port, int *fd_out, int *port_out)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
         rc = -errno;
         close(fd);
         freeaddrinfo(res);
@@ -211,7 +211,7 @@ int http_server_listen(http_server_t *s, const char *host, int port)
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     if ((rc = uv_tcp_open(&s->listener, fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 1024, http_on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, http_on_connection)) != 0) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         return rc;
     }

@@ -56,9 +56,12 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_limits_t *limits,
  * error code. */
 int http_server_listen(http_server_t *s, const char *host, int port);
 int http_server_port(const http_server_t *s);
+/* The listen backlog of http_server_listen and of the other TCP services
+ * that share its sockets. */
+#define HTTP_LISTEN_BACKLOG 1024
 /* The listening socket http_server_listen uses (SO_REUSEPORT, backlog
- * 1024), for other TCP services that share a port across loops: *fd_out is
- * a bound, listening socket and *port_out its port. */
+ * HTTP_LISTEN_BACKLOG), for other TCP services that share a port across
+ * loops: *fd_out is a bound, listening socket and *port_out its port. */
 int http_listen_socket(const char *host, int port, int *fd_out, int *port_out);
 /* 0 when host:port is free, else a negative errno (EADDRINUSE). SO_REUSEPORT
  * lets any process of the same user share a port silently, so a node checks

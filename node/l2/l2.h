@@ -37,7 +37,6 @@
 #include "node/l2/redis_uv.h"
 
 #define L2_PREFIX_MAX 128
-#define L2_KEY_MAX 1024   /* as L1's keys (STORE_KEY_MAX); longer ones are refused */
 
 typedef enum { L2_WRITE_SYNC = 0, L2_WRITE_JOURNAL = 1 } l2_write_mode_t;
 
@@ -110,7 +109,8 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
  * (res L2_UNAVAILABLE when Redis failed part way). */
 typedef void (*l2_count_fn)(void *ctx, l2_result_t res, uint64_t unlinked);
 void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx);
-/* UNLINK prefix+key for n keys (each at most 1024 bytes), in chunks. */
+/* UNLINK prefix+key for n keys (longer than STORE_KEY_MAX: cut there), in
+ * chunks. */
 void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx);
 /* True once l2_close was called. */
 bool l2_closing(const l2_t *l);

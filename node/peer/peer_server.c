@@ -183,7 +183,7 @@ int peer_server_listen(peer_server_t *s, const char *host, int port)
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     if ((rc = uv_tcp_open(&s->listener, fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 1024, peer_server_on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, peer_server_on_connection)) != 0) {
         s->closing = true;
         uv_close((uv_handle_t *)&s->listener, NULL);
         return rc;
