@@ -32,15 +32,22 @@ typedef enum {
     HTTP_M_OPTIONS,
 } http_method_t;
 
+/* The application's side. Every callback runs on the loop thread; ctx is
+ * the application's and must outlive the server. */
 typedef struct http_handler {
-    /* Called when the request's headers are complete: the largest body this
-     * request may carry. NULL = limits.max_body_bytes. */
+    /* Called while parsing, when the request's headers are complete: the
+     * largest body this request may carry. NULL = limits.max_body_bytes. */
     size_t (*body_limit)(const http_request_t *req, void *ctx);
-    /* Called with a complete request. The handler must call http_respond()
-     * exactly once, before returning or later on the loop thread. */
+    /* Called once per complete request. The handler must call
+     * http_respond() exactly once, before returning or later on the loop
+     * thread. Pipelined requests are dispatched as soon as the previous one
+     * is answered, so on_request for the next request may run inside
+     * http_respond(): keep no state across that call that the next request
+     * could change. */
     void (*on_request)(http_request_t *req, void *ctx);
-    /* Called after every response is queued, including the ones the server
-     * makes itself (400, 408, 413, 431, 503), for accounting. May be NULL. */
+    /* Called once per response as it is queued, from inside http_respond()
+     * or, for the ones the server makes itself (400, 408, 413, 431, 503),
+     * from inside its own processing; for accounting. May be NULL. */
     void (*on_response)(const http_request_t *req, int status, void *ctx);
     void *ctx;
 } http_handler_t;

@@ -26,8 +26,9 @@
  * per worker loop; the kernel spreads connections between them.
  *
  * Threads: a server and its requests belong to the loop thread that created
- * it; every function here must be called on that thread, except
- * http_server_stats() whose counters are atomic.
+ * it; every function taking a server must be called on that thread, except
+ * http_server_stats() whose counters are atomic. http_listen_socket() and
+ * http_probe_port() touch no server and may run on any thread.
  *
  * Requests, responses and the handler are declared in http_request.h, the
  * limits and counters in http_limits.h; both are part of this contract.

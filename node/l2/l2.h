@@ -11,16 +11,30 @@
  * Redis holds is not newer (a replayed or late write never overwrites a
  * newer one), and deletes likewise only remove older values.
  *
- * Failures: a breaker (node/breaker.h) around Redis, shared by every loop:
- * after `breaker_failures` consecutive errors or timeouts calls fail at once
- * for a pause, then one trial goes through. Callers turn "unavailable" into
- * 503 (reads that miss L1, writes in sync mode) or a journal append
- * (writes in journal mode, node/journal.h).
+ * Failures: a breaker (node/core/breaker.h, locked form) around Redis,
+ * shared by every loop: after BREAKER_THRESHOLD_DEFAULT consecutive errors
+ * or timeouts calls fail at once for a pause, then one trial goes through.
+ * Callers turn "unavailable" into 503 (reads that miss L1, writes in sync
+ * mode) or a journal append (writes in journal mode, node/l2/journal.h).
  *
- * Threads: l2_shared_t is shared by every loop (breaker, journal, counters
- * are thread-safe); each loop has its own l2_t client. Every l2_t call and
- * callback runs on that loop's thread. Ownership: main owns l2_shared_t;
- * each worker owns its l2_t (l2_close, then l2_free after done).
+ * Threads: l2_shared_t is shared by every loop. Its breaker, journal and
+ * counters are thread-safe, and l2_shared_set_master() and l2_state_name()
+ * may be called from any thread; l2_shared_init() and l2_shared_destroy()
+ * run while no loop uses it. Each loop has its own l2_t client: every l2_t
+ * call, and every callback it makes, runs on that loop's thread.
+ *
+ * Callbacks: a call that takes a callback (l2_get, l2_set, l2_del,
+ * l2_unlink_matching, l2_unlink_keys) calls it exactly once, and never from
+ * inside the call: one that fails at once is answered from the loop, so the
+ * caller may finish its own bookkeeping first. Calls still in flight at
+ * l2_close() are answered (L2_UNAVAILABLE) before its `done`. No call may
+ * follow l2_close().
+ *
+ * Ownership: main owns l2_shared_t, which must outlive every l2_t (and the
+ * drainer and Sentinel watcher); the strings of its redis config stay the
+ * config's. Each worker owns its l2_t: l2_close(), then l2_free() after
+ * `done`. Keys, values, content types and patterns are copied before a call
+ * returns; what a callback receives is valid during the callback only.
  */
 #ifndef DCACHE_L2_H
 #define DCACHE_L2_H
@@ -88,7 +102,9 @@ typedef struct l2_value {
 typedef void (*l2_get_fn)(void *ctx, l2_result_t res, const l2_value_t *v);
 typedef void (*l2_done_fn)(void *ctx, l2_result_t res);
 
-/* Breaker transitions are logged. The shared struct must outlive every l2_t. */
+/* On a zeroed struct, before any loop uses it; the caller then fills in
+ * the configuration (enabled, prefix, write_mode, redis, journal, the
+ * master). Breaker transitions are logged. */
 void l2_shared_init(l2_shared_t *s);
 /* Points every client at this master (they reconnect on their next call);
  * returns true when it changed. Any thread. */
@@ -97,6 +113,8 @@ void l2_shared_destroy(l2_shared_t *s);
 /* "closed", "open", "half_open", or "disabled". */
 const char *l2_state_name(l2_shared_t *s);
 
+/* A client for `loop`, borrowing `s`. NULL on allocation failure. It
+ * connects on first use, and again when the master moves. */
 l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s);
 void l2_get(l2_t *l, const void *key, size_t klen, l2_get_fn cb, void *ctx);
 /* SET prefix+key to the envelope, with PX when expires_at_ms > 0, unless
@@ -116,7 +134,11 @@ void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t
 bool l2_closing(const l2_t *l);
 /* True when a call now would go to Redis (breaker not open). */
 bool l2_available(l2_t *l);
+/* Answers what it had deferred (from inside this call), fails the calls in
+ * flight, closes the client and its timer, and calls `done` once, on the
+ * loop, after all of that, never from inside this call. */
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg);
+/* Only after l2_close's `done`. NULL is ignored. */
 void l2_free(l2_t *l);
 
 /* Envelope codec (exposed for tests). */
