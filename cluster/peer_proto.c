@@ -8,12 +8,6 @@
 
 typedef peer_proto_status_t st_t;
 
-#define TRY(expr)                                                                                                      \
-    do {                                                                                                               \
-        st_t try_rc_ = (expr);                                                                                         \
-        if (try_rc_ != PEER_PROTO_OK) return try_rc_;                                                                  \
-    } while (0)
-
 /* ---- encoding ---------------------------------------------------------- */
 
 typedef mpk_sink_t sink_t;
@@ -219,17 +213,19 @@ static st_t rd_uint(cur_t *c, uint64_t max, uint64_t *v)
 
 static st_t rd_u32(cur_t *c, uint32_t *v)
 {
+    st_t rc;
     uint64_t x;
-    TRY(rd_uint(c, UINT32_MAX, &x));
+    if ((rc = rd_uint(c, UINT32_MAX, &x)) != PEER_PROTO_OK) return rc;
     *v = (uint32_t)x;
     return PEER_PROTO_OK;
 }
 
 static st_t rd_i64(cur_t *c, int64_t *v)
 {
+    st_t rc;
     bool neg;
     uint64_t x;
-    TRY(rd_int_raw(c, &neg, &x));
+    if ((rc = rd_int_raw(c, &neg, &x)) != PEER_PROTO_OK) return rc;
     if (!neg && x > (uint64_t)INT64_MAX) return PEER_PROTO_MALFORMED;
     *v = (int64_t)x; /* two's complement: negative values were sign-extended */
     return PEER_PROTO_OK;
@@ -248,7 +244,8 @@ static st_t rd_bin(cur_t *c, peer_bytes_t *out)
 /* A bin of min..max bytes (keys, patterns). */
 static st_t rd_bin_len(cur_t *c, size_t min, size_t max, peer_bytes_t *out)
 {
-    TRY(rd_bin(c, out));
+    st_t rc;
+    if ((rc = rd_bin(c, out)) != PEER_PROTO_OK) return rc;
     return out->len < min || out->len > max ? PEER_PROTO_LIMIT : PEER_PROTO_OK;
 }
 
@@ -261,7 +258,8 @@ static st_t rd_key(cur_t *c, peer_bytes_t *out)
  * and logs as a C string). */
 static st_t rd_text(cur_t *c, size_t max, peer_bytes_t *out)
 {
-    TRY((st_t)mpk_str(c, &out->p, &out->len));
+    st_t rc;
+    if ((rc = (st_t)mpk_str(c, &out->p, &out->len)) != PEER_PROTO_OK) return rc;
     if (out->len > max) return PEER_PROTO_LIMIT;
     if (out->len && memchr(out->p, '\0', out->len)) return PEER_PROTO_MALFORMED;
     return PEER_PROTO_OK;
@@ -269,8 +267,9 @@ static st_t rd_text(cur_t *c, size_t max, peer_bytes_t *out)
 
 static st_t rd_origin(cur_t *c, uint8_t *id)
 {
+    st_t rc;
     peer_bytes_t b;
-    TRY(rd_bin(c, &b));
+    if ((rc = rd_bin(c, &b)) != PEER_PROTO_OK) return rc;
     if (b.len != PEER_ID_LEN) return PEER_PROTO_MALFORMED;
     memcpy(id, b.p, PEER_ID_LEN);
     return PEER_PROTO_OK;
@@ -286,25 +285,27 @@ static st_t skip_values(cur_t *c, size_t pending)
  * by the iterators. */
 static st_t rd_keyinfo(cur_t *c, peer_keyinfo_t *k)
 {
+    st_t rc;
     size_t n;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != PEER_PROTO_OK) return rc;
     if (n < 3) return PEER_PROTO_MALFORMED;
-    TRY(rd_key(c, &k->key));
-    TRY(rd_uint(c, UINT64_MAX, &k->size));
-    TRY(rd_i64(c, &k->ttl_ms));
+    if ((rc = rd_key(c, &k->key)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_uint(c, UINT64_MAX, &k->size)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_i64(c, &k->ttl_ms)) != PEER_PROTO_OK) return rc;
     return skip_values(c, n - 3);
 }
 
 static st_t rd_entry(cur_t *c, peer_entry_t *e)
 {
+    st_t rc;
     size_t n;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != PEER_PROTO_OK) return rc;
     if (n < 5) return PEER_PROTO_MALFORMED;
-    TRY(rd_key(c, &e->key));
-    TRY(rd_bin(c, &e->value));
-    TRY(rd_text(c, PEER_CTYPE_MAX, &e->content_type));
-    TRY(rd_uint(c, UINT64_MAX, &e->version));
-    TRY(rd_uint(c, UINT64_MAX, &e->expires_at_ms));
+    if ((rc = rd_key(c, &e->key)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_bin(c, &e->value)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_text(c, PEER_CTYPE_MAX, &e->content_type)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_uint(c, UINT64_MAX, &e->version)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_uint(c, UINT64_MAX, &e->expires_at_ms)) != PEER_PROTO_OK) return rc;
     return skip_values(c, n - 5);
 }
 
@@ -328,11 +329,13 @@ static st_t rd_elem(cur_t *c, peer_msg_type_t t)
 /* An array of elements, all validated; m->items gets their bytes. */
 static st_t rd_items(cur_t *c, peer_msg_t *m, size_t max)
 {
+    st_t rc;
     size_t n;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != PEER_PROTO_OK) return rc;
     if (n > max) return PEER_PROTO_LIMIT;
     size_t start = c->pos;
-    for (size_t i = 0; i < n; i++) TRY(rd_elem(c, m->type));
+    for (size_t i = 0; i < n; i++)
+        if ((rc = rd_elem(c, m->type)) != PEER_PROTO_OK) return rc;
     m->count = (uint32_t)n;
     m->items.p = c->p + start;
     m->items.len = c->pos - start;
@@ -341,6 +344,7 @@ static st_t rd_items(cur_t *c, peer_msg_t *m, size_t max)
 
 static st_t rd_fields(cur_t *c, peer_msg_t *m)
 {
+    st_t rc;
     switch (m->type) {
     case PEER_MSG_PING:
     case PEER_MSG_PONG:
@@ -348,49 +352,49 @@ static st_t rd_fields(cur_t *c, peer_msg_t *m)
     case PEER_MSG_GET:
         return rd_key(c, &m->key);
     case PEER_MSG_GET_RESP:
-        TRY(rd_u32(c, &m->status));
-        TRY(rd_bin(c, &m->value));
-        TRY(rd_text(c, PEER_CTYPE_MAX, &m->content_type));
-        TRY(rd_uint(c, UINT64_MAX, &m->version));
-        TRY(rd_origin(c, m->origin));
+        if ((rc = rd_u32(c, &m->status)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_bin(c, &m->value)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_text(c, PEER_CTYPE_MAX, &m->content_type)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_uint(c, UINT64_MAX, &m->version)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_origin(c, m->origin)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->ttl_ms);
     case PEER_MSG_PUT:
-        TRY(rd_key(c, &m->key));
-        TRY(rd_bin(c, &m->value));
-        TRY(rd_text(c, PEER_CTYPE_MAX, &m->content_type));
-        TRY(rd_uint(c, UINT64_MAX, &m->ttl_ms));
-        TRY(rd_uint(c, UINT64_MAX, &m->version));
+        if ((rc = rd_key(c, &m->key)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_bin(c, &m->value)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_text(c, PEER_CTYPE_MAX, &m->content_type)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_uint(c, UINT64_MAX, &m->ttl_ms)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_uint(c, UINT64_MAX, &m->version)) != PEER_PROTO_OK) return rc;
         return rd_origin(c, m->origin);
     case PEER_MSG_PUT_RESP:
-        TRY(rd_u32(c, &m->status));
+        if ((rc = rd_u32(c, &m->status)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->version);
     case PEER_MSG_DELETE:
-        TRY(rd_key(c, &m->key));
+        if ((rc = rd_key(c, &m->key)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->version);
     case PEER_MSG_DELETE_RESP:
-        TRY(rd_u32(c, &m->status));
+        if ((rc = rd_u32(c, &m->status)) != PEER_PROTO_OK) return rc;
         return rd_bool(c, &m->existed);
     case PEER_MSG_INVALIDATE:
         return rd_items(c, m, PEER_INVALIDATE_MAX);
     case PEER_MSG_INVALIDATE_PATTERN:
-        TRY(rd_bin_len(c, 1, PEER_PATTERN_MAX, &m->pattern));
+        if ((rc = rd_bin_len(c, 1, PEER_PATTERN_MAX, &m->pattern)) != PEER_PROTO_OK) return rc;
         return rd_bool(c, &m->dry_run);
     case PEER_MSG_INVALIDATE_RESP:
-        TRY(rd_uint(c, UINT64_MAX, &m->matched));
+        if ((rc = rd_uint(c, UINT64_MAX, &m->matched)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->invalidated);
     case PEER_MSG_KEYS:
-        TRY(rd_bin_len(c, 1, PEER_PATTERN_MAX, &m->pattern));
-        TRY(rd_uint(c, UINT64_MAX, &m->cursor));
+        if ((rc = rd_bin_len(c, 1, PEER_PATTERN_MAX, &m->pattern)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_uint(c, UINT64_MAX, &m->cursor)) != PEER_PROTO_OK) return rc;
         return rd_u32(c, &m->limit);
     case PEER_MSG_KEYS_RESP:
-        TRY(rd_items(c, m, UINT32_MAX));
+        if ((rc = rd_items(c, m, UINT32_MAX)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->cursor);
     case PEER_MSG_HANDOFF:
         return rd_items(c, m, UINT32_MAX);
     case PEER_MSG_HANDOFF_RESP:
         return rd_u32(c, &m->accepted);
     case PEER_MSG_ERROR:
-        TRY(rd_u32(c, &m->code));
+        if ((rc = rd_u32(c, &m->code)) != PEER_PROTO_OK) return rc;
         return rd_text(c, PEER_MESSAGE_MAX, &m->message);
     }
     return PEER_PROTO_MALFORMED;
@@ -398,27 +402,28 @@ static st_t rd_fields(cur_t *c, peer_msg_t *m)
 
 peer_proto_status_t peer_msg_decode(const uint8_t *buf, size_t len, peer_msg_t *m)
 {
+    st_t rc;
     cur_t c = {.p = buf, .len = buf ? len : 0};
     size_t n;
     uint64_t t;
     memset(m, 0, sizeof *m);
-    TRY(rd_array(&c, &n));
+    if ((rc = rd_array(&c, &n)) != PEER_PROTO_OK) return rc;
     if (n < 3) return PEER_PROTO_MALFORMED;
-    TRY(rd_uint(&c, UINT64_MAX, &t));
+    if ((rc = rd_uint(&c, UINT64_MAX, &t)) != PEER_PROTO_OK) return rc;
     if (t == 0) return PEER_PROTO_MALFORMED;
-    TRY(rd_uint(&c, UINT64_MAX, &m->id));
-    TRY(rd_u32(&c, &m->flags));
+    if ((rc = rd_uint(&c, UINT64_MAX, &m->id)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_u32(&c, &m->flags)) != PEER_PROTO_OK) return rc;
     if (t > PEER_MSG_MAX) {
         /* Still well-formed to the end, or it is garbage, not a newer peer. */
-        TRY(skip_values(&c, n - 3));
+        if ((rc = skip_values(&c, n - 3)) != PEER_PROTO_OK) return rc;
         if (c.pos != c.len) return PEER_PROTO_MALFORMED;
         m->type = (peer_msg_type_t)(t > INT32_MAX ? INT32_MAX : t);
         return PEER_PROTO_UNKNOWN_TYPE;
     }
     m->type = (peer_msg_type_t)t;
     if (n < 3u + msg_fields[t]) return PEER_PROTO_MALFORMED;
-    TRY(rd_fields(&c, m));
-    TRY(skip_values(&c, n - 3 - msg_fields[t]));
+    if ((rc = rd_fields(&c, m)) != PEER_PROTO_OK) return rc;
+    if ((rc = skip_values(&c, n - 3 - msg_fields[t])) != PEER_PROTO_OK) return rc;
     if (c.pos != c.len) return PEER_PROTO_MALFORMED;
     return PEER_PROTO_OK;
 }
@@ -517,8 +522,9 @@ peer_proto_status_t peer_frame_encode(const seal_keyring_t *r, const peer_msg_t 
                                       uint8_t *scratch, size_t scratch_cap, uint8_t *out, size_t cap,
                                       size_t *out_len)
 {
+    st_t rc;
     size_t body_len;
-    TRY(peer_msg_encode(m, scratch, scratch_cap, &body_len));
+    if ((rc = peer_msg_encode(m, scratch, scratch_cap, &body_len)) != PEER_PROTO_OK) return rc;
     return peer_frame_seal(r, scratch, body_len, max_frame, out, cap, out_len);
 }
 

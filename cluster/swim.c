@@ -1,6 +1,12 @@
-/* swim: the SWIM + Lifeguard state machine (contract in swim.h). Probing,
- * failure detection and dissemination live here; the member table and the
- * update queue are swim_table.c and swim_bcast.c. */
+/* swim: the SWIM + Lifeguard state machine (contract in swim.h): the
+ * membership rules (alive, suspect, dead, refutation), probing and indirect
+ * probing, dissemination (piggybacked updates, gossip rounds, push-pull) and
+ * receiving. It is one state machine over one member table: probing walks
+ * the table's order, joins are placed at random in it, probe outcomes feed
+ * the rules and the rules feed the health score probing runs on. The parts
+ * that stand alone are their own modules: the member table (swim_table), the
+ * update queue (swim_bcast), the relays for others' PING_REQs (swim_relay)
+ * and the codec (swim_proto). */
 #include "cluster/swim.h"
 
 #include <math.h>
@@ -8,8 +14,45 @@
 #include <string.h>
 
 #include "cluster/swim_bcast.h"
-#include "cluster/swim_internal.h"
+#include "cluster/swim_relay.h"
 #include "cluster/swim_table.h"
+
+/* Received messages decoded per packet at most. */
+#define SWIM_DECODE_SCRATCH 96
+/* Beyond this many members the push-pull interval grows (as memberlist). */
+#define SWIM_PUSH_PULL_SCALE_THRESHOLD 32
+/* Members one indirect probe or gossip round contacts at most. */
+#define SWIM_PICK_MAX 16
+
+struct swim {
+    swim_config_t cfg;
+    swim_callbacks_t cb;
+    swim_id_t self_id;
+    uint64_t rng;
+    swim_table_t table;
+    swim_bcast_t bcast;
+    size_t live;                 /* alive + suspect records, self included */
+    uint32_t health;             /* Lifeguard local health score */
+    uint32_t seq;
+
+    /* The probe of this protocol period. */
+    uint32_t probe_index;        /* position in the probe order */
+    bool probing;
+    bool probe_acked;
+    bool indirect_sent;
+    swim_id_t probe_target;
+    uint32_t probe_seq;
+    unsigned nacks_expected, nacks_received;
+    int64_t probe_timeout_at;    /* send PING_REQs then */
+    int64_t next_probe_ms;       /* end of this period, start of the next */
+    int64_t next_gossip_ms;
+    int64_t next_push_pull_ms;
+    bool push_pull_placed;       /* the first exchange got its random place */
+    int64_t susp_next_ms;        /* earliest suspicion deadline (or later) */
+
+    swim_relays_t relays;        /* pings we send for others' PING_REQs */
+    swim_stats_t stats;
+};
 
 void swim_config_default(swim_config_t *c)
 {
@@ -34,7 +77,7 @@ void swim_config_default(swim_config_t *c)
 
 /* ---------- small helpers ---------- */
 
-uint64_t swim_rand(swim_t *s)
+static uint64_t swim_rand(swim_t *s)
 {
     /* xorshift64*: fast, and reproducible from the seed. */
     uint64_t x = s->rng;
@@ -52,7 +95,7 @@ static uint32_t swim_rand_below(swim_t *s, uint32_t n)
 
 /* Members that count for timeouts and retransmissions: alive and suspect,
  * self included. */
-size_t swim_live_count(const swim_t *s)
+static size_t swim_live_count(const swim_t *s)
 {
     return s->live;
 }
@@ -66,7 +109,7 @@ static void swim_view(const swim_t *s, const swim_rec_t *r, swim_member_view_t *
     v->is_self = swim_id_equal(&r->id, &s->self_id);
 }
 
-void swim_emit(swim_t *s, swim_event_type_t type, const swim_rec_t *r)
+static void swim_emit(swim_t *s, swim_event_type_t type, const swim_rec_t *r)
 {
     if (!s->cb.event) return;
     swim_member_view_t v;
@@ -95,7 +138,7 @@ static bool swim_is_live(uint8_t state)
     return state == SWIM_STATE_ALIVE || state == SWIM_STATE_SUSPECT;
 }
 
-void swim_set_state(swim_t *s, swim_rec_t *r, swim_state_t st, int64_t now)
+static void swim_set_state(swim_t *s, swim_rec_t *r, swim_state_t st, int64_t now)
 {
     bool was = swim_is_live(r->state), is = swim_is_live((uint8_t)st);
     if (was && !is) s->live--;
@@ -132,12 +175,12 @@ unsigned swim_retransmit_limit(const swim_config_t *cfg, size_t n)
 }
 
 /* Lifeguard: probe interval and timeout stretch with the health score. */
-int64_t swim_scaled(const swim_t *s, uint32_t ms)
+static int64_t swim_scaled(const swim_t *s, uint32_t ms)
 {
     return (int64_t)ms * (s->cfg.lifeguard ? (int64_t)s->health + 1 : 1);
 }
 
-void swim_health_add(swim_t *s, int delta)
+static void swim_health_add(swim_t *s, int delta)
 {
     if (!s->cfg.lifeguard) return;
     int h = (int)s->health + delta;
@@ -149,7 +192,7 @@ void swim_health_add(swim_t *s, int delta)
 
 /* Sends `msgs` to `to`, filling the rest of the datagram with queued
  * updates. */
-void swim_send_msgs(swim_t *s, const swim_addr_t *to, const swim_msg_t *msgs, size_t n)
+static void swim_send_msgs(swim_t *s, const swim_addr_t *to, const swim_msg_t *msgs, size_t n)
 {
     uint8_t buf[SWIM_PACKET_MAX];
     size_t cap = s->cfg.packet_max < sizeof buf ? s->cfg.packet_max : sizeof buf;
@@ -164,13 +207,13 @@ void swim_send_msgs(swim_t *s, const swim_addr_t *to, const swim_msg_t *msgs, si
     s->cb.send(s->cb.ctx, to, buf, len);
 }
 
-void swim_broadcast(swim_t *s, const swim_msg_t *m)
+static void swim_broadcast(swim_t *s, const swim_msg_t *m)
 {
     swim_bcast_push(&s->bcast, m);
     s->stats.broadcasts_dropped = s->bcast.dropped;
 }
 
-void swim_alive_msg(const swim_rec_t *r, swim_msg_t *m)
+static void swim_alive_msg(const swim_rec_t *r, swim_msg_t *m)
 {
     memset(m, 0, sizeof *m);
     m->type = SWIM_MSG_ALIVE;
@@ -232,7 +275,7 @@ void swim_free(swim_t *s)
     }
     swim_table_destroy(&s->table);
     swim_bcast_destroy(&s->bcast);
-    free(s->relays);
+    swim_relay_free(&s->relays);
     free(s);
 }
 
@@ -293,7 +336,7 @@ static void swim_refute(swim_t *s, uint64_t seen)
     swim_broadcast(s, &m);
 }
 
-void swim_on_alive(swim_t *s, uint64_t inc, const swim_member_info_t *info, int64_t now)
+static void swim_on_alive(swim_t *s, uint64_t inc, const swim_member_info_t *info, int64_t now)
 {
     if (swim_id_equal(&info->id, &s->self_id)) {
         uint32_t i = swim_table_find_id(&s->table, &s->self_id);
@@ -347,7 +390,7 @@ void swim_on_alive(swim_t *s, uint64_t inc, const swim_member_info_t *info, int6
     if (was != SWIM_STATE_ALIVE) swim_emit(s, SWIM_EV_ALIVE, r);
 }
 
-void swim_on_suspect(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id_t *from, int64_t now)
+static void swim_on_suspect(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id_t *from, int64_t now)
 {
     if (swim_id_equal(id, &s->self_id)) {
         uint32_t me = swim_table_find_id(&s->table, &s->self_id);
@@ -398,7 +441,7 @@ void swim_on_suspect(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id
     swim_emit(s, SWIM_EV_SUSPECT, r);
 }
 
-void swim_on_dead(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id_t *from, int64_t now)
+static void swim_on_dead(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id_t *from, int64_t now)
 {
     bool leave = swim_id_equal(id, from);
     if (swim_id_equal(id, &s->self_id)) {
@@ -418,6 +461,343 @@ void swim_on_dead(swim_t *s, uint64_t inc, const swim_id_t *id, const swim_id_t 
     swim_emit(s, leave ? SWIM_EV_LEFT : SWIM_EV_DEAD, r);
 }
 
+/* ---------- probing and gossip ---------- */
+
+static bool swim_probeable(uint8_t state)
+{
+    return state == SWIM_STATE_ALIVE || state == SWIM_STATE_SUSPECT;
+}
+
+static const swim_rec_t *swim_find(const swim_t *s, const swim_id_t *id)
+{
+    uint32_t i = swim_table_find_id(&s->table, id);
+    return i == SWIM_NONE ? NULL : &s->table.recs[i];
+}
+
+static void swim_shuffle(swim_t *s)
+{
+    for (uint32_t i = s->table.n; i > 1; i--) swim_table_swap(&s->table, i - 1, (uint32_t)(swim_rand(s) % i));
+}
+
+/* Drops the record of a member dead or gone for longer than reap_ms. */
+static bool swim_maybe_reap(swim_t *s, uint32_t i, int64_t now)
+{
+    swim_rec_t *r = &s->table.recs[i];
+    if (swim_probeable(r->state) || swim_id_equal(&r->id, &s->self_id)) return false;
+    if (now - r->state_change_ms < (int64_t)s->cfg.reap_ms) return false;
+    swim_emit(s, SWIM_EV_REAPED, r);
+    const swim_member_info_t *info = r->info;
+    swim_table_remove(&s->table, i);
+    if (s->cb.info_release) s->cb.info_release(s->cb.ctx, info);
+    else free((void *)info);
+    return true;
+}
+
+/* The next member to probe in the randomised round-robin order. */
+static const swim_rec_t *swim_next_target(swim_t *s, int64_t now)
+{
+    for (uint32_t steps = 0; steps <= s->table.n + 1; steps++) {
+        if (s->probe_index >= s->table.n) {
+            s->probe_index = 0;
+            swim_shuffle(s);
+        }
+        uint32_t i = s->probe_index;
+        if (swim_maybe_reap(s, i, now)) continue; /* another record moved into i */
+        s->probe_index++;
+        const swim_rec_t *r = &s->table.recs[i];
+        if (swim_probeable(r->state) && !swim_id_equal(&r->id, &s->self_id)) return r;
+    }
+    return NULL;
+}
+
+static void swim_probe_failed(swim_t *s, int64_t now)
+{
+    s->stats.probe_failures++;
+    /* Lifeguard: a missing NACK means our own messages are not getting
+     * through either, so suspect ourselves a little. */
+    int delta = 1;
+    if (s->nacks_expected) delta = (int)s->nacks_expected - (int)s->nacks_received;
+    if (delta > 0) swim_health_add(s, delta);
+    /* Suspect it, or, when it is suspected already, confirm that. */
+    const swim_rec_t *r = swim_find(s, &s->probe_target);
+    if (r && (r->state == SWIM_STATE_ALIVE || r->state == SWIM_STATE_SUSPECT))
+        swim_on_suspect(s, r->incarnation, &r->id, &s->self_id, now);
+}
+
+static void swim_start_probe(swim_t *s, int64_t now)
+{
+    s->probing = false;
+    s->next_probe_ms = now + swim_scaled(s, s->cfg.probe_interval_ms);
+    const swim_rec_t *r = swim_next_target(s, now);
+    if (!r) return;
+    swim_msg_t msgs[2];
+    size_t n = 0;
+    memset(msgs, 0, sizeof msgs);
+    /* Lifeguard's buddy system: tell a suspect it is suspected, so it can
+     * refute without waiting for gossip to reach it. */
+    if (r->state == SWIM_STATE_SUSPECT && s->cfg.lifeguard) {
+        msgs[n].type = SWIM_MSG_SUSPECT;
+        msgs[n].incarnation = r->incarnation;
+        msgs[n].id = r->id;
+        msgs[n].from = s->self_id;
+        n++;
+    }
+    s->probe_seq = ++s->seq;
+    msgs[n].type = SWIM_MSG_PING;
+    msgs[n].seq = s->probe_seq;
+    msgs[n].target = r->id;
+    msgs[n].source = s->self_id;
+    n++;
+    s->probing = true;
+    s->probe_acked = false;
+    s->indirect_sent = false;
+    s->probe_target = r->id;
+    s->nacks_expected = s->nacks_received = 0;
+    s->probe_timeout_at = now + swim_scaled(s, s->cfg.probe_timeout_ms);
+    s->stats.probes++;
+    swim_addr_t to = r->info->gossip;
+    swim_send_msgs(s, &to, msgs, n);
+}
+
+/* Picks up to k distinct alive members other than self and `except`. */
+static size_t swim_pick_members(swim_t *s, size_t k, const swim_id_t *except, bool include_recent_dead, int64_t now,
+                                uint32_t *out)
+{
+    size_t got = 0;
+    uint32_t n = s->table.n;
+    for (uint32_t tries = 0; got < k && tries < 3 * k + 8 && n > 1; tries++) {
+        uint32_t i = (uint32_t)(swim_rand(s) % n);
+        const swim_rec_t *r = &s->table.recs[i];
+        if (swim_id_equal(&r->id, &s->self_id) || (except && swim_id_equal(&r->id, except))) continue;
+        bool ok = r->state == SWIM_STATE_ALIVE ||
+                  (include_recent_dead && (r->state == SWIM_STATE_SUSPECT ||
+                                           (r->state == SWIM_STATE_DEAD &&
+                                            now - r->state_change_ms < (int64_t)s->cfg.gossip_to_dead_ms)));
+        if (!ok) continue;
+        bool dup = false;
+        for (size_t j = 0; j < got; j++) dup |= out[j] == i;
+        if (!dup) out[got++] = i;
+    }
+    return got;
+}
+
+static bool swim_pick_dead(swim_t *s, uint32_t *out)
+{
+    for (int tries = 0; tries < 8 && s->table.n > 1; tries++) {
+        uint32_t i = (uint32_t)(swim_rand(s) % s->table.n);
+        if (s->table.recs[i].state == SWIM_STATE_DEAD) {
+            *out = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void swim_send_indirect(swim_t *s, int64_t now)
+{
+    s->indirect_sent = true;
+    const swim_rec_t *target = swim_find(s, &s->probe_target);
+    if (!target) return;
+    uint32_t picks[SWIM_PICK_MAX];
+    size_t k = s->cfg.indirect_checks < SWIM_PICK_MAX ? s->cfg.indirect_checks : SWIM_PICK_MAX;
+    size_t n = swim_pick_members(s, k, &s->probe_target, false, now, picks);
+    swim_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = SWIM_MSG_PING_REQ;
+    m.seq = s->probe_seq;
+    m.target = target->id;
+    m.target_addr = target->info->gossip;
+    m.source = s->self_id;
+    m.nack = s->cfg.lifeguard;
+    /* Copy the addresses first: sending may not move records, but keep the
+     * loop independent of the table. */
+    swim_addr_t to[SWIM_PICK_MAX];
+    for (size_t i = 0; i < n; i++) to[i] = s->table.recs[picks[i]].info->gossip;
+    for (size_t i = 0; i < n; i++) swim_send_msgs(s, &to[i], &m, 1);
+    s->stats.ping_reqs_sent += n;
+    s->nacks_expected = s->cfg.lifeguard ? (unsigned)n : 0;
+}
+
+static void swim_gossip(swim_t *s, int64_t now)
+{
+    if (s->bcast.n == 0) return;
+    uint32_t picks[SWIM_PICK_MAX];
+    size_t k = s->cfg.gossip_nodes < SWIM_PICK_MAX ? s->cfg.gossip_nodes : SWIM_PICK_MAX;
+    size_t n = swim_pick_members(s, k, NULL, true, now, picks);
+    swim_addr_t to[SWIM_PICK_MAX];
+    for (size_t i = 0; i < n; i++) to[i] = s->table.recs[picks[i]].info->gossip;
+    for (size_t i = 0; i < n && s->bcast.n; i++) swim_send_msgs(s, &to[i], NULL, 0);
+}
+
+static void swim_check_suspicions(swim_t *s, int64_t now)
+{
+    if (now < s->susp_next_ms) return;
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; i < s->table.n; i++) {
+        swim_rec_t *r = &s->table.recs[i];
+        if (r->state != SWIM_STATE_SUSPECT || !r->susp) continue;
+        if (r->susp->deadline_ms <= now) {
+            s->stats.deaths_declared++;
+            swim_on_dead(s, r->incarnation, &r->id, &s->self_id, now);
+        } else if (r->susp->deadline_ms < next) {
+            next = r->susp->deadline_ms;
+        }
+    }
+    s->susp_next_ms = next;
+}
+
+/* A relay timed out: with Lifeguard, tell its requester we got no ACK
+ * either. */
+static void swim_relay_expired(const swim_relay_t *rl, void *ctx)
+{
+    swim_t *s = ctx;
+    if (!rl->nack) return;
+    swim_msg_t m = {.type = SWIM_MSG_NACK, .seq = rl->their_seq, .source = s->self_id};
+    swim_addr_t to = rl->requester;
+    swim_send_msgs(s, &to, &m, 1);
+}
+
+static int64_t swim_push_pull_interval(const swim_t *s)
+{
+    size_t n = swim_live_count(s);
+    double mult = 1.0;
+    if (n > SWIM_PUSH_PULL_SCALE_THRESHOLD)
+        mult = ceil(log2((double)n) - log2((double)SWIM_PUSH_PULL_SCALE_THRESHOLD)) + 1.0;
+    return (int64_t)((double)s->cfg.push_pull_interval_ms * mult);
+}
+
+void swim_tick(swim_t *s, int64_t now)
+{
+    const swim_rec_t *me = swim_find(s, &s->self_id);
+    bool left = me->state == SWIM_STATE_LEFT;
+    if (!left) {
+        swim_check_suspicions(s, now);
+        if (now >= s->next_probe_ms) {
+            if (s->probing && !s->probe_acked) swim_probe_failed(s, now);
+            swim_start_probe(s, now);
+        }
+        if (s->probing && !s->probe_acked && !s->indirect_sent && now >= s->probe_timeout_at)
+            swim_send_indirect(s, now);
+        swim_relay_expire(&s->relays, now, swim_relay_expired, s);
+        if (!s->push_pull_placed && s->next_push_pull_ms != INT64_MAX) {
+            s->push_pull_placed = true;
+            s->next_push_pull_ms = now + 1 + (int64_t)(swim_rand(s) % (uint64_t)swim_push_pull_interval(s));
+        }
+        if (now >= s->next_push_pull_ms) {
+            s->next_push_pull_ms = now + swim_push_pull_interval(s);
+            uint32_t pick;
+            if (s->cb.push_pull && swim_pick_members(s, 1, NULL, false, now, &pick) == 1) {
+                swim_addr_t to = s->table.recs[pick].info->gossip;
+                s->stats.push_pulls++;
+                s->cb.push_pull(s->cb.ctx, &to);
+            }
+            /* Also try one member we think dead (not left): after a
+             * partition heals, this is how the two sides find each other
+             * again, as Serf's reconnect does. */
+            if (s->cb.push_pull && swim_pick_dead(s, &pick)) {
+                swim_addr_t to = s->table.recs[pick].info->gossip;
+                s->stats.push_pulls++;
+                s->cb.push_pull(s->cb.ctx, &to);
+            }
+        }
+    }
+    if (now >= s->next_gossip_ms) {
+        s->next_gossip_ms = now + s->cfg.gossip_interval_ms;
+        swim_gossip(s, now);
+    }
+}
+
+int64_t swim_next_deadline(const swim_t *s)
+{
+    int64_t t = s->next_gossip_ms;
+    const swim_rec_t *me = swim_find(s, &s->self_id);
+    if (me->state == SWIM_STATE_LEFT) return t;
+    if (s->next_probe_ms < t) t = s->next_probe_ms;
+    if (s->probing && !s->probe_acked && !s->indirect_sent && s->probe_timeout_at < t) t = s->probe_timeout_at;
+    if (s->next_push_pull_ms < t) t = s->next_push_pull_ms;
+    if (s->susp_next_ms < t) t = s->susp_next_ms;
+    int64_t relay_at = swim_relay_next_deadline(&s->relays);
+    if (relay_at < t) t = relay_at;
+    return t;
+}
+
+/* ---------- receiving ---------- */
+
+static void swim_on_ping_req(swim_t *s, const swim_addr_t *from, const swim_msg_t *m, int64_t now)
+{
+    swim_relay_t *rl = swim_relay_add(&s->relays);
+    if (!rl) return;
+    rl->our_seq = ++s->seq;
+    rl->their_seq = m->seq;
+    rl->requester = *from;
+    rl->target = m->target;
+    rl->nack = m->nack;
+    rl->deadline_ms = now + swim_scaled(s, s->cfg.probe_timeout_ms);
+    swim_msg_t ping = {.type = SWIM_MSG_PING, .seq = rl->our_seq, .target = m->target, .source = s->self_id};
+    s->stats.pings_relayed++;
+    swim_addr_t to = m->target_addr;
+    swim_send_msgs(s, &to, &ping, 1);
+}
+
+static void swim_on_ack(swim_t *s, const swim_msg_t *m)
+{
+    if (s->probing && !s->probe_acked && m->seq == s->probe_seq && swim_id_equal(&m->source, &s->probe_target)) {
+        s->probe_acked = true;
+        s->stats.acks_received++;
+        swim_health_add(s, -1);
+        return;
+    }
+    swim_relay_t rl;
+    if (swim_relay_take(&s->relays, m->seq, &m->source, &rl)) {
+        swim_msg_t fwd = {.type = SWIM_MSG_ACK, .seq = rl.their_seq, .source = m->source};
+        swim_send_msgs(s, &rl.requester, &fwd, 1);
+    }
+}
+
+typedef struct swim_recv_ctx {
+    swim_t *s;
+    const swim_addr_t *from;
+    int64_t now;
+} swim_recv_ctx_t;
+
+static void swim_dispatch(const swim_msg_t *m, void *ctx)
+{
+    swim_recv_ctx_t *c = ctx;
+    swim_t *s = c->s;
+    switch (m->type) {
+    case SWIM_MSG_PING:
+        if (!swim_id_equal(&m->target, &s->self_id)) {
+            s->stats.drops_wrong_target++;
+            break;
+        }
+        {
+            swim_msg_t ack = {.type = SWIM_MSG_ACK, .seq = m->seq, .source = s->self_id};
+            swim_send_msgs(s, c->from, &ack, 1);
+        }
+        break;
+    case SWIM_MSG_PING_REQ: swim_on_ping_req(s, c->from, m, c->now); break;
+    case SWIM_MSG_ACK: swim_on_ack(s, m); break;
+    case SWIM_MSG_NACK:
+        if (s->probing && m->seq == s->probe_seq) {
+            s->nacks_received++;
+            s->stats.nacks_received++;
+        }
+        break;
+    case SWIM_MSG_ALIVE: swim_on_alive(s, m->incarnation, &m->member, c->now); break;
+    case SWIM_MSG_SUSPECT: swim_on_suspect(s, m->incarnation, &m->id, &m->from, c->now); break;
+    case SWIM_MSG_DEAD: swim_on_dead(s, m->incarnation, &m->id, &m->from, c->now); break;
+    }
+}
+
+void swim_recv(swim_t *s, const swim_addr_t *from, const uint8_t *buf, size_t len, int64_t now)
+{
+    s->stats.packets_in++;
+    s->stats.bytes_in += len;
+    swim_msg_t scratch[SWIM_DECODE_SCRATCH];
+    swim_recv_ctx_t c = {s, from, now};
+    if (swim_packet_decode(buf, len, scratch, SWIM_DECODE_SCRATCH, swim_dispatch, &c) != SWIM_PROTO_OK)
+        s->stats.drops_malformed++;
+}
 /* ---------- push-pull ---------- */
 
 uint8_t *swim_state_export(swim_t *s, bool join, size_t *len)

@@ -257,12 +257,6 @@ uint8_t *swim_state_finish(swim_state_writer_t *w, size_t *len)
 
 typedef swim_proto_status_t st_t;
 
-#define TRY(expr)                                                                                                      \
-    do {                                                                                                               \
-        st_t try_rc_ = (expr);                                                                                         \
-        if (try_rc_ != SWIM_PROTO_OK) return try_rc_;                                                                  \
-    } while (0)
-
 typedef mpk_reader_t cur_t;
 #define cur_left mpk_left
 
@@ -296,9 +290,10 @@ static st_t rd_bin(cur_t *c, const uint8_t **p, size_t *len)
  * the C string differ from what the peer meant, so it is refused. */
 static st_t rd_str(cur_t *c, char *dst, size_t field)
 {
+    st_t rc;
     const uint8_t *p;
     size_t len;
-    TRY((st_t)mpk_str(c, &p, &len));
+    if ((rc = (st_t)mpk_str(c, &p, &len)) != SWIM_PROTO_OK) return rc;
     if (len >= field || memchr(p, '\0', len)) return SWIM_PROTO_MALFORMED;
     memcpy(dst, p, len);
     dst[len] = '\0';
@@ -307,9 +302,10 @@ static st_t rd_str(cur_t *c, char *dst, size_t field)
 
 static st_t rd_id(cur_t *c, swim_id_t *id)
 {
+    st_t rc;
     const uint8_t *p;
     size_t n;
-    TRY(rd_bin(c, &p, &n));
+    if ((rc = rd_bin(c, &p, &n)) != SWIM_PROTO_OK) return rc;
     if (n != SWIM_ID_LEN) return SWIM_PROTO_MALFORMED;
     memcpy(id->b, p, SWIM_ID_LEN);
     return SWIM_PROTO_OK;
@@ -317,13 +313,14 @@ static st_t rd_id(cur_t *c, swim_id_t *id)
 
 static st_t rd_addr(cur_t *c, swim_addr_t *a)
 {
+    st_t rc;
     size_t n, iplen;
     const uint8_t *ip;
     uint64_t port;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != SWIM_PROTO_OK) return rc;
     if (n != 2) return SWIM_PROTO_MALFORMED;
-    TRY(rd_bin(c, &ip, &iplen));
-    TRY(rd_uint(c, 65535, &port));
+    if ((rc = rd_bin(c, &ip, &iplen)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_uint(c, 65535, &port)) != SWIM_PROTO_OK) return rc;
     memset(a, 0, sizeof *a);
     if (iplen == 0) {
         if (port != 0) return SWIM_PROTO_MALFORMED;
@@ -340,16 +337,17 @@ static st_t rd_addr(cur_t *c, swim_addr_t *a)
  * append some; fewer is malformed. */
 static st_t rd_member(cur_t *c, swim_member_info_t *m)
 {
+    st_t rc;
     size_t n;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != SWIM_PROTO_OK) return rc;
     if (n < 7) return SWIM_PROTO_MALFORMED;
-    TRY(rd_id(c, &m->id));
-    TRY(rd_str(c, m->name, sizeof m->name));
-    TRY(rd_addr(c, &m->gossip));
-    TRY(rd_addr(c, &m->peer));
-    TRY(rd_addr(c, &m->http));
-    TRY(rd_str(c, m->zone, sizeof m->zone));
-    TRY(rd_str(c, m->version, sizeof m->version));
+    if ((rc = rd_id(c, &m->id)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_str(c, m->name, sizeof m->name)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_addr(c, &m->gossip)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_addr(c, &m->peer)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_addr(c, &m->http)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_str(c, m->zone, sizeof m->zone)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_str(c, m->version, sizeof m->version)) != SWIM_PROTO_OK) return rc;
     return skip_values(c, n - 7);
 }
 
@@ -363,11 +361,12 @@ static const uint8_t msg_fields[] = {
  * well-formed message of a type this version does not know. */
 static st_t rd_msg(cur_t *c, swim_msg_t *m, bool *known)
 {
+    st_t rc;
     size_t n;
     uint64_t t, v;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != SWIM_PROTO_OK) return rc;
     if (n < 1) return SWIM_PROTO_MALFORMED;
-    TRY(rd_uint(c, UINT64_MAX, &t));
+    if ((rc = rd_uint(c, UINT64_MAX, &t)) != SWIM_PROTO_OK) return rc;
     if (t == 0) return SWIM_PROTO_MALFORMED;
     if (t > SWIM_MSG_DEAD) {
         *known = false;
@@ -380,28 +379,28 @@ static st_t rd_msg(cur_t *c, swim_msg_t *m, bool *known)
     switch (m->type) {
     case SWIM_MSG_PING:
     case SWIM_MSG_PING_REQ:
-        TRY(rd_uint(c, UINT32_MAX, &v));
+        if ((rc = rd_uint(c, UINT32_MAX, &v)) != SWIM_PROTO_OK) return rc;
         m->seq = (uint32_t)v;
-        TRY(rd_id(c, &m->target));
-        if (m->type == SWIM_MSG_PING_REQ) TRY(rd_addr(c, &m->target_addr));
-        TRY(rd_id(c, &m->source));
-        if (m->type == SWIM_MSG_PING_REQ) TRY(rd_bool(c, &m->nack));
+        if ((rc = rd_id(c, &m->target)) != SWIM_PROTO_OK) return rc;
+        if (m->type == SWIM_MSG_PING_REQ && (rc = rd_addr(c, &m->target_addr)) != SWIM_PROTO_OK) return rc;
+        if ((rc = rd_id(c, &m->source)) != SWIM_PROTO_OK) return rc;
+        if (m->type == SWIM_MSG_PING_REQ && (rc = rd_bool(c, &m->nack)) != SWIM_PROTO_OK) return rc;
         break;
     case SWIM_MSG_ACK:
     case SWIM_MSG_NACK:
-        TRY(rd_uint(c, UINT32_MAX, &v));
+        if ((rc = rd_uint(c, UINT32_MAX, &v)) != SWIM_PROTO_OK) return rc;
         m->seq = (uint32_t)v;
-        TRY(rd_id(c, &m->source));
+        if ((rc = rd_id(c, &m->source)) != SWIM_PROTO_OK) return rc;
         break;
     case SWIM_MSG_ALIVE:
-        TRY(rd_uint(c, UINT64_MAX, &m->incarnation));
-        TRY(rd_member(c, &m->member));
+        if ((rc = rd_uint(c, UINT64_MAX, &m->incarnation)) != SWIM_PROTO_OK) return rc;
+        if ((rc = rd_member(c, &m->member)) != SWIM_PROTO_OK) return rc;
         break;
     case SWIM_MSG_SUSPECT:
     case SWIM_MSG_DEAD:
-        TRY(rd_uint(c, UINT64_MAX, &m->incarnation));
-        TRY(rd_id(c, &m->id));
-        TRY(rd_id(c, &m->from));
+        if ((rc = rd_uint(c, UINT64_MAX, &m->incarnation)) != SWIM_PROTO_OK) return rc;
+        if ((rc = rd_id(c, &m->id)) != SWIM_PROTO_OK) return rc;
+        if ((rc = rd_id(c, &m->from)) != SWIM_PROTO_OK) return rc;
         break;
     }
     return skip_values(c, n - msg_fields[t]);
@@ -410,9 +409,10 @@ static st_t rd_msg(cur_t *c, swim_msg_t *m, bool *known)
 swim_proto_status_t swim_packet_decode(const uint8_t *buf, size_t len, swim_msg_t *scratch, size_t scratch_cap,
                                        swim_msg_fn fn, void *ctx)
 {
+    st_t rc;
     cur_t c = {.p = buf, .len = buf ? len : 0};
     size_t n, count = 0;
-    TRY(rd_array(&c, &n));
+    if ((rc = rd_array(&c, &n)) != SWIM_PROTO_OK) return rc;
     if (n == 0) return SWIM_PROTO_MALFORMED;
     for (size_t i = 0; i < n; i++) {
         swim_msg_t tmp;
@@ -420,7 +420,7 @@ swim_proto_status_t swim_packet_decode(const uint8_t *buf, size_t len, swim_msg_
         /* Decode straight into scratch while there is room; past it, a
          * known message means the datagram holds more than we accept. */
         swim_msg_t *m = count < scratch_cap ? &scratch[count] : &tmp;
-        TRY(rd_msg(&c, m, &known));
+        if ((rc = rd_msg(&c, m, &known)) != SWIM_PROTO_OK) return rc;
         if (!known) continue;
         if (m == &tmp) return SWIM_PROTO_MALFORMED;
         count++;
@@ -434,43 +434,45 @@ swim_proto_status_t swim_packet_decode(const uint8_t *buf, size_t len, swim_msg_
 /* One pass over a state buffer; with fn NULL it only validates. */
 static st_t state_walk(cur_t *c, size_t max_records, bool *join, swim_state_fn fn, void *ctx)
 {
+    st_t rc;
     size_t n, nrec;
     uint64_t v;
-    TRY(rd_array(c, &n));
+    if ((rc = rd_array(c, &n)) != SWIM_PROTO_OK) return rc;
     if (n < 3) return SWIM_PROTO_MALFORMED;
-    TRY(rd_uint(c, UINT64_MAX, &v));
+    if ((rc = rd_uint(c, UINT64_MAX, &v)) != SWIM_PROTO_OK) return rc;
     if (v != 8) return SWIM_PROTO_MALFORMED;
-    TRY(rd_bool(c, join));
-    TRY(rd_array(c, &nrec));
+    if ((rc = rd_bool(c, join)) != SWIM_PROTO_OK) return rc;
+    if ((rc = rd_array(c, &nrec)) != SWIM_PROTO_OK) return rc;
     if (nrec > max_records) return SWIM_PROTO_MALFORMED;
     for (size_t i = 0; i < nrec; i++) {
         swim_state_record_t r;
         size_t k;
         memset(&r, 0, sizeof r);
-        TRY(rd_array(c, &k));
+        if ((rc = rd_array(c, &k)) != SWIM_PROTO_OK) return rc;
         if (k < 3) return SWIM_PROTO_MALFORMED;
-        TRY(rd_uint(c, SWIM_STATE_LEFT, &v));
+        if ((rc = rd_uint(c, SWIM_STATE_LEFT, &v)) != SWIM_PROTO_OK) return rc;
         r.state = (swim_state_t)v;
-        TRY(rd_uint(c, UINT64_MAX, &r.incarnation));
-        TRY(rd_member(c, &r.member));
-        TRY(skip_values(c, k - 3));
+        if ((rc = rd_uint(c, UINT64_MAX, &r.incarnation)) != SWIM_PROTO_OK) return rc;
+        if ((rc = rd_member(c, &r.member)) != SWIM_PROTO_OK) return rc;
+        if ((rc = skip_values(c, k - 3)) != SWIM_PROTO_OK) return rc;
         if (fn) fn(&r, ctx);
     }
-    TRY(skip_values(c, n - 3));
+    if ((rc = skip_values(c, n - 3)) != SWIM_PROTO_OK) return rc;
     return c->pos == c->len ? SWIM_PROTO_OK : SWIM_PROTO_MALFORMED;
 }
 
 swim_proto_status_t swim_state_decode(const uint8_t *buf, size_t len, size_t max_records, bool *join,
                                       swim_state_fn fn, void *ctx)
 {
+    st_t rc;
     /* Two passes instead of a copy: the first proves the whole buffer valid
      * without allocating, so the caller never sees half a state. */
     cur_t c = {.p = buf, .len = buf ? len : 0};
     bool j;
-    TRY(state_walk(&c, max_records, &j, NULL, NULL));
+    if ((rc = state_walk(&c, max_records, &j, NULL, NULL)) != SWIM_PROTO_OK) return rc;
     if (fn) {
         c.pos = 0;
-        TRY(state_walk(&c, max_records, &j, fn, ctx));
+        if ((rc = state_walk(&c, max_records, &j, fn, ctx)) != SWIM_PROTO_OK) return rc;
     }
     if (join) *join = j;
     return SWIM_PROTO_OK;

@@ -1,9 +1,11 @@
 #include "http/http_conn.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Bodies at least this large are written from the caller's memory instead
  * of being copied next to the headers. */
@@ -85,7 +87,7 @@ static int http_fail(http_conn_t *c, int status, const char *code, const char *m
 static int http_hbuf_append(http_conn_t *c, const char *at, size_t len)
 {
     http_request_t *r = &c->req;
-    const http_limits_t *lim = http_server_limits(c->server);
+    const http_limits_t *lim = c->env->limits;
     if (r->hbuf_len + len > lim->max_header_bytes)
         return http_fail(c, 431, "header_too_large", "request header section too large");
     if (!http_grow(&r->hbuf, &r->hbuf_cap, r->hbuf_len + len))
@@ -106,7 +108,7 @@ static int http_on_message_begin(llhttp_t *p)
     r->tag = 0;
     r->start_ns = uv_hrtime();
     c->state = HTTP_CONN_READING;
-    c->request_start_ms = uv_now(http_server_loop(c->server));
+    c->request_start_ms = uv_now(c->env->loop);
     c->responded = false;
     return 0;
 }
@@ -120,6 +122,7 @@ static int http_on_url_complete(llhttp_t *p)
 {
     http_conn_t *c = http_conn_of(p);
     c->req.url_len = c->req.hbuf_len;
+    c->req.llhttp_method = p->method; /* parsed before the URL */
     return 0;
 }
 
@@ -130,7 +133,7 @@ static int http_on_header_field(llhttp_t *p, const char *at, size_t len)
     /* A field may arrive in several pieces; a new header starts when the
      * last one already has its value position. */
     if (r->nheaders == 0 || r->headers[r->nheaders - 1].value_off != UINT32_MAX) {
-        const http_limits_t *lim = http_server_limits(c->server);
+        const http_limits_t *lim = c->env->limits;
         if (r->nheaders >= lim->max_headers)
             return http_fail(c, 431, "too_many_headers", "too many request header fields");
         if (r->nheaders == r->headers_cap) {
@@ -180,9 +183,9 @@ static int http_on_headers_complete(llhttp_t *p)
 {
     http_conn_t *c = http_conn_of(p);
     http_request_t *r = &c->req;
-    const http_handler_t *h = http_server_handler(c->server);
+    const http_handler_t *h = c->env->handler;
     r->method = http_method_from_llhttp(p->method);
-    r->body_limit = h->body_limit ? h->body_limit(r, h->ctx) : http_server_limits(c->server)->max_body_bytes;
+    r->body_limit = h->body_limit ? h->body_limit(r, h->ctx) : c->env->limits->max_body_bytes;
     bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     if (has_length && p->content_length > r->body_limit) {
         c->pending_status = 413;
@@ -241,30 +244,35 @@ static int http_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static const llhttp_settings_t *http_settings(void)
-{
-    static llhttp_settings_t settings;
-    static bool ready;
-    if (!ready) {
-        /* Written once with identical values from any loop thread. */
-        llhttp_settings_t s;
-        llhttp_settings_init(&s);
-        s.on_message_begin = http_on_message_begin;
-        s.on_url = http_on_url;
-        s.on_url_complete = http_on_url_complete;
-        s.on_header_field = http_on_header_field;
-        s.on_header_field_complete = http_on_header_field_complete;
-        s.on_header_value = http_on_header_value;
-        s.on_headers_complete = http_on_headers_complete;
-        s.on_body = http_on_body;
-        s.on_message_complete = http_on_message_complete;
-        settings = s;
-        ready = true;
-    }
-    return &settings;
-}
+/* Every loop thread's parsers share these: constant from compile time, so no
+ * thread ever writes them (llhttp_settings_init() only zeroes the struct). */
+static const llhttp_settings_t http_settings = {
+    .on_message_begin = http_on_message_begin,
+    .on_url = http_on_url,
+    .on_url_complete = http_on_url_complete,
+    .on_header_field = http_on_header_field,
+    .on_header_field_complete = http_on_header_field_complete,
+    .on_header_value = http_on_header_value,
+    .on_headers_complete = http_on_headers_complete,
+    .on_body = http_on_body,
+    .on_message_complete = http_on_message_complete,
+};
 
 /* ---------- responses ---------- */
+
+/* The Date header changes once a second; formatting it per response would
+ * cost more than the rest of a small response. */
+static const char *http_conn_date(http_conn_env_t *env)
+{
+    time_t now = time(NULL);
+    if (now != env->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(env->date, sizeof env->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        env->date_sec = now;
+    }
+    return env->date;
+}
 
 static char *http_put_uint(char *p, uint64_t v)
 {
@@ -303,7 +311,7 @@ static void http_conn_queue_response(http_conn_t *c, http_method_t method, bool 
     static const char server_hdr[] = "\r\nServer: dcache\r\nDate: ";
     memcpy(p, server_hdr, sizeof server_hdr - 1);
     p += sizeof server_hdr - 1;
-    const char *date = http_server_date(c->server);
+    const char *date = http_conn_date(c->env);
     size_t dl = strlen(date);
     memcpy(p, date, dl);
     p += dl;
@@ -391,16 +399,17 @@ static void http_conn_unref(http_conn_t *c)
     if (--c->refs == 0) http_conn_free(c);
 }
 
-void http_respond(http_request_t *r, const http_response_t *resp)
+/* The request's respond hook: every request is the `req` of its connection. */
+static void http_conn_respond(http_request_t *r, const http_response_t *resp)
 {
-    http_conn_t *c = r->conn;
+    http_conn_t *c = (http_conn_t *)((char *)r - offsetof(http_conn_t, req));
     if (!r->in_handler) {
         /* A second response to one request is a handler bug; dropping it
          * keeps the connection's framing intact. */
         if (resp->body_release) resp->body_release(resp->body_release_ctx);
         return;
     }
-    const http_handler_t *h = http_server_handler(c->server);
+    const http_handler_t *h = c->env->handler;
     if (c->state == HTTP_CONN_CLOSING) {
         /* The client went away while the handler worked. */
         if (resp->body_release) resp->body_release(resp->body_release_ctx);
@@ -409,13 +418,13 @@ void http_respond(http_request_t *r, const http_response_t *resp)
         http_conn_unref(c);
         return;
     }
-    bool keep_alive = r->keep_alive && !http_server_draining(c->server);
+    bool keep_alive = r->keep_alive && !c->env->draining;
     http_conn_queue_response(c, r->method, c->parser.http_minor == 0, resp, keep_alive);
     if (h->on_response) h->on_response(r, resp->status, h->ctx);
     http_request_reset(r);
     c->responded = true;
     c->state = HTTP_CONN_IDLE;
-    c->last_activity_ms = uv_now(http_server_loop(c->server));
+    c->last_activity_ms = uv_now(c->env->loop);
     if (!keep_alive) c->close_after_write = true;
     c->refs--; /* the handler's hold; the socket's is still there */
     if (!c->processing) {
@@ -430,10 +439,10 @@ static void http_conn_send_error(http_conn_t *c, int status, const char *code, c
     int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"code\":\"%s\"}", message, code);
     http_response_t resp = {.status = status, .content_type = "application/json", .body = body, .body_len = (size_t)n};
     http_conn_queue_response(c, HTTP_M_OTHER, false, &resp, false);
-    const http_handler_t *h = http_server_handler(c->server);
+    const http_handler_t *h = c->env->handler;
     if (h->on_response) h->on_response(&c->req, status, h->ctx);
     c->close_after_write = true;
-    http_server_stats_t *st = http_server_stats(c->server);
+    http_server_stats_t *st = c->env->stats;
     switch (status) {
     case 400: atomic_fetch_add_explicit(&st->malformed, 1, memory_order_relaxed); break;
     case 408: atomic_fetch_add_explicit(&st->header_timeouts, 1, memory_order_relaxed); break;
@@ -448,8 +457,8 @@ static void http_conn_send_error(http_conn_t *c, int status, const char *code, c
 static void http_conn_dispatch(http_conn_t *c)
 {
     http_request_t *r = &c->req;
-    const http_handler_t *h = http_server_handler(c->server);
-    atomic_fetch_add_explicit(&http_server_stats(c->server)->requests, 1, memory_order_relaxed);
+    const http_handler_t *h = c->env->handler;
+    atomic_fetch_add_explicit(&c->env->stats->requests, 1, memory_order_relaxed);
     c->state = HTTP_CONN_HANDLING;
     c->responded = false;
     r->in_handler = true;
@@ -508,9 +517,8 @@ static void http_conn_process(http_conn_t *c)
 static void http_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     http_conn_t *c = h->data;
-    size_t len;
-    buf->base = http_server_read_buffer(c->server, &len);
-    buf->len = len;
+    buf->base = c->env->read_buffer;
+    buf->len = c->env->read_buffer_len;
 }
 
 static void http_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -521,8 +529,8 @@ static void http_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         return;
     }
     if (nread == 0) return;
-    atomic_fetch_add_explicit(&http_server_stats(c->server)->bytes_in, (uint64_t)nread, memory_order_relaxed);
-    c->last_activity_ms = uv_now(http_server_loop(c->server));
+    atomic_fetch_add_explicit(&c->env->stats->bytes_in, (uint64_t)nread, memory_order_relaxed);
+    c->last_activity_ms = uv_now(c->env->loop);
     if (c->close_after_write || c->state == HTTP_CONN_CLOSING) return; /* lingering: discard */
     c->processing = true;
     c->refs++;
@@ -578,7 +586,7 @@ static void http_conn_maybe_finish(http_conn_t *c)
         return;
     }
     c->shut_down = true;
-    c->last_activity_ms = uv_now(http_server_loop(c->server));
+    c->last_activity_ms = uv_now(c->env->loop);
 }
 
 static void http_write_cb(uv_write_t *req, int status)
@@ -602,7 +610,7 @@ static void http_conn_flush(http_conn_t *c)
 {
     if (c->state == HTTP_CONN_CLOSING) return;
     uv_stream_t *s = (uv_stream_t *)&c->tcp;
-    http_server_stats_t *st = http_server_stats(c->server);
+    http_server_stats_t *st = c->env->stats;
     if (c->nsegs == 0 && c->writes_in_flight == 0 && c->wbuf_len) {
         /* Fast path: one buffer, written straight away, kept for reuse. */
         uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)c->wbuf_len);
@@ -658,7 +666,7 @@ static void http_conn_flush(http_conn_t *c)
 static void http_close_cb(uv_handle_t *h)
 {
     http_conn_t *c = h->data;
-    http_server_conn_closed(c->server, c);
+    c->env->closed(c, c->env->ctx);
     http_conn_unref(c);
 }
 
@@ -679,8 +687,8 @@ bool http_conn_close_if_idle(http_conn_t *c)
 
 void http_conn_check_timeouts(http_conn_t *c, uint64_t now_ms)
 {
-    const http_limits_t *lim = http_server_limits(c->server);
-    http_server_stats_t *st = http_server_stats(c->server);
+    const http_limits_t *lim = c->env->limits;
+    http_server_stats_t *st = c->env->stats;
     switch (c->state) {
     case HTTP_CONN_READING:
         if (!c->close_after_write && now_ms - c->request_start_ms > lim->header_timeout_ms) {
@@ -704,14 +712,15 @@ void http_conn_check_timeouts(http_conn_t *c, uint64_t now_ms)
     }
 }
 
-void http_conn_start(http_server_t *s, http_conn_t *c)
+void http_conn_start(http_conn_env_t *env, http_conn_t *c)
 {
-    c->server = s;
+    c->env = env;
     c->tcp.data = c;
     c->refs = 1;
-    c->req.conn = c;
-    c->last_activity_ms = uv_now(http_server_loop(s));
-    llhttp_init(&c->parser, HTTP_REQUEST, http_settings());
+    c->req.respond = http_conn_respond;
+    c->req.peer = c->peer;
+    c->last_activity_ms = uv_now(env->loop);
+    llhttp_init(&c->parser, HTTP_REQUEST, &http_settings);
     c->parser.data = c;
     struct sockaddr_storage ss;
     int sl = sizeof ss;

@@ -2,41 +2,56 @@
  * llhttp, dispatching one request at a time, and writing responses in order.
  * Internal to http/; the public contract is http_server.h.
  *
- * Ownership: the server owns its connections (a linked list); a connection
- * owns its request, its buffered input and its queued output. A connection
- * whose socket is closed while its handler still holds the request lives on
- * (http_conn_t.refs) until the handler responds.
+ * A connection knows its server only through an http_conn_env_t, the few
+ * things the server lends every connection of its loop, so the server
+ * depends on connections and never the other way round.
+ *
+ * Ownership: the server allocates each connection, links it in its list
+ * (prev/next are the server's) and owns the env, which must outlive every
+ * connection pointing at it. A connection owns its request, its buffered
+ * input and its queued output, and frees itself: once its socket is closed
+ * and no handler holds its request (refs), which may be after the server
+ * heard it closed (env->closed) if a handler still works on the request.
+ *
+ * Threads: a connection, its env and everything here belong to the server's
+ * loop thread. The env's counters are atomic for readers on other threads.
  */
 #ifndef DCACHE_HTTP_CONN_H
 #define DCACHE_HTTP_CONN_H
 
 #include <llhttp.h>
+#include <time.h>
+#include <uv.h>
 
-#include "http/http_server.h"
+#include "http/http_limits.h"
+#include "http/http_request_internal.h"
 
 typedef struct http_conn http_conn_t;
 
-typedef struct http_header_ref {
-    uint32_t name_off, name_len, value_off, value_len;
-} http_header_ref_t;
-
-struct http_request {
-    http_conn_t *conn;
-    http_method_t method;
-    uint64_t start_ns;
-    /* Request line and header bytes, copied out of the read buffer because
-     * llhttp may deliver them in pieces across reads. */
-    char *hbuf;
-    size_t hbuf_len, hbuf_cap;
-    size_t url_len; /* the URL is hbuf[0 .. url_len) */
-    http_header_ref_t *headers;
-    unsigned nheaders, headers_cap;
-    char *body;
-    size_t body_len, body_cap, body_limit;
-    bool keep_alive;
-    bool in_handler;  /* dispatched, no response yet */
-    int tag;
-};
+/* What a connection needs from its server: lent at start, read (and the
+ * date cache written) on the loop thread only. */
+typedef struct http_conn_env {
+    uv_loop_t *loop;
+    const http_limits_t *limits;
+    const http_handler_t *handler;
+    http_server_stats_t *stats;
+    /* One read buffer for every connection of the loop: a read is parsed,
+     * or copied into the connection's own input, before the next one. */
+    char *read_buffer;
+    size_t read_buffer_len;
+    /* Set by the server when it shuts down: responses then close their
+     * connection. */
+    bool draining;
+    /* Called once per connection, from libuv's close callback (never from
+     * inside http_conn_close()), when its socket is closed: the server
+     * unlinks it there. The connection may live on a little (a handler
+     * still holds its request) but is no longer the server's. */
+    void (*closed)(http_conn_t *c, void *ctx);
+    void *ctx;
+    /* The Date header, formatted once a second (per loop, so unshared). */
+    char date[40];
+    time_t date_sec;
+} http_conn_env_t;
 
 /* An output segment: bytes to write and what to do with them afterwards. */
 typedef struct http_seg {
@@ -56,7 +71,7 @@ typedef enum {
 
 struct http_conn {
     uv_tcp_t tcp;
-    http_server_t *server;
+    http_conn_env_t *env;
     http_conn_t *prev, *next;
     llhttp_t parser;
     http_conn_state_t state;
@@ -84,23 +99,16 @@ struct http_conn {
     char peer[64];
 };
 
-/* Sets up a connection accepted on the server's listener and starts
- * reading. On failure the connection is closed and freed. */
-void http_conn_start(http_server_t *s, http_conn_t *c);
-/* Closes the socket; the connection is freed when nothing holds it. */
+/* Sets up a connection the server accepted (c->tcp, zeroed otherwise) and
+ * starts reading. */
+void http_conn_start(http_conn_env_t *env, http_conn_t *c);
+/* Closes the socket; env->closed follows from the close callback and the
+ * connection is freed when nothing holds it. Safe to call again. */
 void http_conn_close(http_conn_t *c);
 /* Closes the connection if it is between requests (shutdown, idle timeout). */
 bool http_conn_close_if_idle(http_conn_t *c);
-/* Called by the server's sweep timer. */
+/* Called by the server's sweep timer: sends 408 or closes connections that
+ * waited too long. */
 void http_conn_check_timeouts(http_conn_t *c, uint64_t now_ms);
-
-/* Internal to the server, used by connections. */
-uv_loop_t *http_server_loop(http_server_t *s);
-const http_limits_t *http_server_limits(http_server_t *s);
-const http_handler_t *http_server_handler(http_server_t *s);
-bool http_server_draining(http_server_t *s);
-const char *http_server_date(http_server_t *s);
-void http_server_conn_closed(http_server_t *s, http_conn_t *c);
-char *http_server_read_buffer(http_server_t *s, size_t *len);
 
 #endif

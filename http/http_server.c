@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http/http_conn.h"
@@ -24,78 +22,26 @@ struct http_server {
     uv_timer_t sweep;
     http_conn_t *conns;      /* every open connection */
     size_t nconns;
-    bool draining;
     bool sweep_closing;
     void (*on_drained)(void *arg);
     void *on_drained_arg;
     unsigned handles_open;   /* listener + sweep timer, for shutdown */
     int port;
-    char date[40];
-    time_t date_sec;
+    http_conn_env_t env;     /* lent to every connection; env.draining is the server's flag */
     char read_buffer[HTTP_READ_BUFFER];
     http_server_stats_t stats;
 };
-
-void http_limits_default(http_limits_t *l)
-{
-    l->max_header_bytes = 16384;
-    l->max_headers = 100;
-    l->max_body_bytes = 1u << 20;
-    l->header_timeout_ms = 10000;
-    l->idle_timeout_ms = 60000;
-    l->max_connections = 10000;
-}
-
-uv_loop_t *http_server_loop(http_server_t *s)
-{
-    return s->loop;
-}
-
-const http_limits_t *http_server_limits(http_server_t *s)
-{
-    return &s->limits;
-}
-
-const http_handler_t *http_server_handler(http_server_t *s)
-{
-    return &s->handler;
-}
-
-bool http_server_draining(http_server_t *s)
-{
-    return s->draining;
-}
 
 http_server_stats_t *http_server_stats(http_server_t *s)
 {
     return &s->stats;
 }
 
-char *http_server_read_buffer(http_server_t *s, size_t *len)
-{
-    *len = sizeof s->read_buffer;
-    return s->read_buffer;
-}
-
-/* The Date header changes once a second; formatting it per response would
- * cost more than the rest of a small response. */
-const char *http_server_date(http_server_t *s)
-{
-    time_t now = time(NULL);
-    if (now != s->date_sec) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        s->date_sec = now;
-    }
-    return s->date;
-}
-
 static void http_handle_closed(uv_handle_t *h);
 
 static void http_server_maybe_drained(http_server_t *s)
 {
-    if (!s->draining || s->nconns) return;
+    if (!s->env.draining || s->nconns) return;
     if (!s->sweep_closing) {
         s->sweep_closing = true;
         uv_close((uv_handle_t *)&s->sweep, http_handle_closed);
@@ -108,8 +54,10 @@ static void http_server_maybe_drained(http_server_t *s)
     }
 }
 
-void http_server_conn_closed(http_server_t *s, http_conn_t *c)
+/* env.closed: a connection's socket is closed. */
+static void http_server_conn_closed(http_conn_t *c, void *ctx)
 {
+    http_server_t *s = ctx;
     if (c->prev) c->prev->next = c->next;
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -125,7 +73,7 @@ static void http_sweep_cb(uv_timer_t *t)
     uint64_t now = uv_now(s->loop);
     for (http_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (s->draining) http_conn_close_if_idle(c);
+        if (s->env.draining) http_conn_close_if_idle(c);
         else http_conn_check_timeouts(c, now);
     }
 }
@@ -137,6 +85,14 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_limits_t *limits, con
     s->loop = loop;
     s->limits = *limits;
     s->handler = *handler;
+    s->env = (http_conn_env_t){.loop = loop,
+                               .limits = &s->limits,
+                               .handler = &s->handler,
+                               .stats = &s->stats,
+                               .read_buffer = s->read_buffer,
+                               .read_buffer_len = sizeof s->read_buffer,
+                               .closed = http_server_conn_closed,
+                               .ctx = s};
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     s->handles_open = 1;
@@ -167,7 +123,7 @@ static void http_reject(uv_stream_t *listener, http_server_t *s)
 static void http_on_connection(uv_stream_t *listener, int status)
 {
     http_server_t *s = listener->data;
-    if (status < 0 || s->draining) return;
+    if (status < 0 || s->env.draining) return;
     if (s->nconns >= s->limits.max_connections) {
         http_reject(listener, s);
         return;
@@ -175,9 +131,6 @@ static void http_on_connection(uv_stream_t *listener, int status)
     http_conn_t *c = calloc(1, sizeof *c);
     if (!c) return;
     uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
-    c->server = s;
-    c->refs = 1;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         c->state = HTTP_CONN_CLOSING;
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
@@ -189,7 +142,7 @@ static void http_on_connection(uv_stream_t *listener, int status)
     s->nconns++;
     atomic_fetch_add_explicit(&s->stats.connections_accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->stats.connections_active, 1, memory_order_relaxed);
-    http_conn_start(s, c);
+    http_conn_start(&s->env, c);
 }
 
 int http_listen_socket(const char *host, int port, int *fd_out, int *port_out)
@@ -211,7 +164,7 @@ int http_listen_socket(const char *host, int port, int *fd_out, int *port_out)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
         rc = -errno;
         close(fd);
         freeaddrinfo(res);
@@ -258,7 +211,7 @@ int http_server_listen(http_server_t *s, const char *host, int port)
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     if ((rc = uv_tcp_open(&s->listener, fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 1024, http_on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, http_on_connection)) != 0) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         return rc;
     }
@@ -281,7 +234,7 @@ static void http_handle_closed(uv_handle_t *h)
 
 void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg)
 {
-    s->draining = true;
+    s->env.draining = true;
     s->on_drained = done;
     s->on_drained_arg = arg;
     if (s->listening) {
@@ -302,164 +255,4 @@ void http_server_shutdown(http_server_t *s, void (*done)(void *arg), void *arg)
 void http_server_free(http_server_t *s)
 {
     free(s);
-}
-
-/* ---------- request accessors ---------- */
-
-http_method_t http_request_method(const http_request_t *r)
-{
-    return r->method;
-}
-
-const char *http_request_method_name(const http_request_t *r)
-{
-    return llhttp_method_name((llhttp_method_t)r->conn->parser.method);
-}
-
-/* Splits the request target into path and query; an absolute-form target
- * (http://host/path) is reduced to its path. */
-static void http_request_target(const http_request_t *r, const char **path, size_t *plen, const char **query,
-                                size_t *qlen)
-{
-    const char *u = r->hbuf;
-    size_t n = r->url_len;
-    size_t start = 0;
-    if (n > 7 && (strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0)) {
-        const char *slash = memchr(u + 8, '/', n - 8);
-        start = slash ? (size_t)(slash - u) : n;
-    }
-    size_t end = n;
-    const char *hash = memchr(u + start, '#', n - start);
-    if (hash) end = (size_t)(hash - u);
-    const char *q = memchr(u + start, '?', end - start);
-    size_t pend = q ? (size_t)(q - u) : end;
-    *path = u + start;
-    *plen = pend - start;
-    *query = q ? q + 1 : u + end;
-    *qlen = q ? end - (pend + 1) : 0;
-}
-
-const char *http_request_path(const http_request_t *r, size_t *len)
-{
-    const char *p, *q;
-    size_t ql;
-    http_request_target(r, &p, len, &q, &ql);
-    return p;
-}
-
-const char *http_request_query(const http_request_t *r, size_t *len)
-{
-    const char *p, *q;
-    size_t pl;
-    http_request_target(r, &p, &pl, &q, len);
-    return q;
-}
-
-const char *http_request_header(const http_request_t *r, const char *name, size_t *len)
-{
-    size_t nl = strlen(name);
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        const http_header_ref_t *h = &r->headers[i];
-        if (h->name_len == nl && h->value_off != UINT32_MAX && strncasecmp(r->hbuf + h->name_off, name, nl) == 0) {
-            const char *v = r->hbuf + h->value_off;
-            size_t vl = h->value_len;
-            while (vl && (*v == ' ' || *v == '\t')) v++, vl--;
-            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-            *len = vl;
-            return v;
-        }
-    }
-    *len = 0;
-    return NULL;
-}
-
-const char *http_request_body(const http_request_t *r, size_t *len)
-{
-    *len = r->body_len;
-    return r->body_len ? r->body : "";
-}
-
-uint64_t http_request_start_ns(const http_request_t *r)
-{
-    return r->start_ns;
-}
-
-const char *http_request_peer(const http_request_t *r)
-{
-    return r->conn->peer;
-}
-
-void http_request_set_tag(http_request_t *r, int tag)
-{
-    r->tag = tag;
-}
-
-int http_request_tag(const http_request_t *r)
-{
-    return r->tag;
-}
-
-/* ---------- response helpers ---------- */
-
-void http_respond_json(http_request_t *r, int status, const char *json, size_t len)
-{
-    http_response_t resp = {.status = status, .content_type = "application/json", .body = json, .body_len = len};
-    http_respond(r, &resp);
-}
-
-void http_respond_error(http_request_t *r, int status, const char *code, const char *message)
-{
-    char body[1024];
-    size_t n = 0;
-    static const char head[] = "{\"error\":\"";
-    memcpy(body, head, sizeof head - 1);
-    n = sizeof head - 1;
-    /* Escape for JSON; messages may quote client input. */
-    for (const unsigned char *m = (const unsigned char *)message; *m && n < sizeof body - 80; m++) {
-        if (*m == '"' || *m == '\\') {
-            body[n++] = '\\';
-            body[n++] = (char)*m;
-        } else if (*m < 0x20) {
-            n += (size_t)snprintf(body + n, 8, "\\u%04x", *m);
-        } else {
-            body[n++] = (char)*m;
-        }
-    }
-    n += (size_t)snprintf(body + n, sizeof body - n, "\",\"code\":\"%s\"}", code);
-    if (n >= sizeof body) n = sizeof body - 1;
-    http_respond_json(r, status, body, n);
-}
-
-const char *http_status_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
-    }
 }

@@ -20,6 +20,8 @@
 #include "node/metrics/metrics_history.h"
 #include "node/store/store.h"
 #include "node/core/sysinfo.h"
+#include "node/l2/l2_drainer.h"
+#include "node/l2/l2_sentinel.h"
 #include "node/member/topo.h"
 #include "node/worker.h"
 

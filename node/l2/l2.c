@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "node/core/closer.h"
 #include "node/core/log.h"
 
 #define L2_MAGIC "dc1"
@@ -44,9 +45,7 @@ struct l2 {
     uv_timer_t defer_timer;    /* delivers failures outside the caller's stack */
     l2_deferred_t *deferred, *deferred_tail;
     bool closing;
-    unsigned open;
-    void (*done)(void *);
-    void *done_arg;
+    closer_t closer;           /* the timer and every client not yet closed */
 };
 
 static int64_t l2_wall_ms(void)
@@ -128,7 +127,7 @@ static void l2_breaker_changed(breaker_state_t from, breaker_state_t to, void *c
 
 void l2_shared_init(l2_shared_t *s)
 {
-    breaker_init(&s->breaker, 5, 2000, l2_breaker_changed, s);
+    breaker_init(&s->breaker, BREAKER_THRESHOLD_DEFAULT, BREAKER_OPEN_MS_DEFAULT, l2_breaker_changed, s);
     pthread_mutex_init(&s->addr_lock, NULL);
     atomic_init(&s->addr_gen, 0);
 }
@@ -161,15 +160,10 @@ const char *l2_state_name(l2_shared_t *s)
 
 /* ---------- client ---------- */
 
-static void l2_part_closed(void *arg)
-{
-    l2_t *l = arg;
-    if (--l->open == 0 && l->done) l->done(l->done_arg);
-}
-
 static void l2_timer_closed(uv_handle_t *h)
 {
-    l2_part_closed(h->data);
+    l2_t *l = h->data;
+    closer_closed(&l->closer);
 }
 
 static void l2_defer_cb(uv_timer_t *t)
@@ -211,7 +205,7 @@ l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s)
     l->s = s;
     uv_timer_init(loop, &l->defer_timer);
     l->defer_timer.data = l;
-    l->open = 1; /* the timer; each client adds one */
+    closer_add(&l->closer, 1); /* the timer; each client adds one */
     return l;
 }
 
@@ -226,7 +220,7 @@ static void l2_retired_closed(void *arg)
     l2_t *l = x->l;
     redis_uv_free(x->r);
     free(x);
-    l2_part_closed(l);
+    closer_closed(&l->closer);
 }
 
 /* The client for the current master: made on first use, and made again
@@ -256,7 +250,7 @@ static redis_uv_t *l2_redis(l2_t *l)
     }
     l->redis = r;
     l->gen = g;
-    l->open++;
+    closer_add(&l->closer, 1);
     return r;
 }
 
@@ -567,13 +561,12 @@ void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg)
 {
     l->closing = true;
-    l->done = done;
-    l->done_arg = arg;
     /* Deferred answers still go out: their callers wait for them. */
     if (l->deferred) l2_defer_cb(&l->defer_timer);
     uv_timer_stop(&l->defer_timer);
     uv_close((uv_handle_t *)&l->defer_timer, l2_timer_closed);
-    if (l->redis) redis_uv_close(l->redis, l2_part_closed, l);
+    if (l->redis) redis_uv_close(l->redis, closer_closed_cb, &l->closer);
+    closer_finish(&l->closer, done, arg);
 }
 
 void l2_free(l2_t *l)

@@ -11,16 +11,30 @@
  * Redis holds is not newer (a replayed or late write never overwrites a
  * newer one), and deletes likewise only remove older values.
  *
- * Failures: a breaker (node/breaker.h) around Redis, shared by every loop:
- * after `breaker_failures` consecutive errors or timeouts calls fail at once
- * for a pause, then one trial goes through. Callers turn "unavailable" into
- * 503 (reads that miss L1, writes in sync mode) or a journal append
- * (writes in journal mode, node/journal.h).
+ * Failures: a breaker (node/core/breaker.h, locked form) around Redis,
+ * shared by every loop: after BREAKER_THRESHOLD_DEFAULT consecutive errors
+ * or timeouts calls fail at once for a pause, then one trial goes through.
+ * Callers turn "unavailable" into 503 (reads that miss L1, writes in sync
+ * mode) or a journal append (writes in journal mode, node/l2/journal.h).
  *
- * Threads: l2_shared_t is shared by every loop (breaker, journal, counters
- * are thread-safe); each loop has its own l2_t client. Every l2_t call and
- * callback runs on that loop's thread. Ownership: main owns l2_shared_t;
- * each worker owns its l2_t (l2_close, then l2_free after done).
+ * Threads: l2_shared_t is shared by every loop. Its breaker, journal and
+ * counters are thread-safe, and l2_shared_set_master() and l2_state_name()
+ * may be called from any thread; l2_shared_init() and l2_shared_destroy()
+ * run while no loop uses it. Each loop has its own l2_t client: every l2_t
+ * call, and every callback it makes, runs on that loop's thread.
+ *
+ * Callbacks: a call that takes a callback (l2_get, l2_set, l2_del,
+ * l2_unlink_matching, l2_unlink_keys) calls it exactly once, and never from
+ * inside the call: one that fails at once is answered from the loop, so the
+ * caller may finish its own bookkeeping first. Calls still in flight at
+ * l2_close() are answered (L2_UNAVAILABLE) before its `done`. No call may
+ * follow l2_close().
+ *
+ * Ownership: main owns l2_shared_t, which must outlive every l2_t (and the
+ * drainer and Sentinel watcher); the strings of its redis config stay the
+ * config's. Each worker owns its l2_t: l2_close(), then l2_free() after
+ * `done`. Keys, values, content types and patterns are copied before a call
+ * returns; what a callback receives is valid during the callback only.
  */
 #ifndef DCACHE_L2_H
 #define DCACHE_L2_H
@@ -37,7 +51,9 @@
 #include "node/l2/redis_uv.h"
 
 #define L2_PREFIX_MAX 128
-#define L2_KEY_MAX 1024   /* as L1's keys (STORE_KEY_MAX); longer ones are refused */
+/* L2 holds what L1 holds, so this is L1's key limit (STORE_KEY_MAX); it is
+ * repeated rather than included because L2 may not use node/store. */
+#define L2_KEY_MAX 1024
 
 typedef enum { L2_WRITE_SYNC = 0, L2_WRITE_JOURNAL = 1 } l2_write_mode_t;
 
@@ -89,7 +105,9 @@ typedef struct l2_value {
 typedef void (*l2_get_fn)(void *ctx, l2_result_t res, const l2_value_t *v);
 typedef void (*l2_done_fn)(void *ctx, l2_result_t res);
 
-/* Breaker transitions are logged. The shared struct must outlive every l2_t. */
+/* On a zeroed struct, before any loop uses it; the caller then fills in
+ * the configuration (enabled, prefix, write_mode, redis, journal, the
+ * master). Breaker transitions are logged. */
 void l2_shared_init(l2_shared_t *s);
 /* Points every client at this master (they reconnect on their next call);
  * returns true when it changed. Any thread. */
@@ -98,6 +116,8 @@ void l2_shared_destroy(l2_shared_t *s);
 /* "closed", "open", "half_open", or "disabled". */
 const char *l2_state_name(l2_shared_t *s);
 
+/* A client for `loop`, borrowing `s`. NULL on allocation failure. It
+ * connects on first use, and again when the master moves. */
 l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s);
 void l2_get(l2_t *l, const void *key, size_t klen, l2_get_fn cb, void *ctx);
 /* SET prefix+key to the envelope, with PX when expires_at_ms > 0, unless
@@ -110,34 +130,19 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
  * (res L2_UNAVAILABLE when Redis failed part way). */
 typedef void (*l2_count_fn)(void *ctx, l2_result_t res, uint64_t unlinked);
 void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx);
-/* UNLINK prefix+key for n keys (each at most 1024 bytes), in chunks. */
+/* UNLINK prefix+key for n keys (longer than L2_KEY_MAX: cut there), in
+ * chunks. */
 void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx);
 /* True once l2_close was called. */
 bool l2_closing(const l2_t *l);
 /* True when a call now would go to Redis (breaker not open). */
 bool l2_available(l2_t *l);
+/* Answers what it had deferred (from inside this call), fails the calls in
+ * flight, closes the client and its timer, and calls `done` once, on the
+ * loop, after all of that, never from inside this call. */
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg);
+/* Only after l2_close's `done`. NULL is ignored. */
 void l2_free(l2_t *l);
-
-/* Replays the journal into Redis (main loop): every 500 ms, when the
- * journal holds records and the breaker is not open, in order, in
- * pipelined batches; the drained file is removed once Redis acknowledged
- * all of it. A failed batch is sent again later (records are versioned:
- * a replay never overwrites a newer value). */
-typedef struct l2_drainer l2_drainer_t;
-l2_drainer_t *l2_drainer_new(uv_loop_t *loop, l2_shared_t *s);
-void l2_drainer_close(l2_drainer_t *d, void (*done)(void *arg), void *arg);
-void l2_drainer_free(l2_drainer_t *d);
-
-/* Redis Sentinel (main loop): asks the sentinels of `list` ("host:port,..."
- * , port 26379 by default) for the address of master `name` at once and then
- * every second, and moves every client when a failover changed it. (Polling
- * rather than subscribing to +switch-master: the client keeps one request
- * and one reply per command; a failover is seen within a second.) */
-typedef struct l2_sentinel l2_sentinel_t;
-l2_sentinel_t *l2_sentinel_new(uv_loop_t *loop, l2_shared_t *s, const char *list, const char *name);
-void l2_sentinel_close(l2_sentinel_t *t, void (*done)(void *arg), void *arg);
-void l2_sentinel_free(l2_sentinel_t *t);
 
 /* Envelope codec (exposed for tests). */
 size_t l2_envelope_size(size_t ctlen, size_t vlen);

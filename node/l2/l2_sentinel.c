@@ -1,9 +1,11 @@
-/* Redis Sentinel discovery (l2.h: l2_sentinel_*), on the main loop. */
+/* Redis Sentinel discovery (contract in l2_sentinel.h), on the main loop. */
+#include "node/l2/l2_sentinel.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/l2/l2.h"
+#include "node/core/closer.h"
 #include "node/core/log.h"
 
 /* ---------- Sentinel ---------- */
@@ -19,9 +21,7 @@ struct l2_sentinel {
     size_t n, cur;
     uv_timer_t timer;
     bool inflight, closing, warned;
-    unsigned open;
-    void (*done)(void *);
-    void *done_arg;
+    closer_t closer;       /* the timer and every client */
 };
 
 static void l2_sentinel_ask(l2_sentinel_t *t);
@@ -99,29 +99,23 @@ l2_sentinel_t *l2_sentinel_new(uv_loop_t *loop, l2_shared_t *s, const char *list
     uv_timer_init(loop, &t->timer);
     t->timer.data = t;
     uv_timer_start(&t->timer, l2_sentinel_tick, 0, L2_SENTINEL_TICK_MS);
-    t->open = 1 + (unsigned)t->n;
+    closer_add(&t->closer, 1 + (unsigned)t->n);
     return t;
-}
-
-static void l2_sentinel_part_closed(void *arg)
-{
-    l2_sentinel_t *t = arg;
-    if (--t->open == 0 && t->done) t->done(t->done_arg);
 }
 
 static void l2_sentinel_timer_closed(uv_handle_t *h)
 {
-    l2_sentinel_part_closed(h->data);
+    l2_sentinel_t *t = h->data;
+    closer_closed(&t->closer);
 }
 
 void l2_sentinel_close(l2_sentinel_t *t, void (*done)(void *arg), void *arg)
 {
     t->closing = true;
-    t->done = done;
-    t->done_arg = arg;
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, l2_sentinel_timer_closed);
-    for (size_t i = 0; i < t->n; i++) redis_uv_close(t->clients[i], l2_sentinel_part_closed, t);
+    for (size_t i = 0; i < t->n; i++) redis_uv_close(t->clients[i], closer_closed_cb, &t->closer);
+    closer_finish(&t->closer, done, arg);
 }
 
 void l2_sentinel_free(l2_sentinel_t *t)

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "node/core/backoff.h"
+#include "node/core/closer.h"
+
 #define REDIS_UV_ERRCAP 160
 
 /* One command: the caller's, or AUTH/SELECT of the handshake (cb NULL,
@@ -54,11 +57,12 @@ struct redis_uv {
     redis_uv_conn_t *conn; /* the current connection, NULL when none */
     redis_uv_state_t state;
     redis_uv_fifo_t deferred; /* failed at once, answered from the loop */
-    uint64_t retry_at, backoff_ms;
+    uint64_t retry_at;
+    backoff_t backoff;     /* the wait before the next connect */
     bool attempted, closing, torn_down;
-    unsigned open; /* our handles and connections not yet closed */
-    void (*done)(void *arg);
-    void *done_arg;
+    /* Our handles and connections not yet closed. The timer and the idle
+     * handle close last (torn_down), so done waits for the teardown. */
+    closer_t closer;
     char last_err[REDIS_UV_ERRCAP];
 };
 
@@ -93,15 +97,6 @@ static redis_uv_cmd_t *redis_uv_shift(redis_uv_fifo_t *q)
     q->head = c->next;
     if (!q->head) q->tail = NULL;
     return c;
-}
-
-static void redis_uv_maybe_done(redis_uv_t *r)
-{
-    if (r->torn_down && r->open == 0 && r->done) {
-        void (*done)(void *) = r->done;
-        r->done = NULL;
-        done(r->done_arg);
-    }
 }
 
 /* ---- answering ---- */
@@ -168,8 +163,7 @@ static void redis_uv_arm(redis_uv_t *r, redis_uv_conn_t *conn)
 /* The next connect waits; the wait doubles with each failure in a row. */
 static void redis_uv_backoff(redis_uv_t *r)
 {
-    r->retry_at = uv_now(r->loop) + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > r->cfg.backoff_max_ms ? r->cfg.backoff_max_ms : r->backoff_ms * 2;
+    r->retry_at = uv_now(r->loop) + backoff_next(&r->backoff);
 }
 
 /* The first to learn that a connection is over (us, or hiredis through a
@@ -214,7 +208,7 @@ static void redis_uv_ready(redis_uv_conn_t *conn)
     conn->ready = true;
     conn->ready_at = uv_now(r->loop);
     r->state = REDIS_UV_CONNECTED;
-    r->backoff_ms = r->cfg.backoff_min_ms;
+    backoff_reset(&r->backoff);
     atomic_fetch_add(&r->st->connected, 1);
     uv_timer_stop(&r->timer);
     if (conn->sent.head) redis_uv_arm(r, conn);
@@ -345,8 +339,7 @@ static void redis_uv_poll_closed(uv_handle_t *h)
     redis_uv_conn_t *conn = h->data;
     redis_uv_t *r = conn->r;
     free(conn);
-    r->open--;
-    redis_uv_maybe_done(r);
+    closer_closed(&r->closer);
 }
 
 /* hiredis is freeing the context (it closes the socket right after), with
@@ -440,7 +433,7 @@ static bool redis_uv_connect(redis_uv_t *r)
     conn->r = r;
     conn->ac = ac;
     conn->poll.data = conn;
-    r->open++;
+    closer_add(&r->closer, 1);
     ac->data = conn;
     ac->ev.data = conn;
     ac->ev.addRead = redis_uv_add_read;
@@ -511,11 +504,11 @@ redis_uv_t *redis_uv_new(uv_loop_t *loop, const redis_uv_config_t *cfg)
     }
     r->loop = loop;
     r->st = c.stats ? c.stats : &r->own_stats;
-    r->backoff_ms = c.backoff_min_ms;
+    backoff_init(&r->backoff, c.backoff_min_ms, c.backoff_max_ms);
     uv_timer_init(loop, &r->timer);
     uv_idle_init(loop, &r->idle);
     r->timer.data = r->idle.data = r;
-    r->open = 2;
+    closer_add(&r->closer, 2); /* the timer and the idle handle */
     return r;
 }
 
@@ -584,8 +577,7 @@ redis_uv_stats_t *redis_uv_stats(redis_uv_t *r)
 static void redis_uv_handle_closed(uv_handle_t *h)
 {
     redis_uv_t *r = h->data;
-    r->open--;
-    redis_uv_maybe_done(r);
+    closer_closed(&r->closer);
 }
 
 /* Each turn: answers the commands that failed at once. Closing, it first
@@ -613,8 +605,7 @@ void redis_uv_close(redis_uv_t *r, void (*done)(void *arg), void *arg)
 {
     if (r->closing) return;
     r->closing = true;
-    r->done = done;
-    r->done_arg = arg;
+    closer_finish(&r->closer, done, arg);
     uv_idle_start(&r->idle, redis_uv_idle_cb);
 }
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "autoconfig.h"
+#include "node/core/backoff.h"
+#include "node/core/closer.h"
 #include "node/core/log.h"
 #include "node/core/sysinfo.h"
 
@@ -20,6 +22,7 @@
  * most are the peer channel's, opened in bursts when the ring changes). */
 #define GOSSIP_MAX_SORTING 256
 #define GOSSIP_MAX_STATE (32u << 20)  /* a push-pull frame; 65536 members fit */
+#define GOSSIP_JOIN_BACKOFF_MIN_MS 1000
 #define GOSSIP_JOIN_BACKOFF_MAX_MS 30000
 #define GOSSIP_LEAVE_SPREAD_MS 1000
 #define GOSSIP_SNAPSHOT_MS 1000
@@ -47,12 +50,10 @@ struct gossip {
     bool joined;
     unsigned join_pending;            /* resolutions and exchanges in flight */
     bool seed_self_only, seed_other;  /* what the seed names resolved to, this attempt */
-    uint64_t join_backoff_ms;
+    backoff_t join_backoff;
     /* Stop / leave. */
     bool stopping;
-    unsigned handles_open;
-    void (*stop_done)(void *);
-    void *stop_arg;
+    closer_t closer;                  /* our handles and every exchange */
     void (*leave_done)(void *);
     void *leave_arg;
     /* Subscribers. */
@@ -77,7 +78,7 @@ struct gossip_xchg {
     uv_write_t write;
     bool client, join, done, ok;
     bool sorting;                     /* accepted; its first byte (push-pull or divert?) not read yet */
-    unsigned open;
+    closer_t closer;                  /* its socket and timer */
     uint8_t *in;
     size_t in_len, in_cap;
     uint8_t *out;
@@ -305,10 +306,10 @@ static void gossip_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, cons
 
 static void gossip_join_result(gossip_t *g, bool ok);
 
-static void gossip_xchg_closed(uv_handle_t *h)
+/* Both of the exchange's handles are closed. */
+static void gossip_xchg_closed(void *arg)
 {
-    gossip_xchg_t *x = h->data;
-    if (--x->open) return;
+    gossip_xchg_t *x = arg;
     gossip_t *g = x->g;
     for (gossip_xchg_t **p = &g->xchgs; *p; p = &(*p)->next) {
         if (*p == x) {
@@ -323,7 +324,13 @@ static void gossip_xchg_closed(uv_handle_t *h)
     bool join = x->join && x->client, ok = x->ok;
     free(x);
     if (join) gossip_join_result(g, ok);
-    if (g->stopping && g->nxchg == 0 && g->handles_open == 0 && g->stop_done) g->stop_done(g->stop_arg);
+    closer_closed(&g->closer);
+}
+
+static void gossip_xchg_handle_closed(uv_handle_t *h)
+{
+    gossip_xchg_t *x = h->data;
+    closer_closed(&x->closer);
 }
 
 static void gossip_xchg_finish(gossip_xchg_t *x, bool ok)
@@ -334,8 +341,9 @@ static void gossip_xchg_finish(gossip_xchg_t *x, bool ok)
     if (ok) x->g->live.exchanges_ok++;
     else x->g->live.exchanges_failed++;
     uv_timer_stop(&x->timer);
-    uv_close((uv_handle_t *)&x->timer, gossip_xchg_closed);
-    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_closed);
+    uv_close((uv_handle_t *)&x->timer, gossip_xchg_handle_closed);
+    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_handle_closed);
+    closer_finish(&x->closer, gossip_xchg_closed, x);
 }
 
 static void gossip_xchg_timeout(uv_timer_t *t)
@@ -401,8 +409,9 @@ static void gossip_divert(gossip_xchg_t *x)
     /* Not an exchange: close without counting one. */
     x->done = true;
     uv_timer_stop(&x->timer);
-    uv_close((uv_handle_t *)&x->timer, gossip_xchg_closed);
-    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_closed);
+    uv_close((uv_handle_t *)&x->timer, gossip_xchg_handle_closed);
+    uv_close((uv_handle_t *)&x->tcp, gossip_xchg_handle_closed);
+    closer_finish(&x->closer, gossip_xchg_closed, x);
 }
 
 static void gossip_xchg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -471,10 +480,11 @@ static gossip_xchg_t *gossip_xchg_new(gossip_t *g, bool client, bool join)
     uv_tcp_init(g->loop, &x->tcp);
     uv_timer_init(g->loop, &x->timer);
     x->tcp.data = x->timer.data = x;
-    x->open = 2;
+    closer_add(&x->closer, 2);
     x->next = g->xchgs;
     g->xchgs = x;
     g->nxchg++;
+    closer_add(&g->closer, 1);
     uv_timer_start(&x->timer, gossip_xchg_timeout, GOSSIP_XCHG_TIMEOUT_MS, 0);
     return x;
 }
@@ -547,10 +557,9 @@ static void gossip_join_result(gossip_t *g, bool ok)
         log_info("joined cluster", "\"members\":%zu", swim_member_count(g->core, 1 << SWIM_STATE_ALIVE));
     }
     if (g->joined || g->join_pending || g->stopping) return;
-    log_warn("no seed answered; retrying", "\"retry_ms\":%llu", (unsigned long long)g->join_backoff_ms);
-    uv_timer_start(&g->join_timer, gossip_join_timer_cb, g->join_backoff_ms, 0);
-    g->join_backoff_ms = g->join_backoff_ms * 2 > GOSSIP_JOIN_BACKOFF_MAX_MS ? GOSSIP_JOIN_BACKOFF_MAX_MS
-                                                                            : g->join_backoff_ms * 2;
+    uint64_t retry_ms = backoff_next(&g->join_backoff);
+    log_warn("no seed answered; retrying", "\"retry_ms\":%llu", (unsigned long long)retry_ms);
+    uv_timer_start(&g->join_timer, gossip_join_timer_cb, retry_ms, 0);
 }
 
 typedef struct gossip_resolve {
@@ -658,7 +667,7 @@ static int gossip_bind(gossip_t *g)
     uv_udp_init(g->loop, &g->udp);
     uv_tcp_init(g->loop, &g->listener);
     g->udp.data = g->listener.data = g;
-    g->handles_open += 2;
+    closer_add(&g->closer, 2);
     /* TCP first: with port 0 it picks the port UDP then shares. */
     if ((rc = uv_tcp_bind(&g->listener, (const struct sockaddr *)&ss, 0)) != 0) return rc;
     struct sockaddr_storage got;
@@ -679,8 +688,7 @@ static int gossip_bind(gossip_t *g)
 static void gossip_handle_closed(uv_handle_t *h)
 {
     gossip_t *g = h->data;
-    g->handles_open--;
-    if (g->stopping && g->nxchg == 0 && g->handles_open == 0 && g->stop_done) g->stop_done(g->stop_arg);
+    closer_closed(&g->closer);
 }
 
 int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
@@ -696,12 +704,12 @@ int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
     g->zone = strdup(cfg->zone ? cfg->zone : "");
     g->http_host = strdup(cfg->http_host ? cfg->http_host : "");
     pthread_mutex_init(&g->snap_lock, NULL);
-    g->join_backoff_ms = 1000;
+    backoff_init(&g->join_backoff, GOSSIP_JOIN_BACKOFF_MIN_MS, GOSSIP_JOIN_BACKOFF_MAX_MS);
     uv_timer_init(loop, &g->tick);
     uv_timer_init(loop, &g->join_timer);
     uv_timer_init(loop, &g->aux);
     g->tick.data = g->join_timer.data = g->aux.data = g;
-    g->handles_open = 3;
+    closer_add(&g->closer, 3);
     *out = g;
     int rc = gossip_bind(g);
     if (rc != 0) {
@@ -784,14 +792,13 @@ void gossip_leave(gossip_t *g, void (*done)(void *arg), void *arg)
 void gossip_stop(gossip_t *g, void (*done)(void *arg), void *arg)
 {
     g->stopping = true;
-    g->stop_done = done;
-    g->stop_arg = arg;
     uv_handle_t *hs[] = {(uv_handle_t *)&g->tick, (uv_handle_t *)&g->join_timer, (uv_handle_t *)&g->aux,
                          (uv_handle_t *)&g->udp, (uv_handle_t *)&g->listener};
     unsigned n = g->udp.loop ? 5 : 3;
     for (unsigned i = 0; i < n; i++)
         if (!uv_is_closing(hs[i])) uv_close(hs[i], gossip_handle_closed);
     for (gossip_xchg_t *x = g->xchgs; x; x = x->next) gossip_xchg_finish(x, false);
+    closer_finish(&g->closer, done, arg);
 }
 
 void gossip_free(gossip_t *g)

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/core/backoff.h"
+#include "node/core/breaker.h"
+#include "node/core/closer.h"
+
 #define PEER_SWEEP_MS 20
 
 typedef struct peer_pending peer_pending_t;
@@ -18,8 +22,6 @@ struct peer_pending {
     bool probe;                   /* the half-open breaker's trial request */
 };
 
-typedef enum { PEER_BREAKER_CLOSED = 0, PEER_BREAKER_OPEN, PEER_BREAKER_HALF_OPEN } peer_breaker_t;
-
 struct peer_node {
     char name[64];
     struct sockaddr_storage addr;
@@ -29,11 +31,11 @@ struct peer_node {
     uint64_t connect_deadline;
     peer_pending_t *head, *tail;   /* in send order */
     unsigned npending;
-    unsigned failures;             /* consecutive */
-    peer_breaker_t breaker;
-    uint64_t breaker_until;
-    bool probe_in_flight;
-    uint64_t backoff_ms, retry_at;
+    /* Its trial is the pending request marked `probe`: released when that
+     * request ends, which a timeout guarantees. */
+    breaker_fsm_t breaker;
+    backoff_t backoff;             /* the wait before the next connect */
+    uint64_t retry_at;
     uint64_t last_used;
 };
 
@@ -45,9 +47,7 @@ struct peer_pool {
     unsigned nnodes;
     uint64_t next_id;
     bool closing;
-    unsigned open_handles;
-    void (*done)(void *);
-    void *done_arg;
+    closer_t closer;              /* the sweep timer and every connection */
 };
 
 const char *peer_result_name(peer_result_t r)
@@ -80,8 +80,8 @@ peer_pool_t *peer_pool_new(uv_loop_t *loop, const peer_pool_config_t *cfg)
     p->cfg = *cfg;
     if (!p->cfg.connect_timeout_ms) p->cfg.connect_timeout_ms = 500;
     if (!p->cfg.request_timeout_ms) p->cfg.request_timeout_ms = 1000;
-    if (!p->cfg.breaker_failures) p->cfg.breaker_failures = 5;
-    if (!p->cfg.breaker_open_ms) p->cfg.breaker_open_ms = 2000;
+    if (!p->cfg.breaker_failures) p->cfg.breaker_failures = BREAKER_THRESHOLD_DEFAULT;
+    if (!p->cfg.breaker_open_ms) p->cfg.breaker_open_ms = BREAKER_OPEN_MS_DEFAULT;
     if (!p->cfg.backoff_min_ms) p->cfg.backoff_min_ms = 50;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 5000;
     if (!p->cfg.max_pending) p->cfg.max_pending = 4096;
@@ -93,33 +93,38 @@ peer_pool_t *peer_pool_new(uv_loop_t *loop, const peer_pool_config_t *cfg)
     }
     uv_timer_init(loop, &p->sweep);
     p->sweep.data = p;
-    p->open_handles = 1;
+    closer_add(&p->closer, 1);
     p->next_id = 1;
     return p;
 }
 
 /* ---- outcomes and the breaker ---- */
 
+/* Counts what the breaker just did (it was `from`): openings, and peers
+ * whose breaker is not closed. */
+static void peer_breaker_moved(peer_node_t *n, breaker_state_t from)
+{
+    breaker_state_t to = n->breaker.state;
+    if (to == from) return;
+    peer_stats_t *st = peer_stats(n->pool);
+    if (to == BREAKER_OPEN) atomic_fetch_add(&st->breaker_opens, 1);
+    if (from == BREAKER_CLOSED) atomic_fetch_add(&st->breakers_open, 1);
+    else if (to == BREAKER_CLOSED) atomic_fetch_sub(&st->breakers_open, 1);
+}
+
 static void peer_node_success(peer_node_t *n)
 {
-    n->failures = 0;
-    n->backoff_ms = 0;
-    if (n->breaker != PEER_BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
-    n->breaker = PEER_BREAKER_CLOSED;
+    backoff_reset(&n->backoff);
+    breaker_state_t from = n->breaker.state;
+    breaker_fsm_success(&n->breaker);
+    peer_breaker_moved(n, from);
 }
 
 static void peer_node_failure(peer_node_t *n)
 {
-    peer_pool_t *p = n->pool;
-    n->failures++;
-    uint64_t now = uv_now(p->loop);
-    if (n->breaker == PEER_BREAKER_HALF_OPEN ||
-        (n->breaker == PEER_BREAKER_CLOSED && n->failures >= p->cfg.breaker_failures)) {
-        if (n->breaker == PEER_BREAKER_CLOSED) atomic_fetch_add(&peer_stats(p)->breakers_open, 1);
-        n->breaker = PEER_BREAKER_OPEN;
-        n->breaker_until = now + p->cfg.breaker_open_ms;
-        atomic_fetch_add(&peer_stats(p)->breaker_opens, 1);
-    }
+    breaker_state_t from = n->breaker.state;
+    breaker_fsm_failure(&n->breaker, (int64_t)uv_now(n->pool->loop));
+    peer_breaker_moved(n, from);
 }
 
 /* Takes q off n's count (the list is the caller's business). */
@@ -127,7 +132,7 @@ static void peer_pending_uncount(peer_node_t *n, peer_pending_t *q)
 {
     n->npending--;
     atomic_fetch_sub(&peer_stats(n->pool)->pending, 1);
-    if (q->probe) n->probe_in_flight = false;
+    if (q->probe) breaker_fsm_release(&n->breaker);
 }
 
 static void peer_pending_unlink(peer_node_t *n, peer_pending_t *q)
@@ -205,10 +210,7 @@ static void peer_node_disconnect(peer_node_t *n)
 
 static void peer_node_backoff(peer_node_t *n)
 {
-    peer_pool_t *p = n->pool;
-    n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : p->cfg.backoff_min_ms;
-    if (n->backoff_ms > p->cfg.backoff_max_ms) n->backoff_ms = p->cfg.backoff_max_ms;
-    n->retry_at = uv_now(p->loop) + n->backoff_ms;
+    n->retry_at = uv_now(n->pool->loop) + backoff_next(&n->backoff);
 }
 
 static void peer_connect_failed(peer_node_t *n)
@@ -250,7 +252,7 @@ static bool peer_node_connect(peer_node_t *n)
     }
     /* Written first once connected: "peer channel" to a shared cluster port. */
     peer_conn_send_preamble(l->conn);
-    p->open_handles++;
+    closer_add(&p->closer, 1);
     n->link = l;
     l->connect.data = l;
     int rc = uv_tcp_connect(&l->connect, peer_conn_tcp(l->conn), (const struct sockaddr *)&n->addr, peer_connect_cb);
@@ -285,8 +287,7 @@ static void peer_client_on_close(peer_conn_t *c, int err, void *ctx)
         }
     }
     free(l);
-    p->open_handles--;
-    if (p->closing && p->open_handles == 0 && p->done) p->done(p->done_arg);
+    closer_closed(&p->closer);
 }
 
 static bool peer_is_request(peer_msg_type_t t)
@@ -337,7 +338,7 @@ static void peer_node_free(peer_node_t *n)
 {
     peer_node_disconnect(n);
     peer_node_fail_all(n, PEER_ERR_SHUTDOWN);
-    if (n->breaker != PEER_BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
+    if (n->breaker.state != BREAKER_CLOSED) atomic_fetch_sub(&peer_stats(n->pool)->breakers_open, 1);
     free(n);
 }
 
@@ -354,7 +355,7 @@ static peer_node_t *peer_node_get(peer_pool_t *p, const char *name, const struct
                 peer_node_fail_all(n, PEER_ERR_CLOSED);
                 size_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
                 memcpy(&n->addr, addr, alen);
-                n->backoff_ms = 0;
+                backoff_reset(&n->backoff);
                 n->retry_at = 0;
             }
             return n;
@@ -375,6 +376,8 @@ static peer_node_t *peer_node_get(peer_pool_t *p, const char *name, const struct
     size_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     memcpy(&n->addr, addr, alen);
     n->pool = p;
+    backoff_init(&n->backoff, p->cfg.backoff_min_ms, p->cfg.backoff_max_ms);
+    breaker_fsm_init(&n->breaker, p->cfg.breaker_failures, (int64_t)p->cfg.breaker_open_ms, BREAKER_TRIAL_NO_TIMEOUT);
     p->nodes[p->nnodes++] = n;
     return n;
 }
@@ -385,8 +388,7 @@ bool peer_pool_available(peer_pool_t *p, const char *name)
     for (unsigned i = 0; i < p->nnodes; i++) {
         peer_node_t *n = p->nodes[i];
         if (strcmp(n->name, name) != 0) continue;
-        if (n->breaker == PEER_BREAKER_OPEN && now < n->breaker_until) return false;
-        if (n->breaker == PEER_BREAKER_HALF_OPEN && n->probe_in_flight) return false;
+        if (!breaker_fsm_would_allow(&n->breaker, (int64_t)now)) return false;
         if (!n->link && now < n->retry_at) return false;
         return true;
     }
@@ -442,21 +444,14 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
     peer_stats_t *st = peer_stats(p);
     uint64_t now = uv_now(p->loop);
     n->last_used = now;
-    bool probe = false;
-    if (n->breaker == PEER_BREAKER_OPEN) {
-        if (now < n->breaker_until) {
-            atomic_fetch_add(&st->failures_breaker, 1);
-            return PEER_ERR_BREAKER;
-        }
-        n->breaker = PEER_BREAKER_HALF_OPEN;
+    breaker_state_t from = n->breaker.state;
+    breaker_verdict_t v = breaker_fsm_allow(&n->breaker, (int64_t)now);
+    peer_breaker_moved(n, from);
+    if (v == BREAKER_REJECT) {
+        atomic_fetch_add(&st->failures_breaker, 1);
+        return PEER_ERR_BREAKER;
     }
-    if (n->breaker == PEER_BREAKER_HALF_OPEN) {
-        if (n->probe_in_flight) {
-            atomic_fetch_add(&st->failures_breaker, 1);
-            return PEER_ERR_BREAKER;
-        }
-        probe = true;
-    }
+    bool probe = v == BREAKER_TRIAL;
     if (!n->link && now < n->retry_at) {
         atomic_fetch_add(&st->failures_backoff, 1);
         return PEER_ERR_BACKOFF;
@@ -484,7 +479,9 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
     q->cb = cb;
     q->ctx = ctx;
     q->probe = probe;
-    if (probe) n->probe_in_flight = true;
+    /* The trial is this request's from now until it ends, however it ends
+     * (peer_pending_uncount gives it back). */
+    if (probe) breaker_fsm_claim(&n->breaker, (int64_t)now);
     q->prev = n->tail;
     if (n->tail) n->tail->next = q;
     else n->head = q;
@@ -501,16 +498,13 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
 static void peer_sweep_closed(uv_handle_t *h)
 {
     peer_pool_t *p = h->data;
-    p->open_handles--;
-    if (p->open_handles == 0 && p->done) p->done(p->done_arg);
+    closer_closed(&p->closer);
 }
 
 void peer_pool_close(peer_pool_t *p, void (*done)(void *arg), void *arg)
 {
     if (p->closing) return;
     p->closing = true;
-    p->done = done;
-    p->done_arg = arg;
     for (unsigned i = 0; i < p->nnodes; i++) {
         peer_node_t *n = p->nodes[i];
         peer_node_disconnect(n);
@@ -518,6 +512,7 @@ void peer_pool_close(peer_pool_t *p, void (*done)(void *arg), void *arg)
     }
     uv_timer_stop(&p->sweep);
     uv_close((uv_handle_t *)&p->sweep, peer_sweep_closed);
+    closer_finish(&p->closer, done, arg);
 }
 
 void peer_pool_free(peer_pool_t *p)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "http/http_server.h"
+#include "node/core/closer.h"
 
 typedef struct peer_sconn peer_sconn_t;
 
@@ -45,9 +46,7 @@ struct peer_server {
     int port;
     peer_sconn_t *conns;
     unsigned nconns;
-    unsigned open_handles;
-    void (*done)(void *);
-    void *done_arg;
+    closer_t closer;       /* the listener, the adoption handle and every connection */
     /* Adoption (peer_server_adopt): the only state other threads touch,
      * under adopt_lock. */
     bool adopt_ready;        /* the async handle and the lock exist */
@@ -83,15 +82,6 @@ uint32_t peer_call_flags(const peer_call_t *call)
 peer_msg_type_t peer_call_type(const peer_call_t *call)
 {
     return call->type;
-}
-
-static void peer_server_maybe_done(peer_server_t *s)
-{
-    if (s->closing && s->open_handles == 0 && s->done) {
-        void (*done)(void *) = s->done;
-        s->done = NULL;
-        done(s->done_arg);
-    }
 }
 
 static void peer_sconn_unref(peer_sconn_t *sc)
@@ -175,8 +165,7 @@ static void peer_server_on_close(peer_conn_t *c, int err, void *ctx)
     s->nconns--;
     atomic_fetch_sub(&s->cfg.conn.stats->connections_in, 1);
     peer_sconn_unref(sc);
-    s->open_handles--;
-    peer_server_maybe_done(s);
+    closer_closed(&s->closer);
 }
 
 /* A served connection, linked and counted; its socket not yet attached.
@@ -198,7 +187,7 @@ static peer_conn_t *peer_server_add(peer_server_t *s)
     if (s->conns) s->conns->prev = sc;
     s->conns = sc;
     s->nconns++;
-    s->open_handles++;
+    closer_add(&s->closer, 1);
     atomic_fetch_add(&s->cfg.conn.stats->connections_in, 1);
     return c;
 }
@@ -269,7 +258,7 @@ int peer_server_adopt_start(peer_server_t *s)
     pthread_mutex_init(&s->adopt_lock, NULL);
     s->adopt_open = true;
     s->adopt_ready = true;
-    s->open_handles++;
+    closer_add(&s->closer, 1);
     return 0;
 }
 
@@ -304,14 +293,13 @@ int peer_server_listen(peer_server_t *s, const char *host, int port)
     if ((rc = http_listen_socket(host, port, &fd, &s->port)) != 0) return rc;
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
-    s->open_handles++;
     if ((rc = uv_tcp_open(&s->listener, fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 1024, peer_server_on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, peer_server_on_connection)) != 0) {
         s->closing = true;
         uv_close((uv_handle_t *)&s->listener, NULL);
-        s->open_handles--;
         return rc;
     }
+    closer_add(&s->closer, 1);
     s->listening = true;
     return 0;
 }
@@ -319,15 +307,12 @@ int peer_server_listen(peer_server_t *s, const char *host, int port)
 static void peer_server_listener_closed(uv_handle_t *h)
 {
     peer_server_t *s = h->data;
-    s->open_handles--;
-    peer_server_maybe_done(s);
+    closer_closed(&s->closer);
 }
 
 void peer_server_close(peer_server_t *s, void (*done)(void *arg), void *arg)
 {
     s->closing = true;
-    s->done = done;
-    s->done_arg = arg;
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->listener, peer_server_listener_closed);
@@ -347,7 +332,7 @@ void peer_server_close(peer_server_t *s, void (*done)(void *arg), void *arg)
         uv_close((uv_handle_t *)&s->adopt_async, peer_server_listener_closed);
     }
     for (peer_sconn_t *sc = s->conns; sc; sc = sc->next) peer_conn_close(sc->conn, 0);
-    peer_server_maybe_done(s);
+    closer_finish(&s->closer, done, arg);
 }
 
 void peer_server_free(peer_server_t *s)

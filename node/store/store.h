@@ -84,6 +84,7 @@ typedef enum {
 } store_status_t;
 
 typedef struct store store_t;
+/* Opaque here; laid out in store_table.h, which repeats this typedef. */
 typedef struct store_entry store_entry_t;
 
 typedef struct store_stats {

@@ -1,4 +1,4 @@
-/* store_table: the private hash table behind one store shard (node/store.c).
+/* store_table: the private hash table behind one store shard (store.c).
  * Not thread-safe: the owning shard's mutex guards every call.
  *
  * It is Redis's dict reduced to what the store needs: chained buckets, two
@@ -20,7 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/store/store.h"
+/* The entry is laid out here, where the table links and compares entries;
+ * store.h repeats this typedef (C11 allows it) so that the store's users see
+ * the type but not its fields, and the table need not know the store. */
+typedef struct store_entry store_entry_t;
 
 /* One allocation per entry: this header, then key, content type and value
  * bytes back to back in `data`. Every byte here is paid once per cached key,

@@ -1,5 +1,7 @@
-/* Unit tests for the circuit breaker: thresholds, the half-open trial, and
- * reported transitions, in injected time. */
+/* Unit tests for the circuit breaker, both forms: thresholds, the half-open
+ * trial (claimed and released by the caller in the unlocked form, replaced
+ * after a pause in the locked one), and reported transitions, in injected
+ * time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,6 +106,71 @@ static void test_late_failure_does_not_extend(void **state)
     breaker_destroy(&b);
 }
 
+
+/* ---- the unlocked form ---- */
+
+static void test_fsm_threshold_and_pause(void **state)
+{
+    (void)state;
+    breaker_fsm_t f;
+    breaker_fsm_init(&f, 2, 100, BREAKER_TRIAL_NO_TIMEOUT);
+    assert_int_equal(breaker_fsm_allow(&f, 0), BREAKER_PASS);
+    breaker_fsm_failure(&f, 0);
+    breaker_fsm_success(&f); /* failures must be consecutive */
+    breaker_fsm_failure(&f, 1);
+    assert_int_equal(f.state, BREAKER_CLOSED);
+    breaker_fsm_failure(&f, 2);
+    assert_int_equal(f.state, BREAKER_OPEN);
+    assert_int_equal(breaker_fsm_allow(&f, 50), BREAKER_REJECT);
+    breaker_fsm_failure(&f, 60); /* late: does not extend the pause */
+    assert_false(breaker_fsm_would_allow(&f, 101));
+    assert_true(breaker_fsm_would_allow(&f, 102));
+    assert_int_equal(f.state, BREAKER_OPEN); /* would_allow changes nothing */
+    assert_int_equal(breaker_fsm_allow(&f, 102), BREAKER_TRIAL);
+    assert_int_equal(f.state, BREAKER_HALF_OPEN);
+}
+
+static void test_fsm_trial_claim_and_release(void **state)
+{
+    (void)state;
+    breaker_fsm_t f;
+    breaker_fsm_init(&f, 1, 100, BREAKER_TRIAL_NO_TIMEOUT);
+    breaker_fsm_failure(&f, 0);
+    /* Not claimed yet (say the call could not be sent): still on offer. */
+    assert_int_equal(breaker_fsm_allow(&f, 100), BREAKER_TRIAL);
+    assert_int_equal(breaker_fsm_allow(&f, 101), BREAKER_TRIAL);
+    breaker_fsm_claim(&f, 101);
+    assert_int_equal(breaker_fsm_allow(&f, 102), BREAKER_REJECT);
+    assert_false(breaker_fsm_would_allow(&f, 102));
+    /* Without a timeout the trial is out until released, however long. */
+    assert_int_equal(breaker_fsm_allow(&f, 100000), BREAKER_REJECT);
+    breaker_fsm_release(&f); /* it ended without an outcome */
+    assert_int_equal(breaker_fsm_allow(&f, 100001), BREAKER_TRIAL);
+    breaker_fsm_claim(&f, 100001);
+    breaker_fsm_failure(&f, 100002); /* the trial failed: a full pause again */
+    breaker_fsm_release(&f);
+    assert_int_equal(f.state, BREAKER_OPEN);
+    assert_int_equal(breaker_fsm_allow(&f, 100101), BREAKER_REJECT);
+    assert_int_equal(breaker_fsm_allow(&f, 100102), BREAKER_TRIAL);
+    breaker_fsm_claim(&f, 100102);
+    breaker_fsm_success(&f);
+    breaker_fsm_release(&f);
+    assert_int_equal(f.state, BREAKER_CLOSED);
+    assert_int_equal(breaker_fsm_allow(&f, 100103), BREAKER_PASS);
+}
+
+static void test_fsm_trial_timeout(void **state)
+{
+    (void)state;
+    breaker_fsm_t f;
+    breaker_fsm_init(&f, 1, 100, 30);
+    breaker_fsm_failure(&f, 0);
+    assert_int_equal(breaker_fsm_allow(&f, 100), BREAKER_TRIAL);
+    breaker_fsm_claim(&f, 100);
+    assert_int_equal(breaker_fsm_allow(&f, 129), BREAKER_REJECT);
+    assert_int_equal(breaker_fsm_allow(&f, 130), BREAKER_TRIAL); /* the lost trial is replaced */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +178,9 @@ int main(void)
         cmocka_unit_test(test_half_open_trial),
         cmocka_unit_test(test_late_failure_does_not_extend),
         cmocka_unit_test(test_lost_trial_is_replaced),
+        cmocka_unit_test(test_fsm_threshold_and_pause),
+        cmocka_unit_test(test_fsm_trial_claim_and_release),
+        cmocka_unit_test(test_fsm_trial_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

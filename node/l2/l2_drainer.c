@@ -1,9 +1,11 @@
-/* The journal replayer (l2.h: l2_drainer_*), on the main loop. */
+/* The journal replayer (contract in l2_drainer.h), on the main loop. */
+#include "node/l2/l2_drainer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/l2/l2.h"
+#include "node/core/closer.h"
 #include "node/core/log.h"
 
 /* ---------- replaying the journal ---------- */
@@ -21,9 +23,7 @@ struct l2_drainer {
     unsigned inflight;
     bool failed;
     uint64_t replayed;
-    void (*done)(void *);
-    void *done_arg;
-    unsigned open;
+    closer_t closer;       /* the timer and the client */
 };
 
 static void l2_drain_tick(uv_timer_t *t);
@@ -103,28 +103,22 @@ l2_drainer_t *l2_drainer_new(uv_loop_t *loop, l2_shared_t *s)
     uv_timer_init(loop, &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, l2_drain_tick, L2_DRAIN_TICK_MS, L2_DRAIN_TICK_MS);
-    d->open = 2;
+    closer_add(&d->closer, 2);
     return d;
-}
-
-static void l2_drainer_part_closed(void *arg)
-{
-    l2_drainer_t *d = arg;
-    if (--d->open == 0 && d->done) d->done(d->done_arg);
 }
 
 static void l2_drainer_timer_closed(uv_handle_t *h)
 {
-    l2_drainer_part_closed(((uv_timer_t *)h)->data);
+    l2_drainer_t *d = h->data;
+    closer_closed(&d->closer);
 }
 
 void l2_drainer_close(l2_drainer_t *d, void (*done)(void *arg), void *arg)
 {
-    d->done = done;
-    d->done_arg = arg;
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, l2_drainer_timer_closed);
-    l2_close(d->l, l2_drainer_part_closed, d);
+    l2_close(d->l, closer_closed_cb, &d->closer);
+    closer_finish(&d->closer, done, arg);
 }
 
 void l2_drainer_free(l2_drainer_t *d)
