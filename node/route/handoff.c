@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/core/closer.h"
 #include "node/core/log.h"
 
 #define HANDOFF_TICK_MS 10
@@ -44,9 +45,7 @@ struct handoff {
     /* Entries of the last scan step. */
     handoff_item_t **scanned;
     size_t nscanned, scanned_cap;
-    void (*done)(void *);
-    void *done_arg;
-    unsigned open_handles;
+    closer_t closer;               /* the timer and the pool */
 };
 
 static void handoff_tick_cb(uv_timer_t *t);
@@ -84,7 +83,7 @@ handoff_t *handoff_new(uv_loop_t *loop, store_t *store, const peer_pool_config_t
     }
     uv_timer_init(loop, &h->tick);
     h->tick.data = h;
-    h->open_handles = 2; /* the timer and the pool */
+    closer_add(&h->closer, 2);
     return h;
 }
 
@@ -338,27 +337,21 @@ void handoff_start(handoff_t *h, topo_t *old, topo_t *cur)
     uv_timer_start(&h->tick, handoff_tick_cb, 0, HANDOFF_TICK_MS);
 }
 
-static void handoff_part_closed(void *arg)
-{
-    handoff_t *h = arg;
-    if (--h->open_handles == 0 && h->done) h->done(h->done_arg);
-}
-
 static void handoff_timer_closed(uv_handle_t *t)
 {
-    handoff_part_closed(t->data);
+    handoff_t *h = t->data;
+    closer_closed(&h->closer);
 }
 
 void handoff_close(handoff_t *h, void (*done)(void *arg), void *arg)
 {
     h->closing = true;
-    h->done = done;
-    h->done_arg = arg;
     h->running = false;
     uv_timer_stop(&h->tick);
     handoff_reset_run(h);
     uv_close((uv_handle_t *)&h->tick, handoff_timer_closed);
-    peer_pool_close(h->pool, handoff_part_closed, h);
+    peer_pool_close(h->pool, closer_closed_cb, &h->closer);
+    closer_finish(&h->closer, done, arg);
 }
 
 void handoff_free(handoff_t *h)

@@ -73,31 +73,14 @@ int route_worker_init(route_worker_t *w, route_t *rt, uv_loop_t *loop, peer_serv
     return 0;
 }
 
-typedef struct route_worker_closing {
-    unsigned left;
-    void (*done)(void *);
-    void *arg;
-} route_worker_closing_t;
-
-static void route_worker_part_closed(void *arg)
-{
-    route_worker_closing_t *c = arg;
-    if (--c->left) return;
-    c->done(c->arg);
-    free(c);
-}
-
 void route_worker_close(route_worker_t *w, void (*done)(void *arg), void *arg)
 {
-    route_worker_closing_t *c = malloc(sizeof *c);
-    if (!c) abort(); /* a few bytes at shutdown; nothing sensible to do without them */
-    c->left = w->l2 ? 3 : 2;
-    c->done = done;
-    c->arg = arg;
     topo_cache_clear(&w->topo);
-    peer_server_close(w->peer_server, route_worker_part_closed, c);
-    peer_pool_close(w->pool, route_worker_part_closed, c);
-    if (w->l2) l2_close(w->l2, route_worker_part_closed, c);
+    closer_add(&w->closer, w->l2 ? 3 : 2);
+    peer_server_close(w->peer_server, closer_closed_cb, &w->closer);
+    peer_pool_close(w->pool, closer_closed_cb, &w->closer);
+    if (w->l2) l2_close(w->l2, closer_closed_cb, &w->closer);
+    closer_finish(&w->closer, done, arg);
 }
 
 void route_worker_free(route_worker_t *w)

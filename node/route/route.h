@@ -30,6 +30,7 @@
 #include <stdbool.h>
 
 #include "cluster/hlc.h"
+#include "node/core/closer.h"
 #include "node/core/config.h"
 #include "node/l2/l2.h"
 #include "node/member/topo.h"
@@ -87,6 +88,7 @@ typedef struct route_worker {
     l2_t *l2;                                  /* this loop's Redis client; NULL without L2 */
     struct route_flight **flights;             /* forwarded GETs in flight by key (route_read) */
     size_t nflights;
+    closer_t closer;                           /* the peer pool, peer server and Redis client */
 } route_worker_t;
 
 /* Buckets of a worker's table of forwarded GETs in flight (a power of 2). */
