@@ -12,6 +12,45 @@
 #define L2_HEADER (3 + 16 + 16 + 2)
 #define L2_SCAN_COUNT "1000"
 
+static const metrics_desc_t l2_stats_metrics_rows[] = {
+    METRICS_ATOMIC_COUNTER(l2_stats_t, gets, "l2_gets_total", NULL, "L1 misses looked up in Redis."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, hits, "l2_hits_total", NULL, "Lookups Redis answered with a value."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, misses, "l2_misses_total", NULL, "Lookups Redis did not have."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, sets, "l2_sets_total", NULL, "Values written to Redis (write-through and journal replay)."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, dels, "l2_deletes_total", NULL, "Deletes sent to Redis."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, errors, "l2_errors_total", NULL, "Redis calls that failed (errors, timeouts, breaker open)."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, fills_stale, "l2_fills_stale_total", NULL, "Values read from Redis older than L1's, not kept."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, writes_refused, "l2_writes_refused_total", NULL, "Writes refused with 503: Redis down in sync mode, or the journal full."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, writes_journaled, "l2_writes_journaled_total", NULL, "Writes accepted into the local journal while Redis was down."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, journal_drained, "l2_journal_replayed_total", NULL, "Journal records replayed into Redis."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, keys_scanned, "l2_pattern_keys_scanned_total", NULL, "Redis keys SCAN returned for pattern invalidation."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, keys_unlinked, "l2_pattern_keys_unlinked_total", NULL, "Redis keys removed by pattern invalidation."),
+};
+const metrics_table_t l2_stats_metrics_table = METRICS_TABLE(l2_stats_metrics_rows);
+
+static const metrics_desc_t l2_metrics_rows[] = {
+    METRICS_ROW(l2_metrics_t, up, METRICS_GAUGE, METRICS_U64, "l2_up", NULL, "1 when Redis is configured and its breaker is closed."),
+    METRICS_ROW(l2_metrics_t, breaker_state, METRICS_GAUGE, METRICS_U64, "l2_breaker_state", NULL, "The L2 breaker: 0 closed, 1 open, 2 half-open."),
+    METRICS_ROW(l2_metrics_t, breaker_opens, METRICS_COUNTER, METRICS_U64, "l2_breaker_opens_total", NULL, "Times the L2 breaker opened."),
+    METRICS_ROW(l2_metrics_t, breaker_rejected, METRICS_COUNTER, METRICS_U64, "l2_breaker_rejected_total", NULL, "L2 calls refused at once by the open breaker."),
+    METRICS_ROW(l2_metrics_t, journal_records, METRICS_GAUGE, METRICS_U64, "l2_journal_records", NULL, "Writes in the journal waiting for Redis."),
+    METRICS_ROW(l2_metrics_t, journal_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_bytes", NULL, "Bytes of the journal (bound: --l2-journal-max)."),
+};
+const metrics_table_t l2_metrics_table = METRICS_TABLE(l2_metrics_rows);
+
+void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s) return;
+    breaker_state_t bs = breaker_state(&s->breaker);
+    out->up = bs == BREAKER_CLOSED;
+    out->breaker_state = (uint64_t)bs;
+    out->breaker_opens = atomic_load(&s->breaker.opens);
+    out->breaker_rejected = atomic_load(&s->breaker.rejected);
+    out->journal_records = s->journal ? journal_records(s->journal) : 0;
+    out->journal_bytes = s->journal ? journal_bytes(s->journal) : 0;
+}
+
 /* Store only if Redis does not hold a newer version (versions compare as
  * fixed-width hex strings). */
 static const char L2_SET_SCRIPT[] =

@@ -49,6 +49,7 @@
 #include "node/core/breaker.h"
 #include "node/l2/journal.h"
 #include "node/l2/redis_uv.h"
+#include "node/metrics/metrics.h"
 
 #define L2_PREFIX_MAX 128
 /* L2 holds what L1 holds, so this is L1's key limit (STORE_KEY_MAX); it is
@@ -65,6 +66,18 @@ typedef struct l2_stats {
     atomic_uint_fast64_t journal_drained;  /* journal records replayed into Redis */
     atomic_uint_fast64_t keys_scanned, keys_unlinked; /* pattern invalidation */
 } l2_stats_t;
+
+/* l2_stats_t's series in /metrics. */
+extern const metrics_table_t l2_stats_metrics_table;
+
+/* The L2 state /metrics shows, taken by l2_get_metrics. */
+typedef struct l2_metrics {
+    uint64_t up;                  /* 1: configured and its breaker closed */
+    uint64_t breaker_state;       /* breaker_state_t */
+    uint64_t breaker_opens, breaker_rejected;
+    uint64_t journal_records, journal_bytes;
+} l2_metrics_t;
+extern const metrics_table_t l2_metrics_table;
 
 typedef struct l2_shared {
     bool enabled;
@@ -83,6 +96,9 @@ typedef struct l2_shared {
     l2_stats_t stats;
     redis_uv_stats_t redis_stats;
 } l2_shared_t;
+
+/* Fills what /metrics shows of L2; s may be NULL (no --redis: all zero). */
+void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out);
 
 typedef struct l2 l2_t;
 

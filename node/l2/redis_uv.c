@@ -66,6 +66,27 @@ struct redis_uv {
     char last_err[REDIS_UV_ERRCAP];
 };
 
+static const metrics_desc_t redis_uv_metrics_rows[] = {
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, commands, "l2_redis_commands_total", NULL, "Commands accepted by the Redis clients."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, replies, "l2_redis_replies_total", NULL, "Commands Redis answered."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, reply_errors, "l2_redis_reply_errors_total", NULL, "Answers that were error replies (-ERR ...)."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_CONNECT], "l2_redis_failures_total", "result=\"connect\"", "Commands that failed without an answer, by cause."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_CONNECT_TIMEOUT], "l2_redis_failures_total", "result=\"connect_timeout\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_HANDSHAKE], "l2_redis_failures_total", "result=\"handshake\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_TIMEOUT], "l2_redis_failures_total", "result=\"timeout\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_DISCONNECTED], "l2_redis_failures_total", "result=\"disconnected\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_BACKOFF], "l2_redis_failures_total", "result=\"backoff\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_QUEUE], "l2_redis_failures_total", "result=\"queue_full\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_SHUTDOWN], "l2_redis_failures_total", "result=\"shutdown\"", ""),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, timeouts, "l2_redis_timeouts_total", NULL, "Connections dropped because a command timed out."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, connects, "l2_redis_connects_total", NULL, "Connection attempts to Redis."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, reconnects, "l2_redis_reconnects_total", NULL, "Connection attempts after an earlier connection or attempt."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, connect_failures, "l2_redis_connect_failures_total", NULL, "Connection attempts refused, failed, timed out or refused at AUTH/SELECT."),
+    METRICS_ATOMIC_GAUGE(redis_uv_stats_t, connected, "l2_connections", NULL, "Open Redis connections (one per worker loop, plus the journal's)."),
+    METRICS_ATOMIC_GAUGE(redis_uv_stats_t, pending, "l2_pending", NULL, "Redis commands awaiting an answer."),
+};
+const metrics_table_t redis_uv_metrics_table = METRICS_TABLE(redis_uv_metrics_rows);
+
 const char *redis_uv_result_name(redis_uv_result_t r)
 {
     switch (r) {

@@ -61,6 +61,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "node/metrics/metrics.h"
+
 typedef enum {
     REDIS_UV_OK = 0,              /* the server answered: reply is set (it may be an error reply) */
     REDIS_UV_ERR_CONNECT,         /* connect refused or failed, or the connection broke while connecting */
@@ -96,6 +98,9 @@ typedef struct redis_uv_stats {
     atomic_int_fast64_t pending;       /* accepted, callback not yet run */
     atomic_int_fast64_t connected;     /* clients whose connection is ready */
 } redis_uv_stats_t;
+
+/* redis_uv_stats_t's series in /metrics (under l2_). */
+extern const metrics_table_t redis_uv_metrics_table;
 
 typedef struct redis_uv_config {
     const char *host;            /* "127.0.0.1" */

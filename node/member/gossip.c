@@ -219,6 +219,40 @@ void gossip_members_json(gossip_t *g, sbuf_t *out)
     pthread_mutex_unlock(&g->snap_lock);
 }
 
+static const metrics_desc_t gossip_metrics_rows[] = {
+    METRICS_ROW(gossip_metrics_t, members[0], METRICS_GAUGE, METRICS_U64, "cluster_members", "state=\"alive\"", "Members known to this node, by state."),
+    METRICS_ROW(gossip_metrics_t, members[1], METRICS_GAUGE, METRICS_U64, "cluster_members", "state=\"suspect\"", ""),
+    METRICS_ROW(gossip_metrics_t, members[2], METRICS_GAUGE, METRICS_U64, "cluster_members", "state=\"dead\"", ""),
+    METRICS_ROW(gossip_metrics_t, members[3], METRICS_GAUGE, METRICS_U64, "cluster_members", "state=\"left\"", ""),
+    METRICS_ROW(gossip_metrics_t, swim.probes, METRICS_COUNTER, METRICS_U64, "swim_probes_total", NULL, "Direct probes sent."),
+    METRICS_ROW(gossip_metrics_t, swim.probe_failures, METRICS_COUNTER, METRICS_U64, "swim_probe_failures_total", NULL, "Probes that got no ack in their period."),
+    METRICS_ROW(gossip_metrics_t, swim.ping_reqs_sent, METRICS_COUNTER, METRICS_U64, "swim_ping_reqs_total", NULL, "Indirect probe requests sent."),
+    METRICS_ROW(gossip_metrics_t, swim.pings_relayed, METRICS_COUNTER, METRICS_U64, "swim_pings_relayed_total", NULL, "Pings sent on behalf of other members."),
+    METRICS_ROW(gossip_metrics_t, swim.acks_received, METRICS_COUNTER, METRICS_U64, "swim_acks_total", NULL, "Acks received for our probes."),
+    METRICS_ROW(gossip_metrics_t, swim.nacks_received, METRICS_COUNTER, METRICS_U64, "swim_nacks_total", NULL, "Nacks received (Lifeguard)."),
+    METRICS_ROW(gossip_metrics_t, swim.suspicions_raised, METRICS_COUNTER, METRICS_U64, "swim_suspicions_raised_total", NULL, "Members this node began to suspect."),
+    METRICS_ROW(gossip_metrics_t, swim.refutations, METRICS_COUNTER, METRICS_U64, "swim_refutations_total", NULL, "Suspicions of this node it refuted."),
+    METRICS_ROW(gossip_metrics_t, swim.deaths_declared, METRICS_COUNTER, METRICS_U64, "swim_deaths_declared_total", NULL, "Suspicions this node turned into deaths."),
+    METRICS_ROW(gossip_metrics_t, swim.push_pulls, METRICS_COUNTER, METRICS_U64, "swim_push_pulls_total", NULL, "Full-state exchanges this node started."),
+    METRICS_ROW(gossip_metrics_t, swim.broadcasts_dropped, METRICS_COUNTER, METRICS_U64, "swim_broadcasts_dropped_total", NULL, "Updates dropped from a full queue."),
+    METRICS_ROW(gossip_metrics_t, swim.packets_in, METRICS_COUNTER, METRICS_U64, "swim_packets_total", "direction=\"in\"", "Gossip datagrams, by direction."),
+    METRICS_ROW(gossip_metrics_t, swim.packets_out, METRICS_COUNTER, METRICS_U64, "swim_packets_total", "direction=\"out\"", ""),
+    METRICS_ROW(gossip_metrics_t, swim.bytes_in, METRICS_COUNTER, METRICS_U64, "swim_bytes_total", "direction=\"in\"", "Gossip payload bytes, by direction."),
+    METRICS_ROW(gossip_metrics_t, swim.bytes_out, METRICS_COUNTER, METRICS_U64, "swim_bytes_total", "direction=\"out\"", ""),
+    METRICS_ROW(gossip_metrics_t, exchanges_ok, METRICS_COUNTER, METRICS_U64, "swim_exchanges_total", "result=\"ok\"", "Push-pull exchanges, by result."),
+    METRICS_ROW(gossip_metrics_t, exchanges_failed, METRICS_COUNTER, METRICS_U64, "swim_exchanges_total", "result=\"failed\"", ""),
+    METRICS_ROW(gossip_metrics_t, drops_auth, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"auth\"", "Gossip input dropped, by reason."),
+    METRICS_ROW(gossip_metrics_t, drops_checksum, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"checksum\"", ""),
+    METRICS_ROW(gossip_metrics_t, drops_version, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"version\"", ""),
+    METRICS_ROW(gossip_metrics_t, drops_short, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"short\"", ""),
+    METRICS_ROW(gossip_metrics_t, swim.drops_malformed, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"malformed\"", ""),
+    METRICS_ROW(gossip_metrics_t, swim.drops_wrong_target, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"wrong_target\"", ""),
+    METRICS_ROW(gossip_metrics_t, swim.drops_state, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"bad_state\"", ""),
+    METRICS_ROW(gossip_metrics_t, send_errors, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"send_error\"", ""),
+    METRICS_ROW(gossip_metrics_t, swim.health_score, METRICS_GAUGE, METRICS_U32, "swim_health_score", NULL, "Lifeguard local health score (0 = healthy)."),
+};
+const metrics_table_t gossip_metrics_table = METRICS_TABLE(gossip_metrics_rows);
+
 void gossip_get_metrics(gossip_t *g, gossip_metrics_t *out)
 {
     pthread_mutex_lock(&g->snap_lock);

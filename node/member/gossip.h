@@ -22,6 +22,7 @@
 #include "cluster/seal.h"
 #include "cluster/swim.h"
 #include "node/core/sbuf.h"
+#include "node/metrics/metrics.h"
 
 typedef struct gossip gossip_t;
 
@@ -62,6 +63,10 @@ typedef struct gossip_metrics {
     uint64_t exchanges_ok, exchanges_failed;
     bool joined;
 } gossip_metrics_t;
+
+/* gossip_metrics_t's series in /metrics, the SWIM core's counters
+ * included (cluster/ knows nothing of metric tables). */
+extern const metrics_table_t gossip_metrics_table;
 
 /* Membership changes, delivered on the main loop (the ring subscribes). */
 typedef void (*gossip_event_fn)(const swim_event_t *ev, void *ctx);

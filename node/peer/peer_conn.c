@@ -31,6 +31,50 @@ struct peer_conn {
     size_t scratch_cap;
 };
 
+static const metrics_desc_t peer_metrics_rows[] = {
+    METRICS_ATOMIC_COUNTER(peer_stats_t, frames_in, "peer_frames_total", "direction=\"in\"", "Peer channel frames, by direction."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, frames_out, "peer_frames_total", "direction=\"out\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, bytes_in, "peer_bytes_total", "direction=\"in\"", "Peer channel bytes, by direction."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, bytes_out, "peer_bytes_total", "direction=\"out\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_TOO_BIG], "peer_dropped_total", "reason=\"too_big\"", "Peer connections closed for what they sent, by reason; queue_full: output refused."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_TOO_SMALL], "peer_dropped_total", "reason=\"too_small\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_AUTH], "peer_dropped_total", "reason=\"auth\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_CHECKSUM], "peer_dropped_total", "reason=\"checksum\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_MALFORMED], "peer_dropped_total", "reason=\"malformed\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_UNEXPECTED], "peer_dropped_total", "reason=\"unexpected\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, send_refused, "peer_dropped_total", "reason=\"queue_full\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_GET], "peer_requests_total", "type=\"get\"", "Requests sent to peers, by type."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_PUT], "peer_requests_total", "type=\"put\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_DELETE], "peer_requests_total", "type=\"delete\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_INVALIDATE], "peer_requests_total", "type=\"invalidate\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_INVALIDATE_PATTERN], "peer_requests_total", "type=\"invalidate_pattern\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_KEYS], "peer_requests_total", "type=\"keys\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_HANDOFF], "peer_requests_total", "type=\"handoff\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_PING], "peer_requests_total", "type=\"ping\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_GET], "peer_served_total", "type=\"get\"", "Requests served for peers, by type."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_PUT], "peer_served_total", "type=\"put\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_DELETE], "peer_served_total", "type=\"delete\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_INVALIDATE], "peer_served_total", "type=\"invalidate\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_INVALIDATE_PATTERN], "peer_served_total", "type=\"invalidate_pattern\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_KEYS], "peer_served_total", "type=\"keys\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_HANDOFF], "peer_served_total", "type=\"handoff\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, served[PEER_MSG_PING], "peer_served_total", "type=\"ping\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, failures_timeout, "peer_failures_total", "reason=\"timeout\"", "Requests to peers that failed, by reason."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, failures_connect, "peer_failures_total", "reason=\"connect\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, failures_closed, "peer_failures_total", "reason=\"closed\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, failures_breaker, "peer_failures_total", "reason=\"breaker_open\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, failures_backoff, "peer_failures_total", "reason=\"backoff\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, failures_queue, "peer_failures_total", "reason=\"queue_full\"", ""),
+    METRICS_ATOMIC_GAUGE(peer_stats_t, connections_in, "peer_connections", "direction=\"in\"", "Open peer connections, by direction."),
+    METRICS_ATOMIC_GAUGE(peer_stats_t, connections_out, "peer_connections", "direction=\"out\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, connects, "peer_connects_total", NULL, "Peer connections opened."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, connect_failures, "peer_connect_failures_total", NULL, "Peer connections that failed to open."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, breaker_opens, "peer_breaker_opens_total", NULL, "Times a peer's circuit breaker opened."),
+    METRICS_ATOMIC_GAUGE(peer_stats_t, breakers_open, "peer_breakers_open", NULL, "Peers whose breaker is open now (per worker loop)."),
+    METRICS_ATOMIC_GAUGE(peer_stats_t, pending, "peer_pending", NULL, "Requests to peers awaiting an answer."),
+};
+const metrics_table_t peer_metrics_table = METRICS_TABLE(peer_metrics_rows);
+
 const char *peer_drop_name(peer_drop_t d)
 {
     switch (d) {

@@ -27,6 +27,7 @@
 
 #include "cluster/peer_proto.h"
 #include "cluster/seal.h"
+#include "node/metrics/metrics.h"
 
 /* Why a connection was closed for what it sent. */
 typedef enum {
@@ -56,6 +57,9 @@ typedef struct peer_stats {
 } peer_stats_t;
 
 const char *peer_drop_name(peer_drop_t d);
+
+/* peer_stats_t's series in /metrics. */
+extern const metrics_table_t peer_metrics_table;
 
 typedef struct peer_conn peer_conn_t;
 
