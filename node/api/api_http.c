@@ -163,7 +163,7 @@ static size_t api_http_node_headers(char *buf, const char *node, const char *own
 }
 
 void api_http_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
-                              size_t headers_len)
+                           size_t headers_len)
 {
     http_response_t resp = {.status = status,
                             .content_type = "application/json",

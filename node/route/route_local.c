@@ -47,7 +47,7 @@ static void route_match_one(const store_entry_t *e, void *ctx)
 }
 
 void route_local_invalidate_pattern(route_worker_t *w, const char *pattern, size_t plen, bool dry_run,
-                                  uint64_t *matched, uint64_t *invalidated)
+                                    uint64_t *matched, uint64_t *invalidated)
 {
     route_t *a = w->route;
     route_match_t m = {.w = w, .collect = !dry_run};
@@ -137,7 +137,7 @@ static void route_list_one(const store_entry_t *e, void *ctx)
 }
 
 bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint64_t cursor, uint32_t limit,
-                    bool primary_only, route_local_page_t *page)
+                      bool primary_only, route_local_page_t *page)
 {
     if (limit == 0) limit = ROUTE_LOCAL_KEYS_DEFAULT;
     if (limit > ROUTE_LOCAL_KEYS_MAX) limit = ROUTE_LOCAL_KEYS_MAX;

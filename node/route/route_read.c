@@ -295,7 +295,7 @@ static void route_flight_add_owners(route_flight_t *f, topo_t *t, const uint32_t
 /* Joins the flight for this key, or starts one asking the owners of the
  * key in t, then (FALLBACK) those in prev. */
 static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const route_waiter_t *wt, const route_gkey_t *k,
-                            topo_t *t, topo_t *prev, const char *owner)
+                              topo_t *t, topo_t *prev, const char *owner)
 {
     route_t *a = w->route;
     const char *key = k->key;
@@ -371,7 +371,7 @@ static void route_entry_unref(void *e)
  * key's other owners and its previous owners (a joiner has nothing yet; a
  * node that became owner when another died has not received the key yet). */
 static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *wt, const route_gkey_t *k,
-                          const char *owner, bool local_only)
+                            const char *owner, bool local_only)
 {
     route_t *a = w->route;
     store_entry_t *e;

@@ -115,7 +115,7 @@ static void route_write_replicate(route_write_t *wr, topo_t *t, const uint32_t *
 }
 
 static route_write_t *route_write_new(route_worker_t *w, route_reply_t reply, const char *key,
-                                  size_t klen, const char *owner)
+                                      size_t klen, const char *owner)
 {
     route_write_t *wr = calloc(1, sizeof *wr);
     if (wr) wr->key = malloc(klen);
@@ -135,7 +135,7 @@ static route_write_t *route_write_new(route_worker_t *w, route_reply_t reply, co
 /* The write after L2 took it (or the journal did, or there is no L2):
  * L1 here, then the other owners. */
 static void route_coordinate_put_at(route_worker_t *w, route_reply_t reply, const store_put_args_t *args,
-                                  bool journaled)
+                                    bool journaled)
 {
     route_t *a = w->route;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
@@ -178,7 +178,7 @@ static void route_broadcast_reply(void *ctx, peer_result_t res, const peer_msg_t
 /* Tells every member that is not an owner to drop the key: a node that
  * owned it before a ring change may still hold a copy. */
 static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint32_t *owners, size_t n, const char *key,
-                                     size_t klen)
+                                       size_t klen)
 {
     peer_bytes_t k = {.p = (const uint8_t *)key, .len = klen};
     peer_msg_t req = {.type = PEER_MSG_INVALIDATE, .flags = PEER_F_FORWARDED, .count = 1, .keys = &k};
@@ -194,7 +194,7 @@ static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint3
 }
 
 static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, const char *key,
-                                     size_t klen, uint64_t version, bool journaled)
+                                       size_t klen, uint64_t version, bool journaled)
 {
     route_t *a = w->route;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
