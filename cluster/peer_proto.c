@@ -15,7 +15,7 @@ typedef mpk_sink_t sink_t;
 
 static bool key_ok(peer_bytes_t k)
 {
-    return k.len >= 1 && k.len <= PEER_KEY_MAX && k.p != NULL;
+    return k.len >= 1 && k.len <= LIMITS_KEY_MAX && k.p != NULL;
 }
 
 static bool bytes_ok(peer_bytes_t b)
@@ -30,7 +30,7 @@ static bool text_ok(peer_bytes_t s, size_t max)
 
 static bool entry_ok(const peer_entry_t *e)
 {
-    return key_ok(e->key) && bytes_ok(e->value) && text_ok(e->content_type, PEER_CTYPE_MAX);
+    return key_ok(e->key) && bytes_ok(e->value) && text_ok(e->content_type, LIMITS_CTYPE_MAX);
 }
 
 /* Only what the decoder accepts may be encoded: a peer must never receive a
@@ -49,9 +49,9 @@ static bool msg_ok(const peer_msg_t *m)
     case PEER_MSG_DELETE:
         return key_ok(m->key);
     case PEER_MSG_GET_RESP:
-        return bytes_ok(m->value) && text_ok(m->content_type, PEER_CTYPE_MAX);
+        return bytes_ok(m->value) && text_ok(m->content_type, LIMITS_CTYPE_MAX);
     case PEER_MSG_PUT:
-        return key_ok(m->key) && bytes_ok(m->value) && text_ok(m->content_type, PEER_CTYPE_MAX);
+        return key_ok(m->key) && bytes_ok(m->value) && text_ok(m->content_type, LIMITS_CTYPE_MAX);
     case PEER_MSG_INVALIDATE:
         if (m->count > PEER_INVALIDATE_MAX || (m->count && !m->keys)) return false;
         for (uint32_t i = 0; i < m->count; i++)
@@ -251,7 +251,7 @@ static st_t rd_bin_len(cur_t *c, size_t min, size_t max, peer_bytes_t *out)
 
 static st_t rd_key(cur_t *c, peer_bytes_t *out)
 {
-    return rd_bin_len(c, 1, PEER_KEY_MAX, out);
+    return rd_bin_len(c, 1, LIMITS_KEY_MAX, out);
 }
 
 /* A str of at most max bytes without an embedded NUL (it ends up in headers
@@ -303,7 +303,7 @@ static st_t rd_entry(cur_t *c, peer_entry_t *e)
     if (n < 5) return PEER_PROTO_MALFORMED;
     if ((rc = rd_key(c, &e->key)) != PEER_PROTO_OK) return rc;
     if ((rc = rd_bin(c, &e->value)) != PEER_PROTO_OK) return rc;
-    if ((rc = rd_text(c, PEER_CTYPE_MAX, &e->content_type)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_text(c, LIMITS_CTYPE_MAX, &e->content_type)) != PEER_PROTO_OK) return rc;
     if ((rc = rd_uint(c, UINT64_MAX, &e->version)) != PEER_PROTO_OK) return rc;
     if ((rc = rd_uint(c, UINT64_MAX, &e->expires_at_ms)) != PEER_PROTO_OK) return rc;
     return skip_values(c, n - 5);
@@ -354,14 +354,14 @@ static st_t rd_fields(cur_t *c, peer_msg_t *m)
     case PEER_MSG_GET_RESP:
         if ((rc = rd_u32(c, &m->status)) != PEER_PROTO_OK) return rc;
         if ((rc = rd_bin(c, &m->value)) != PEER_PROTO_OK) return rc;
-        if ((rc = rd_text(c, PEER_CTYPE_MAX, &m->content_type)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_text(c, LIMITS_CTYPE_MAX, &m->content_type)) != PEER_PROTO_OK) return rc;
         if ((rc = rd_uint(c, UINT64_MAX, &m->version)) != PEER_PROTO_OK) return rc;
         if ((rc = rd_origin(c, m->origin)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->ttl_ms);
     case PEER_MSG_PUT:
         if ((rc = rd_key(c, &m->key)) != PEER_PROTO_OK) return rc;
         if ((rc = rd_bin(c, &m->value)) != PEER_PROTO_OK) return rc;
-        if ((rc = rd_text(c, PEER_CTYPE_MAX, &m->content_type)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_text(c, LIMITS_CTYPE_MAX, &m->content_type)) != PEER_PROTO_OK) return rc;
         if ((rc = rd_uint(c, UINT64_MAX, &m->ttl_ms)) != PEER_PROTO_OK) return rc;
         if ((rc = rd_uint(c, UINT64_MAX, &m->version)) != PEER_PROTO_OK) return rc;
         return rd_origin(c, m->origin);

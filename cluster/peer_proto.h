@@ -75,12 +75,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/limits.h"
 #include "cluster/seal.h"
 
 #define PEER_ID_LEN 16
-#define PEER_KEY_MAX 1024
 #define PEER_PATTERN_MAX 1024
-#define PEER_CTYPE_MAX 255
 #define PEER_MESSAGE_MAX 1024
 #define PEER_INVALIDATE_MAX 10000
 #define PEER_LEN_PREFIX 4

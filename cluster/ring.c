@@ -27,7 +27,7 @@ struct ring {
     ring_member_t *members;  /* sorted by id; zone points into zone_buf */
     uint32_t *member_zone;   /* zone index of each member */
     double *share;           /* exact primary share of each member */
-    char *zone_buf;          /* the labels, RING_ZONE_MAX bytes each, sorted */
+    char *zone_buf;          /* the labels, LIMITS_ZONE_MAX bytes each, sorted */
 
     /* The circle: points sorted by (position, member, point number). */
     uint64_t *pos;           /* npoints + 1; pos[npoints] = UINT64_MAX (sentinel) */
@@ -224,7 +224,7 @@ static bool ring_valid(const ring_member_t *members, size_t n, unsigned replicas
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (members[i].weight < 1 || members[i].weight > RING_WEIGHT_MAX) return false;
-        if (strnlen(ring_label(&members[i]), RING_ZONE_MAX) >= RING_ZONE_MAX) return false;
+        if (strnlen(ring_label(&members[i]), LIMITS_ZONE_MAX) >= LIMITS_ZONE_MAX) return false;
         total += members[i].weight;
     }
     return total <= RING_WEIGHT_TOTAL_MAX;
@@ -235,7 +235,7 @@ static bool ring_build_members(ring_t *r, const ring_member_t *members, size_t n
 {
     r->members = malloc(n * sizeof *r->members);
     r->member_zone = malloc(n * sizeof *r->member_zone);
-    char *labels = malloc(n * RING_ZONE_MAX);
+    char *labels = malloc(n * LIMITS_ZONE_MAX);
     if (!r->members || !r->member_zone || !labels) {
         free(labels);
         return false;
@@ -250,23 +250,23 @@ static bool ring_build_members(ring_t *r, const ring_member_t *members, size_t n
         }
     }
     for (size_t i = 0; i < n; i++) {
-        memset(labels + i * RING_ZONE_MAX, 0, RING_ZONE_MAX);
-        strcpy(labels + i * RING_ZONE_MAX, ring_label(&r->members[i]));
+        memset(labels + i * LIMITS_ZONE_MAX, 0, LIMITS_ZONE_MAX);
+        strcpy(labels + i * LIMITS_ZONE_MAX, ring_label(&r->members[i]));
     }
-    qsort(labels, n, RING_ZONE_MAX, ring_cmp_label);
+    qsort(labels, n, LIMITS_ZONE_MAX, ring_cmp_label);
     size_t nz = 0;
     for (size_t i = 0; i < n; i++) {
-        if (nz == 0 || strcmp(labels + (nz - 1) * RING_ZONE_MAX, labels + i * RING_ZONE_MAX) != 0) {
-            if (nz != i) memcpy(labels + nz * RING_ZONE_MAX, labels + i * RING_ZONE_MAX, RING_ZONE_MAX);
+        if (nz == 0 || strcmp(labels + (nz - 1) * LIMITS_ZONE_MAX, labels + i * LIMITS_ZONE_MAX) != 0) {
+            if (nz != i) memcpy(labels + nz * LIMITS_ZONE_MAX, labels + i * LIMITS_ZONE_MAX, LIMITS_ZONE_MAX);
             nz++;
         }
     }
     r->nzones = (uint32_t)nz;
-    r->zone_buf = realloc(labels, nz * RING_ZONE_MAX);
+    r->zone_buf = realloc(labels, nz * LIMITS_ZONE_MAX);
     if (!r->zone_buf) r->zone_buf = labels;
     for (size_t i = 0; i < n; i++) {
-        const char *z = bsearch(ring_label(&r->members[i]), r->zone_buf, nz, RING_ZONE_MAX, ring_cmp_label);
-        r->member_zone[i] = (uint32_t)((z - r->zone_buf) / RING_ZONE_MAX);
+        const char *z = bsearch(ring_label(&r->members[i]), r->zone_buf, nz, LIMITS_ZONE_MAX, ring_cmp_label);
+        r->member_zone[i] = (uint32_t)((z - r->zone_buf) / LIMITS_ZONE_MAX);
         r->members[i].zone = z;
     }
     return true;
@@ -448,7 +448,7 @@ ring_t *ring_build(const ring_member_t *members, size_t n, unsigned replicas, ui
         return NULL;
     }
     r->bytes += sizeof *r + n * (sizeof *r->members + sizeof *r->member_zone + sizeof *r->share) +
-                (size_t)r->nzones * RING_ZONE_MAX;
+                (size_t)r->nzones * LIMITS_ZONE_MAX;
     errno = saved;
     return r;
 }

@@ -98,12 +98,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/limits.h"
+
 #define RING_ID_LEN 16
 #define RING_REPLICAS_DEFAULT 2
 #define RING_REPLICAS_MAX 5
 #define RING_WEIGHT_DEFAULT 1
 #define RING_WEIGHT_MAX 16        /* relative capacity, 1..16 */
-#define RING_ZONE_MAX 32          /* zone label bytes including the NUL (as SWIM_ZONE_MAX) */
 #define RING_MEMBERS_MAX 65536
 #define RING_WEIGHT_TOTAL_MAX 131072 /* sum of the weights (4M points, ~120 MB) */
 #define RING_PROBES 40            /* protocol constant: probes per key */
@@ -111,7 +112,7 @@
 
 typedef struct ring_member {
     uint8_t id[RING_ID_LEN];
-    const char *zone;    /* label; NULL or "" = no zone; at most RING_ZONE_MAX-1 bytes */
+    const char *zone;    /* label; NULL or "" = no zone; at most LIMITS_ZONE_MAX-1 bytes */
     uint32_t weight;     /* 1..RING_WEIGHT_MAX; a member of weight 2 owns about twice the keys */
 } ring_member_t;
 

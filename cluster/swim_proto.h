@@ -43,9 +43,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/limits.h"
+
 #define SWIM_ID_LEN 16
 #define SWIM_NAME_MAX 64     /* bytes including the NUL */
-#define SWIM_ZONE_MAX 32
 #define SWIM_VERSION_MAX 32
 #define SWIM_PACKET_MAX 1400 /* datagram bytes on the wire, sealing included */
 
@@ -65,7 +66,7 @@ typedef struct swim_member_info {
     swim_addr_t gossip;   /* UDP + TCP (push-pull) */
     swim_addr_t peer;     /* the peer channel (data path) */
     swim_addr_t http;     /* the HTTP API */
-    char zone[SWIM_ZONE_MAX];
+    char zone[LIMITS_ZONE_MAX];
     char version[SWIM_VERSION_MAX];
 } swim_member_info_t;
 

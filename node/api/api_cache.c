@@ -21,7 +21,7 @@
 #define API_CACHE_PREVIEW_DEFAULT 20
 #define API_CACHE_INVALIDATE_MAX_KEYS 10000
 
-/* The key of /api/cache/{key}, percent-decoded into key[STORE_KEY_MAX];
+/* The key of /api/cache/{key}, percent-decoded into key[LIMITS_KEY_MAX];
  * answers 400 and returns -1 when it is empty, too long or malformed. */
 static long api_cache_key(http_request_t *r, char *key)
 {
@@ -35,17 +35,17 @@ static long api_cache_key(http_request_t *r, char *key)
         return -1;
     }
     /* A percent-encoded key is at most three bytes per byte of key. */
-    if (raw_len > 3 * STORE_KEY_MAX) {
+    if (raw_len > 3 * LIMITS_KEY_MAX) {
         http_respond_error(r, 400, "key_too_long", "keys are at most 1024 bytes");
         return -1;
     }
-    char decoded[3 * STORE_KEY_MAX];
+    char decoded[3 * LIMITS_KEY_MAX];
     long klen = http_url_decode(raw_key, raw_len, decoded, false);
     if (klen < 0) {
         http_respond_error(r, 400, "bad_key", "malformed percent-encoding in the key");
         return -1;
     }
-    if (klen == 0 || (size_t)klen > STORE_KEY_MAX) {
+    if (klen == 0 || (size_t)klen > LIMITS_KEY_MAX) {
         http_respond_error(r, 400, klen ? "key_too_long" : "bad_key",
                            klen ? "keys are at most 1024 bytes" : "the key is empty");
         return -1;
@@ -56,14 +56,14 @@ static long api_cache_key(http_request_t *r, char *key)
 
 void api_cache_get(api_worker_t *w, http_request_t *r)
 {
-    char key[STORE_KEY_MAX];
+    char key[LIMITS_KEY_MAX];
     long klen = api_cache_key(r, key);
     if (klen >= 0) route_read_get(&w->route, api_http_reply(r), key, (size_t)klen);
 }
 
 void api_cache_delete(api_worker_t *w, http_request_t *r)
 {
-    char key[STORE_KEY_MAX];
+    char key[LIMITS_KEY_MAX];
     long klen = api_cache_key(r, key);
     if (klen >= 0) route_write_delete(&w->route, api_http_reply(r), key, (size_t)klen);
 }
@@ -104,14 +104,14 @@ static bool api_cache_put_ttl(const config_t *cfg, http_request_t *r, int64_t *t
 
 void api_cache_put(api_worker_t *w, http_request_t *r)
 {
-    char key[STORE_KEY_MAX];
+    char key[LIMITS_KEY_MAX];
     long klen = api_cache_key(r, key);
     if (klen < 0) return;
     int64_t ttl_ms;
     if (!api_cache_put_ttl(w->api->cfg, r, &ttl_ms)) return;
     size_t ctlen, vlen;
     const char *ct = http_request_header(r, "content-type", &ctlen);
-    if (ct && ctlen > STORE_CTYPE_MAX) {
+    if (ct && ctlen > LIMITS_CTYPE_MAX) {
         http_respond_error(r, 400, "bad_content_type", "Content-Type longer than 255 bytes");
         return;
     }
@@ -247,7 +247,7 @@ void api_cache_invalidate_keys(api_worker_t *w, http_request_t *r)
     json_t *k;
     json_array_foreach(keys, i, k) {
         size_t len = json_string_length(k);
-        if (!json_is_string(k) || len == 0 || len > STORE_KEY_MAX) {
+        if (!json_is_string(k) || len == 0 || len > LIMITS_KEY_MAX) {
             json_decref(root);
             http_respond_error(r, 400, "bad_key", "every key must be a string of 1 to 1024 bytes");
             return;
@@ -291,7 +291,7 @@ void api_cache_invalidate_pattern(api_worker_t *w, http_request_t *r)
     if (!root) return;
     json_t *pat = json_object_get(root, "pattern");
     json_t *dry = json_object_get(root, "dry_run");
-    if (!json_is_string(pat) || json_string_length(pat) == 0 || json_string_length(pat) > STORE_KEY_MAX) {
+    if (!json_is_string(pat) || json_string_length(pat) == 0 || json_string_length(pat) > LIMITS_KEY_MAX) {
         json_decref(root);
         http_respond_error(r, 400, "bad_pattern", "\"pattern\" must be a string of 1 to 1024 bytes");
         return;
@@ -308,7 +308,7 @@ void api_cache_invalidate_pattern(api_worker_t *w, http_request_t *r)
 
 void api_cache_invalidate_preview(api_worker_t *w, http_request_t *r)
 {
-    char pattern[STORE_KEY_MAX + 1];
+    char pattern[LIMITS_KEY_MAX + 1];
     long plen = api_http_pattern_param(r, pattern, sizeof pattern, true);
     if (plen < 0) return;
     uint64_t limit;
@@ -379,7 +379,7 @@ static bool api_cache_parse_cursor(const char *s, long len, uint32_t *node, uint
 
 void api_cache_keys(api_worker_t *w, http_request_t *r)
 {
-    char pattern[STORE_KEY_MAX + 1];
+    char pattern[LIMITS_KEY_MAX + 1];
     long plen = api_http_pattern_param(r, pattern, sizeof pattern, false);
     uint64_t limit = 0, cursor = 0;
     if (plen < 0 || !api_http_query_uint(r, "limit", ROUTE_LOCAL_KEYS_DEFAULT, 1, ROUTE_LOCAL_KEYS_MAX, &limit)) return;

@@ -32,7 +32,7 @@ void api_cluster_members(api_worker_t *w, http_request_t *r)
 }
 
 /* Percent-encoded, a key takes at most three bytes per byte. */
-#define API_CLUSTER_KEY_ENCODED_MAX (3 * STORE_KEY_MAX)
+#define API_CLUSTER_KEY_ENCODED_MAX (3 * LIMITS_KEY_MAX)
 
 static int api_cluster_name_cmp(const void *a, const void *b)
 {
@@ -65,7 +65,7 @@ static int api_cluster_query_key(http_request_t *r, char *key, size_t *klen)
         http_respond_error(r, 400, "bad_key", "malformed percent-encoding in the key");
         return -1;
     }
-    if (n == 0 || (size_t)n > STORE_KEY_MAX) {
+    if (n == 0 || (size_t)n > LIMITS_KEY_MAX) {
         http_respond_error(r, 400, n ? "key_too_long" : "bad_key",
                            n ? "keys are at most 1024 bytes" : "the key is empty");
         return -1;
@@ -78,7 +78,7 @@ static int api_cluster_query_key(http_request_t *r, char *key, size_t *klen)
 void api_cluster_ring(api_worker_t *w, http_request_t *r)
 {
     api_t *a = w->api;
-    char key[STORE_KEY_MAX];
+    char key[LIMITS_KEY_MAX];
     size_t klen = 0;
     int has_key = api_cluster_query_key(r, key, &klen);
     if (has_key < 0) return;

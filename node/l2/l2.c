@@ -325,11 +325,11 @@ static bool l2_send(l2_t *l, int argc, const char **argv, const size_t *lens, re
     return true;
 }
 
-/* prefix + key into out (L2_PREFIX_MAX + L2_KEY_MAX bytes); 0 when the
+/* prefix + key into out (L2_PREFIX_MAX + LIMITS_KEY_MAX bytes); 0 when the
  * key is longer than L1 allows. */
 static size_t l2_full_key(const l2_t *l, const void *key, size_t klen, char *out)
 {
-    if (klen > L2_KEY_MAX) return 0;
+    if (klen > LIMITS_KEY_MAX) return 0;
     memcpy(out, l->s->prefix, l->s->prefix_len);
     memcpy(out + l->s->prefix_len, key, klen);
     return l->s->prefix_len + klen;
@@ -369,7 +369,7 @@ void l2_get(l2_t *l, const void *key, size_t klen, l2_get_fn cb, void *ctx)
 {
     atomic_fetch_add(&l->s->stats.gets, 1);
     l2_call_t *c = calloc(1, sizeof *c);
-    char fk[L2_PREFIX_MAX + L2_KEY_MAX];
+    char fk[L2_PREFIX_MAX + LIMITS_KEY_MAX];
     size_t flen = l2_full_key(l, key, klen, fk);
     if (c) *c = (l2_call_t){.l = l, .get_cb = cb, .ctx = ctx};
     const char *argv[2] = {"GET", fk};
@@ -408,7 +408,7 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
         snprintf(px, sizeof px, "%lld", (long long)left);
     }
     l2_call_t *c = calloc(1, sizeof *c);
-    char fk[L2_PREFIX_MAX + L2_KEY_MAX];
+    char fk[L2_PREFIX_MAX + LIMITS_KEY_MAX];
     size_t flen = l2_full_key(l, key, klen, fk), elen = l2_envelope_size(ctlen, vlen);
     char *env = c && flen ? malloc(elen) : NULL;
     if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
@@ -426,7 +426,7 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
 {
     atomic_fetch_add(&l->s->stats.dels, 1);
     l2_call_t *c = calloc(1, sizeof *c);
-    char fk[L2_PREFIX_MAX + L2_KEY_MAX];
+    char fk[L2_PREFIX_MAX + LIMITS_KEY_MAX];
     size_t flen = l2_full_key(l, key, klen, fk);
     if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
     char ver[16];
@@ -568,13 +568,13 @@ void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t
     enum { CHUNK = 1000 };
     const char **argv = malloc((CHUNK + 1) * sizeof *argv);
     size_t *alen = malloc((CHUNK + 1) * sizeof *alen);
-    char *buf = malloc(CHUNK * (l->s->prefix_len + L2_KEY_MAX));
+    char *buf = malloc(CHUNK * (l->s->prefix_len + LIMITS_KEY_MAX));
     for (size_t i = 0; argv && alen && buf && i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK, off = 0;
         argv[0] = "UNLINK";
         alen[0] = 6;
         for (size_t k = 0; k < m; k++) {
-            size_t kl = lens[i + k] > L2_KEY_MAX ? L2_KEY_MAX : lens[i + k];
+            size_t kl = lens[i + k] > LIMITS_KEY_MAX ? LIMITS_KEY_MAX : lens[i + k];
             memcpy(buf + off, l->s->prefix, l->s->prefix_len);
             memcpy(buf + off + l->s->prefix_len, keys[i + k], kl);
             argv[k + 1] = buf + off;

@@ -46,15 +46,13 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cluster/limits.h"
 #include "node/core/breaker.h"
 #include "node/l2/journal.h"
 #include "node/l2/redis_uv.h"
 #include "node/metrics/metrics.h"
 
 #define L2_PREFIX_MAX 128
-/* L2 holds what L1 holds, so this is L1's key limit (STORE_KEY_MAX); it is
- * repeated rather than included because L2 may not use node/store. */
-#define L2_KEY_MAX 1024
 
 typedef enum { L2_WRITE_SYNC = 0, L2_WRITE_JOURNAL = 1 } l2_write_mode_t;
 
@@ -146,7 +144,7 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
  * (res L2_UNAVAILABLE when Redis failed part way). */
 typedef void (*l2_count_fn)(void *ctx, l2_result_t res, uint64_t unlinked);
 void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx);
-/* UNLINK prefix+key for n keys (longer than L2_KEY_MAX: cut there), in
+/* UNLINK prefix+key for n keys (longer than LIMITS_KEY_MAX: cut there), in
  * chunks. */
 void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx);
 /* True once l2_close was called. */

@@ -37,7 +37,7 @@
 
 typedef struct topo_member {
     char name[SWIM_NAME_MAX];
-    char zone[SWIM_ZONE_MAX];
+    char zone[LIMITS_ZONE_MAX];
     struct sockaddr_storage peer;   /* ss_family 0 when it advertised none */
     char peer_text[64];
     char http_text[64];

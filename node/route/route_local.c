@@ -143,7 +143,7 @@ bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint6
     if (limit > ROUTE_LOCAL_KEYS_MAX) limit = ROUTE_LOCAL_KEYS_MAX;
     /* A scan may report a little more than its limit (a bucket comes whole). */
     route_list_t k = {.w = w, .primary_only = primary_only, .cap = (size_t)limit * 2,
-                    .bytes_cap = (size_t)limit * 2 * STORE_KEY_MAX};
+                    .bytes_cap = (size_t)limit * 2 * LIMITS_KEY_MAX};
     k.items = malloc(k.cap * sizeof *k.items);
     k.bytes = malloc(k.bytes_cap);
     if (!k.items || !k.bytes) {

@@ -297,7 +297,7 @@ bool route_scatter_pattern(route_worker_t *w, route_scatter_kind_t kind, const c
     s->pattern = malloc(plen ? plen : 1);
     if (sample_max) {
         s->sample = malloc(sample_max * sizeof *s->sample);
-        s->sample_bytes = malloc(sample_max * STORE_KEY_MAX);
+        s->sample_bytes = malloc(sample_max * LIMITS_KEY_MAX);
     }
     if (!s->pattern || (sample_max && (!s->sample || !s->sample_bytes))) {
         route_scatter_free(s);

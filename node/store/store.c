@@ -62,7 +62,7 @@ struct store {
 
 static bool store_key_ok(const void *key, size_t len)
 {
-    return key && len >= 1 && len <= STORE_KEY_MAX;
+    return key && len >= 1 && len <= LIMITS_KEY_MAX;
 }
 
 static bool store_expired(const store_entry_t *e, int64_t now)
@@ -336,7 +336,7 @@ static store_status_t store_put_check(const store_t *s, const store_put_args_t *
     if (!s || !a || !store_key_ok(a->key, a->key_len)) return STORE_BAD_KEY;
     if (a->ttl_ms < 0 || (a->value_len && !a->value)) return STORE_BAD_KEY;
     *clen = a->content_type ? a->content_type_len : 0;
-    if (*clen > STORE_CTYPE_MAX) return STORE_TOO_LARGE;
+    if (*clen > LIMITS_CTYPE_MAX) return STORE_TOO_LARGE;
     if (a->value_len > UINT32_MAX) return STORE_TOO_LARGE;
     if (s->cfg.max_value_bytes && a->value_len > s->cfg.max_value_bytes) return STORE_TOO_LARGE;
     return STORE_OK;

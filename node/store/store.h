@@ -43,10 +43,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/limits.h"
 #include "node/metrics/metrics.h"
 
-#define STORE_KEY_MAX 1024u
-#define STORE_CTYPE_MAX 255u
 #define STORE_LFU_SAMPLES 16
 
 typedef enum { STORE_EVICT_LRU = 0, STORE_EVICT_LFU = 1 } store_policy_t;
@@ -74,11 +73,11 @@ typedef struct store_config {
 typedef enum {
     STORE_OK = 0,
     STORE_NOT_FOUND = 1,
-    STORE_BAD_KEY = -1,     /* empty or longer than STORE_KEY_MAX; also any bad argument:
+    STORE_BAD_KEY = -1,     /* empty or longer than LIMITS_KEY_MAX; also any bad argument:
                              * NULL store/args/key/out, NULL value with value_len > 0,
                              * negative ttl_ms */
     STORE_TOO_LARGE = -2,   /* value larger than max_value_bytes, or entry larger than a shard's byte share;
-                             * also content_type_len > STORE_CTYPE_MAX */
+                             * also content_type_len > LIMITS_CTYPE_MAX */
     STORE_NO_MEMORY = -3,
     STORE_STALE = -4,       /* store_put_if_newer: the stored version is newer */
 } store_status_t;
@@ -121,7 +120,7 @@ typedef struct store_put_args {
     const void *value;
     size_t value_len;
     const char *content_type;   /* NULL or "" = none stored */
-    size_t content_type_len;    /* at most STORE_CTYPE_MAX */
+    size_t content_type_len;    /* at most LIMITS_CTYPE_MAX */
     int64_t ttl_ms;             /* 0 = no expiry; > 0 expires at now + ttl_ms */
     uint64_t version;           /* opaque to the store; compared by store_put_if_newer */
 } store_put_args_t;

@@ -281,13 +281,13 @@ static void test_roundtrip_extremes(void **state)
         assert_msg(&d, &m);
     }
     /* Limits exactly. */
-    static uint8_t big[PEER_KEY_MAX + 1];
+    static uint8_t big[LIMITS_KEY_MAX + 1];
     memset(big, 'k', sizeof big);
-    static char ct[PEER_CTYPE_MAX + 1];
+    static char ct[LIMITS_CTYPE_MAX + 1];
     memset(ct, 'c', sizeof ct);
     make_msg(&m, PEER_MSG_PUT, 1);
-    m.key = (peer_bytes_t){big, PEER_KEY_MAX};
-    m.content_type = (peer_bytes_t){(const uint8_t *)ct, PEER_CTYPE_MAX};
+    m.key = (peer_bytes_t){big, LIMITS_KEY_MAX};
+    m.content_type = (peer_bytes_t){(const uint8_t *)ct, LIMITS_CTYPE_MAX};
     size_t len = encode_body(&m, buf, sizeof buf);
     assert_int_equal(peer_msg_decode(buf, len, &d), PEER_PROTO_OK);
     assert_msg(&d, &m);
@@ -597,22 +597,22 @@ static void test_limits(void **state)
     m.key = (peer_bytes_t){big, 0};
     assert_int_equal(peer_msg_size(&m), 0);
     assert_int_equal(peer_msg_encode(&m, buf, sizeof buf, NULL), PEER_PROTO_LIMIT);
-    m.key.len = PEER_KEY_MAX + 1;
+    m.key.len = LIMITS_KEY_MAX + 1;
     assert_int_equal(peer_msg_encode(&m, buf, sizeof buf, NULL), PEER_PROTO_LIMIT);
     raw_head(&r, PEER_MSG_GET, 1);
     fixture_mpack_bin(&r, big, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     raw_head(&r, PEER_MSG_GET, 1);
-    fixture_mpack_bin(&r, big, PEER_KEY_MAX + 1);
+    fixture_mpack_bin(&r, big, LIMITS_KEY_MAX + 1);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
     /* Content type 256, message 1025, pattern 1025 / empty. */
     make_msg(&m, PEER_MSG_GET_RESP, 1);
-    m.content_type = (peer_bytes_t){big, PEER_CTYPE_MAX + 1};
+    m.content_type = (peer_bytes_t){big, LIMITS_CTYPE_MAX + 1};
     assert_int_equal(peer_msg_size(&m), 0);
     raw_head(&r, PEER_MSG_GET_RESP, 6);
     msgpack_pack_uint8(&r.pk, 0);
     fixture_mpack_bin(&r, "v", 1);
-    fixture_mpack_str(&r, (const char *)big, PEER_CTYPE_MAX + 1);
+    fixture_mpack_str(&r, (const char *)big, LIMITS_CTYPE_MAX + 1);
     msgpack_pack_uint8(&r.pk, 0);
     fixture_mpack_bin(&r, "0123456789abcdef", 16);
     msgpack_pack_uint8(&r.pk, 0);

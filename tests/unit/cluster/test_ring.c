@@ -68,12 +68,12 @@ static void test_bad_input(void **state)
     m[2].weight = RING_WEIGHT_MAX + 1;
     assert_null(ring_build(m, 4, 2, 1));
     m[2].weight = 1;
-    char longzone[RING_ZONE_MAX + 1];
-    memset(longzone, 'z', RING_ZONE_MAX);
-    longzone[RING_ZONE_MAX] = 0;
+    char longzone[LIMITS_ZONE_MAX + 1];
+    memset(longzone, 'z', LIMITS_ZONE_MAX);
+    longzone[LIMITS_ZONE_MAX] = 0;
     m[1].zone = longzone;
     assert_null(ring_build(m, 4, 2, 1));
-    longzone[RING_ZONE_MAX - 1] = 0; /* the longest label that fits */
+    longzone[LIMITS_ZONE_MAX - 1] = 0; /* the longest label that fits */
     ring_t *r = ring_build(m, 4, 2, 1);
     assert_non_null(r);
     ring_unref(r);
