@@ -26,6 +26,7 @@ packages=(
   libuv1-dev libsodium-dev libmsgpack-dev libhiredis-dev libpq-dev
   libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
   curl jq prometheus redis-server wrk nginx-light clang
+  python3 iproute2 nftables faketime
 )
 
 missing=()

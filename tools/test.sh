@@ -2,7 +2,7 @@
 # Installs what is missing, builds, and runs every test: unit and
 # integration tests (make check) in a normal build and again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, a short libFuzzer run of
-# the wire codecs, then make distcheck.
+# the wire codecs, the chaos harness's short suite, then make distcheck.
 # This is what CI runs (.ci/run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +23,9 @@ run_check build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_check build-asan
 echo "test: fuzzing (short run; tests/fuzz/run.sh SECONDS for longer)"
 "$top/tests/fuzz/run.sh" 10
+echo "test: chaos (checkers' unit tests, then the short suite; chaos/run --help for longer runs)"
+python3 -m unittest discover -s "$top/chaos/tests"
+DCACHE_NODE_BIN="$top/build/dcache-node" "$top/chaos/run" --suite short
 echo "test: make distcheck"
 make -C "$top/build" -s distcheck DISTCHECK_CONFIGURE_FLAGS=-q >/dev/null
 echo "test: all passed"

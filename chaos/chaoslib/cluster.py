@@ -1,0 +1,258 @@
+"""The nodes under test (and Redis when asked for): start, kill -9, restart
+with the same name and ports, pause, resume, graceful leave; and the
+questions the harness asks of them over HTTP (members, ring, metrics)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+# Fast failure detection, so a short run sees suspicion, death and rejoin.
+FAST_FLAGS = [
+    "--workers", "1",
+    "--probe-interval", "200ms",
+    "--probe-timeout", "100ms",
+    "--gossip-interval", "50ms",
+    "--push-pull-interval", "2s",
+    "--suspicion-mult", "4",
+    "--peer-timeout", "1s",
+    "--log-level", "info",
+]
+
+
+def free_port(host="127.0.0.1"):
+    """A port free now on host, below the ephemeral range so an outgoing
+    connection of another process is unlikely to hold it later."""
+    import random
+    for _ in range(200):
+        port = random.randint(20000, 31999)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind((host, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def http_json(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+class Node:
+    def __init__(self, idx, name, http_port, cluster_port):
+        self.idx = idx
+        self.name = name
+        self.http_port = http_port
+        self.cluster_port = cluster_port
+        self.proc = None
+        self.state = "down"       # up, paused, down
+        self.runs = 0
+
+
+class Redis:
+    """A redis-server with AOF fsync always (it keeps what it acknowledged),
+    in its own directory."""
+
+    def __init__(self, topo, workdir):
+        self.topo = topo
+        self.dir = os.path.join(workdir, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.host = topo.service_host()
+        self.port = free_port() if topo.kind == "loopback" else 6379
+        self.proc = None
+        self.state = "down"
+
+    @property
+    def url(self):
+        return "redis://%s:%d" % (self.host, self.port)
+
+    def start(self, empty=False):
+        if empty:
+            for f in os.listdir(self.dir):
+                p = os.path.join(self.dir, f)
+                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+        argv = ["redis-server", "--port", str(self.port), "--bind", self.host, "--save", "",
+                "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir, "--daemonize", "no"]
+        log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(self.topo.wrap_service(argv), stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        self.state = "up"
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("redis-server exited at start (see %s)" % self.dir)
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.state = "down"
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+        self.state = "paused"
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self.state = "up"
+
+
+class Cluster:
+    def __init__(self, binary, topo, n, workdir, replicas=2, extra=None, redis=None):
+        self.binary = binary
+        self.topo = topo
+        self.workdir = workdir
+        self.replicas = replicas
+        self.extra = list(extra or [])
+        self.redis = redis
+        self.nodes = []
+        loop = topo.kind == "loopback"
+        for i in range(n):
+            hp = free_port() if loop else 8080
+            cp = free_port() if loop else 7946
+            self.nodes.append(Node(i, "n%d" % i, hp, cp))
+
+    def url(self, i):
+        return "http://%s:%d" % (self.topo.client_host(i), self.nodes[i].http_port)
+
+    def argv(self, i):
+        n = self.nodes[i]
+        host = self.topo.node_host(i)
+        seed = self.nodes[0]
+        argv = [self.binary, "--name", n.name, "--http-host", host, "--http-port", str(n.http_port),
+                "--cluster-host", host, "--cluster-port", str(n.cluster_port), "--replicas", str(self.replicas),
+                "--seeds", "%s:%d" % (self.topo.node_host(0), seed.cluster_port)] + FAST_FLAGS + self.extra
+        if self.redis:
+            argv += ["--redis", self.redis.url, "--l2-timeout", "500ms"]
+            if "--l2-write-mode" in self.extra:
+                argv += ["--l2-journal-dir", os.path.join(self.workdir, "journal-%s" % n.name)]
+        return argv
+
+    def start(self, i, wait=True):
+        n = self.nodes[i]
+        log = open(os.path.join(self.workdir, "%s.log" % n.name), "ab")
+        n.proc = subprocess.Popen(self.topo.wrap(i, self.argv(i)), stdout=log, stderr=log)
+        n.runs += 1
+        n.state = "up"
+        if wait:
+            self.wait_healthy(i)
+
+    def wait_healthy(self, i, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.nodes[i].proc.poll() is not None:
+                raise RuntimeError("node %s exited (rc %s)" % (self.nodes[i].name, self.nodes[i].proc.returncode))
+            try:
+                http_json(self.url(i) + "/health", timeout=0.5)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("node %s not healthy" % self.nodes[i].name)
+
+    def start_all(self):
+        for i in range(len(self.nodes)):
+            self.start(i, wait=False)
+        for i in range(len(self.nodes)):
+            self.wait_healthy(i)
+
+    def kill(self, i):
+        n = self.nodes[i]
+        if n.proc and n.proc.poll() is None:
+            if n.state == "paused":
+                n.proc.send_signal(signal.SIGCONT)
+            n.proc.kill()
+            n.proc.wait()
+        n.state = "down"
+
+    def leave(self, i, timeout=10):
+        """SIGTERM: a graceful leave; a node that does not exit in time is killed."""
+        n = self.nodes[i]
+        if n.proc and n.proc.poll() is None:
+            n.proc.terminate()
+            try:
+                n.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
+        n.state = "down"
+
+    def pause(self, i):
+        self.nodes[i].proc.send_signal(signal.SIGSTOP)
+        self.nodes[i].state = "paused"
+
+    def resume(self, i):
+        self.nodes[i].proc.send_signal(signal.SIGCONT)
+        self.nodes[i].state = "up"
+
+    def crashed(self):
+        """Nodes whose process exited although the harness did not stop it."""
+        return ["%s (exit %s)" % (n.name, n.proc.returncode) for n in self.nodes
+                if n.state != "down" and n.proc is not None and n.proc.poll() is not None]
+
+    def up(self):
+        return [n.idx for n in self.nodes if n.state == "up"]
+
+    def stop_all(self):
+        for n in self.nodes:
+            if n.proc and n.proc.poll() is None:
+                if n.state == "paused":
+                    n.proc.send_signal(signal.SIGCONT)
+                n.proc.kill()
+                n.proc.wait()
+            n.state = "down"
+
+    def converged(self):
+        """True when every node sees every node alive and routes with a ring
+        of the same members."""
+        names = sorted(n.name for n in self.nodes)
+        for i in range(len(self.nodes)):
+            try:
+                members = http_json(self.url(i) + "/api/cluster/members", timeout=1)
+                ring = http_json(self.url(i) + "/api/cluster/ring", timeout=1)
+            except (OSError, ValueError):
+                return False
+            alive = sorted(m["name"] for m in members.get("members", []) if m.get("state") == "alive")
+            if alive != names or sorted(x["name"] for x in ring.get("nodes", [])) != names:
+                return False
+        return True
+
+    def settled(self):
+        """Converged and no handoff running anywhere."""
+        if not self.converged():
+            return False
+        for i in range(len(self.nodes)):
+            try:
+                m = http_json(self.url(i) + "/api/metrics", timeout=1)
+            except (OSError, ValueError):
+                return False
+            if m.get("cluster", {}).get("handoff_running"):
+                return False
+        return True
+
+    def wait(self, cond, timeout):
+        """Seconds until cond() held, or None at the deadline."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if cond():
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        return None
