@@ -172,18 +172,37 @@ class LoopbackTopology(Topology):
 
 
 def _call(argv, env=None):
-    """Run argv to completion; Ctrl-C reaches the child too (same process group),
-    so on KeyboardInterrupt wait for it a little before re-raising."""
+    """Run argv to completion and return its exit code.  If we are interrupted
+    (Ctrl-C, or SystemExit from exit_on_signals()), the child is given 1 s to end
+    by itself (a terminal's Ctrl-C reaches it too), then SIGINT, 5 s more, then
+    SIGKILL; then the exception goes on, so the caller's finally can tear down."""
     p = subprocess.Popen(argv, env=env)
     try:
         return p.wait()
-    except KeyboardInterrupt:
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    except BaseException:
+        for sig, grace in ((None, 1), (signal.SIGINT, 5), (signal.SIGKILL, 5)):
+            if sig is not None and p.poll() is None:
+                try:
+                    p.send_signal(sig)
+                except OSError:
+                    pass
+            try:
+                p.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
         raise
+
+
+def exit_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
+    """Make these signals raise SystemExit(128 + signal) in the main thread, as
+    Ctrl-C raises KeyboardInterrupt, so that `try: ... finally: topo.teardown()`
+    also runs when the harness is terminated.  (SIGKILL cannot be caught: then
+    cleanup(tag) removes what is left.)  Call it from the main thread."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    for s in signals:
+        signal.signal(s, handler)
 
 
 class NetnsTopology(Topology):
@@ -554,15 +573,16 @@ def in_client():
 
 def make_topology(n, tag, want="auto"):
     """A Topology of n nodes.  In a process started by reexec_in_client() this returns
-    the parent's topology, attached (setup/teardown are then no-ops).  want: "auto"
+    the parent's topology, attached (setup/teardown are then no-ops; tag is ignored
+    there: the parent's is used, so the child need not know it).  want: "auto"
     (netns when it can be built here, else loopback, saying why on stderr), "netns"
     (raise TopologyError when it cannot) or "loopback"."""
     if want not in ("auto", "netns", "loopback"):
         raise ValueError("want must be auto, netns or loopback")
     if want != "loopback" and os.environ.get(ENV):
         t = NetnsTopology.attach()
-        if t.n != n or t.tag != _sanitize(tag):
-            raise TopologyError("%s describes n=%d tag=%s, asked n=%d tag=%s" % (ENV, t.n, t.tag, n, _sanitize(tag)))
+        if t.n != n:
+            raise TopologyError("%s describes %d nodes, asked for %d" % (ENV, t.n, n))
         return t
     if want == "loopback":
         t = LoopbackTopology(n, tag)

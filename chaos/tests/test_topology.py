@@ -296,6 +296,36 @@ class NetnsLifecycleTest(unittest.TestCase):
         T.cleanup(t.tag)                         # knows neither n nor anything else
         self.assertFalse(t.exists())
 
+    def test_sigterm_to_the_parent_stops_the_child_and_tears_down(self):
+        code = ("import sys, time, subprocess; sys.path.insert(0, %r); from chaoslib import topology as T\n"
+                "if T.in_client():\n"
+                "    t = T.make_topology(2, 'x')\n"
+                "    p = subprocess.Popen(t.wrap(0, ['sleep', '61.25']))\n"
+                "    print('child up', flush=True)\n"
+                "    try:\n"
+                "        time.sleep(60)\n"
+                "    finally:\n"
+                "        print('child cleanup', flush=True)\n"
+                "    sys.exit(0)\n"
+                "T.exit_on_signals()\n"
+                "t = T.make_topology(2, %r, 'netns')\n"
+                "t.setup()\n"
+                "try:\n"
+                "    t.reexec_in_client([sys.executable, '-c', sys.argv[1]])\n"
+                "finally:\n"
+                "    t.teardown()\n"
+                "    print('parent teardown', flush=True)\n" % (os.path.dirname(HERE), "us%d" % os.getpid()))
+        p = subprocess.Popen([sys.executable, "-c", code, code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(p.stdout.readline().strip(), "child up")
+        p.terminate()                            # the parent only, not its group
+        out, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 128 + 15, err)
+        self.assertIn("child cleanup", out)      # the child was interrupted (SIGINT) and cleaned up
+        self.assertIn("parent teardown", out)
+        self.assertFalse([l for l in netns_list().splitlines() if l.startswith("dchaos-us%d-" % os.getpid())])
+        r = subprocess.run(["pgrep", "-f", "^sleep 61.25$"], capture_output=True, text=True)
+        self.assertEqual(r.stdout.strip(), "", "the node process survived")
+
     def test_context_manager_on_error(self):
         t = T.NetnsTopology(2, "ux%d" % os.getpid())
         with self.assertRaises(ZeroDivisionError):
