@@ -346,3 +346,54 @@ class LatencyProxy:
                 except OSError:
                     pass
             s.close()
+
+
+def main(argv=None):
+    """Command line, for running the proxy in another namespace (wrap() it):
+
+        python3 proxy.py LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS [JITTER_MS]
+
+    Prints "ready PORT" once listening.  Then reads commands on stdin, one a
+    line, each answered with one line, "ok ..." or "error ...":
+    "delay MS [JITTER_MS]"; "reset" (close the open connections); "stats"
+    (answers "ok ACCEPTED FAILED ACTIVE BYTES_UP BYTES_DOWN").  Stops on EOF,
+    SIGTERM or SIGINT."""
+    import signal
+    import sys
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (5, 6):
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    lh, lp, th, tp, d = args[:5]
+    j = float(args[5]) if len(args) == 6 else 0.0
+    p = LatencyProxy(lh, int(lp), th, int(tp), float(d), j)
+    p.start()
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    print("ready %d" % p.port, flush=True)
+    try:
+        for line in sys.stdin:
+            w = line.split()
+            if not w:
+                continue
+            try:
+                reply = "ok"
+                if w[0] == "delay" and len(w) in (2, 3):
+                    p.set_delay(float(w[1]), float(w[2]) if len(w) == 3 else None)
+                elif w == ["reset"]:
+                    p.close_connections()
+                elif w == ["stats"]:
+                    reply = "ok %d %d %d %d %d" % (p.accepted, p.failed, p.active, p.bytes_up, p.bytes_down)
+                else:
+                    raise ValueError("unknown command %r" % line.strip())
+            except ValueError as e:
+                reply = "error %s" % e
+            print(reply, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        p.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -118,6 +118,9 @@ class LatencyProxyTest(unittest.TestCase):
         self.assertFalse(reader.is_alive())
         self.assertGreaterEqual(time.monotonic() - t0, 0.2)
         self.assertEqual(got[0], data)
+        deadline = time.monotonic() + 2          # the proxy counts just after its send() returns
+        while p.bytes_down < len(data) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.assertEqual(p.bytes_up, len(data))
         self.assertEqual(p.bytes_down, len(data))
 
@@ -163,16 +166,17 @@ class LatencyProxyTest(unittest.TestCase):
         dead.close()                                        # nothing listens there now
         p = LatencyProxy("127.0.0.1", 0, "127.0.0.1", port, 10).start()
         self.addCleanup(p.stop)
-        s = socket.create_connection(("127.0.0.1", p.port), timeout=2)
-        try:
-            s.sendall(b"x")
-            b = s.recv(10)
-            self.assertEqual(b, b"")
+        try:                                     # the reset may even beat connect() home
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=2)
+            try:
+                s.sendall(b"x")
+                self.assertEqual(s.recv(10), b"")
+            finally:
+                s.close()
         except ConnectionResetError:
             pass
-        finally:
-            s.close()
         self.assertEqual(p.failed, 1)
+        self.assertEqual(p.active, 0)
 
     def test_many_connections(self):
         p = self.proxy(30)
@@ -218,6 +222,42 @@ class LatencyProxyTest(unittest.TestCase):
             pass
         s2 = self.connect(p)           # still accepting
         rtt(s2)
+
+
+class ProxyCommandLineTest(unittest.TestCase):
+    def test_cli(self):
+        import subprocess
+        echo = EchoServer()
+        self.addCleanup(echo.close)
+        here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chaoslib", "proxy.py")
+        p = subprocess.Popen([sys.executable, here, "127.0.0.1", "0", "127.0.0.1", str(echo.port), "80"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        try:
+            word, port = p.stdout.readline().split()
+            self.assertEqual(word, "ready")
+            s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+            self.assertGreaterEqual(rtt(s), 0.160)
+
+            def cmd(c):
+                p.stdin.write(c + "\n")
+                return p.stdout.readline().strip()
+            self.assertEqual(cmd("delay 0"), "ok")
+            self.assertLess(rtt(s), 0.1)
+            self.assertEqual(cmd("stats").split()[:4], ["ok", "1", "0", "1"])
+            self.assertTrue(cmd("bogus").startswith("error"))
+            self.assertEqual(cmd("reset"), "ok")
+            try:
+                self.assertEqual(s.recv(1), b"")
+            except ConnectionResetError:
+                pass
+            s.close()
+            p.stdin.close()                           # EOF: the proxy stops
+            self.assertEqual(p.wait(5), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
 
 
 if __name__ == "__main__":
