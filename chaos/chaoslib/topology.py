@@ -153,6 +153,10 @@ class Topology:
     def heal(self):
         pass
 
+    def add_latency(self, i, port, delay_ms, jitter_ms=0):
+        raise NotImplementedError("loopback topology cannot redirect a node's port through a proxy: dcache-node "
+                                  "advertises the port it listens on (%s)" % (self.reason or "no netns"))
+
     def rules(self):
         """The fault rules now in force, one string per node (for reports)."""
         return {}
@@ -224,6 +228,8 @@ class NetnsTopology(Topology):
         self._lock = threading.Lock()
         self._cut = {}            # node -> set of node indexes whose packets it drops on input
         self._loss = {}           # node -> (pct, set of node indexes)
+        self._redir = {}          # node -> {port: proxy port}: other nodes' TCP to port goes to the proxy
+        self._latencies = []      # NodeLatency handles alive
 
     # -- names and addresses
     def addr(self, last):
@@ -325,6 +331,10 @@ class NetnsTopology(Topology):
             _run(["ip", "netns", "del", ns], check=False)
         self._cut.clear()
         self._loss.clear()
+        self._redir.clear()
+        for lat in self._latencies:
+            lat._reap()
+        self._latencies = []
         if present:
             self.timings["teardown"] = time.monotonic() - t0
         left = [ns for ns in left if os.path.exists(os.path.join(NETNS_DIR, ns))]
@@ -480,9 +490,14 @@ class NetnsTopology(Topology):
         if fresh:
             lines += ["table %s {" % t,
                       "  chain input { type filter hook input priority -150; policy accept; jump cut; jump loss; }",
-                      "  chain cut { }", "  chain loss { }", "}"]
+                      "  chain cut { }", "  chain loss { }",
+                      "  chain redir { type nat hook prerouting priority -100; policy accept; }", "}"]
         else:
-            lines += ["flush chain %s cut" % t, "flush chain %s loss" % t]
+            lines += ["flush chain %s cut" % t, "flush chain %s loss" % t, "flush chain %s redir" % t]
+        others = ", ".join(self.node_host(j) for j in range(self.n) if j != i)
+        for port, pp in sorted(self._redir.get(i, {}).items()):
+            if others:
+                lines.append("add rule %s redir ip saddr { %s } tcp dport %d redirect to :%d" % (t, others, port, pp))
         cut = self._cut.get(i)
         if cut:
             lines.append("add rule %s cut ip saddr { %s } drop" % (t, ", ".join(self.node_host(j) for j in sorted(cut))))
@@ -497,16 +512,18 @@ class NetnsTopology(Topology):
                              % (t, src, int(round(pct * 100))))
         return "\n".join(lines) + "\n"
 
-    def _apply(self, cut=None, loss=None):
+    def _apply(self, cut=None, loss=None, redir=None):
         """Swap in the new cut and/or loss state: one atomic nft transaction per node,
         all nodes in parallel; only nodes whose rules change are touched."""
         with self._lock:
-            old = (dict(self._cut), dict(self._loss))
+            old = (dict(self._cut), dict(self._loss), dict(self._redir))
             old_scripts = {i: self._table_script(i) for i in range(self.n)}
             if cut is not None:
                 self._cut = {k: set(v) for k, v in cut.items() if v}
             if loss is not None:
                 self._loss = dict(loss)
+            if redir is not None:
+                self._redir = {k: dict(v) for k, v in redir.items() if v}
             jobs = []
             for i in range(self.n):
                 s = self._table_script(i)
@@ -515,7 +532,7 @@ class NetnsTopology(Topology):
             try:
                 self._parallel(jobs)
             except BaseException:
-                self._cut, self._loss = old
+                self._cut, self._loss, self._redir = old
                 raise
             self._rules_known = True
 
@@ -524,12 +541,105 @@ class NetnsTopology(Topology):
     def _load_rules(self):
         self._rules_known = False
 
+    def add_latency(self, i, port, delay_ms, jitter_ms=0):
+        """Delay the TCP connections other nodes open to node i's port (its peer
+        channel: the cluster port, or --peer-port), by delay_ms each way (jitter
+        optional), through a LatencyProxy (proxy.py) run in node i's namespace and
+        an nftables redirect of other nodes' connections to it.  Node i need not
+        know: it still listens on and advertises its own port.  Connections from
+        the client and services are not delayed, nor is UDP (SWIM).  Only
+        connections opened after this call are affected (NAT is decided on the
+        first packet).  Latency on every node delays each peer connection once
+        (at its acceptor).  Returns a NodeLatency: set_delay(), stats(), stop()."""
+        self._check(i)
+        if port in self._redir.get(i, {}):
+            raise TopologyError("node %d port %d is already delayed" % (i, port))
+        lat = NodeLatency(self, i, port, delay_ms, jitter_ms)
+        try:
+            redir = {k: dict(v) for k, v in self._redir.items()}
+            redir.setdefault(i, {})[port] = lat.proxy_port
+            self._apply(redir=redir)
+        except BaseException:
+            lat._reap()
+            raise
+        self._latencies.append(lat)
+        return lat
+
+    def _remove_redirect(self, i, port):
+        redir = {k: dict(v) for k, v in self._redir.items()}
+        redir.get(i, {}).pop(port, None)
+        self._apply(redir=redir)
+
     def rules(self):
         out = {}
         for i in range(self.n):
             p = _run(["ip", "netns", "exec", self.node_ns[i], "nft", "list", "table", "inet", self.table], check=False)
             out[i] = p.stdout if p.returncode == 0 else p.stderr.strip()
         return out
+
+
+class NodeLatency:
+    """A LatencyProxy process in node i's namespace, in front of its port (see
+    NetnsTopology.add_latency)."""
+
+    def __init__(self, topo, i, port, delay_ms, jitter_ms=0):
+        self.topo, self.i, self.port = topo, i, port
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy.py")
+        h = topo.node_host(i)
+        self.proc = subprocess.Popen(topo.wrap(i, [sys.executable, here, h, "0", h, str(port), str(delay_ms), str(jitter_ms)]),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "ready":
+            self._reap()
+            raise TopologyError("latency proxy for node %d did not start (%r)" % (i, line))
+        self.proxy_port = int(line[1])
+        self._lock = threading.Lock()
+
+    def _cmd(self, text):
+        with self._lock:
+            self.proc.stdin.write(text + "\n")
+            reply = self.proc.stdout.readline().strip()
+        if not reply.startswith("ok"):
+            raise TopologyError("latency proxy: %s -> %r" % (text, reply))
+        return reply
+
+    def set_delay(self, delay_ms, jitter_ms=None):
+        self._cmd("delay %s%s" % (delay_ms, "" if jitter_ms is None else " %s" % jitter_ms))
+
+    def reset(self):
+        """Close the connections now going through the proxy (new ones still do)."""
+        self._cmd("reset")
+
+    def stats(self):
+        f = self._cmd("stats").split()[1:]
+        return dict(zip(("accepted", "failed", "active", "bytes_up", "bytes_down"), map(int, f)))
+
+    def stop(self):
+        """Remove the redirect, then stop the proxy (which closes the connections
+        through it: the nodes reconnect directly)."""
+        if self.proc is None:
+            return
+        try:
+            self.topo._remove_redirect(self.i, self.port)
+        finally:
+            self._reap()
+            if self in self.topo._latencies:
+                self.topo._latencies.remove(self)
+
+    def _reap(self):
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+        try:
+            p.wait(2)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stdout.close()
 
 
 def netns_unavailable_reason():

@@ -1,5 +1,5 @@
 """End-to-end check of the netns topology with real dcache-node processes, and
-an example of the flow chaos/run follows (not part of the unit tests: it takes
+an example of the flow chaos/run can follow (not part of the unit tests: it takes
 ~15 s and needs a built binary).
 
     python3 chaos/tests/dcache_netns_check.py [path/to/dcache-node]
@@ -8,7 +8,8 @@ The parent (root namespace) sets the topology up and re-executes this script in
 the client namespace; the child starts 3 nodes with wrap(), checks from the
 client side that node 0 sees 3 alive members, partitions [[0],[1,2]], waits for
 node 0 to see the others suspect/dead, heals, waits for them to be alive again,
-and kills the nodes.  The parent tears down, also on errors and Ctrl-C.
+times PUTs with 0 and 100 ms of latency on the peer channel (add_latency), and
+kills the nodes.  The parent tears down, also on errors and Ctrl-C.
 """
 
 import json
@@ -56,6 +57,8 @@ def child(binary):
     assert topo.kind == "netns" and topo.in_client() and not topo.owner
     logdir = tempfile.mkdtemp(prefix="dchaos-check-")
     procs = []
+    # Latency proxies go in first (delay 0): a redirect only catches connections opened after it.
+    lats = [topo.add_latency(i, CLUSTER, 0) for i in range(N)]
     try:
         for i in range(N):
             h = topo.node_host(i)
@@ -87,6 +90,27 @@ def child(binary):
         topo.heal()
         for i in range(N):
             wait_for("after heal, node %d sees 3 alive" % i, all_alive(i), 20)
+        def put_time(key):
+            req = urllib.request.Request("http://%s:%d/api/cache/%s" % (topo.client_host(0), HTTP, key),
+                                         data=b"v", method="PUT")
+            t0 = time.monotonic()
+            with urllib.request.urlopen(req, timeout=5) as r:
+                r.read()
+            return time.monotonic() - t0
+
+        fast = [put_time("k%d" % k) for k in range(10)]
+        for lat in lats:
+            lat.set_delay(100)
+        slow = [put_time("k%d" % k) for k in range(10)]
+        for lat in lats:
+            lat.set_delay(0)
+        again = [put_time("k%d" % k) for k in range(10)]
+        print("  PUT via node 0 (replicas 2, write-acks all), peer channel delay 0 / 100 / 0 ms each way:")
+        print("    median %.1f / %.1f / %.1f ms, min %.1f / %.1f / %.1f ms" % tuple(
+            [sorted(x)[5] * 1000 for x in (fast, slow, again)] + [min(x) * 1000 for x in (fast, slow, again)]))
+        if not min(slow) >= 0.2 > max(fast):
+            raise SystemExit("FAILED: latency on the peer channel did not show in PUTs")
+        print("  proxy stats: %s" % [lat.stats() for lat in lats])
         for i, p in enumerate(procs):
             if p.poll() is not None:
                 raise SystemExit("FAILED: node %d exited (rc %s)" % (i, p.returncode))
@@ -96,6 +120,8 @@ def child(binary):
             if p.poll() is None:
                 p.kill()
             p.wait()
+        for lat in lats:
+            lat.stop()
 
 
 def main():

@@ -222,6 +222,43 @@ class NetnsTopologyTest(unittest.TestCase):
         finally:
             a.stop()
 
+    def rtt_from(self, src, dst, tries=3):
+        """Best TCP echo round trip from src (a node, or "c") to dst's agent, each on a new connection."""
+        code = ("import socket, time\nbest = 9\n"
+                "for _ in range(%d):\n"
+                "    s = socket.create_connection((%r, %d), timeout=2)\n"
+                "    t0 = time.monotonic(); s.sendall(b'x'); assert s.recv(1) == b'x'\n"
+                "    best = min(best, time.monotonic() - t0); s.close()\n"
+                "print(best)\n" % (tries, self.host(dst), PORT))
+        argv = self.topo.wrap_client([]) if src == "c" else self.topo.wrap(src, [])
+        r = subprocess.run(argv + [sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return float(r.stdout)
+
+    def test_add_latency(self):
+        lat = self.topo.add_latency(1, PORT, 100)
+        try:
+            self.assertGreaterEqual(self.rtt_from(0, 1), 0.200)      # 100 ms each way
+            self.assertGreaterEqual(self.rtt_from(2, 1), 0.200)
+            self.assertLess(self.rtt_from("c", 1), 0.1)               # the client is not delayed
+            self.assertLess(self.rtt_from(1, 0), 0.1)                 # nor node 1's own connections out
+            self.assertReach([(0, 1)], True, protos=("udp",))         # nor UDP
+            self.assertGreaterEqual(lat.stats()["accepted"], 6)
+            lat.set_delay(0)
+            self.assertLess(self.rtt_from(0, 1), 0.1)
+            lat.set_delay(60, 0)
+            self.assertGreaterEqual(self.rtt_from(0, 1), 0.120)
+            self.topo.partition([[0], [1, 2]])                        # a cut still cuts
+            self.assertReach([(0, 1)], False, protos=("tcp",))
+            self.topo.heal()
+            self.assertIn("redirect to", self.topo.rules()[1])        # heal keeps the latency
+            with self.assertRaises(T.TopologyError):
+                self.topo.add_latency(1, PORT, 10)
+        finally:
+            lat.stop()
+        self.assertNotIn("redirect", self.topo.rules()[1])
+        self.assertLess(self.rtt_from(0, 1), 0.1)
+
     def test_reexec_in_client(self):
         code = ("import sys; sys.path.insert(0, %r); from chaoslib import topology as T; import socket\n"
                 "assert T.in_client()\n"
