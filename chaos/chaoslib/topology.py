@@ -5,37 +5,58 @@ Two kinds:
 netns     One network namespace per node, one for the "client" (the harness's
           side, 10.213.X.2) and one for shared services such as Redis
           (10.213.X.3), all joined by veth pairs to a Linux bridge that lives in
-          a "hub" namespace of its own.  Node i is 10.213.X.(i+10)/24.  Nothing
-          is created in the root namespace: every veth is created inside the hub
-          with its peer moved straight into the member namespace, so the root
-          namespace's links, routes and firewall are never touched, and
+          a "hub" namespace of its own.  Node i is 10.213.X.(i+10)/24; X comes
+          from the tag.  Namespaces are named dchaos-<tag>-{hub,cl,svc,n<i>}.
+          Nothing is created in the root namespace: every veth is created inside
+          the hub with its peer moved straight into the member namespace, so the
+          root namespace's links, routes and firewall are never touched, and
           concurrent runs (different tags) cannot collide on a name or an
-          address.
+          address.  Every namespace has lo up, so 127.0.0.1 works inside each
+          (but is private to it).  Every node can use the same ports.
 
           Faults are nftables rules in each node's namespace (table
           "chaos_<tag>", family inet), matching only pairs of *node* addresses,
-          so the client (.2) and the services (.3) are never cut off.  Rules
-          drop on the *receiver's input* hook: a drop on the sender's output
-          hook would make send()/connect() fail at once with EPERM, which no
-          real network does; an input drop is silent, as a lost packet is.
+          so the client (.2) and the services (.3) are never cut off: during a
+          partition the harness still reads from and writes to the minority
+          side, and must count those operations separately.  Rules drop on the
+          *receiver's input* hook: a drop on the sender's output hook would make
+          send()/connect() fail at once with EPERM, which no real network does;
+          an input drop is silent, as a lost packet is (TCP connects time out,
+          established connections stall and retransmit, UDP vanishes).
+
+          add_latency() puts a LatencyProxy (proxy.py) in a node's namespace and
+          redirects other nodes' TCP connections to that node's port into it.
 
 loopback  Everything on 127.0.0.1 (ports must differ); no faults possible
-          (supports_partitions is False; partition/loss raise
+          (supports_partitions is False; partition, loss and add_latency raise
           NotImplementedError, heal is a no-op).
 
 How the harness reaches the nodes (netns): the harness re-executes itself in
 the client namespace.  The parent, still in the root namespace, calls setup(),
 then reexec_in_client(argv) (which runs `ip netns exec <client-ns> argv` with
-the topology described in the environment) and, when the child is done or on
-Ctrl-C, teardown().  In the child, make_topology() (or Topology.attach()) sees
-the environment, checks that the process really is in that client namespace,
-and returns a Topology attached to the existing namespaces: wrap(), partition()
-and the rest work; setup() and teardown() do nothing there (the parent owns
-them).  in_client() tells whether we already are inside.  Everything is
-exercised by chaos/tests/test_topology.py.
+the topology described in the environment, DCACHE_CHAOS_TOPOLOGY) and, when the
+child is done or on Ctrl-C, teardown():
 
-For a process that has not started threads yet, enter_client() does the same
-without a new process (setns(2) through ctypes).
+    topo = make_topology(n, str(os.getpid()))
+    if topo.kind == "netns" and not in_client():
+        exit_on_signals()                  # SIGTERM/SIGHUP -> SystemExit, so finally runs
+        topo.setup()
+        try:
+            sys.exit(topo.reexec_in_client([sys.executable] + sys.argv))
+        finally:
+            topo.teardown()
+    # here: loopback, or the child inside the client namespace
+    topo = make_topology(n, "...")         # the child: attached to the parent's (tag ignored)
+
+In the child, make_topology() (or NetnsTopology.attach()) sees the environment,
+checks that the process really is in that client namespace, and returns a
+Topology attached to the existing namespaces: wrap(), partition() and the rest
+work (ip netns exec works from inside a namespace); setup() and teardown() do
+nothing there (the parent owns them).  in_client() tells whether we already are
+inside.  For a process that has not started threads yet, enter_client() does
+the same without a new process (setns(2) through ctypes).  A run killed with
+SIGKILL leaves its namespaces: cleanup(tag) removes them (and kills what runs
+in them).  chaos/tests/dcache_netns_check.py is a complete example.
 """
 
 import ctypes
