@@ -37,16 +37,15 @@ then reexec_in_client(argv) (which runs `ip netns exec <client-ns> argv` with
 the topology described in the environment, DCACHE_CHAOS_TOPOLOGY) and, when the
 child is done or on Ctrl-C, teardown():
 
-    topo = make_topology(n, str(os.getpid()))
-    if topo.kind == "netns" and not in_client():
+    topo = make_topology(n, str(os.getpid()))   # in the child: the parent's, attached
+    if topo.kind == "netns" and not topo.in_client():
         exit_on_signals()                  # SIGTERM/SIGHUP -> SystemExit, so finally runs
         topo.setup()
         try:
             sys.exit(topo.reexec_in_client([sys.executable] + sys.argv))
         finally:
             topo.teardown()
-    # here: loopback, or the child inside the client namespace
-    topo = make_topology(n, "...")         # the child: attached to the parent's (tag ignored)
+    # here: loopback (in_client() is True there), or the child in the client namespace
 
 In the child, make_topology() (or NetnsTopology.attach()) sees the environment,
 checks that the process really is in that client namespace, and returns a
