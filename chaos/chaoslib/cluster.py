@@ -24,6 +24,13 @@ FAST_FLAGS = [
 ]
 
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faketime_available():
+    return os.path.exists(FAKETIME_LIB)
+
+
 def free_port(host="127.0.0.1"):
     """A port free now on host, below the ephemeral range so an outgoing
     connection of another process is unlikely to hold it later."""
@@ -58,6 +65,7 @@ class Node:
         self.proc = None
         self.state = "down"       # up, paused, down
         self.runs = 0
+        self.skew = 0.0           # seconds its wall clock is off (libfaketime)
 
 
 class Redis:
@@ -127,6 +135,9 @@ class Cluster:
         self.extra = list(extra or [])
         self.redis = redis
         self.nodes = []
+        self.mounts = []
+        self.latency = {}
+        self.skew_possible = faketime_available()
         loop = topo.kind == "loopback"
         for i in range(n):
             hp = free_port() if loop else 8080
@@ -146,13 +157,38 @@ class Cluster:
         if self.redis:
             argv += ["--redis", self.redis.url, "--l2-timeout", "500ms"]
             if "--l2-write-mode" in self.extra:
-                argv += ["--l2-journal-dir", os.path.join(self.workdir, "journal-%s" % n.name)]
+                argv += ["--l2-journal-dir", self.journal_dir(i)]
         return argv
 
-    def start(self, i, wait=True):
+    def journal_dir(self, i):
+        return os.path.join(self.workdir, "journal-%s" % self.nodes[i].name)
+
+    def small_journals(self, size="256k"):
+        """Each node's journal directory on a tmpfs of `size` (root only):
+        a full disk under the journal."""
+        for i in range(len(self.nodes)):
+            d = self.journal_dir(i)
+            os.makedirs(d, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", d], check=True)
+            self.mounts.append(d)
+
+    def add_latency(self):
+        """A latency proxy in front of every node's peer channel, delay 0 for
+        now (set before the nodes start: only new connections go through)."""
+        for i, n in enumerate(self.nodes):
+            self.latency[i] = self.topo.add_latency(i, n.cluster_port, 0)
+
+    def start(self, i, wait=True, skew=None):
         n = self.nodes[i]
+        if skew is not None:
+            n.skew = skew
+        env = None
+        if n.skew:
+            # Only the wall clock (the HLC's input) moves; monotonic timers stay true.
+            env = dict(os.environ, LD_PRELOAD=FAKETIME_LIB, FAKETIME="%+gs" % n.skew, FAKETIME_DONT_FAKE_MONOTONIC="1",
+                       FAKETIME_NO_CACHE="1")
         log = open(os.path.join(self.workdir, "%s.log" % n.name), "ab")
-        n.proc = subprocess.Popen(self.topo.wrap(i, self.argv(i)), stdout=log, stderr=log)
+        n.proc = subprocess.Popen(self.topo.wrap(i, self.argv(i)), stdout=log, stderr=log, env=env)
         n.runs += 1
         n.state = "up"
         if wait:
@@ -221,6 +257,12 @@ class Cluster:
                 n.proc.kill()
                 n.proc.wait()
             n.state = "down"
+        for lat in self.latency.values():
+            lat.stop()
+        self.latency.clear()
+        for d in self.mounts:
+            subprocess.run(["umount", d])
+        self.mounts.clear()
 
     def converged(self):
         """True when every node sees every node alive and routes with a ring

@@ -160,13 +160,64 @@ def redis_pause(ctx, seconds=3.0, every=(3.0, 6.0)):
         ctx.record("Redis SIGSTOP %gs" % seconds, "redis", t)
 
 
+def latency(ctx, ms=200, seconds=6.0, every=(2.0, 4.0)):
+    """Added delay on one node's peer channel (a userspace proxy: this
+    kernel has no netem), then back to none."""
+    while ctx.sleep(ctx.rng.uniform(*every)):
+        i = ctx.rng.randrange(len(ctx.cluster.nodes))
+        lat = ctx.cluster.latency.get(i)
+        if lat is None:
+            continue
+        t = ctx.now()
+        lat.set_delay(ms)
+        ctx.sleep(seconds)
+        lat.set_delay(0)
+        ctx.record("peer channel +%d ms each way" % ms, "n%d" % i, t)
+
+
+def clock_skew(ctx, skews=(-3.0, 3.0, 30.0)):
+    """One node restarted with its wall clock off (libfaketime); it stays
+    skewed for the rest of the run."""
+    while ctx.sleep(ctx.rng.uniform(2.0, 4.0)):
+        i = ctx.pick_node()
+        if i is None or ctx.cluster.nodes[i].skew:
+            continue
+        skew = ctx.rng.choice(skews)
+        t = ctx.now()
+        ctx.cluster.kill(i)
+        ctx.cluster.start(i, skew=skew)
+        ctx.record("clock skew %+gs (restarted under faketime)" % skew, "n%d" % i, t, end=ctx.deadline)
+        return
+
+
+def redis_restart_empty(ctx, every=(4.0, 7.0)):
+    while ctx.sleep(ctx.rng.uniform(*every)):
+        t = ctx.now()
+        ctx.redis.kill()
+        ctx.redis.start(empty=True)
+        ctx.record("Redis restarted empty (data lost)", "redis", t)
+
+
+def journal_full(ctx, down=6.0, every=(2.0, 4.0)):
+    """Redis down long enough for the nodes' small journals (a 256 KiB
+    tmpfs each) to fill: writes must then be refused, never lost."""
+    while ctx.sleep(ctx.rng.uniform(*every)):
+        t = ctx.now()
+        ctx.redis.kill()
+        ctx.sleep(down)
+        ctx.redis.start()
+        ctx.record("Redis down %gs, journals full" % down, "redis", t)
+
+
 def mixed(ctx):
     """Every fault the topology allows, one at a time, in random order."""
     kinds = [kill_restart, pause, leave_rejoin]
     if ctx.topo.supports_partitions:
-        kinds += [partition, partition_one_way, loss]
+        kinds += [partition, partition_one_way, loss, latency]
     if ctx.redis:
         kinds += [redis_kill, redis_pause]
+    if ctx.cluster.skew_possible:
+        kinds.append(clock_skew)
     while ctx.now() < ctx.deadline:
         fn = ctx.rng.choice(kinds)
         # One round of the chosen fault: a sub-deadline a few seconds out.
@@ -201,5 +252,12 @@ SCENARIOS = {
                    ["--l2-write-mode", "journal"]),
     "redis-pause": ("Redis paused 3 s at a time, journal mode", redis_pause, ("redis",),
                     ["--l2-write-mode", "journal"]),
-    "mixed": ("every fault the topology allows, one at a time", mixed, (), []),
+    "latency": ("200 ms added each way on one node's peer channel for 6 s at a time", latency, ("partitions",), []),
+    "clock-skew": ("one node restarted with its clock off by -3, +3 or +30 s (libfaketime)", clock_skew,
+                   ("faketime",), []),
+    "redis-restart-empty": ("Redis restarted with no data (its files lost), sync mode", redis_restart_empty,
+                            ("redis",), []),
+    "journal-full": ("Redis down 6 s at a time, journal mode, each node's journal on a 256 KiB tmpfs",
+                     journal_full, ("redis", "tmpfs"), ["--l2-write-mode", "journal", "--l2-journal-max", "256k"]),
+    "mixed": ("every fault the topology allows, one at a time (with --redis: Redis's too)", mixed, (), []),
 }
