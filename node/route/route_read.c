@@ -45,6 +45,7 @@ typedef struct route_flight {
     const topo_member_t *targets[2 * RING_REPLICAS_MAX];
     size_t ntargets, next_target;
     char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
+    bool l2_down;                   /* an owner missed the key and could not ask Redis */
 } route_flight_t;
 
 /* A value shared by every waiter's response. */
@@ -222,7 +223,8 @@ static void route_flight_finish(route_flight_t *f, const peer_msg_t *resp, const
         else route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
         return;
     }
-    route_flight_answer(f, resp ? ROUTE_OUT_MISS : ROUTE_OUT_NO_OWNER, NULL, node);
+    /* No owner had the key; if one could not ask Redis, Redis is why. */
+    route_flight_answer(f, resp ? ROUTE_OUT_MISS : f->l2_down ? ROUTE_OUT_NO_L2 : ROUTE_OUT_NO_OWNER, NULL, node);
 }
 
 static void route_flight_try(route_flight_t *f);
@@ -239,6 +241,13 @@ static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *r
     if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_NOT_FOUND &&
         (f->mode == ROUTE_FLIGHT_FORWARD || f->next_target >= f->ntargets)) {
         route_flight_finish(f, resp, node);
+        return;
+    }
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_UNAVAILABLE &&
+        (resp->flags & PEER_F_L2)) {
+        /* That owner missed and Redis is down: another owner may hold it. */
+        f->l2_down = true;
+        route_flight_try(f);
         return;
     }
     if (res != PEER_OK || resp->type != PEER_MSG_GET_RESP) {

@@ -52,13 +52,21 @@ static void route_serve_deleted(void *ctx, const route_written_t *w)
 
 /* A write that failed answers with its own response type, which the
  * forwarding node takes as final (UNAVAILABLE: not replicated; with
- * PEER_F_L2: Redis refused it); everything else is an ERROR frame, after
- * which the forwarder tries the next owner (except TOO_LARGE). */
+ * PEER_F_L2: Redis refused it); a GET that needed Redis while it was down
+ * answers GET_RESP UNAVAILABLE with PEER_F_L2, so the forwarder tries the
+ * next owner and, if none has the key, says Redis was the cause;
+ * everything else is an ERROR frame, after which the forwarder tries the
+ * next owner (except TOO_LARGE). */
 static void route_serve_fail(void *ctx, route_error_t err, const char *message)
 {
     peer_call_t *call = ctx;
     peer_msg_type_t type = peer_call_type(call);
     bool write = type == PEER_MSG_PUT || type == PEER_MSG_DELETE;
+    if (type == PEER_MSG_GET && err == ROUTE_ERR_L2_UNAVAILABLE) {
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE, .flags = PEER_F_L2};
+        peer_server_respond(call, &m);
+        return;
+    }
     if (write && (err == ROUTE_ERR_NOT_REPLICATED || err == ROUTE_ERR_L2_UNAVAILABLE)) {
         peer_msg_t m = {.type = type == PEER_MSG_DELETE ? PEER_MSG_DELETE_RESP : PEER_MSG_PUT_RESP,
                         .status = PEER_STATUS_UNAVAILABLE,

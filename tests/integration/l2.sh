@@ -77,8 +77,7 @@ assert_eq "200 HIT-L2 $owner value-5" "$STATUS $(header x-cache) $(header x-cach
   "a forwarded GET that its owner read from Redis is a HIT-L2, answered by the owner"
 http GET /api/cache/k5
 assert_eq "200 HIT $owner" "$STATUS $(header x-cache) $(header x-cache-node)" "then the owner serves it from L1"
-stop_node "$FA_PID"
-stop_node "$FB_PID"
+ENTRY_URL=$NODE_URL
 NODE_URL=$N1B_URL NODE_PID=$N1B_PID
 
 # --- DELETE and invalidation clear Redis ---
@@ -103,6 +102,18 @@ assert_eq "503 l2_unavailable 1" "$STATUS $(json .code) $(json .invalidated)" \
   "an invalidation Redis missed is reported (L1 was cleared)"
 http GET /api/cache/k30
 assert_eq 503 "$STATUS" "the invalidated key is gone from L1"
+# Through a node that does not own a key, a miss its owner could not look up
+# in Redis is Redis's fault, not the owner's.
+for i in $(seq 100 200); do
+  [[ $(curl -s "$FA_URL/api/cluster/ring?key=absent$i" | jq -r '.owners[0]') == "$owner" ]] && break
+done
+SAVED_URL=$NODE_URL NODE_URL=$ENTRY_URL
+http GET "/api/cache/absent$i"
+assert_eq "503 l2_unavailable" "$STATUS $(json .code)" \
+  "a forwarded miss whose owner cannot reach Redis is 503 l2_unavailable"
+NODE_URL=$SAVED_URL
+stop_node "$FA_PID"
+stop_node "$FB_PID"
 for i in 1 2 3 4 5 6; do http PUT "/api/cache/outage$i" --data-binary x; done
 assert_eq open "$(l2_field breaker)" "the breaker opens after consecutive failures"
 assert_eq "degraded open" "$(curl -s "$NODE_URL/api/metrics" | jq -r '"\(.l2.status) \(.l2.breaker)"')" "/api/metrics shows the breaker"
