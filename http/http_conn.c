@@ -12,6 +12,11 @@
 #define HTTP_ZERO_COPY_MIN 16384
 /* Stop reading a client that does not read its responses. */
 #define HTTP_WRITE_QUEUE_MAX (4u << 20)
+/* Responses queued here and not yet handed to libuv: past either bound the
+ * next pipelined request waits until the output drains (back-pressure), so
+ * a burst of pipelined requests cannot grow the queue without limit. */
+#define HTTP_PENDING_SEGS_MAX 64u
+#define HTTP_PENDING_BYTES_MAX (1u << 20)
 /* After a response that closes the connection, keep draining what the
  * client still sends for this long, so it reads our answer instead of a
  * reset. */
@@ -21,11 +26,13 @@ typedef struct http_write {
     uv_write_t req;
     http_conn_t *conn;
     size_t nsegs;
+    uv_buf_t *bufs;           /* nsegs of them, after segs in the same allocation */
     http_seg_t segs[];
 } http_write_t;
 
 static void http_conn_process(http_conn_t *c);
 static void http_conn_flush(http_conn_t *c);
+static bool http_conn_output_full(http_conn_t *c);
 static void http_conn_update_reading(http_conn_t *c);
 
 /* ---------- small buffers ---------- */
@@ -471,7 +478,8 @@ static void http_conn_dispatch(http_conn_t *c)
 static size_t http_conn_parse(http_conn_t *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && c->state != HTTP_CONN_HANDLING && c->state != HTTP_CONN_CLOSING && !c->close_after_write) {
+    while (off < len && c->state != HTTP_CONN_HANDLING && c->state != HTTP_CONN_CLOSING && !c->close_after_write &&
+           !http_conn_output_full(c)) {
         llhttp_errno_t err = llhttp_execute(&c->parser, data + off, len - off);
         if (err == HPE_OK) return len;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -503,12 +511,21 @@ static void http_conn_process(http_conn_t *c)
     if (c->processing) return;
     c->processing = true;
     c->refs++; /* a handler may close the connection under us */
-    if (c->in_len && c->state != HTTP_CONN_CLOSING) {
-        size_t used = http_conn_parse(c, c->in, c->in_len);
-        memmove(c->in, c->in + used, c->in_len - used);
-        c->in_len -= used;
+    /* Parse until the input is used up or something makes us wait: a
+     * handler holding a request, or output to drain first (then the write
+     * callback comes back here). */
+    for (;;) {
+        size_t used = 0;
+        if (c->in_len && c->state != HTTP_CONN_CLOSING) {
+            used = http_conn_parse(c, c->in, c->in_len);
+            memmove(c->in, c->in + used, c->in_len - used);
+            c->in_len -= used;
+        }
+        http_conn_flush(c);
+        if (!used || !c->in_len || c->state == HTTP_CONN_CLOSING || c->state == HTTP_CONN_HANDLING ||
+            c->close_after_write || c->writes_in_flight)
+            break;
     }
-    http_conn_flush(c);
     http_conn_update_reading(c);
     c->processing = false;
     http_conn_unref(c);
@@ -606,6 +623,14 @@ static void http_write_cb(uv_write_t *req, int status)
     }
 }
 
+static bool http_conn_output_full(http_conn_t *c)
+{
+    size_t pending = c->wbuf_len;
+    for (size_t i = 0; i < c->nsegs; i++) pending += c->segs[i].len;
+    return c->nsegs >= HTTP_PENDING_SEGS_MAX || pending >= HTTP_PENDING_BYTES_MAX ||
+           uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) >= HTTP_WRITE_QUEUE_MAX;
+}
+
 static void http_conn_flush(http_conn_t *c)
 {
     if (c->state == HTTP_CONN_CLOSING) return;
@@ -633,23 +658,22 @@ static void http_conn_flush(http_conn_t *c)
         c->wbuf_len = c->wbuf_cap = 0;
     }
     if (c->nsegs) {
-        http_write_t *w = malloc(sizeof *w + c->nsegs * sizeof(http_seg_t));
-        uv_buf_t bufs[c->nsegs > 64 ? 1 : c->nsegs];
-        if (!w || c->nsegs > 64) {
-            free(w);
+        http_write_t *w = malloc(sizeof *w + c->nsegs * (sizeof(http_seg_t) + sizeof(uv_buf_t)));
+        if (!w) {
             http_conn_close(c);
             return;
         }
         w->conn = c;
         w->nsegs = c->nsegs;
+        w->bufs = (uv_buf_t *)(void *)&w->segs[c->nsegs];
         size_t total = 0;
         for (size_t i = 0; i < c->nsegs; i++) {
             w->segs[i] = c->segs[i];
-            bufs[i] = uv_buf_init((char *)c->segs[i].base, (unsigned)c->segs[i].len);
+            w->bufs[i] = uv_buf_init((char *)c->segs[i].base, (unsigned)c->segs[i].len);
             total += c->segs[i].len;
         }
         c->nsegs = 0;
-        if (uv_write(&w->req, s, bufs, (unsigned)w->nsegs, http_write_cb) != 0) {
+        if (uv_write(&w->req, s, w->bufs, (unsigned)w->nsegs, http_write_cb) != 0) {
             for (size_t i = 0; i < w->nsegs; i++) http_seg_release(&w->segs[i]);
             free(w);
             http_conn_close(c);

@@ -72,10 +72,12 @@ static void on_request(http_request_t *r, void *ctx)
         uv_timer_start(&f->async_timer, async_timer_cb, 50, 0);
         return;
     }
-    if (plen == 4 && memcmp(path, "/big", 4) == 0) {
+    if (plen >= 4 && memcmp(path, "/big", 4) == 0) {
+        /* /big: 100000 bytes; /big20: 20000 */
+        size_t blen = plen == 6 && memcmp(path, "/big20", 6) == 0 ? 20000 : sizeof big_body;
         http_response_t resp = {.status = 200,
                                 .body = big_body,
-                                .body_len = sizeof big_body,
+                                .body_len = blen,
                                 .body_release = release_body,
                                 .body_release_ctx = f};
         http_respond(r, &resp);
@@ -240,6 +242,74 @@ static void test_pipelining_keeps_order_across_async(void **state)
     assert_non_null(four);
     assert_true(one < two && two < three && three < four);
     free(all);
+    close(fd);
+}
+
+/* Counts response bytes until the peer closes (or 5 s of silence). */
+static size_t count_until_close(int fd, int *statuses)
+{
+    static char buf[65536];
+    size_t total = 0;
+    char prev[16] = {0};
+    *statuses = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        total += (size_t)n;
+        /* Status lines may straddle reads: search with the previous tail. */
+        char join[sizeof prev + sizeof buf];
+        size_t pl = strlen(prev);
+        memcpy(join, prev, pl);
+        memcpy(join + pl, buf, (size_t)n);
+        size_t jl = pl + (size_t)n;
+        /* prev keeps 11 bytes, too few to hold a whole status line, so no
+         * line is counted twice; bodies are 'B' bytes. */
+        for (const char *p = join; (p = memmem(p, jl - (size_t)(p - join), "HTTP/1.1 200", 12)); p++) (*statuses)++;
+        size_t keep = jl < 11 ? jl : 11;
+        memcpy(prev, join + jl - keep, keep);
+        prev[keep] = 0;
+    }
+    return total;
+}
+
+/* 40 pipelined GETs of a 20 KB zero-copy body in one write (80 output
+ * segments): every response arrives, in one connection, and every body is
+ * released. This used to close the connection with no response. */
+static void test_pipelined_large_responses(void **state)
+{
+    fixture_t *f = *state;
+    int fd = client(f->port);
+    char req[64 * 40 + 64];
+    size_t len = 0;
+    for (int i = 0; i < 40; i++) len += (size_t)sprintf(req + len, "GET /big20 HTTP/1.1\r\nHost: x\r\n\r\n");
+    len += (size_t)sprintf(req + len, "GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    send_all(fd, req, len);
+    int statuses;
+    size_t total = count_until_close(fd, &statuses);
+    assert_int_equal(statuses, 41);
+    assert_true(total > 40 * 20000);
+    close(fd);
+    for (int i = 0; i < 200 && atomic_load(&f->releases) < 40; i++) usleep(5000);
+    assert_int_equal(atomic_load(&f->releases), 40);
+}
+
+/* A client that pipelines far more output than the server queues (300 x
+ * 100 KB) and reads slowly gets it all: the server waits for the output to
+ * drain before answering the next request instead of queueing without
+ * bound or giving up. */
+static void test_pipelined_backpressure(void **state)
+{
+    fixture_t *f = *state;
+    int fd = client(f->port);
+    static char req[40 * 300 + 64];
+    size_t len = 0;
+    for (int i = 0; i < 300; i++) len += (size_t)sprintf(req + len, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    len += (size_t)sprintf(req + len, "GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    send_all(fd, req, len);
+    int statuses;
+    size_t total = count_until_close(fd, &statuses);
+    assert_int_equal(statuses, 301);
+    assert_true(total > 300 * 100000);
     close(fd);
 }
 
@@ -501,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_url_helpers),
         cmocka_unit_test_setup_teardown(test_get_and_keepalive, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining_keeps_order_across_async, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_large_responses, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_backpressure, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_fragmented_request, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_http10_closes, setup_default, teardown),
