@@ -8,5 +8,8 @@
 #define LIMITS_KEY_MAX 1024u    /* key bytes */
 #define LIMITS_CTYPE_MAX 255u   /* content type bytes (one length byte on the wire and in the journal) */
 #define LIMITS_ZONE_MAX 32      /* zone label bytes including the NUL */
+/* A value travels between nodes (forwarding, replication, handoff) in one
+ * peer frame, so no node may accept a larger one. */
+#define LIMITS_VALUE_MAX (8u << 20)
 
 #endif

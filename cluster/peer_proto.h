@@ -86,7 +86,8 @@
 /* First byte of every client stream (see above). */
 #define PEER_STREAM_PREAMBLE 0xDCu
 /* Values may be up to 8 MiB; the rest is room for keys, headers, sealing. */
-#define PEER_FRAME_MAX_DEFAULT ((size_t)8 * 1024 * 1024 + 64 * 1024)
+/* The largest value, its key and content type, and the message around them. */
+#define PEER_FRAME_MAX_DEFAULT ((size_t)LIMITS_VALUE_MAX + 64 * 1024)
 #define PEER_FRAME_MIN (SEAL_PLAIN_OVERHEAD + 1)
 
 typedef enum {

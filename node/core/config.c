@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "autoconfig.h"
+#include "cluster/limits.h"
 #include "node/core/log.h"
 
 extern char **environ;
@@ -37,8 +38,8 @@ static const config_option_t config_options[] = {
      U64_MAX, "most entries the in-memory L1 holds before evicting (0 = no entry limit: --l1-max-memory bounds it)"},
     {"l1-max-memory", "DCACHE_L1_MAX_MEMORY", NULL, OPT_SIZE, OPT(l1_max_memory), "512mb", 65536, U64_MAX,
      "most bytes the L1 holds, per-entry overhead included (e.g. 512mb, 2gb)"},
-    {"max-value-size", "DCACHE_MAX_VALUE_SIZE", NULL, OPT_SIZE, OPT(max_value_size), "8mb", 1, 1ull << 31,
-     "largest value a PUT may store; larger bodies get 413"},
+    {"max-value-size", "DCACHE_MAX_VALUE_SIZE", NULL, OPT_SIZE, OPT(max_value_size), "8mb", 1, U64_MAX,
+     "largest value a PUT may store, at most 8mb (one peer frame); larger bodies get 413"},
     {"eviction", "DCACHE_EVICTION", "CACHE_EVICTION_POLICY", OPT_STRING, OPT(eviction), "lru", 0, 0,
      "eviction policy: lru or lfu"},
     {"default-ttl", "DCACHE_DEFAULT_TTL", "L2_CACHE_DEFAULT_TTL", OPT_DURATION_S, OPT(default_ttl_ms), "3600", 0,
@@ -263,6 +264,12 @@ static bool config_validate(config_t *cfg, FILE *err)
     if (!log_parse_level(cfg->log_level, &lvl)) {
         fprintf(err, "dcache-node: --log-level: '%s' is not a level (expected debug, info, warn or error)\n",
                 cfg->log_level);
+        return false;
+    }
+    if (cfg->max_value_size > LIMITS_VALUE_MAX) {
+        fprintf(err, "dcache-node: --max-value-size (%llu bytes) is over %u bytes (8mb): values travel between "
+                     "nodes in one peer frame, which carries at most that\n",
+                (unsigned long long)cfg->max_value_size, LIMITS_VALUE_MAX);
         return false;
     }
     if (cfg->max_value_size > cfg->l1_max_memory) {

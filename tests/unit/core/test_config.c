@@ -155,7 +155,9 @@ static void test_errors(void **state)
     expect_error(2, (char *[]){"n", "--eviction=fifo"}, env, "not a policy");
     expect_error(2, (char *[]){"n", "--log-level=loud"}, env, "not a level");
     expect_error(2, (char *[]){"n", "--l1-max-memory=lots"}, env, "expected a size");
-    expect_error(3, (char *[]){"n", "--max-value-size", "1gb"}, env, "larger than --l1-max-memory");
+    expect_error(3, (char *[]){"n", "--max-value-size", "9mb"}, env, "in one peer frame");
+    expect_error(5, (char *[]){"n", "--l1-max-memory", "1mb", "--max-value-size", "2mb"}, env,
+                 "larger than --l1-max-memory");
     expect_error(2, (char *[]){"n", "stray"}, env, "unexpected argument");
     char *bad_env[] = {"L1_CACHE_MAX_SIZE=many", NULL};
     expect_error(1, (char *[]){"n"}, bad_env, "environment L1_CACHE_MAX_SIZE");
