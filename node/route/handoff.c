@@ -135,7 +135,9 @@ static void handoff_batch_reply(void *ctx, peer_result_t res, const peer_msg_t *
 {
     handoff_batch_t *b = ctx;
     handoff_t *h = b->h;
-    bool ok = res == PEER_OK && resp->type == PEER_MSG_HANDOFF_RESP;
+    /* Only a wholly settled batch may be dropped here: the answer says how
+     * many entries the receiver kept or found obsolete, not which. */
+    bool ok = res == PEER_OK && resp->type == PEER_MSG_HANDOFF_RESP && resp->accepted == b->n;
     if (ok) {
         atomic_fetch_add(&h->stats->entries_sent, b->n);
         atomic_fetch_add(&h->stats->bytes_sent, b->bytes);

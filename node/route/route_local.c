@@ -177,11 +177,16 @@ uint32_t route_local_accept_handoff(route_t *rt, const peer_msg_t *batch)
     peer_iter_t it;
     peer_iter_init(&it, batch);
     peer_entry_t e;
-    uint32_t accepted = 0;
+    uint32_t settled = 0;
     int64_t now = store_now_ms(rt->store);
     while (peer_iter_entry(&it, &e)) {
-        if (e.expires_at_ms && (int64_t)e.expires_at_ms <= now) continue;
-        if (route_tomb_blocks(rt, e.key.p, e.key.len, e.version)) continue; /* deleted since */
+        /* Expired, deleted since, or older than the copy here: the sender's
+         * copy is obsolete, settled all the same. */
+        if ((e.expires_at_ms && (int64_t)e.expires_at_ms <= now) ||
+            route_tomb_blocks(rt, e.key.p, e.key.len, e.version)) {
+            settled++;
+            continue;
+        }
         route_observe(rt, e.version);
         store_put_args_t args = {.key = e.key.p,
                                  .key_len = e.key.len,
@@ -191,7 +196,8 @@ uint32_t route_local_accept_handoff(route_t *rt, const peer_msg_t *batch)
                                  .content_type_len = e.content_type.len,
                                  .ttl_ms = e.expires_at_ms ? (int64_t)e.expires_at_ms - now : 0,
                                  .version = e.version};
-        if (store_put_if_newer(rt->store, &args, NULL) == STORE_OK) accepted++;
+        store_status_t st = store_put_if_newer(rt->store, &args, NULL);
+        if (st == STORE_OK || st == STORE_STALE) settled++;
     }
-    return accepted;
+    return settled;
 }

@@ -45,7 +45,10 @@ bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint6
 void route_local_page_free(route_local_page_t *page);
 
 /* Keeps the entries of a HANDOFF batch that are live, newer than what is
- * here and not deleted since; returns how many it kept. */
+ * here and not deleted since. Returns how many are settled: kept, or
+ * obsolete (expired, deleted since, older than the copy here); an entry
+ * the store could not take (no memory, too large, a bad key) is not, and
+ * the sender keeps every entry of a batch that was not wholly settled. */
 uint32_t route_local_accept_handoff(route_t *rt, const peer_msg_t *batch);
 
 #endif

@@ -177,10 +177,11 @@ static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
     if (!f) return -1;
-    char *argv[] = {"test_route", "--replicas", "1", NULL};
+    /* Values of at most 64 bytes: a larger one is refused by the store. */
+    char *argv[] = {"test_route", "--replicas", "1", "--max-value-size", "64", NULL};
     char *envp[] = {NULL};
     FILE *devnull = fopen("/dev/null", "w");
-    config_result_t cr = config_load(&f->cfg, 3, argv, envp, devnull, stderr);
+    config_result_t cr = config_load(&f->cfg, 5, argv, envp, devnull, stderr);
     if (devnull) fclose(devnull);
     if (cr != CONFIG_OK) return -1;
     atomic_init(&f->now, T0_MS);
@@ -441,6 +442,8 @@ static void test_replica_delete_tombstone(void **state)
 
 /* ---- handoff batches ---- */
 
+#define BIG_VALUE "0123456789012345678901234567890123456789012345678901234567890123456789"
+
 static peer_entry_t entry(const char *key, const char *value, uint64_t version, uint64_t expires_at_ms)
 {
     return (peer_entry_t){.key = {(const uint8_t *)key, strlen(key)},
@@ -464,7 +467,9 @@ static uint32_t accept_batch(fx_t *f, const peer_entry_t *entries, uint32_t n)
 }
 
 /* Kept: live entries newer than what is here and than any delete since.
- * Refused: older than a tombstone, expired, older than the copy here. */
+ * Settled without keeping: older than a tombstone, expired, older than the
+ * copy here (the sender's copy is obsolete). Unsettled: what the store
+ * refused (the sender keeps it and retries). */
 static void test_handoff(void **state)
 {
     fx_t *f = *state;
@@ -482,8 +487,10 @@ static void test_handoff(void **state)
         entry("fresh", "z", v + 1, now + 5000),   /* kept, with what is left of its TTL */
         entry("held", "x", v + 25, 0),            /* older than the copy here */
         entry("older", "w", v + 40, 0),           /* newer than the copy here: kept */
+        entry("big", BIG_VALUE, v + 1, 0),        /* over --max-value-size: refused, unsettled */
     };
-    assert_int_equal(accept_batch(f, batch, sizeof batch / sizeof batch[0]), 3);
+    /* Settled: kept, or obsolete (the sender may drop those); not the refused one. */
+    assert_int_equal(accept_batch(f, batch, sizeof batch / sizeof batch[0]), 7);
     get_miss(f, "deleted");
     assert_true(get_value(f, "revived", "y") == v + 20);
     get_miss(f, "expired");
@@ -496,6 +503,7 @@ static void test_handoff(void **state)
     assert_memory_equal(r.ct, "text/plain", 10);
     assert_true(get_value(f, "held", "here") == v + 30);
     assert_true(get_value(f, "older", "w") == v + 40);
+    get_miss(f, "big");
     /* The clock moved past every version it took. */
     assert_true(route_stamp(&f->rt) > v + 40);
 }
