@@ -314,6 +314,7 @@ static bool node_setup_l2(node_t *n)
     snprintf(s->prefix, sizeof s->prefix, "%s", c->l2_prefix);
     s->prefix_len = strlen(s->prefix);
     s->write_mode = strcmp(c->l2_write_mode, "journal") == 0 ? L2_WRITE_JOURNAL : L2_WRITE_SYNC;
+    s->tombstone_ttl_ms = c->l2_tombstone_ttl_ms;
     const config_redis_t *t = &c->redis_target;
     s->redis = (redis_uv_config_t){.host = t->host,
                                    .port = t->port,

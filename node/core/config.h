@@ -81,6 +81,7 @@ typedef struct config {
     uint64_t l2_pipeline;
     char *l2_journal_dir;
     uint64_t l2_journal_max;
+    uint64_t l2_tombstone_ttl_ms;
 } config_t;
 
 /* A number option with no default that was not given (before validation). */

@@ -51,21 +51,26 @@ void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out)
     out->journal_bytes = s->journal ? journal_bytes(s->journal) : 0;
 }
 
-/* Store only if Redis does not hold a newer version (versions compare as
- * fixed-width hex strings). */
+/* Store only if Redis holds no newer version, of a value or of a delete
+ * (versions compare as fixed-width hex strings). */
 static const char L2_SET_SCRIPT[] =
     "local cur = redis.call('GET', KEYS[1]) "
-    "if cur and string.sub(cur, 1, 3) == 'dc1' and string.sub(cur, 4, 19) > string.sub(ARGV[1], 4, 19) "
-    "then return 0 end "
+    "if cur and (string.sub(cur, 1, 3) == 'dc1' or string.sub(cur, 1, 3) == 'dc0') "
+    "and string.sub(cur, 4, 19) > string.sub(ARGV[1], 4, 19) then return 0 end "
     "if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1]) "
     "else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
     "return 1";
-/* Remove only what is older than the delete. */
+/* A delete replaces what is older with a tombstone, `dc0` + its version,
+ * for --l2-tombstone-ttl: a write older than the delete that arrives later
+ * (a slow write, a journal replayed from any node) cannot bring the key
+ * back. Returns 1 when a value was there. */
 static const char L2_DEL_SCRIPT[] =
     "local cur = redis.call('GET', KEYS[1]) "
-    "if not cur then return 0 end "
-    "if string.sub(cur, 1, 3) == 'dc1' and string.sub(cur, 4, 19) > ARGV[1] then return 0 end "
-    "return redis.call('UNLINK', KEYS[1])";
+    "if cur and (string.sub(cur, 1, 3) == 'dc1' or string.sub(cur, 1, 3) == 'dc0') "
+    "and string.sub(cur, 4, 19) > ARGV[1] then return 0 end "
+    "redis.call('SET', KEYS[1], 'dc0' .. ARGV[1], 'PX', ARGV[2]) "
+    "if cur and string.sub(cur, 1, 3) == 'dc1' then return 1 end "
+    "return 0";
 
 typedef struct l2_deferred {
     struct l2_deferred *next;
@@ -355,7 +360,8 @@ static void l2_get_reply(void *ctx, redis_uv_result_t res, const redisReply *rep
             c->get_cb(c->ctx, L2_OK, &v);
         }
     } else if (res == REDIS_UV_OK && reply->type == REDIS_REPLY_STRING) {
-        /* Not ours (written by something else under our prefix): a miss. */
+        /* A tombstone (`dc0`: deleted), or not ours (written by something
+         * else under our prefix): a miss. */
         atomic_fetch_add(&l->s->stats.misses, 1);
         c->get_cb(c->ctx, L2_MISS, NULL);
     } else {
@@ -429,11 +435,12 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
     char fk[L2_PREFIX_MAX + LIMITS_KEY_MAX];
     size_t flen = l2_full_key(l, key, klen, fk);
     if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
-    char ver[16];
+    char ver[16], ttl[24];
     l2_hex(ver, version, 16);
-    const char *argv[5] = {"EVAL", L2_DEL_SCRIPT, "1", fk, ver};
-    size_t lens[5] = {4, sizeof L2_DEL_SCRIPT - 1, 1, flen, 16};
-    if (!c || !flen || !l2_send(l, 5, argv, lens, l2_done_reply, c)) {
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(l->s->tombstone_ttl_ms ? l->s->tombstone_ttl_ms : 3600000));
+    const char *argv[6] = {"EVAL", L2_DEL_SCRIPT, "1", fk, ver, ttl};
+    size_t lens[6] = {4, sizeof L2_DEL_SCRIPT - 1, 1, flen, 16, strlen(ttl)};
+    if (!c || !flen || !l2_send(l, 6, argv, lens, l2_done_reply, c)) {
         free(c);
         l2_answer_later(l, L2_UNAVAILABLE, NULL, cb, NULL, ctx);
     }

@@ -82,6 +82,7 @@ typedef struct l2_shared {
     char prefix[L2_PREFIX_MAX];
     size_t prefix_len;
     l2_write_mode_t write_mode;
+    uint64_t tombstone_ttl_ms;      /* how long a delete's version stays in Redis */
     redis_uv_config_t redis;        /* strings owned by the config; host and port unused (below) */
     /* Where the master is: from --redis, or found through Sentinel (and
      * changed by a failover). Clients reconnect when addr_gen moves. */
