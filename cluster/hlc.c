@@ -29,6 +29,18 @@ void hlc_observe(hlc_t *c, uint64_t remote, int64_t now_ms)
     c->last = top;
 }
 
+bool hlc_plausible(uint64_t version, int64_t now_ms, int64_t max_ahead_ms)
+{
+    return hlc_physical_ms(version) - now_ms <= max_ahead_ms;
+}
+
+bool hlc_observe_within(hlc_t *c, uint64_t remote, int64_t now_ms, int64_t max_ahead_ms)
+{
+    if (!hlc_plausible(remote, now_ms, max_ahead_ms)) return false;
+    hlc_observe(c, remote, now_ms);
+    return true;
+}
+
 int64_t hlc_physical_ms(uint64_t version)
 {
     return (int64_t)(version >> HLC_LOGICAL_BITS);

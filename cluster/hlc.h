@@ -13,6 +13,7 @@
 #ifndef DCACHE_HLC_H
 #define DCACHE_HLC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct hlc {
@@ -26,6 +27,12 @@ void hlc_init(hlc_t *c);
 uint64_t hlc_stamp(hlc_t *c, int64_t now_ms);
 /* Merges a version received from elsewhere. */
 void hlc_observe(hlc_t *c, uint64_t remote, int64_t now_ms);
+/* The same, unless the version's physical time is more than max_ahead_ms
+ * ahead of now_ms: a clock that far ahead would drag this one (and every
+ * version it stamps) along. Returns false, merging nothing, then. */
+bool hlc_observe_within(hlc_t *c, uint64_t remote, int64_t now_ms, int64_t max_ahead_ms);
+/* True when the version's physical time is at most max_ahead_ms ahead of now_ms. */
+bool hlc_plausible(uint64_t version, int64_t now_ms, int64_t max_ahead_ms);
 /* The physical part, in ms since the epoch. */
 int64_t hlc_physical_ms(uint64_t version);
 

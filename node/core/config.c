@@ -126,6 +126,8 @@ static const config_option_t config_options[] = {
      "entries per second a node hands to their new owners after a ring change (0 = unlimited)"},
     {"peer-timeout", "DCACHE_PEER_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_timeout_ms), "1s", 10, 600000,
      "time to wait for a peer's answer before trying the next owner"},
+    {"max-clock-drift", "DCACHE_MAX_CLOCK_DRIFT", NULL, OPT_DURATION_S, OPT(max_clock_drift_ms), "5s", 100,
+     3600000, "versions stamped this far ahead of this node's clock are refused (replica writes) or not followed"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])

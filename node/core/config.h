@@ -82,6 +82,7 @@ typedef struct config {
     char *l2_journal_dir;
     uint64_t l2_journal_max;
     uint64_t l2_tombstone_ttl_ms;
+    uint64_t max_clock_drift_ms;
 } config_t;
 
 /* A number option with no default that was not given (before validation). */

@@ -26,6 +26,8 @@ static const metrics_desc_t route_metrics_rows[] = {
     ROUTE_COUNTER(fallback_filled, "route_fallback_hits_total", NULL, "Fallbacks that found the key at a previous owner."),
     METRICS_ATOMIC_GAUGE(route_stats_t, flights, "route_forwards_in_flight", NULL,
                          "Forwarded GETs in flight (bound: 65536 per worker)."),
+    ROUTE_COUNTER(clock_refusals, "route_clock_drift_refusals_total", NULL,
+                  "Versions from a clock more than --max-clock-drift ahead: replica writes refused, others not followed."),
 };
 const metrics_table_t route_metrics_table = METRICS_TABLE(route_metrics_rows);
 
@@ -104,11 +106,24 @@ uint64_t route_stamp(route_t *rt)
     return v;
 }
 
+static int64_t route_max_drift(route_t *rt)
+{
+    return rt->cfg->max_clock_drift_ms ? (int64_t)rt->cfg->max_clock_drift_ms : 5000;
+}
+
 void route_observe(route_t *rt, uint64_t version)
 {
     pthread_mutex_lock(&rt->hlc_lock);
-    hlc_observe(&rt->hlc, version, store_now_ms(rt->store));
+    bool ok = hlc_observe_within(&rt->hlc, version, store_now_ms(rt->store), route_max_drift(rt));
     pthread_mutex_unlock(&rt->hlc_lock);
+    if (!ok) atomic_fetch_add(&rt->stats.clock_refusals, 1);
+}
+
+bool route_plausible(route_t *rt, uint64_t version)
+{
+    if (hlc_plausible(version, store_now_ms(rt->store), route_max_drift(rt))) return true;
+    atomic_fetch_add(&rt->stats.clock_refusals, 1);
+    return false;
 }
 
 int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e)

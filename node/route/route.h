@@ -56,6 +56,7 @@ typedef struct route_stats {
     atomic_uint_fast64_t fallbacks;            /* misses at a new owner that asked previous owners */
     atomic_uint_fast64_t fallback_filled;      /* ... and found the key there */
     atomic_int_fast64_t flights;               /* forwarded GETs in flight now */
+    atomic_uint_fast64_t clock_refusals;       /* versions from a clock over --max-clock-drift ahead */
 } route_stats_t;
 
 /* route_stats_t's series in /metrics. */
@@ -112,8 +113,13 @@ void route_worker_free(route_worker_t *w);
 
 /* A new version from this node's hybrid logical clock. */
 uint64_t route_stamp(route_t *rt);
-/* Moves the clock past a version seen from another node. */
+/* Moves the clock past a version seen from another node, unless that
+ * version comes from a clock more than --max-clock-drift ahead of ours
+ * (counted): one runaway clock must not drag every node's versions along. */
 void route_observe(route_t *rt, uint64_t version);
+/* False (and counted) when a version is more than --max-clock-drift ahead
+ * of this node's clock. */
+bool route_plausible(route_t *rt, uint64_t version);
 /* Remaining TTL of a live entry in ms (at least 1); 0 when it never
  * expires. */
 int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e);

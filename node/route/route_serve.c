@@ -140,6 +140,10 @@ static void route_serve_delete(route_worker_t *w, peer_call_t *call, const peer_
         route_write_coordinate_delete(w, route_serve_reply(call), (const char *)req->key.p, req->key.len);
         return;
     }
+    if (!route_plausible(w->route, req->version)) {
+        peer_server_respond_error(call, PEER_STATUS_BAD_REQUEST, "version from a clock too far ahead");
+        return;
+    }
     peer_msg_t m = {.type = PEER_MSG_DELETE_RESP,
                     .status = PEER_STATUS_OK,
                     .existed = route_write_replica_delete(w->route, req->key.p, req->key.len, req->version)};

@@ -465,6 +465,10 @@ void route_write_delete(route_worker_t *w, route_reply_t reply, const char *key,
 
 store_status_t route_write_replica_put(route_t *rt, const store_put_args_t *args, bool *created)
 {
+    *created = false;
+    /* A primary whose clock runs far ahead would make its write win over
+     * every later one: refuse it, so the write is not acknowledged. */
+    if (!route_plausible(rt, args->version)) return STORE_BAD_KEY;
     route_observe(rt, args->version);
     bool replaced = false;
     /* A delete that overtook this write wins (the primary counts it done). */

@@ -30,8 +30,9 @@ void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const st
 void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen);
 
 /* A primary's write reaching this replica: kept if newer than what is here
- * and not older than a delete seen since (STORE_STALE then). *created: the
- * key was not here before. */
+ * and not older than a delete seen since (STORE_STALE then); refused with
+ * STORE_BAD_KEY when its version is more than --max-clock-drift ahead of
+ * this node's clock. *created: the key was not here before. */
 store_status_t route_write_replica_put(route_t *rt, const store_put_args_t *args, bool *created);
 /* A primary's delete reaching this replica: removes an older copy, leaves
  * a tombstone; true when a copy was removed. */

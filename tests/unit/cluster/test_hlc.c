@@ -33,11 +33,30 @@ static void test_observe(void **state)
     assert_true(hlc_stamp(&c, 1000) > remote + 1);
 }
 
+/* A version from a clock far ahead is not merged: this clock keeps
+ * stamping from its own time, not from the runaway one. */
+static void test_observe_within_bound(void **state)
+{
+    hlc_t c;
+    hlc_init(&c);
+    uint64_t near = (uint64_t)(1000 + 4000) << HLC_LOGICAL_BITS;   /* 4 s ahead */
+    uint64_t far = (uint64_t)(1000 + 30000) << HLC_LOGICAL_BITS;   /* 30 s ahead */
+    assert_true(hlc_plausible(near, 1000, 5000));
+    assert_false(hlc_plausible(far, 1000, 5000));
+    assert_false(hlc_observe_within(&c, far, 1000, 5000));
+    assert_true(hlc_physical_ms(hlc_stamp(&c, 1000)) == 1000);
+    assert_true(hlc_observe_within(&c, near, 1000, 5000));
+    assert_true(hlc_stamp(&c, 1000) > near);
+    /* Versions from the past are always fine. */
+    assert_true(hlc_observe_within(&c, 1, 1000, 5000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_monotonic),
         cmocka_unit_test(test_observe),
+        cmocka_unit_test(test_observe_within_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -409,6 +409,25 @@ static void test_replica_put_stale(void **state)
     assert_true(get_value(f, "k", "newer") == v + 20);
 }
 
+/* A replica write stamped by a clock 30 s ahead is refused (so its primary
+ * cannot count it acknowledged) and does not drag this node's clock; one
+ * 4 s ahead, within --max-clock-drift (5 s), is taken. */
+static void test_replica_put_from_runaway_clock(void **state)
+{
+    fx_t *f = *state;
+    uint64_t far = (uint64_t)(T0_MS + 30000) << HLC_LOGICAL_BITS;
+    uint64_t near = (uint64_t)(T0_MS + 4000) << HLC_LOGICAL_BITS;
+    bool created = true;
+    assert_int_equal(replica_put(f, "k", "ahead", far, &created), STORE_BAD_KEY);
+    assert_false(created);
+    get_miss(f, "k");
+    assert_int_equal(atomic_load(&f->rt.stats.clock_refusals), 1);
+    assert_true(hlc_physical_ms(route_stamp(&f->rt)) < T0_MS + 1000);
+    assert_int_equal(replica_put(f, "k", "near", near, NULL), STORE_OK);
+    assert_true(get_value(f, "k", "near") == near);
+    assert_true(route_stamp(&f->rt) > near);
+}
+
 /* A delete older than the write held does not remove it. */
 static void test_replica_delete_older(void **state)
 {
@@ -811,6 +830,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_put_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replica_put_from_runaway_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_delete_older, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_delete_tombstone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
