@@ -21,6 +21,7 @@ typedef struct redis_uv_cmd {
     const char *handshake;
     uint64_t issued;       /* uv_now when accepted */
     redis_uv_result_t res; /* while deferred: why it failed */
+    bool answered;         /* timed out: its caller has been told; its late reply is dropped */
 } redis_uv_cmd_t;
 
 typedef struct redis_uv_fifo {
@@ -78,7 +79,7 @@ static const metrics_desc_t redis_uv_metrics_rows[] = {
     METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_BACKOFF], "l2_redis_failures_total", "result=\"backoff\"", ""),
     METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_QUEUE], "l2_redis_failures_total", "result=\"queue_full\"", ""),
     METRICS_ATOMIC_COUNTER(redis_uv_stats_t, errors[REDIS_UV_ERR_SHUTDOWN], "l2_redis_failures_total", "result=\"shutdown\"", ""),
-    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, timeouts, "l2_redis_timeouts_total", NULL, "Connections dropped because a command timed out."),
+    METRICS_ATOMIC_COUNTER(redis_uv_stats_t, timeouts, "l2_redis_timeouts_total", NULL, "Connections given up because a command had no reply within 5 x --l2-timeout."),
     METRICS_ATOMIC_COUNTER(redis_uv_stats_t, connects, "l2_redis_connects_total", NULL, "Connection attempts to Redis."),
     METRICS_ATOMIC_COUNTER(redis_uv_stats_t, reconnects, "l2_redis_reconnects_total", NULL, "Connection attempts after an earlier connection or attempt."),
     METRICS_ATOMIC_COUNTER(redis_uv_stats_t, connect_failures, "l2_redis_connect_failures_total", NULL, "Connection attempts refused, failed, timed out or refused at AUTH/SELECT."),
@@ -122,9 +123,29 @@ static redis_uv_cmd_t *redis_uv_shift(redis_uv_fifo_t *q)
 
 /* ---- answering ---- */
 
+/* Tells the caller; the command stays where it is (a timed-out one waits in
+ * the sent queue for its late reply). */
+static void redis_uv_answer(redis_uv_t *r, redis_uv_cmd_t *cmd, redis_uv_result_t res, const redisReply *reply,
+                            const char *err)
+{
+    cmd->answered = true;
+    atomic_fetch_sub(&r->st->pending, 1);
+    if (res == REDIS_UV_OK) {
+        atomic_fetch_add(&r->st->replies, 1);
+        if (reply->type == REDIS_REPLY_ERROR) atomic_fetch_add(&r->st->reply_errors, 1);
+    } else {
+        atomic_fetch_add(&r->st->errors[res], 1);
+    }
+    cmd->cb(cmd->ctx, res, reply, res == REDIS_UV_OK ? NULL : err);
+}
+
 static void redis_uv_deliver(redis_uv_t *r, redis_uv_cmd_t *cmd, redis_uv_result_t res, const redisReply *reply,
                              const char *err)
 {
+    if (cmd->answered) { /* timed out before: the caller knows */
+        free(cmd);
+        return;
+    }
     atomic_fetch_sub(&r->st->pending, 1);
     if (res == REDIS_UV_OK) {
         atomic_fetch_add(&r->st->replies, 1);
@@ -165,19 +186,36 @@ static void redis_uv_deliver_deferred(redis_uv_t *r, redis_uv_cmd_t *cmd)
 
 static void redis_uv_timer_cb(uv_timer_t *t);
 
-static uint64_t redis_uv_cmd_deadline(const redis_uv_t *r, const redis_uv_conn_t *conn)
+/* A command that has no reply within command_timeout_ms fails alone (its
+ * late reply is dropped when it comes): one slow command is not an outage.
+ * Only when the oldest has waited REDIS_UV_DEAD_FACTOR times as long is the
+ * connection given up, failing everything still in flight. */
+#define REDIS_UV_DEAD_FACTOR 5
+
+static uint64_t redis_uv_issued(const redis_uv_conn_t *conn, const redis_uv_cmd_t *cmd)
 {
-    uint64_t from = conn->sent.head->issued;
-    if (from < conn->ready_at) from = conn->ready_at;
-    return from + r->cfg.command_timeout_ms;
+    return cmd->issued < conn->ready_at ? conn->ready_at : cmd->issued;
 }
 
-/* One timer for every command: it follows the oldest. Replies only make the
- * oldest younger, so the timer is not moved per reply; when it fires early it
- * is set again for the command now oldest. */
+/* When the timer must next look: the first command not yet timed out, or
+ * the oldest giving the connection up. */
+static uint64_t redis_uv_next_deadline(const redis_uv_t *r, const redis_uv_conn_t *conn)
+{
+    uint64_t at = redis_uv_issued(conn, conn->sent.head) + REDIS_UV_DEAD_FACTOR * r->cfg.command_timeout_ms;
+    for (const redis_uv_cmd_t *c = conn->sent.head; c; c = c->next) {
+        if (c->answered || c->handshake) continue;
+        uint64_t t = redis_uv_issued(conn, c) + r->cfg.command_timeout_ms;
+        if (t < at) at = t;
+        break;
+    }
+    return at;
+}
+
+/* One timer for every command. Replies only make the deadlines later, so the
+ * timer is not moved per reply; when it fires early it is set again. */
 static void redis_uv_arm(redis_uv_t *r, redis_uv_conn_t *conn)
 {
-    uint64_t now = uv_now(r->loop), at = redis_uv_cmd_deadline(r, conn);
+    uint64_t now = uv_now(r->loop), at = redis_uv_next_deadline(r, conn);
     uv_timer_start(&r->timer, redis_uv_timer_cb, at > now ? at - now : 0, 0);
 }
 
@@ -253,13 +291,20 @@ static void redis_uv_timer_cb(uv_timer_t *t)
         return;
     }
     if (!conn->sent.head) return;
-    uint64_t at = redis_uv_cmd_deadline(r, conn);
-    if (now < at) {
-        uv_timer_start(t, redis_uv_timer_cb, at - now, 0);
+    if (now >= redis_uv_issued(conn, conn->sent.head) + REDIS_UV_DEAD_FACTOR * r->cfg.command_timeout_ms) {
+        snprintf(msg, sizeof msg, "no reply within %" PRIu64 " ms", REDIS_UV_DEAD_FACTOR * r->cfg.command_timeout_ms);
+        redis_uv_fail(conn, REDIS_UV_ERR_TIMEOUT, msg);
         return;
     }
     snprintf(msg, sizeof msg, "no reply within %" PRIu64 " ms", r->cfg.command_timeout_ms);
-    redis_uv_fail(conn, REDIS_UV_ERR_TIMEOUT, msg);
+    for (redis_uv_cmd_t *c = conn->sent.head; c; c = c->next) {
+        if (c->answered || c->handshake) continue;
+        if (now < redis_uv_issued(conn, c) + r->cfg.command_timeout_ms) break;
+        redis_uv_answer(r, c, REDIS_UV_ERR_TIMEOUT, NULL, msg);
+        /* The callback may have closed the client. */
+        if (r->conn != conn) return;
+    }
+    redis_uv_arm(r, conn);
 }
 
 /* ---- hiredis callbacks ---- */
@@ -313,6 +358,7 @@ static void redis_uv_on_reply(redisAsyncContext *ac, void *reply_, void *privdat
     }
     conn->npending--;
     redis_uv_deliver(r, cmd, REDIS_UV_OK, reply, NULL);
+    if (!conn->sent.head && r->conn == conn) uv_timer_stop(&r->timer);
 }
 
 /* ---- the event adapter (hiredis's ev hooks on a uv_poll_t) ---- */

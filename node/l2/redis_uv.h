@@ -9,12 +9,14 @@
  *
  * Failing, not hanging: every command's callback runs exactly once. A
  * connect (TCP and the AUTH/SELECT handshake) must finish within
- * connect_timeout_ms; once connected, the oldest command in flight must be
- * answered within command_timeout_ms of being sent (of the connection being
- * ready, for commands queued while connecting). Past either deadline the
- * connection is dropped and every command in flight fails with the timeout:
- * replies are matched by order, so a connection that owes a late reply
- * cannot be reused. A command that failed with TIMEOUT or DISCONNECTED may or
+ * connect_timeout_ms (else the connection is dropped). Once connected, a
+ * command not answered within command_timeout_ms of being sent (of the
+ * connection being ready, for commands queued while connecting) fails
+ * alone with the timeout; its late reply, matched by order, is dropped when
+ * it comes, so one slow command is not an outage for the others. Only when
+ * the oldest command has waited five times command_timeout_ms is the
+ * connection given up (counted in `timeouts`) and everything still in
+ * flight failed. A command that failed with TIMEOUT or DISCONNECTED may or
  * may not have run on the server.
  *
  * Order: commands sent on one connection are answered in the order they

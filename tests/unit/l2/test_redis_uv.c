@@ -421,8 +421,9 @@ static void test_connect_timeout(void **state)
 }
 
 /* A connected server stops answering (SIGSTOP): every command in flight
- * times out together, not before command_timeout_ms; after SIGCONT a new
- * command succeeds on a fresh connection. */
+ * times out on its own deadline, not before command_timeout_ms, and the
+ * connection is kept; only when the oldest has waited five times as long is
+ * it given up; after SIGCONT a new command succeeds on a fresh connection. */
 static void test_command_timeout(void **state)
 {
     fx_t *f = *state;
@@ -444,7 +445,10 @@ static void test_command_timeout(void **state)
         assert_true(f->r[i].at_ns - t0 >= (300 - 10) * MS);
         assert_non_null(strstr(f->r[i].err, "300 ms"));
     }
-    assert_int_equal(redis_uv_state(f->c[0]), REDIS_UV_DISCONNECTED);
+    assert_int_equal(redis_uv_state(f->c[0]), REDIS_UV_CONNECTED);
+    assert_int_equal(ST(0, timeouts), 0);
+    assert_true(run_until(f, c_disconnected, 0, 1500 + WAIT_MS));
+    assert_true(uv_hrtime() - t0 >= (1500 - 10) * MS);
     assert_int_equal(ST(0, timeouts), 1);
     assert_int_equal(ST(0, errors[REDIS_UV_ERR_TIMEOUT]), 3);
     assert_int_equal(atomic_load(&redis_uv_stats(f->c[0])->connected), 0);
@@ -585,6 +589,36 @@ static void test_close_pending(void **state)
     assert_int_equal(close_loop(f), 0);
 }
 
+/* A late reply fails only its own command: the server stalls until the
+ * command sent first has timed out (300 ms); the one sent 200 ms later is
+ * answered when the server wakes, on the same connection, and the first
+ * one's late reply goes nowhere. */
+static void test_one_late_command_fails_alone(void **state)
+{
+    fx_t *f = *state;
+    start_server(f, NULL);
+    client(f, 0, &(redis_uv_config_t){.command_timeout_ms = 300, .backoff_min_ms = 50});
+    assert_int_equal(cmd(f, 0, 0, "SET", "k", "v", NULL), 0);
+    assert_true(run_until(f, c_replies, 1, WAIT_MS));
+    redis_server_pause(&f->srv);
+    assert_int_equal(cmd(f, 0, 1, "GET", "k", NULL), 0);
+    run_for(f, 200);
+    assert_int_equal(cmd(f, 0, 2, "GET", "k", NULL), 0);
+    assert_true(run_until(f, c_replies, 2, 300 + WAIT_MS));
+    assert_result(f, 1, REDIS_UV_ERR_TIMEOUT);
+    redis_server_resume(&f->srv);
+    assert_true(run_until(f, c_replies, 3, WAIT_MS));
+    assert_result(f, 2, REDIS_UV_OK);
+    assert_int_equal(redis_uv_state(f->c[0]), REDIS_UV_CONNECTED);
+    assert_int_equal(ST(0, connects), 1);
+    assert_int_equal(ST(0, timeouts), 0);
+    assert_int_equal(ST(0, errors[REDIS_UV_ERR_TIMEOUT]), 1);
+    /* The connection keeps serving. */
+    assert_int_equal(cmd(f, 0, 3, "GET", "k", NULL), 0);
+    assert_true(run_until(f, c_replies, 4, WAIT_MS));
+    assert_result(f, 3, REDIS_UV_OK);
+}
+
 int main(void)
 {
     if (!redis_server_bin()) {
@@ -600,6 +634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_late_command_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
