@@ -139,24 +139,12 @@ static void redis_uv_answer(redis_uv_t *r, redis_uv_cmd_t *cmd, redis_uv_result_
     cmd->cb(cmd->ctx, res, reply, res == REDIS_UV_OK ? NULL : err);
 }
 
+/* Answers (unless a timeout did) and frees a command that left every queue. */
 static void redis_uv_deliver(redis_uv_t *r, redis_uv_cmd_t *cmd, redis_uv_result_t res, const redisReply *reply,
                              const char *err)
 {
-    if (cmd->answered) { /* timed out before: the caller knows */
-        free(cmd);
-        return;
-    }
-    atomic_fetch_sub(&r->st->pending, 1);
-    if (res == REDIS_UV_OK) {
-        atomic_fetch_add(&r->st->replies, 1);
-        if (reply->type == REDIS_REPLY_ERROR) atomic_fetch_add(&r->st->reply_errors, 1);
-    } else {
-        atomic_fetch_add(&r->st->errors[res], 1);
-    }
-    redis_uv_reply_fn cb = cmd->cb;
-    void *ctx = cmd->ctx;
+    if (!cmd->answered) redis_uv_answer(r, cmd, res, reply, err);
     free(cmd);
-    cb(ctx, res, reply, res == REDIS_UV_OK ? NULL : err);
 }
 
 static void redis_uv_idle_cb(uv_idle_t *h);
