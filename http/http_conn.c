@@ -67,6 +67,7 @@ static bool http_push_seg(http_conn_t *c, const char *base, size_t len, void (*r
         c->segs_cap = ncap;
     }
     c->segs[c->nsegs++] = (http_seg_t){base, len, release, ctx};
+    c->segs_bytes += len;
     return true;
 }
 
@@ -625,9 +626,7 @@ static void http_write_cb(uv_write_t *req, int status)
 
 static bool http_conn_output_full(http_conn_t *c)
 {
-    size_t pending = c->wbuf_len;
-    for (size_t i = 0; i < c->nsegs; i++) pending += c->segs[i].len;
-    return c->nsegs >= HTTP_PENDING_SEGS_MAX || pending >= HTTP_PENDING_BYTES_MAX ||
+    return c->nsegs >= HTTP_PENDING_SEGS_MAX || c->wbuf_len + c->segs_bytes >= HTTP_PENDING_BYTES_MAX ||
            uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) >= HTTP_WRITE_QUEUE_MAX;
 }
 
@@ -673,6 +672,7 @@ static void http_conn_flush(http_conn_t *c)
             total += c->segs[i].len;
         }
         c->nsegs = 0;
+        c->segs_bytes = 0;
         if (uv_write(&w->req, s, w->bufs, (unsigned)w->nsegs, http_write_cb) != 0) {
             for (size_t i = 0; i < w->nsegs; i++) http_seg_release(&w->segs[i]);
             free(w);

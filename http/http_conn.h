@@ -95,6 +95,7 @@ struct http_conn {
     size_t wbuf_len, wbuf_cap;
     http_seg_t *segs;
     size_t nsegs, segs_cap;
+    size_t segs_bytes;        /* bytes in segs, not yet handed to libuv */
     unsigned writes_in_flight;
     char peer[64];
 };
