@@ -44,7 +44,10 @@ static bool msg_ok(const peer_msg_t *m)
     case PEER_MSG_DELETE_RESP:
     case PEER_MSG_INVALIDATE_RESP:
     case PEER_MSG_HANDOFF_RESP:
+    case PEER_MSG_SYNC_RESP:
         return true;
+    case PEER_MSG_SYNC:
+        return m->name.len >= 1 && text_ok(m->name, PEER_NAME_MAX);
     case PEER_MSG_GET:
     case PEER_MSG_DELETE:
         return key_ok(m->key);
@@ -103,7 +106,7 @@ static const uint8_t msg_fields[] = {
     [PEER_MSG_DELETE] = 2,        [PEER_MSG_DELETE_RESP] = 2,   [PEER_MSG_INVALIDATE] = 1,
     [PEER_MSG_INVALIDATE_PATTERN] = 2, [PEER_MSG_INVALIDATE_RESP] = 2, [PEER_MSG_KEYS] = 3,
     [PEER_MSG_KEYS_RESP] = 2,     [PEER_MSG_HANDOFF] = 1,       [PEER_MSG_HANDOFF_RESP] = 1,
-    [PEER_MSG_ERROR] = 2,
+    [PEER_MSG_ERROR] = 2,         [PEER_MSG_SYNC] = 2,          [PEER_MSG_SYNC_RESP] = 2,
 };
 
 static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
@@ -165,6 +168,10 @@ static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
         return msgpack_pack_uint32(pk, m->accepted);
     case PEER_MSG_ERROR:
         return msgpack_pack_uint32(pk, m->code) || pack_str(pk, m->message);
+    case PEER_MSG_SYNC:
+        return pack_str(pk, m->name) || pack_origin(pk, m->run);
+    case PEER_MSG_SYNC_RESP:
+        return pack_bool(pk, m->done) || msgpack_pack_uint64(pk, m->clock);
     }
     return -1;
 }
@@ -396,6 +403,13 @@ static st_t rd_fields(cur_t *c, peer_msg_t *m)
     case PEER_MSG_ERROR:
         if ((rc = rd_u32(c, &m->code)) != PEER_PROTO_OK) return rc;
         return rd_text(c, PEER_MESSAGE_MAX, &m->message);
+    case PEER_MSG_SYNC:
+        if ((rc = rd_text(c, PEER_NAME_MAX, &m->name)) != PEER_PROTO_OK) return rc;
+        if (m->name.len == 0) return PEER_PROTO_LIMIT;
+        return rd_origin(c, m->run);
+    case PEER_MSG_SYNC_RESP:
+        if ((rc = rd_bool(c, &m->done)) != PEER_PROTO_OK) return rc;
+        return rd_uint(c, UINT64_MAX, &m->clock);
     }
     return PEER_PROTO_MALFORMED;
 }
@@ -598,6 +612,8 @@ const char *peer_msg_type_name(peer_msg_type_t t)
         [PEER_MSG_HANDOFF] = "handoff",
         [PEER_MSG_HANDOFF_RESP] = "handoff_resp",
         [PEER_MSG_ERROR] = "error",
+        [PEER_MSG_SYNC] = "sync",
+        [PEER_MSG_SYNC_RESP] = "sync_resp",
     };
     if ((unsigned)t >= 1 && (unsigned)t <= PEER_MSG_MAX) return names[t];
     return "unknown";

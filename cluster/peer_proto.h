@@ -33,6 +33,8 @@
  *                              content_type str, version u64, expires_at_ms u64]]
  *     HANDOFF_RESP        [15, id, flags, accepted u32]
  *     ERROR               [16, id, flags, code u32, message str]
+ *     SYNC                [17, id, flags, name str, run bin16]
+ *     SYNC_RESP           [18, id, flags, done bool, clock u64]
  *
  *   key = bin 1..1024 bytes; pattern = bin 1..1024 bytes (a glob, glob.h);
  *   content_type = str <= 255 bytes, message = str <= 1024 bytes, neither
@@ -51,7 +53,7 @@
  * treat an unknown one as a failure).
  *
  * Forward compatibility, as in swim_proto: fields appended after the ones
- * listed (to a body or to an array element) are skipped; a type > 16 in an
+ * listed (to a body or to an array element) are skipped; a type > 18 in an
  * otherwise well-formed body decodes as PEER_PROTO_UNKNOWN_TYPE with type,
  * id and flags set, so the transport may answer it with an ERROR. Fewer
  * fields, type 0, a wrong msgpack type, an out-of-range integer or bytes after
@@ -81,6 +83,7 @@
 #define PEER_ID_LEN 16
 #define PEER_PATTERN_MAX 1024
 #define PEER_MESSAGE_MAX 1024
+#define PEER_NAME_MAX 63         /* a member's name (SWIM_NAME_MAX without its NUL) */
 #define PEER_INVALIDATE_MAX 10000
 #define PEER_LEN_PREFIX 4
 /* First byte of every client stream (see above). */
@@ -107,8 +110,10 @@ typedef enum {
     PEER_MSG_HANDOFF = 14,
     PEER_MSG_HANDOFF_RESP = 15,
     PEER_MSG_ERROR = 16,
+    PEER_MSG_SYNC = 17,
+    PEER_MSG_SYNC_RESP = 18,
 } peer_msg_type_t;
-#define PEER_MSG_MAX PEER_MSG_ERROR
+#define PEER_MSG_MAX PEER_MSG_SYNC_RESP
 
 /* Request flags. */
 #define PEER_F_FORWARDED 0x1u /* already forwarded once: never forward again */
@@ -174,6 +179,10 @@ typedef struct peer_msg {
     uint32_t accepted;           /* HANDOFF_RESP */
     uint32_t code;               /* ERROR (peer_status_t) */
     peer_bytes_t message;        /* ERROR */
+    peer_bytes_t name;           /* SYNC: the asking member */
+    uint8_t run[PEER_ID_LEN];    /* SYNC: its run (SWIM id) */
+    bool done;                   /* SYNC_RESP */
+    uint64_t clock;              /* SYNC_RESP: the answering node's clock */
 
     /* Arrays (INVALIDATE keys, KEYS_RESP keys, HANDOFF entries): count
      * elements. Encoding reads them from the caller's array matching the type

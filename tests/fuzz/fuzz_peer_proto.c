@@ -61,7 +61,8 @@ static void same(const peer_msg_t *a, const peer_msg_t *b)
         a->existed != b->existed || !bytes_eq(a->pattern, b->pattern) || a->dry_run != b->dry_run ||
         a->matched != b->matched || a->invalidated != b->invalidated || a->cursor != b->cursor ||
         a->limit != b->limit || a->accepted != b->accepted || a->code != b->code || !bytes_eq(a->message, b->message) ||
-        a->count != b->count)
+        !bytes_eq(a->name, b->name) || memcmp(a->run, b->run, PEER_ID_LEN) != 0 || a->done != b->done ||
+        a->clock != b->clock || a->count != b->count)
         __builtin_trap();
     /* b was decoded from the re-encoding of a: compare the arrays too. */
     peer_iter_t it;
@@ -172,6 +173,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         m.ttl_ms = 1000;
         m.pattern = S("user:*");
         m.message = S("oops");
+        m.name = S("n1");
+        m.clock = 5;
         m.cursor = 4;
         m.limit = 100;
         m.dry_run = true;

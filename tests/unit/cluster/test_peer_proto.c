@@ -109,6 +109,14 @@ static void make_msg(peer_msg_t *m, peer_msg_type_t t, uint64_t id)
         m->code = PEER_STATUS_UNSUPPORTED;
         m->message = B("no such type");
         break;
+    case PEER_MSG_SYNC:
+        m->name = B("node-7");
+        memset(m->run, 0xab, PEER_ID_LEN);
+        break;
+    case PEER_MSG_SYNC_RESP:
+        m->done = true;
+        m->clock = 0x0123456789abcdefull;
+        break;
     }
 }
 
@@ -140,6 +148,10 @@ static void assert_msg(const peer_msg_t *d, const peer_msg_t *e)
     assert_int_equal(d->accepted, e->accepted);
     assert_int_equal(d->code, e->code);
     assert_bytes(d->message, e->message);
+    assert_bytes(d->name, e->name);
+    assert_memory_equal(d->run, e->run, PEER_ID_LEN);
+    assert_int_equal(d->done, e->done);
+    assert_true(d->clock == e->clock);
     assert_int_equal(d->count, e->count);
     assert_null(d->keys);
     assert_null(d->keyinfos);
@@ -617,6 +629,24 @@ static void test_limits(void **state)
     fixture_mpack_bin(&r, "0123456789abcdef", 16);
     msgpack_pack_uint8(&r.pk, 0);
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
+    /* A SYNC's name: 1..63 bytes. */
+    make_msg(&m, PEER_MSG_SYNC, 1);
+    m.name = (peer_bytes_t){big, 0};
+    assert_int_equal(peer_msg_size(&m), 0);
+    m.name.len = PEER_NAME_MAX + 1;
+    assert_int_equal(peer_msg_size(&m), 0);
+    raw_head(&r, PEER_MSG_SYNC, 2);
+    fixture_mpack_str(&r, (const char *)big, 0);
+    fixture_mpack_bin(&r, "0123456789abcdef", 16);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
+    raw_head(&r, PEER_MSG_SYNC, 2);
+    fixture_mpack_str(&r, (const char *)big, PEER_NAME_MAX + 1);
+    fixture_mpack_bin(&r, "0123456789abcdef", 16);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
+    raw_head(&r, PEER_MSG_SYNC, 2);
+    fixture_mpack_str(&r, (const char *)big, PEER_NAME_MAX);
+    fixture_mpack_bin(&r, "0123456789abcde", 15);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
     make_msg(&m, PEER_MSG_ERROR, 1);
     m.message = (peer_bytes_t){big, PEER_MESSAGE_MAX + 1};
     assert_int_equal(peer_msg_size(&m), 0);
@@ -844,7 +874,8 @@ static void test_names(void **state)
     assert_string_equal(peer_proto_status_name(PEER_PROTO_SEAL), "seal");
     assert_string_equal(peer_msg_type_name(PEER_MSG_INVALIDATE_PATTERN), "invalidate_pattern");
     assert_string_equal(peer_msg_type_name((peer_msg_type_t)0), "unknown");
-    assert_string_equal(peer_msg_type_name((peer_msg_type_t)17), "unknown");
+    assert_string_equal(peer_msg_type_name(PEER_MSG_SYNC), "sync");
+    assert_string_equal(peer_msg_type_name((peer_msg_type_t)(PEER_MSG_MAX + 1)), "unknown");
     assert_string_equal(peer_status_name(PEER_STATUS_STALE), "stale");
     assert_string_equal(peer_status_name(1000), "unknown");
 }
