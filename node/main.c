@@ -175,6 +175,7 @@ static void node_collect_member(const swim_member_view_t *v, void *ctx)
     topo_member_t *m = &c->m[c->n++];
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", v->info->name);
+    memcpy(m->run, v->info->id.b, sizeof m->run);
     snprintf(m->zone, sizeof m->zone, "%s", v->info->zone);
     if (v->info->peer.family) gossip_sockaddr(&v->info->peer, &m->peer);
     gossip_addr_text(&v->info->peer, m->peer_text, sizeof m->peer_text);
@@ -187,8 +188,8 @@ static int node_member_cmp(const void *a, const void *b)
     return strcmp(((const topo_member_t *)a)->name, ((const topo_member_t *)b)->name);
 }
 
-/* Publishes a new ring when the set of members (or their addresses or
- * zones) changed since the last one. */
+/* Publishes a new ring when the set of members (or their runs, addresses
+ * or zones) changed since the last one. */
 static void node_rebuild_ring(node_t *n)
 {
     node_members_t c = {0};
@@ -203,6 +204,7 @@ static void node_rebuild_ring(node_t *n)
     crypto_generichash_init(&st, NULL, 0, sizeof n->ring_digest);
     for (size_t i = 0; i < c.n; i++) {
         crypto_generichash_update(&st, (const unsigned char *)c.m[i].name, sizeof c.m[i].name);
+        crypto_generichash_update(&st, c.m[i].run, sizeof c.m[i].run);
         crypto_generichash_update(&st, (const unsigned char *)c.m[i].zone, sizeof c.m[i].zone);
         crypto_generichash_update(&st, (const unsigned char *)c.m[i].peer_text, sizeof c.m[i].peer_text);
     }

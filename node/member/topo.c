@@ -59,6 +59,11 @@ size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, 
     return ring_owners(t->ring, key, len, out, cap);
 }
 
+bool topo_same_member(const topo_member_t *a, const topo_member_t *b)
+{
+    return strcmp(a->name, b->name) == 0 && memcmp(a->run, b->run, sizeof a->run) == 0;
+}
+
 bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n)
 {
     for (size_t i = 0; i < n; i++)

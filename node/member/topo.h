@@ -9,7 +9,10 @@
  * through the peer pool's breaker until it is declared dead.
  *
  * Ring ids are a hash of the member's name, not its per-run SWIM id, so a
- * node restarted with the same name owns the same keys again.
+ * node restarted with the same name owns the same keys again. The run id
+ * is part of the snapshot all the same: a restarted node comes back empty,
+ * so to handoff it is a new owner of everything it owns (topo_same_member),
+ * and the ring changes (a new version) when only a run id did.
  *
  * Publishing (DESIGN.md section 3): the main loop builds snapshots from
  * gossip and publishes them in a topo_slot_t; each worker keeps a
@@ -37,6 +40,7 @@
 
 typedef struct topo_member {
     char name[SWIM_NAME_MAX];
+    uint8_t run[SWIM_ID_LEN];       /* the member's SWIM id: new for every run of its process */
     char zone[LIMITS_ZONE_MAX];
     struct sockaddr_storage peer;   /* ss_family 0 when it advertised none */
     char peer_text[64];
@@ -61,6 +65,9 @@ topo_t *topo_ref(topo_t *t);
 void topo_unref(topo_t *t);
 /* The owners of a key (ring indexes, primary first); returns the count. */
 size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, size_t cap);
+/* True when a and b are the same run of the same node (what one held, the
+ * other still holds). */
+bool topo_same_member(const topo_member_t *a, const topo_member_t *b);
 /* True when self is among the owners. */
 bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n);
 

@@ -39,7 +39,7 @@ struct handoff {
     uint64_t cursor;
     uint64_t started_ms, last_refill_ms, retry_at;
     double tokens;
-    int32_t *old_index;            /* cur member index -> old member index, -1 when new */
+    int32_t *old_index;            /* cur member index -> old member index, -1 when new (or restarted) */
     handoff_batch_t **batches;     /* by cur member index: the batch being filled */
     unsigned inflight;
     /* Entries of the last scan step. */
@@ -327,7 +327,7 @@ void handoff_start(handoff_t *h, topo_t *old, topo_t *cur)
     for (size_t i = 0; i < cur->n; i++) {
         h->old_index[i] = -1;
         for (size_t j = 0; old && j < old->n; j++)
-            if (strcmp(cur->members[i].name, old->members[j].name) == 0) h->old_index[i] = (int32_t)j;
+            if (topo_same_member(&cur->members[i], &old->members[j])) h->old_index[i] = (int32_t)j;
     }
     h->running = true;
     h->scan_done = h->failed = false;
