@@ -593,6 +593,17 @@ const char *peer_scan_name(peer_scan_t s)
     return "unknown";
 }
 
+bool peer_msg_is_request(peer_msg_type_t t)
+{
+    switch (t) {
+    case PEER_MSG_PING: case PEER_MSG_GET: case PEER_MSG_PUT: case PEER_MSG_DELETE: case PEER_MSG_INVALIDATE:
+    case PEER_MSG_INVALIDATE_PATTERN: case PEER_MSG_KEYS: case PEER_MSG_HANDOFF: case PEER_MSG_SYNC:
+        return true;
+    default:
+        return false;
+    }
+}
+
 const char *peer_msg_type_name(peer_msg_type_t t)
 {
     static const char *const names[] = {

@@ -205,6 +205,10 @@ typedef enum {
     PEER_PROTO_SEAL = -6,         /* the payload did not open: see the seal_status_t */
 } peer_proto_status_t;
 
+/* True for the types a client sends and a server answers (every other
+ * known type is an answer). */
+bool peer_msg_is_request(peer_msg_type_t t);
+
 /* ---- bodies ---- */
 
 /* Encoded body size; 0 when the message cannot be encoded (unknown type, a

@@ -50,6 +50,7 @@ typedef struct node {
     uint8_t ring_digest[32];     /* of the member set last published */
     topo_t *topo;                /* the ring last published (own reference) */
     handoff_t *handoff;
+    resync_t *resync;            /* catching up after a start, a stall or a rejoin */
     uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
     l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
     l2_drainer_t *drainer;       /* journal mode: replays the journal */
@@ -92,6 +93,7 @@ static void node_finish(void *arg)
     uv_timer_stop(&n->prev_timer);
     uv_close((uv_handle_t *)&n->prev_timer, NULL);
     if (n->handoff) handoff_close(n->handoff, node_gossip_closed, n);
+    if (n->resync) resync_close(n->resync, node_gossip_closed, n);
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
@@ -223,6 +225,18 @@ static void node_rebuild_ring(node_t *n)
     memcpy(n->ring_digest, digest, sizeof digest);
     n->ring_version++;
     if (n->handoff) handoff_start(n->handoff, n->topo, t);
+    if (n->resync) {
+        size_t kept = 0, added = 0;
+        for (size_t i = 0; i < t->n; i++) {
+            if ((int32_t)i == t->self) continue;
+            bool had = false;
+            for (size_t j = 0; n->topo && j < n->topo->n && !had; j++)
+                had = topo_same_member(&t->members[i], &n->topo->members[j]);
+            if (had) kept++;
+            else added++;
+        }
+        resync_ring_changed(n->resync, kept, added);
+    }
     topo_unref(n->topo);
     n->topo = topo_ref(t);
     uv_timer_start(&n->prev_timer, node_prev_timer_cb, NODE_PREV_RING_MS, 0);
@@ -302,6 +316,12 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     atomic_store(&n->api.route.self_name, n->self_name);
     atomic_store(&n->api.gossip, n->gossip);
     gossip_subscribe(n->gossip, node_gossip_event, n);
+    if (n->resync) {
+        resync_set_self(n->resync, n->self_name, gossip_run(n->gossip));
+        /* A node told where the cluster is holds nothing yet of what it
+         * will own; one that founds a cluster owns nothing anyone wrote. */
+        if (n->cfg.seeds[0]) resync_begin(n->resync, RESYNC_START);
+    }
     node_rebuild_ring(n);
     return 0;
 }
@@ -474,6 +494,13 @@ int main(int argc, char **argv)
                                  .request_timeout_ms = n.cfg.peer_timeout_ms * 5};
         handoff_config_t hc = {.rate = n.cfg.handoff_rate};
         n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.route.handoff);
+        /* A stall longer than a peer timeout: forwarders gave up on us and
+         * wrote elsewhere. */
+        resync_config_t rc = {.timeout_ms = n.cfg.sync_timeout_ms,
+                              .stall_ms = n.cfg.peer_timeout_ms > 1000 ? n.cfg.peer_timeout_ms : 1000,
+                              .verify_ms = ROUTE_TOMB_TTL_MS};
+        pc.request_timeout_ms = n.cfg.peer_timeout_ms;
+        n.resync = resync_new(n.loop, &n.api.route, &pc, &rc);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
@@ -481,10 +508,10 @@ int main(int argc, char **argv)
         if (!n.sentinel) log_error("--redis-sentinel names no usable sentinel", NULL);
     }
     int rc = 0;
-    if (!n.handoff || (n.l2.journal && !n.drainer) || (n.cfg.redis_sentinel[0] && !n.sentinel) ||
+    if (!n.handoff || !n.resync || (n.l2.journal && !n.drainer) || (n.cfg.redis_sentinel[0] && !n.sentinel) ||
         node_start_workers(&n) != 0 ||
         node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
-        if (!n.handoff) log_error("out of memory at start", NULL);
+        if (!n.handoff || !n.resync) log_error("out of memory at start", NULL);
         /* Close what did start, then fall through to the common teardown. */
         rc = 1;
         n.stopping = true;
@@ -521,6 +548,7 @@ teardown:
     uv_loop_close(n.loop);
     gossip_free(n.gossip);
     handoff_free(n.handoff);
+    resync_free(n.resync);
     l2_drainer_free(n.drainer);
     l2_sentinel_free(n.sentinel);
     l2_shared_destroy(&n.l2);

@@ -29,6 +29,9 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
 {
     api_t *a = w->api;
     bool draining = atomic_load(&a->draining);
+    /* Syncing: it may hold less than it owns; a balancer (or an operator
+     * rolling a restart) should wait for it. */
+    bool syncing = atomic_load(&a->route.resync.syncing) != 0;
     size_t entries = store_entry_count(a->store);
     /* L2 down does not make the node unready: it keeps serving from L1. */
     char l2[256];
@@ -49,7 +52,9 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
                      "\"l2\":%s,"
                      "\"audit\":{\"status\":\"disabled\"},"
                      "\"cluster\":{\"status\":\"%s\"}}}",
-                     draining ? "false" : "true", draining ? "draining" : "ok", entries, l2, api_health_cluster_state(a));
+                     draining || syncing ? "false" : "true",
+                     draining ? "draining" : syncing ? "syncing" : "ok", entries, l2, api_health_cluster_state(a));
     if (draining) api_http_set_error(r, METRICS_ERR_DRAINING);
-    http_respond_json(r, draining ? 503 : 200, body, (size_t)n);
+    else if (syncing) api_http_set_error(r, METRICS_ERR_SYNCING);
+    http_respond_json(r, draining || syncing ? 503 : 200, body, (size_t)n);
 }

@@ -68,6 +68,7 @@ typedef struct config {
     unsigned write_acks_n;        /* parsed: 0 = all */
     uint64_t peer_connect_timeout_ms;
     uint64_t peer_timeout_ms;
+    uint64_t sync_timeout_ms;     /* --sync-timeout */
     uint64_t handoff_rate;        /* entries per second, 0 = unlimited */
     /* L2 (Redis). */
     char *redis;                  /* URL; "" = no L2 */

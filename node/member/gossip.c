@@ -803,6 +803,11 @@ int gossip_port(const gossip_t *g)
     return g->port;
 }
 
+const uint8_t *gossip_run(const gossip_t *g)
+{
+    return swim_self(g->core)->id.b;
+}
+
 const char *gossip_name(const gossip_t *g)
 {
     return g->name;

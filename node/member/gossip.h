@@ -89,6 +89,8 @@ void gossip_stop(gossip_t *g, void (*done)(void *arg), void *arg);
  * a failed start once its handles are closed. */
 void gossip_free(gossip_t *g);
 const char *gossip_name(const gossip_t *g);
+/* This run's SWIM id (SWIM_ID_LEN bytes, fixed for the process's life). */
+const uint8_t *gossip_run(const gossip_t *g);
 
 /* JSON {"self":..,"members":[...]} of the latest snapshot (any thread). */
 void gossip_members_json(gossip_t *g, sbuf_t *out);

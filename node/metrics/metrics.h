@@ -41,6 +41,7 @@ typedef enum {
     METRICS_ERR_NOT_REPLICATED,  /* 503: fewer owners than --write-acks stored a write */
     METRICS_ERR_DRAINING,        /* 503: the node is shutting down */
     METRICS_ERR_OVERLOADED,      /* 503: over a connection limit */
+    METRICS_ERR_SYNCING,         /* 503: this node is syncing and could not check with another owner */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

@@ -290,23 +290,12 @@ static void peer_client_on_close(peer_conn_t *c, int err, void *ctx)
     closer_closed(&p->closer);
 }
 
-static bool peer_is_request(peer_msg_type_t t)
-{
-    switch (t) {
-    case PEER_MSG_PING: case PEER_MSG_GET: case PEER_MSG_PUT: case PEER_MSG_DELETE: case PEER_MSG_INVALIDATE:
-    case PEER_MSG_INVALIDATE_PATTERN: case PEER_MSG_KEYS: case PEER_MSG_HANDOFF: case PEER_MSG_SYNC:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static void peer_client_on_msg(peer_conn_t *c, const peer_msg_t *m, void *ctx)
 {
     peer_link_t *l = ctx;
     peer_node_t *n = l->node;
     if (!n) return;
-    if (peer_is_request(m->type)) {
+    if (peer_msg_is_request(m->type)) {
         atomic_fetch_add(&peer_stats(l->pool)->drops[PEER_DROP_UNEXPECTED], 1);
         peer_conn_close(c, UV_EPROTO);
         return;

@@ -125,10 +125,8 @@ static void peer_server_on_msg(peer_conn_t *c, const peer_msg_t *m, void *ctx)
         peer_conn_send(c, &pong);
         return;
     }
-    case PEER_MSG_GET: case PEER_MSG_PUT: case PEER_MSG_DELETE: case PEER_MSG_INVALIDATE:
-    case PEER_MSG_INVALIDATE_PATTERN: case PEER_MSG_KEYS: case PEER_MSG_HANDOFF:
-        break;
     default:
+        if (peer_msg_is_request(m->type)) break;
         atomic_fetch_add(&st->drops[PEER_DROP_UNEXPECTED], 1);
         peer_conn_close(c, UV_EPROTO);
         return;

@@ -40,8 +40,7 @@ void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *met
     pthread_mutex_init(&rt->hlc_lock, NULL);
     hlc_init(&rt->hlc);
     topo_slot_init(&rt->topo);
-    /* A minute covers any fill that was in flight when a delete landed. */
-    rt->tomb = tomb_new(65536, 60000);
+    rt->tomb = tomb_new(65536, ROUTE_TOMB_TTL_MS);
 }
 
 void route_destroy(route_t *rt)

@@ -38,6 +38,7 @@
 #include "node/peer/peer.h"
 #include "node/peer/peer_server.h"
 #include "node/route/handoff.h"
+#include "node/route/resync.h"
 #include "node/store/store.h"
 #include "node/store/tomb.h"
 
@@ -77,6 +78,11 @@ typedef struct route {
     handoff_stats_t handoff;
     l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
     tomb_t *tomb;                              /* recent deletes; NULL if it could not be made */
+    resync_stats_t resync;                     /* syncing (node/route/resync.h) */
+    atomic_uint_fast64_t verify_until_ms;      /* owner reads are checked until then (uv_now: every
+                                                * loop reads the same monotonic clock) */
+    atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
+    uint64_t stall_ms;                         /* a heartbeat older than this: the process stood still */
 } route_t;
 
 /* What one worker loop owns. */
@@ -91,6 +97,11 @@ typedef struct route_worker {
     size_t nflights;
     closer_t closer;                           /* the peer pool, peer server and Redis client */
 } route_worker_t;
+
+/* How long a delete's tombstone lives in L1: covers any fill in flight
+ * when the delete landed, and bounds how long a node back from a stall can
+ * learn from the other owners that what it held was deleted. */
+#define ROUTE_TOMB_TTL_MS 60000
 
 /* Buckets of a worker's table of forwarded GETs in flight (a power of 2). */
 #define ROUTE_FLIGHT_BUCKETS 1024u
@@ -123,6 +134,17 @@ bool route_plausible(route_t *rt, uint64_t version);
 /* Remaining TTL of a live entry in ms (at least 1); 0 when it never
  * expires. */
 int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e);
+/* True when reads of this node's keys must be checked against the other
+ * owners: it is syncing, came back from a stall or a rejoin less than a
+ * tombstone TTL ago, or the main loop has not ticked for longer than a
+ * stall (the process just woke up, and the main loop has yet to notice). */
+static inline bool route_must_verify(route_t *rt, uint64_t loop_now_ms)
+{
+    if (atomic_load_explicit(&rt->resync.syncing, memory_order_relaxed)) return true;
+    if (atomic_load_explicit(&rt->verify_until_ms, memory_order_relaxed) > loop_now_ms) return true;
+    uint64_t beat = atomic_load_explicit(&rt->heartbeat_ms, memory_order_relaxed);
+    return rt->stall_ms && beat && loop_now_ms > beat + rt->stall_ms;
+}
 /* True when this node is the key's primary owner (or there is no ring). */
 bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
 

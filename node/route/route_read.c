@@ -28,8 +28,25 @@ typedef struct route_waiter {
 /* FORWARD: this node does not own the key; ask its owners in order, 503
  * when none answers. FALLBACK: this node owns the key but misses it right
  * after a ring change; ask the key's previous owners, keep what they have,
- * answer "not found" when none has it. */
-typedef enum { ROUTE_FLIGHT_FORWARD = 0, ROUTE_FLIGHT_FALLBACK = 1, ROUTE_FLIGHT_L2 = 2 } route_flight_mode_t;
+ * answer "not found" when none has it. VERIFY: this node owns the key but
+ * is syncing (resync.h): ask every other owner, and answer with the newest
+ * of their copies, their tombstones and ours. */
+typedef enum {
+    ROUTE_FLIGHT_FORWARD = 0,
+    ROUTE_FLIGHT_FALLBACK = 1,
+    ROUTE_FLIGHT_L2 = 2,
+    ROUTE_FLIGHT_VERIFY = 3
+} route_flight_mode_t;
+
+/* VERIFY: the newest copy or tombstone the other owners had. */
+typedef struct route_best {
+    uint64_t version;               /* 0: nothing seen yet */
+    bool deleted;                   /* a tombstone at version */
+    bool answered;                  /* some owner answered at all */
+    char *value;                    /* owned copy (value then content type) */
+    size_t len, ctlen;
+    int64_t ttl_ms;
+} route_best_t;
 
 typedef struct route_flight {
     struct route_flight *next;        /* hash chain */
@@ -46,6 +63,7 @@ typedef struct route_flight {
     size_t ntargets, next_target;
     char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
     bool l2_down;                   /* an owner missed the key and could not ask Redis */
+    route_best_t best;              /* VERIFY */
 } route_flight_t;
 
 /* A value shared by every waiter's response. */
@@ -77,6 +95,7 @@ static void route_flight_free(route_flight_t *f)
 {
     topo_unref(f->topo);
     topo_unref(f->prev);
+    free(f->best.value);
     free(f->waiters);
     free(f->key);
     free(f);
@@ -103,7 +122,13 @@ typedef struct route_found {
     route_source_t source;
 } route_found_t;
 
-typedef enum { ROUTE_OUT_FOUND = 0, ROUTE_OUT_MISS, ROUTE_OUT_NO_OWNER, ROUTE_OUT_NO_L2 } route_outcome_t;
+typedef enum {
+    ROUTE_OUT_FOUND = 0,
+    ROUTE_OUT_MISS,
+    ROUTE_OUT_NO_OWNER,
+    ROUTE_OUT_NO_L2,
+    ROUTE_OUT_SYNCING
+} route_outcome_t;
 
 /* Keeps a value found at a previous owner or in L2; a newer one here wins. */
 static void route_flight_fill(route_t *a, const route_flight_t *f, const route_found_t *v)
@@ -138,6 +163,10 @@ static void route_flight_answer(route_flight_t *f, route_outcome_t out, const ro
     }
     if (out == ROUTE_OUT_MISS) {
         for (size_t i = 0; i < f->nwaiters; i++) route_waiter_miss(a, &f->waiters[i], node, f->owner);
+    } else if (out == ROUTE_OUT_SYNCING) {
+        for (size_t i = 0; i < f->nwaiters; i++)
+            route_waiter_fail(&f->waiters[i], ROUTE_ERR_SYNCING,
+                              "this node is syncing and no other owner of the key answered");
     } else if (out != ROUTE_OUT_FOUND) {
         bool l2 = out == ROUTE_OUT_NO_L2;
         if (!l2) atomic_fetch_add(&a->stats.unavailable, f->nwaiters);
@@ -203,10 +232,16 @@ static void route_flight_ask_l2(route_flight_t *f)
     l2_get(f->w->l2, f->key, f->klen, route_flight_l2_reply, f);
 }
 
+static void route_flight_verified(route_flight_t *f);
+
 /* Answers from a peer's GET_RESP (found or not), or NULL when no owner
  * answered; a miss at an owner goes on to L2. */
 static void route_flight_finish(route_flight_t *f, const peer_msg_t *resp, const char *node)
 {
+    if (f->mode == ROUTE_FLIGHT_VERIFY) {
+        route_flight_verified(f);
+        return;
+    }
     if (resp && resp->status == PEER_STATUS_OK) {
         /* The owner says where it found the value: its L1 or Redis. */
         route_found_t found = {.value = resp->value.p, .len = resp->value.len,
@@ -229,10 +264,90 @@ static void route_flight_finish(route_flight_t *f, const peer_msg_t *resp, const
 
 static void route_flight_try(route_flight_t *f);
 
+/* VERIFY: keeps an owner's answer if it is the newest seen. */
+static void route_flight_consider(route_flight_t *f, const peer_msg_t *resp)
+{
+    route_best_t *b = &f->best;
+    b->answered = true;
+    if (resp->version <= b->version) return;
+    if (resp->status == PEER_STATUS_NOT_FOUND) {
+        if (resp->version == 0) return;
+        free(b->value);
+        *b = (route_best_t){.version = resp->version, .deleted = true, .answered = true};
+        return;
+    }
+    char *copy = malloc(resp->value.len + resp->content_type.len + 1);
+    if (!copy) return;
+    memcpy(copy, resp->value.p, resp->value.len);
+    memcpy(copy + resp->value.len, resp->content_type.p, resp->content_type.len);
+    free(b->value);
+    *b = (route_best_t){.version = resp->version, .answered = true, .value = copy, .len = resp->value.len,
+                        .ctlen = resp->content_type.len,
+                        .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms};
+}
+
+/* VERIFY, every other owner asked: the newest of theirs and ours wins,
+ * and ours is repaired when it lost. Nothing anywhere goes on to L2; a
+ * syncing node that could ask nobody cannot say "not found". */
+static void route_flight_verified(route_flight_t *f)
+{
+    route_t *a = f->w->route;
+    const route_best_t *b = &f->best;
+    int64_t now = store_now_ms(a->store);
+    store_entry_t *e = NULL;
+    uint64_t mine = a->tomb ? tomb_version(a->tomb, f->key, f->klen, now) : 0;
+    bool have = store_get(a->store, f->key, f->klen, &e) == STORE_OK;
+    if (have && store_entry_version(e) > mine) mine = store_entry_version(e);
+    atomic_fetch_add(&a->resync.verified_reads, 1);
+    if (b->version > mine) {
+        atomic_fetch_add(&a->resync.verify_repaired, 1);
+        if (have) store_entry_release(e);
+        if (b->deleted) {
+            route_observe(a, b->version);
+            route_tomb_add(a, f->key, f->klen, b->version);
+            store_delete_versioned(a->store, f->key, f->klen, STORE_DELETE_IF_OLDER, b->version);
+            route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+            return;
+        }
+        route_found_t found = {.value = b->value, .len = b->len, .ct = b->value + b->len, .ctlen = b->ctlen,
+                               .version = b->version, .ttl_ms = b->ttl_ms, .source = ROUTE_SRC_L1};
+        route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
+        return;
+    }
+    if (have) {
+        route_found_t found = {.version = store_entry_version(e), .ttl_ms = route_entry_ttl_ms(a, e),
+                               .source = ROUTE_SRC_L1};
+        found.value = store_entry_value(e, &found.len);
+        found.ct = store_entry_content_type(e, &found.ctlen);
+        if (!found.ct) found.ctlen = 0;
+        route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
+        store_entry_release(e);
+        return;
+    }
+    if (mine || b->deleted) {
+        route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+        return;
+    }
+    if (f->w->l2) {
+        route_flight_ask_l2(f);
+        return;
+    }
+    route_flight_answer(f, b->answered || !atomic_load(&a->resync.syncing) ? ROUTE_OUT_MISS : ROUTE_OUT_SYNCING,
+                        NULL, NULL);
+}
+
 static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
     route_flight_t *f = ctx;
     const char *node = f->targets[f->next_target - 1]->name;
+    if (f->mode == ROUTE_FLIGHT_VERIFY) {
+        if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP &&
+            (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_NOT_FOUND))
+            route_flight_consider(f, resp);
+        else atomic_fetch_add(&f->w->route->stats.failovers, 1);
+        route_flight_try(f);
+        return;
+    }
     if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_OK) {
         route_flight_finish(f, resp, node);
         return;
@@ -264,8 +379,8 @@ static void route_flight_try(route_flight_t *f)
         const topo_member_t *m = f->targets[f->next_target++];
         /* Asked while rebalancing, a peer answers from its own L1: two
          * nodes that both miss must not wait on each other. */
-        peer_msg_t req = {.type = PEER_MSG_GET,
-                          .flags = PEER_F_FORWARDED | (f->mode == ROUTE_FLIGHT_FALLBACK ? PEER_F_LOCAL : 0)};
+        bool local = f->mode == ROUTE_FLIGHT_FALLBACK || f->mode == ROUTE_FLIGHT_VERIFY;
+        peer_msg_t req = {.type = PEER_MSG_GET, .flags = PEER_F_FORWARDED | (local ? PEER_F_LOCAL : 0)};
         req.key.p = (const uint8_t *)f->key;
         req.key.len = f->klen;
         peer_result_t res = peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
@@ -378,12 +493,20 @@ static void route_entry_unref(void *e)
 
 /* A GET at an owner of the key: L1, then, right after a ring change, the
  * key's other owners and its previous owners (a joiner has nothing yet; a
- * node that became owner when another died has not received the key yet). */
+ * node that became owner when another died has not received the key yet),
+ * then L2. While this node syncs, the other owners are asked even when L1
+ * has the key: what it holds may have been overwritten or deleted. */
 static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *wt, const route_gkey_t *k,
-                            const char *owner, bool local_only)
+                            const char *owner)
 {
     route_t *a = w->route;
     store_entry_t *e;
+    bool verify = route_must_verify(a, uv_now(w->loop));
+    topo_t *prev = topo_cache_prev(&w->topo);
+    if (verify && t && t->n > 1) {
+        route_flight_join(w, ROUTE_FLIGHT_VERIFY, wt, k, t, prev, owner);
+        return;
+    }
     if (store_get(a->store, k->key, k->klen, &e) == STORE_OK) {
         route_value_t v = {.version = store_entry_version(e), .ttl_ms = route_entry_ttl_ms(a, e),
                          .node = route_self_name(a), .owner = owner};
@@ -392,13 +515,17 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
         wt->reply.ops->value(wt->reply.ctx, &v, route_entry_unref, e);
         return;
     }
-    topo_t *prev = topo_cache_prev(&w->topo);
-    if (prev && t && t->n > 1 && !local_only) {
+    if (prev && t && t->n > 1) {
         route_flight_join(w, ROUTE_FLIGHT_FALLBACK, wt, k, t, prev, owner);
         return;
     }
-    if (w->l2 && !local_only) {
+    if (w->l2) {
         route_flight_join(w, ROUTE_FLIGHT_L2, wt, k, t, NULL, owner);
+        return;
+    }
+    /* Syncing before it joined anyone: "not found" would be a guess. */
+    if (atomic_load(&a->resync.syncing)) {
+        wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
         return;
     }
     route_waiter_miss(a, wt, NULL, owner);
@@ -420,16 +547,16 @@ void route_read_get(route_worker_t *w, route_reply_t reply, const char *key, siz
     route_gkey_init(&k, t, key, klen);
     const char *owner = route_owner_name(a, t, k.owners, k.n);
     route_waiter_t wt = {.reply = reply};
-    if (!t || topo_is_owner(t, k.owners, k.n)) route_owner_get(w, t, &wt, &k, owner, false);
+    if (!t || topo_is_owner(t, k.owners, k.n)) route_owner_get(w, t, &wt, &k, owner);
     else route_flight_join(w, ROUTE_FLIGHT_FORWARD, &wt, &k, t, NULL, owner);
 }
 
-void route_read_serve(route_worker_t *w, route_reply_t reply, const char *key, size_t klen, bool local_only)
+void route_read_serve(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
     route_t *a = w->route;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
     route_gkey_t k;
     route_gkey_init(&k, t, key, klen);
     route_waiter_t wt = {.reply = reply, .from_peer = true};
-    route_owner_get(w, t, &wt, &k, route_owner_name(a, t, k.owners, k.n), local_only);
+    route_owner_get(w, t, &wt, &k, route_owner_name(a, t, k.owners, k.n));
 }

@@ -17,8 +17,8 @@
  * forwarded. */
 void route_read_get(route_worker_t *w, route_reply_t reply, const char *key, size_t klen);
 /* A GET a peer forwarded here: served from this node (and, right after a
- * ring change, the key's previous owners), never forwarded to the owners.
- * local_only: from this node's L1 alone (PEER_F_LOCAL). */
-void route_read_serve(route_worker_t *w, route_reply_t reply, const char *key, size_t klen, bool local_only);
+ * ring change or while syncing, the key's other and previous owners), never
+ * forwarded to the owners. (A GET with PEER_F_LOCAL is route_serve's.) */
+void route_read_serve(route_worker_t *w, route_reply_t reply, const char *key, size_t klen);
 
 #endif

@@ -54,7 +54,8 @@ static void route_serve_deleted(void *ctx, const route_written_t *w)
  * forwarding node takes as final (UNAVAILABLE: not replicated; with
  * PEER_F_L2: Redis refused it); a GET that needed Redis while it was down
  * answers GET_RESP UNAVAILABLE with PEER_F_L2, so the forwarder tries the
- * next owner and, if none has the key, says Redis was the cause;
+ * next owner and, if none has the key, says Redis was the cause (a syncing
+ * node that could not check answers the same without the flag);
  * everything else is an ERROR frame, after which the forwarder tries the
  * next owner (except TOO_LARGE). */
 static void route_serve_fail(void *ctx, route_error_t err, const char *message)
@@ -62,8 +63,10 @@ static void route_serve_fail(void *ctx, route_error_t err, const char *message)
     peer_call_t *call = ctx;
     peer_msg_type_t type = peer_call_type(call);
     bool write = type == PEER_MSG_PUT || type == PEER_MSG_DELETE;
-    if (type == PEER_MSG_GET && err == ROUTE_ERR_L2_UNAVAILABLE) {
-        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE, .flags = PEER_F_L2};
+    if (type == PEER_MSG_GET && (err == ROUTE_ERR_L2_UNAVAILABLE || err == ROUTE_ERR_SYNCING)) {
+        /* Either way the forwarder asks the next owner. */
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE,
+                        .flags = err == ROUTE_ERR_L2_UNAVAILABLE ? PEER_F_L2 : 0};
         peer_server_respond(call, &m);
         return;
     }
@@ -189,14 +192,60 @@ static void route_serve_keys(route_worker_t *w, peer_call_t *call, const peer_ms
     route_local_page_free(&page);
 }
 
+/* Asked by another owner checking its copy (PEER_F_LOCAL): what this
+ * node's L1 holds, and when it does not hold the key, the version of the
+ * delete that removed it (NOT_FOUND with a version), so the asker can tell
+ * "deleted since" from "never had it". Never forwarded, never Redis: two
+ * nodes that both miss must not wait on each other. */
+static void route_serve_get_local(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    route_t *a = w->route;
+    store_entry_t *e;
+    if (store_get(a->store, req->key.p, req->key.len, &e) == STORE_OK) {
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_OK, .version = store_entry_version(e),
+                        .ttl_ms = (uint64_t)route_entry_ttl_ms(a, e)};
+        m.value.p = (const uint8_t *)store_entry_value(e, &m.value.len);
+        size_t ctlen = 0;
+        const char *ct = store_entry_content_type(e, &ctlen);
+        m.content_type = (peer_bytes_t){(const uint8_t *)ct, ct ? ctlen : 0};
+        peer_server_respond(call, &m);
+        store_entry_release(e);
+        return;
+    }
+    peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_NOT_FOUND};
+    if (a->tomb) m.version = tomb_version(a->tomb, req->key.p, req->key.len, store_now_ms(a->store));
+    peer_server_respond(call, &m);
+}
+
+/* Whether this node has handed the asking member (in the run it names)
+ * everything it had for it: that member is in our ring in that run, and no
+ * handoff is running here (one starts, synchronously, with every ring we
+ * publish). */
+static void route_serve_sync(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
+{
+    route_t *a = w->route;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    bool known = false;
+    for (size_t i = 0; t && i < t->n && !known; i++) {
+        const topo_member_t *m = &t->members[i];
+        known = strlen(m->name) == req->name.len && memcmp(m->name, req->name.p, req->name.len) == 0 &&
+                memcmp(m->run, req->run, sizeof m->run) == 0;
+    }
+    peer_msg_t m = {.type = PEER_MSG_SYNC_RESP,
+                    .done = known && atomic_load(&a->handoff.running) == 0,
+                    .clock = route_stamp(a)};
+    peer_server_respond(call, &m);
+}
+
 void route_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
 {
     route_worker_t *w = ctx;
     switch (req->type) {
     case PEER_MSG_GET:
-        route_read_serve(w, route_serve_reply(call), (const char *)req->key.p, req->key.len,
-                         (req->flags & PEER_F_LOCAL) != 0);
+        if (req->flags & PEER_F_LOCAL) route_serve_get_local(w, call, req);
+        else route_read_serve(w, route_serve_reply(call), (const char *)req->key.p, req->key.len);
         break;
+    case PEER_MSG_SYNC: route_serve_sync(w, call, req); break;
     case PEER_MSG_PUT: route_serve_put(w, call, req); break;
     case PEER_MSG_DELETE: route_serve_delete(w, call, req); break;
     case PEER_MSG_INVALIDATE: route_serve_invalidate(w, call, req); break;

@@ -97,6 +97,21 @@ bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int6
     return blocks;
 }
 
+uint64_t tomb_version(tomb_t *t, const void *key, size_t klen, int64_t now_ms)
+{
+    uint64_t h = tomb_hash(t, key, klen), version = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < TOMB_PROBE; i++) {
+        tomb_slot_t *s = &t->slots[(h + i) & t->mask];
+        if (s->expires > now_ms && s->hash == h) {
+            version = s->version;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return version;
+}
+
 size_t tomb_count(tomb_t *t, int64_t now_ms)
 {
     size_t n = 0;

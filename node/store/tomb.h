@@ -33,6 +33,9 @@ void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t
 /* True when a live tombstone newer than version covers key: refuse the
  * fill. Counted in tomb_refused(). */
 bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
+/* The version a live tombstone records for key; 0 when there is none
+ * (what a peer that verifies its copy against ours needs to know). */
+uint64_t tomb_version(tomb_t *t, const void *key, size_t klen, int64_t now_ms);
 size_t tomb_count(tomb_t *t, int64_t now_ms);
 uint64_t tomb_refused(tomb_t *t);
 

@@ -333,7 +333,7 @@ static void test_bad_input_plain(void **state)
     n = fx_frame_msg(&keyed, &get_k, buf, sizeof buf);
     fx_expect_drop(f, buf, n, PEER_DROP_AUTH);
 
-    static const uint8_t future[] = {0x93, 0x11, 0x05, 0x00}; /* type 17, id 5 */
+    static const uint8_t future[] = {0x93, 0x7f, 0x05, 0x00}; /* type 127, id 5 */
     n = fx_frame_body(&f->skr, future, sizeof future, buf, sizeof buf);
     fx_raw_open(f, buf, n);
     assert_true(fx_run_until(f, fx_c_raw, 0, WAIT_MS));

@@ -21,12 +21,15 @@ static void test_refuses_older_fills(void **state)
     assert_true(tomb_blocks(t, "k", 1, 9, 10));   /* written before the delete */
     assert_false(tomb_blocks(t, "k", 1, 11, 10)); /* written after it */
     assert_false(tomb_blocks(t, "other", 5, 1, 10));
+    assert_true(tomb_version(t, "k", 1, 10) == 10);
+    assert_true(tomb_version(t, "other", 5, 10) == 0);
     tomb_add(t, "k", 1, 7, 20);                   /* an older delete keeps the newer version */
     assert_true(tomb_blocks(t, "k", 1, 9, 30));
     assert_int_equal(tomb_refused(t), 2);
     /* Gone after the TTL (refreshed by the second add at 20). */
     assert_true(tomb_blocks(t, "k", 1, 9, 1019));
     assert_false(tomb_blocks(t, "k", 1, 9, 1020));
+    assert_true(tomb_version(t, "k", 1, 1020) == 0);
     assert_int_equal(tomb_count(t, 1020), 0);
     tomb_free(t);
 }

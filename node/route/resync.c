@@ -1,0 +1,272 @@
+/* resync: catching up after a start, a stall or a rejoin (see resync.h). */
+#include "node/route/resync.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/core/closer.h"
+#include "node/core/log.h"
+#include "node/route/route.h"
+
+#define RESYNC_HEARTBEAT_MS 100
+
+struct resync {
+    uv_loop_t *loop;
+    route_t *rt;
+    resync_config_t cfg;
+    peer_pool_t *pool;
+    uv_timer_t poll, heartbeat;
+    closer_t closer;
+    bool closing;
+    char self[SWIM_NAME_MAX];
+    uint8_t run[SWIM_ID_LEN];
+    bool active;
+    resync_reason_t why;
+    uint64_t started_ms, deadline_ms, last_beat_ms;
+    unsigned round_pending;       /* SYNC requests of the current round not answered yet */
+    uint64_t round;               /* bumped per round and per restart: late answers are ignored */
+    char (*done)[SWIM_NAME_MAX];  /* members that answered "done" in this sync */
+    size_t ndone, done_cap;
+};
+
+/* One SYNC in flight; owned by the pool's callback. */
+typedef struct resync_call {
+    resync_t *r;
+    uint64_t round;
+    char name[SWIM_NAME_MAX];
+} resync_call_t;
+
+static const char *const resync_reason_names[RESYNC_REASONS] = {"start", "stall", "rejoin"};
+
+const char *resync_reason_name(resync_reason_t why)
+{
+    return why < RESYNC_REASONS ? resync_reason_names[why] : "unknown";
+}
+
+static const metrics_desc_t resync_metrics_rows[] = {
+    METRICS_ATOMIC_GAUGE(resync_stats_t, syncing, "syncing", NULL,
+                         "1 while this node syncs: reads of its keys are checked against the other owners."),
+    METRICS_ATOMIC_COUNTER(resync_stats_t, started[RESYNC_START], "sync_started_total", "reason=\"start\"",
+                           "Times this node started syncing (it may hold less than it owns), by reason."),
+    METRICS_ATOMIC_COUNTER(resync_stats_t, started[RESYNC_STALL], "sync_started_total", "reason=\"stall\"", ""),
+    METRICS_ATOMIC_COUNTER(resync_stats_t, started[RESYNC_REJOIN], "sync_started_total", "reason=\"rejoin\"", ""),
+    METRICS_ATOMIC_COUNTER(resync_stats_t, completed, "sync_completed_total", NULL,
+                           "Syncs that ended with every other member done handing over."),
+    METRICS_ATOMIC_COUNTER(resync_stats_t, timed_out, "sync_timeouts_total", NULL,
+                           "Syncs given up after --sync-timeout (a member never answered)."),
+    {"sync_last_duration_seconds", NULL, METRICS_GAUGE, METRICS_ATOMIC_U64,
+     offsetof(resync_stats_t, last_duration_ms), "Duration of the last sync.", 1000},
+    METRICS_ATOMIC_COUNTER(resync_stats_t, verified_reads, "sync_verified_reads_total", NULL,
+                           "Reads of owned keys checked against the other owners while syncing."),
+    METRICS_ATOMIC_COUNTER(resync_stats_t, verify_repaired, "sync_verify_repaired_total", NULL,
+                           "Checked reads that found a newer value or a delete at another owner."),
+};
+const metrics_table_t resync_metrics_table = METRICS_TABLE(resync_metrics_rows);
+
+static bool resync_is_done(const resync_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->ndone; i++)
+        if (strcmp(r->done[i], name) == 0) return true;
+    return false;
+}
+
+static void resync_mark_done(resync_t *r, const char *name)
+{
+    if (resync_is_done(r, name)) return;
+    if (r->ndone == r->done_cap) {
+        size_t cap = r->done_cap ? r->done_cap * 2 : 16;
+        char (*d)[SWIM_NAME_MAX] = realloc(r->done, cap * sizeof *d);
+        if (!d) return; /* asked again next round */
+        r->done = d;
+        r->done_cap = cap;
+    }
+    snprintf(r->done[r->ndone++], SWIM_NAME_MAX, "%s", name);
+}
+
+static void resync_finish(resync_t *r, bool timed_out)
+{
+    uint64_t took = uv_now(r->loop) - r->started_ms;
+    r->active = false;
+    r->round++;
+    r->ndone = 0;
+    uv_timer_stop(&r->poll);
+    atomic_store(&r->rt->resync.syncing, 0);
+    atomic_store(&r->rt->resync.last_duration_ms, took);
+    if (timed_out) {
+        atomic_fetch_add(&r->rt->resync.timed_out, 1);
+        log_warn("sync timed out; serving what this node has",
+                 "\"reason\":\"%s\",\"duration_ms\":%llu,\"members_done\":%zu", resync_reason_name(r->why),
+                 (unsigned long long)took, r->ndone);
+    } else {
+        atomic_fetch_add(&r->rt->resync.completed, 1);
+        log_info("synced", "\"reason\":\"%s\",\"duration_ms\":%llu", resync_reason_name(r->why),
+                 (unsigned long long)took);
+    }
+}
+
+static void resync_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    resync_call_t *c = ctx;
+    resync_t *r = c->r;
+    if (res == PEER_OK && resp->type == PEER_MSG_SYNC_RESP) {
+        /* Its clock first: even a "not yet" tells us how far the cluster is. */
+        route_observe(r->rt, resp->clock);
+        if (resp->done && r->active && c->round == r->round) resync_mark_done(r, c->name);
+    }
+    if (c->round == r->round && r->round_pending) r->round_pending--;
+    free(c);
+}
+
+/* Asks every alive member not done yet; finishes when none is left. */
+static void resync_round(resync_t *r)
+{
+    uint64_t now = uv_now(r->loop);
+    if (now >= r->deadline_ms) {
+        resync_finish(r, true);
+        return;
+    }
+    if (r->round_pending) return;
+    topo_t *t = topo_slot_get(&r->rt->topo);
+    /* Not in a ring with others yet (still joining): nothing to ask. */
+    if (!t || t->self < 0 || t->n < 2 || !r->self[0]) {
+        topo_unref(t);
+        return;
+    }
+    r->round++;
+    size_t waiting = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const topo_member_t *m = &t->members[i];
+        /* A suspected member may be gone; it answers when it is back. */
+        if ((int32_t)i == t->self || m->suspect || m->peer.ss_family == 0 || resync_is_done(r, m->name)) continue;
+        waiting++;
+        resync_call_t *c = calloc(1, sizeof *c);
+        if (!c) continue;
+        c->r = r;
+        c->round = r->round;
+        snprintf(c->name, sizeof c->name, "%s", m->name);
+        peer_msg_t req = {.type = PEER_MSG_SYNC, .flags = PEER_F_FORWARDED};
+        req.name = (peer_bytes_t){(const uint8_t *)r->self, strlen(r->self)};
+        memcpy(req.run, r->run, sizeof req.run);
+        r->round_pending++;
+        if (peer_pool_request(r->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, resync_reply, c) !=
+            PEER_OK) {
+            r->round_pending--;
+            free(c);
+        }
+    }
+    topo_unref(t);
+    if (waiting == 0) resync_finish(r, false);
+}
+
+static void resync_poll_cb(uv_timer_t *t)
+{
+    resync_round(t->data);
+}
+
+/* Notices a stall from the main loop's side: a tick that comes far later
+ * than asked means the whole process stood still. */
+static void resync_heartbeat_cb(uv_timer_t *t)
+{
+    resync_t *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    if (r->last_beat_ms && now - r->last_beat_ms > r->cfg.stall_ms) {
+        log_warn("this node stood still; its keys may have changed elsewhere",
+                 "\"stalled_ms\":%llu", (unsigned long long)(now - r->last_beat_ms));
+        resync_begin(r, RESYNC_STALL);
+    }
+    r->last_beat_ms = now;
+    atomic_store(&r->rt->heartbeat_ms, now);
+}
+
+resync_t *resync_new(uv_loop_t *loop, route_t *rt, const peer_pool_config_t *pool_cfg, const resync_config_t *cfg)
+{
+    resync_t *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->loop = loop;
+    r->rt = rt;
+    r->cfg = *cfg;
+    if (!r->cfg.poll_ms) r->cfg.poll_ms = 250;
+    if (!r->cfg.stall_ms) r->cfg.stall_ms = 1000;
+    r->pool = peer_pool_new(loop, pool_cfg);
+    if (!r->pool) {
+        free(r);
+        return NULL;
+    }
+    uv_timer_init(loop, &r->poll);
+    uv_timer_init(loop, &r->heartbeat);
+    r->poll.data = r->heartbeat.data = r;
+    closer_add(&r->closer, 3);
+    rt->stall_ms = r->cfg.stall_ms;
+    atomic_store(&rt->heartbeat_ms, uv_now(loop));
+    uv_timer_start(&r->heartbeat, resync_heartbeat_cb, RESYNC_HEARTBEAT_MS, RESYNC_HEARTBEAT_MS);
+    return r;
+}
+
+void resync_set_self(resync_t *r, const char *name, const uint8_t *run)
+{
+    snprintf(r->self, sizeof r->self, "%s", name);
+    memcpy(r->run, run, sizeof r->run);
+}
+
+void resync_begin(resync_t *r, resync_reason_t why)
+{
+    if (r->closing) return;
+    uint64_t now = uv_now(r->loop);
+    if (!r->active) {
+        r->started_ms = now;
+        r->why = why;
+        log_info("syncing", "\"reason\":\"%s\"", resync_reason_name(why));
+    }
+    r->active = true;
+    r->round++;
+    r->round_pending = 0;
+    r->ndone = 0;
+    r->deadline_ms = now + r->cfg.timeout_ms;
+    atomic_fetch_add(&r->rt->resync.started[why], 1);
+    atomic_store(&r->rt->resync.syncing, 1);
+    if (why != RESYNC_START)
+        atomic_store(&r->rt->verify_until_ms, now + r->cfg.verify_ms);
+    uv_timer_start(&r->poll, resync_poll_cb, 0, r->cfg.poll_ms);
+}
+
+void resync_ring_changed(resync_t *r, size_t kept, size_t added)
+{
+    /* This node's previous view was at most half of the new one: it was on
+     * the small side of a partition (or alone, joining) and the others may
+     * have written and deleted its keys meanwhile. */
+    if (added > 0 && added >= kept) resync_begin(r, RESYNC_REJOIN);
+    /* A member that was done may have restarted: ask everyone again. */
+    else if (r->active) r->ndone = 0;
+}
+
+bool resync_active(const resync_t *r)
+{
+    return r->active;
+}
+
+static void resync_timer_closed(uv_handle_t *h)
+{
+    resync_t *r = h->data;
+    closer_closed(&r->closer);
+}
+
+void resync_close(resync_t *r, void (*done)(void *arg), void *arg)
+{
+    r->closing = true;
+    r->active = false;
+    r->round++;
+    uv_timer_stop(&r->poll);
+    uv_timer_stop(&r->heartbeat);
+    uv_close((uv_handle_t *)&r->poll, resync_timer_closed);
+    uv_close((uv_handle_t *)&r->heartbeat, resync_timer_closed);
+    peer_pool_close(r->pool, closer_closed_cb, &r->closer);
+    closer_finish(&r->closer, done, arg);
+}
+
+void resync_free(resync_t *r)
+{
+    if (!r) return;
+    peer_pool_free(r->pool);
+    free(r->done);
+    free(r);
+}
