@@ -357,6 +357,9 @@ static void route_fwd_reply(void *ctx, peer_result_t res, const peer_msg_t *resp
     const char *node = f->topo->members[f->owners[f->next_owner - 1]].name;
     if (res == PEER_OK && resp->type == (f->kind == ROUTE_FWD_PUT ? PEER_MSG_PUT_RESP : PEER_MSG_DELETE_RESP)) {
         if (resp->status == PEER_STATUS_OK) {
+            /* Whatever this node stamps after acknowledging the write (an
+             * invalidation) must be newer than it. */
+            if (f->kind == ROUTE_FWD_PUT) route_observe(f->w->route, resp->version);
             route_written_t done = {.key = f->key, .klen = f->args.key_len, .version = resp->version,
                                     .ttl_ms = f->args.ttl_ms, .created = (resp->flags & PEER_F_CREATED) != 0,
                                     .existed = resp->existed, .journaled = (resp->flags & PEER_F_JOURNALED) != 0,
