@@ -109,9 +109,21 @@ static const uint8_t msg_fields[] = {
     [PEER_MSG_ERROR] = 2,         [PEER_MSG_SYNC] = 2,          [PEER_MSG_SYNC_RESP] = 2,
 };
 
+/* Fields appended to a type's body after it was first defined: a decoder
+ * takes the body with or without them (an older peer sends none), leaving
+ * them zero. INVALIDATE and INVALIDATE_PATTERN: version. */
+static bool msg_has_version(const peer_msg_t *m)
+{
+    return (m->type == PEER_MSG_INVALIDATE || m->type == PEER_MSG_INVALIDATE_PATTERN) && m->version != 0;
+}
+
 static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
 {
-    if (msgpack_pack_array(pk, 3u + msg_fields[m->type]) || msgpack_pack_unsigned_int(pk, (unsigned)m->type) ||
+    /* Version 0 (unversioned) is sent as the old body: it decodes the same,
+     * and no encoding is longer than the body it was decoded from. */
+    unsigned appended = msg_has_version(m) ? 1u : 0u;
+    if (msgpack_pack_array(pk, 3u + msg_fields[m->type] + appended) ||
+        msgpack_pack_unsigned_int(pk, (unsigned)m->type) ||
         msgpack_pack_uint64(pk, m->id) || msgpack_pack_uint32(pk, m->flags))
         return -1;
     switch (m->type) {
@@ -138,9 +150,10 @@ static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
         if (msgpack_pack_array(pk, m->count)) return -1;
         for (uint32_t i = 0; i < m->count; i++)
             if (pack_bin(pk, m->keys[i])) return -1;
-        return 0;
+        return appended ? msgpack_pack_uint64(pk, m->version) : 0;
     case PEER_MSG_INVALIDATE_PATTERN:
-        return pack_bin(pk, m->pattern) || pack_bool(pk, m->dry_run);
+        return pack_bin(pk, m->pattern) || pack_bool(pk, m->dry_run) ||
+               (appended && msgpack_pack_uint64(pk, m->version));
     case PEER_MSG_INVALIDATE_RESP:
         return msgpack_pack_uint64(pk, m->matched) || msgpack_pack_uint64(pk, m->invalidated);
     case PEER_MSG_KEYS:
@@ -437,7 +450,12 @@ peer_proto_status_t peer_msg_decode(const uint8_t *buf, size_t len, peer_msg_t *
     m->type = (peer_msg_type_t)t;
     if (n < 3u + msg_fields[t]) return PEER_PROTO_MALFORMED;
     if ((rc = rd_fields(&c, m)) != PEER_PROTO_OK) return rc;
-    if ((rc = skip_values(&c, n - 3 - msg_fields[t])) != PEER_PROTO_OK) return rc;
+    size_t read = 3u + msg_fields[t];
+    if ((t == PEER_MSG_INVALIDATE || t == PEER_MSG_INVALIDATE_PATTERN) && n > read) {
+        if ((rc = rd_uint(&c, UINT64_MAX, &m->version)) != PEER_PROTO_OK) return rc;
+        read++;
+    }
+    if ((rc = skip_values(&c, n - read)) != PEER_PROTO_OK) return rc;
     if (c.pos != c.len) return PEER_PROTO_MALFORMED;
     return PEER_PROTO_OK;
 }

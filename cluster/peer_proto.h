@@ -23,8 +23,8 @@
  *     PUT_RESP            [6,  id, flags, status u32, version u64]
  *     DELETE              [7,  id, flags, key, version u64]
  *     DELETE_RESP         [8,  id, flags, status u32, existed bool]
- *     INVALIDATE          [9,  id, flags, array(n <= 10000) of key]
- *     INVALIDATE_PATTERN  [10, id, flags, pattern, dry_run bool]
+ *     INVALIDATE          [9,  id, flags, array(n <= 10000) of key, (version u64)]
+ *     INVALIDATE_PATTERN  [10, id, flags, pattern, dry_run bool, (version u64)]
  *     INVALIDATE_RESP     [11, id, flags, matched u64, invalidated u64]
  *     KEYS                [12, id, flags, pattern, cursor u64, limit u32]
  *     KEYS_RESP           [13, id, flags, array(n) of [key, size u64, ttl_ms i64],
@@ -51,6 +51,12 @@
  * kept in msg.flags and re-encoded unchanged, so new flags can be added.
  * Status and error codes are any u32 (peer_status_t lists the known ones;
  * treat an unknown one as a failure).
+ *
+ * (field) in parentheses: appended later, so optional: a body without it
+ * (from an older peer) decodes with the field 0. The invalidations' version
+ * is the one the node that received the request stamped for all of it; 0
+ * means unversioned (the old behaviour), and a 0 is encoded by leaving the
+ * field out.
  *
  * Forward compatibility, as in swim_proto: fields appended after the ones
  * listed (to a body or to an array element) are skipped; a type > 18 in an
@@ -167,7 +173,8 @@ typedef struct peer_msg {
     peer_bytes_t key;            /* GET, PUT, DELETE */
     peer_bytes_t value;          /* GET_RESP, PUT */
     peer_bytes_t content_type;   /* GET_RESP, PUT */
-    uint64_t version;            /* GET_RESP, PUT, PUT_RESP, DELETE */
+    uint64_t version;            /* GET_RESP, PUT, PUT_RESP, DELETE, INVALIDATE, INVALIDATE_PATTERN
+                                  * (0 there: unversioned) */
     uint8_t origin[PEER_ID_LEN]; /* GET_RESP, PUT: the node that stamped the version */
     uint64_t ttl_ms;             /* GET_RESP, PUT (0: no expiry) */
     bool existed;                /* DELETE_RESP */

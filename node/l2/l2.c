@@ -24,7 +24,7 @@ static const metrics_desc_t l2_stats_metrics_rows[] = {
     METRICS_ATOMIC_COUNTER(l2_stats_t, writes_journaled, "l2_writes_journaled_total", NULL, "Writes accepted into the local journal while Redis was down."),
     METRICS_ATOMIC_COUNTER(l2_stats_t, journal_drained, "l2_journal_replayed_total", NULL, "Journal records replayed into Redis."),
     METRICS_ATOMIC_COUNTER(l2_stats_t, keys_scanned, "l2_pattern_keys_scanned_total", NULL, "Redis keys SCAN returned for pattern invalidation."),
-    METRICS_ATOMIC_COUNTER(l2_stats_t, keys_unlinked, "l2_pattern_keys_unlinked_total", NULL, "Redis keys removed by pattern invalidation."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, keys_unlinked, "l2_pattern_keys_unlinked_total", NULL, "Redis values replaced by an invalidation's tombstone (keys or pattern)."),
 };
 const metrics_table_t l2_stats_metrics_table = METRICS_TABLE(l2_stats_metrics_rows);
 
@@ -71,6 +71,23 @@ static const char L2_DEL_SCRIPT[] =
     "redis.call('SET', KEYS[1], 'dc0' .. ARGV[1], 'PX', ARGV[2]) "
     "if cur and string.sub(cur, 1, 3) == 'dc1' then return 1 end "
     "return 0";
+
+/* The same for many keys at once (an invalidation): each key older than
+ * ARGV[1] becomes its tombstone. A key under our prefix that is not a
+ * string (not ours) gives way to the tombstone too, as UNLINK removed it
+ * before. Returns how many held a value. */
+static const char L2_DEL_MANY_SCRIPT[] =
+    "local n = 0 "
+    "for _, k in ipairs(KEYS) do "
+    "local cur = redis.pcall('GET', k) "
+    "if type(cur) ~= 'string' then cur = nil end "
+    "if not (cur and (string.sub(cur, 1, 3) == 'dc1' or string.sub(cur, 1, 3) == 'dc0') "
+    "and string.sub(cur, 4, 19) > ARGV[1]) then "
+    "redis.call('SET', k, 'dc0' .. ARGV[1], 'PX', ARGV[2]) "
+    "if cur and string.sub(cur, 1, 3) == 'dc1' then n = n + 1 end "
+    "end "
+    "end "
+    "return n";
 
 typedef struct l2_deferred {
     struct l2_deferred *next;
@@ -428,6 +445,12 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
     free(env);
 }
 
+/* --l2-tombstone-ttl in ms, as text for PX. */
+static void l2_tomb_ttl(const l2_t *l, char *out, size_t cap)
+{
+    snprintf(out, cap, "%llu", (unsigned long long)(l->s->tombstone_ttl_ms ? l->s->tombstone_ttl_ms : 3600000));
+}
+
 void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn cb, void *ctx)
 {
     atomic_fetch_add(&l->s->stats.dels, 1);
@@ -437,7 +460,7 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
     if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
     char ver[16], ttl[24];
     l2_hex(ver, version, 16);
-    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(l->s->tombstone_ttl_ms ? l->s->tombstone_ttl_ms : 3600000));
+    l2_tomb_ttl(l, ttl, sizeof ttl);
     const char *argv[6] = {"EVAL", L2_DEL_SCRIPT, "1", fk, ver, ttl};
     size_t lens[6] = {4, sizeof L2_DEL_SCRIPT - 1, 1, flen, 16, strlen(ttl)};
     if (!c || !flen || !l2_send(l, 6, argv, lens, l2_done_reply, c)) {
@@ -446,7 +469,11 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
     }
 }
 
-/* ---------- pattern invalidation: SCAN MATCH + UNLINK ---------- */
+/* ---------- invalidation: L2_DEL_MANY_SCRIPT by keys, or SCAN MATCH then it ---------- */
+
+/* Arguments before the keys: EVAL script numkeys ... then ver ttl after. */
+#define L2_DEL_MANY_HEAD 3
+#define L2_DEL_MANY_TAIL 2
 
 typedef struct l2_scan {
     l2_t *l;
@@ -454,6 +481,8 @@ typedef struct l2_scan {
     void *ctx;
     char *match;
     size_t match_len;
+    char ver[16];              /* the invalidation's version, hex */
+    char ttl[24];
     uint64_t unlinked;
     unsigned pending;
     bool failed, scan_done;
@@ -468,7 +497,7 @@ static void l2_scan_check(l2_scan_t *sc)
     free(sc);
 }
 
-static void l2_unlink_reply(void *ctx, redis_uv_result_t res, const redisReply *reply, const char *err)
+static void l2_del_many_reply(void *ctx, redis_uv_result_t res, const redisReply *reply, const char *err)
 {
     (void)err;
     l2_scan_t *sc = ctx;
@@ -481,6 +510,28 @@ static void l2_unlink_reply(void *ctx, redis_uv_result_t res, const redisReply *
         sc->failed = true;
     }
     l2_scan_check(sc);
+}
+
+/* One L2_DEL_MANY_SCRIPT call over argv[L2_DEL_MANY_HEAD .. + n) (the
+ * full keys, already in place); fills in the rest of argv and lens. */
+static bool l2_del_many_send(l2_scan_t *sc, const char **argv, size_t *lens, size_t n, char *numkeys, size_t cap)
+{
+    snprintf(numkeys, cap, "%zu", n);
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = L2_DEL_MANY_SCRIPT;
+    lens[1] = sizeof L2_DEL_MANY_SCRIPT - 1;
+    argv[2] = numkeys;
+    lens[2] = strlen(numkeys);
+    argv[L2_DEL_MANY_HEAD + n] = sc->ver;
+    lens[L2_DEL_MANY_HEAD + n] = sizeof sc->ver;
+    argv[L2_DEL_MANY_HEAD + n + 1] = sc->ttl;
+    lens[L2_DEL_MANY_HEAD + n + 1] = strlen(sc->ttl);
+    redis_uv_t *r = l2_redis(sc->l);
+    if (!r || redis_uv_command(r, (int)(n + L2_DEL_MANY_HEAD + L2_DEL_MANY_TAIL), argv, lens, l2_del_many_reply, sc) != 0)
+        return false;
+    sc->pending++;
+    return true;
 }
 
 static void l2_scan_send(l2_scan_t *sc, const char *cursor, size_t clen);
@@ -501,21 +552,18 @@ static void l2_scan_reply(void *ctx, redis_uv_result_t res, const redisReply *re
     const redisReply *keys = reply->element[1];
     atomic_fetch_add(&l->s->stats.keys_scanned, keys->elements);
     if (keys->elements) {
-        const char **argv = malloc((keys->elements + 1) * sizeof *argv);
-        size_t *lens = malloc((keys->elements + 1) * sizeof *lens);
+        size_t argc = keys->elements + L2_DEL_MANY_HEAD + L2_DEL_MANY_TAIL;
+        const char **argv = malloc(argc * sizeof *argv);
+        size_t *lens = malloc(argc * sizeof *lens);
+        char numkeys[24];
         if (!argv || !lens) {
             sc->failed = true;
         } else {
-            argv[0] = "UNLINK";
-            lens[0] = 6;
             for (size_t i = 0; i < keys->elements; i++) {
-                argv[i + 1] = keys->element[i]->str;
-                lens[i + 1] = (size_t)keys->element[i]->len;
+                argv[L2_DEL_MANY_HEAD + i] = keys->element[i]->str;
+                lens[L2_DEL_MANY_HEAD + i] = (size_t)keys->element[i]->len;
             }
-            redis_uv_t *r = l2_redis(l);
-            if (r && redis_uv_command(r, (int)keys->elements + 1, argv, lens, l2_unlink_reply, sc) == 0)
-                sc->pending++;
-            else sc->failed = true;
+            if (!l2_del_many_send(sc, argv, lens, keys->elements, numkeys, sizeof numkeys)) sc->failed = true;
         }
         free(argv);
         free(lens);
@@ -535,7 +583,7 @@ static void l2_scan_send(l2_scan_t *sc, const char *cursor, size_t clen)
     else sc->failed = true;
 }
 
-void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx)
+void l2_del_matching(l2_t *l, const char *pattern, size_t plen, uint64_t version, l2_count_fn cb, void *ctx)
 {
     l2_scan_t *sc = calloc(1, sizeof *sc);
     /* The prefix is literal: escape what glob would read as special. */
@@ -554,6 +602,8 @@ void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn c
     }
     memcpy(m + n, pattern, plen);
     *sc = (l2_scan_t){.l = l, .cb = cb, .ctx = ctx, .match = m, .match_len = n + plen};
+    l2_hex(sc->ver, version, 16);
+    l2_tomb_ttl(l, sc->ttl, sizeof sc->ttl);
     l2_scan_send(sc, "0", 1);
     if (sc->failed && sc->pending == 0) {
         breaker_failure(&l->s->breaker, l2_mono_ms());
@@ -563,7 +613,8 @@ void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn c
     }
 }
 
-void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx)
+void l2_del_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, uint64_t version, l2_count_fn cb,
+                 void *ctx)
 {
     l2_scan_t *sc = calloc(1, sizeof *sc);
     if (!sc || n == 0 || !breaker_allow(&l->s->breaker, l2_mono_ms())) {
@@ -572,25 +623,24 @@ void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t
         return;
     }
     *sc = (l2_scan_t){.l = l, .cb = cb, .ctx = ctx, .scan_done = true};
+    l2_hex(sc->ver, version, 16);
+    l2_tomb_ttl(l, sc->ttl, sizeof sc->ttl);
     enum { CHUNK = 1000 };
-    const char **argv = malloc((CHUNK + 1) * sizeof *argv);
-    size_t *alen = malloc((CHUNK + 1) * sizeof *alen);
+    const char **argv = malloc((CHUNK + L2_DEL_MANY_HEAD + L2_DEL_MANY_TAIL) * sizeof *argv);
+    size_t *alen = malloc((CHUNK + L2_DEL_MANY_HEAD + L2_DEL_MANY_TAIL) * sizeof *alen);
     char *buf = malloc(CHUNK * (l->s->prefix_len + LIMITS_KEY_MAX));
+    char numkeys[24];
     for (size_t i = 0; argv && alen && buf && i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK, off = 0;
-        argv[0] = "UNLINK";
-        alen[0] = 6;
         for (size_t k = 0; k < m; k++) {
             size_t kl = lens[i + k] > LIMITS_KEY_MAX ? LIMITS_KEY_MAX : lens[i + k];
             memcpy(buf + off, l->s->prefix, l->s->prefix_len);
             memcpy(buf + off + l->s->prefix_len, keys[i + k], kl);
-            argv[k + 1] = buf + off;
-            alen[k + 1] = l->s->prefix_len + kl;
+            argv[L2_DEL_MANY_HEAD + k] = buf + off;
+            alen[L2_DEL_MANY_HEAD + k] = l->s->prefix_len + kl;
             off += l->s->prefix_len + kl;
         }
-        redis_uv_t *r = l2_redis(l);
-        if (r && redis_uv_command(r, (int)m + 1, argv, alen, l2_unlink_reply, sc) == 0) sc->pending++;
-        else sc->failed = true;
+        if (!l2_del_many_send(sc, argv, alen, m, numkeys, sizeof numkeys)) sc->failed = true;
     }
     if (!argv || !alen || !buf) sc->failed = true;
     free(argv);

@@ -24,7 +24,7 @@
  * call, and every callback it makes, runs on that loop's thread.
  *
  * Callbacks: a call that takes a callback (l2_get, l2_set, l2_del,
- * l2_unlink_matching, l2_unlink_keys) calls it exactly once, and never from
+ * l2_del_matching, l2_del_keys) calls it exactly once, and never from
  * inside the call: one that fails at once is answered from the loop, so the
  * caller may finish its own bookkeeping first. Calls still in flight at
  * l2_close() are answered (L2_UNAVAILABLE) before its `done`. No call may
@@ -62,7 +62,8 @@ typedef struct l2_stats {
     atomic_uint_fast64_t writes_refused;   /* writes answered 503: Redis down in sync mode, or journal full */
     atomic_uint_fast64_t writes_journaled; /* writes accepted into the journal */
     atomic_uint_fast64_t journal_drained;  /* journal records replayed into Redis */
-    atomic_uint_fast64_t keys_scanned, keys_unlinked; /* pattern invalidation */
+    atomic_uint_fast64_t keys_scanned;     /* pattern invalidation: keys SCAN found */
+    atomic_uint_fast64_t keys_unlinked;    /* invalidation: values replaced by its tombstone */
 } l2_stats_t;
 
 /* l2_stats_t's series in /metrics. */
@@ -141,13 +142,18 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
             uint64_t version, int64_t expires_at_ms, l2_done_fn cb, void *ctx);
 /* Removes prefix+key unless Redis holds a version newer than `version`. */
 void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn cb, void *ctx);
-/* SCAN MATCH prefix+pattern and UNLINK in batches; cb(count) at the end
- * (res L2_UNAVAILABLE when Redis failed part way). */
+/* Invalidation at `version`: each key is deleted as by l2_del (unless
+ * Redis holds a newer version, it becomes the tombstone `dc0` + version for
+ * --l2-tombstone-ttl), many keys per script call. cb(count) at the end,
+ * count = the keys that held a value (res L2_UNAVAILABLE when Redis failed
+ * part way). */
 typedef void (*l2_count_fn)(void *ctx, l2_result_t res, uint64_t unlinked);
-void l2_unlink_matching(l2_t *l, const char *pattern, size_t plen, l2_count_fn cb, void *ctx);
-/* UNLINK prefix+key for n keys (longer than LIMITS_KEY_MAX: cut there), in
- * chunks. */
-void l2_unlink_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, l2_count_fn cb, void *ctx);
+/* The keys SCAN MATCH prefix+pattern finds, batch by batch. A key written
+ * after the SCAN passed it gets no tombstone. */
+void l2_del_matching(l2_t *l, const char *pattern, size_t plen, uint64_t version, l2_count_fn cb, void *ctx);
+/* n keys (longer than LIMITS_KEY_MAX: cut there), in chunks. */
+void l2_del_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, uint64_t version, l2_count_fn cb,
+                 void *ctx);
 /* True once l2_close was called. */
 bool l2_closing(const l2_t *l);
 /* True when a call now would go to Redis (breaker not open). */

@@ -224,7 +224,9 @@ void resync_begin(resync_t *r, resync_reason_t why)
     r->deadline_ms = now + r->cfg.timeout_ms;
     atomic_fetch_add(&r->rt->resync.started[why], 1);
     atomic_store(&r->rt->resync.syncing, 1);
-    if (why != RESYNC_START)
+    /* What it held from before may have been deleted elsewhere; an empty
+     * L1 (a node forming a cluster) has nothing to doubt. */
+    if (why != RESYNC_START && store_entry_count(r->rt->store) > 0)
         atomic_store(&r->rt->verify_until_ms, now + r->cfg.verify_ms);
     uv_timer_start(&r->poll, resync_poll_cb, 0, r->cfg.poll_ms);
 }

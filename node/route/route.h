@@ -153,6 +153,10 @@ static inline void route_tomb_add(route_t *rt, const void *key, size_t klen, uin
 {
     if (rt->tomb) tomb_add(rt->tomb, key, klen, version, store_now_ms(rt->store));
 }
+static inline void route_tomb_add_pattern(route_t *rt, const char *pattern, size_t plen, uint64_t version)
+{
+    if (rt->tomb) tomb_add_pattern(rt->tomb, pattern, plen, version, store_now_ms(rt->store));
+}
 static inline bool route_tomb_blocks(route_t *rt, const void *key, size_t klen, uint64_t version)
 {
     return rt->tomb && tomb_blocks(rt->tomb, key, klen, version, store_now_ms(rt->store));

@@ -46,40 +46,68 @@ static void route_match_one(const store_entry_t *e, void *ctx)
     m->lens[m->n++] = klen;
 }
 
+/* Whether an invalidation's version can be used (route_local.h); moves
+ * the clock past it when it can. */
+static bool route_local_versioned(route_t *rt, uint64_t version)
+{
+    if (version == 0 || !route_plausible(rt, version)) return false;
+    route_observe(rt, version);
+    return true;
+}
+
+static bool route_local_delete(route_t *rt, const void *key, size_t klen, bool versioned, uint64_t version)
+{
+    return versioned ? store_delete_versioned(rt->store, key, klen, STORE_DELETE_IF_OLDER, version)
+                     : store_delete(rt->store, key, klen);
+}
+
 void route_local_invalidate_pattern(route_worker_t *w, const char *pattern, size_t plen, bool dry_run,
-                                    uint64_t *matched, uint64_t *invalidated)
+                                    uint64_t version, uint64_t *matched, uint64_t *invalidated)
 {
     route_t *a = w->route;
     route_match_t m = {.w = w, .collect = !dry_run};
-    uint64_t cursor = 0, removed = 0;
+    uint64_t cursor = 0, removed = 0, removed_primary = 0;
+    bool versioned = !dry_run && route_local_versioned(a, version);
+    /* Before the scan: a fill that lands behind it is refused. */
+    if (versioned) route_tomb_add_pattern(a, pattern, plen, version);
     do {
         m.n = 0;
         /* The scan callback runs under a shard lock: delete after it. */
         cursor = store_scan(a->store, cursor, pattern, plen, ROUTE_MATCH_STEP, route_match_one, &m);
         for (size_t i = 0; i < m.n; i++) {
-            if (store_delete(a->store, m.keys[i], m.lens[i])) removed++;
+            if (route_local_delete(a, m.keys[i], m.lens[i], versioned, version)) {
+                removed++;
+                if (route_is_primary(w, m.keys[i], m.lens[i])) removed_primary++;
+            }
             free(m.keys[i]);
         }
     } while (cursor != 0);
     free(m.keys);
     free(m.lens);
     if (!dry_run) {
-        /* What the scan could not collect (no memory) still goes. */
+        /* What the scan could not collect (no memory) still goes, newer
+         * or not: a miss costs less than a stale read. */
         if (m.oom) removed += store_delete_matching(a->store, pattern, plen);
         metrics_add(&a->metrics->invalidations, removed);
     }
     *matched = m.matched;
-    *invalidated = dry_run ? 0 : m.matched;
+    /* A newer copy that stayed was not invalidated; without the list (no
+     * memory) every match went. */
+    *invalidated = dry_run ? 0 : m.oom ? m.matched : removed_primary;
 }
 
-uint64_t route_local_invalidate_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n)
+uint64_t route_local_invalidate_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, uint64_t version)
 {
     uint64_t primary = 0, removed = 0;
-    /* No tombstones here: this node's clock did not stamp the key's
-     * versions (its primary did), so comparing against it could refuse a
-     * newer write made on a node whose clock is behind. */
+    /* The version was stamped by the node that received the invalidation,
+     * not by the keys' primaries; every member observes it before
+     * answering, so a write that starts after the invalidation was answered
+     * is stamped newer on whichever primary takes it. */
+    bool versioned = route_local_versioned(w->route, version);
     for (size_t i = 0; i < n; i++) {
-        if (!store_delete(w->route->store, keys[i].p, keys[i].len)) continue;
+        /* The tombstone first: a fill landing between the two is refused. */
+        if (versioned) route_tomb_add(w->route, keys[i].p, keys[i].len, version);
+        if (!route_local_delete(w->route, keys[i].p, keys[i].len, versioned, version)) continue;
         removed++;
         if (route_is_primary(w, keys[i].p, keys[i].len)) primary++;
     }

@@ -19,14 +19,23 @@
 #define ROUTE_LOCAL_KEYS_DEFAULT 50
 #define ROUTE_LOCAL_KEYS_MAX 1000
 
-/* Removes every copy held here of keys matching the pattern (none when
- * dry_run); *matched: matches this node is the primary of; *invalidated:
- * the same unless dry_run (0). */
+/* Invalidations carry the version the node that received the request
+ * stamped for all of it. Versioned, they are deletes: what is held here
+ * goes only if it is not newer, and a tombstone (the key's, or the
+ * pattern's) refuses older fills arriving later (route_tomb_blocks). Version
+ * 0 (an older peer), or one from a clock more than --max-clock-drift ahead
+ * (counted), clears what is held whatever its version and leaves no
+ * tombstone: a tombstone from a runaway clock would refuse every write for
+ * its whole life. */
+
+/* Removes the copies held here of keys matching the pattern (none when
+ * dry_run, and no tombstone); *matched: matches this node is the primary
+ * of; *invalidated: those of them removed (0 when dry_run). */
 void route_local_invalidate_pattern(route_worker_t *w, const char *pattern, size_t plen, bool dry_run,
-                                    uint64_t *matched, uint64_t *invalidated);
+                                    uint64_t version, uint64_t *matched, uint64_t *invalidated);
 /* Removes the keys held here; returns how many of them this node is the
  * primary of. */
-uint64_t route_local_invalidate_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n);
+uint64_t route_local_invalidate_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, uint64_t version);
 
 /* One page of this node's keys; items point into bytes, both owned by the
  * page (route_local_page_free). */

@@ -28,6 +28,7 @@ typedef struct route_scatter {
     char *pattern;
     size_t plen;
     bool dry_run;
+    uint64_t version;          /* the invalidation's, stamped here once (0: dry run, preview) */
     peer_bytes_t *keys;        /* by_keys: point into key_bytes */
     char *key_bytes;
     size_t nkeys;
@@ -79,7 +80,7 @@ static bool route_scatter_l2(route_scatter_t *s)
     if (!l || s->l2_done) return false;
     s->l2_done = true;
     if (s->kind == ROUTE_SCATTER_INVALIDATE && !s->by_keys && !s->dry_run) {
-        l2_unlink_matching(l, s->pattern, s->plen, route_scatter_l2_done, s);
+        l2_del_matching(l, s->pattern, s->plen, s->version, route_scatter_l2_done, s);
         return true;
     }
     if (s->by_keys) {
@@ -95,7 +96,7 @@ static bool route_scatter_l2(route_scatter_t *s)
             keys[i] = s->keys[i].p;
             lens[i] = s->keys[i].len;
         }
-        l2_unlink_keys(l, keys, lens, s->nkeys, route_scatter_l2_done, s);
+        l2_del_keys(l, keys, lens, s->nkeys, s->version, route_scatter_l2_done, s);
         free(keys);
         free(lens);
         return true;
@@ -111,9 +112,8 @@ static bool route_scatter_journal_keys(route_scatter_t *s)
     if (!s->by_keys || !l2 || l2->write_mode != L2_WRITE_JOURNAL || !l2->journal) return false;
     journal_rec_t *recs = calloc(s->nkeys, sizeof *recs);
     if (!recs) return false;
-    uint64_t version = route_stamp(s->w->route);
     for (size_t i = 0; i < s->nkeys; i++)
-        recs[i] = (journal_rec_t){.op = JOURNAL_OP_DEL, .version = version, .key = s->keys[i].p, .klen = s->keys[i].len};
+        recs[i] = (journal_rec_t){.op = JOURNAL_OP_DEL, .version = s->version, .key = s->keys[i].p, .klen = s->keys[i].len};
     bool ok = journal_append(l2->journal, recs, s->nkeys) == 0;
     free(recs);
     if (ok) atomic_fetch_add(&l2->stats.writes_journaled, s->nkeys);
@@ -199,9 +199,9 @@ static void route_scatter_members(route_scatter_t *s)
     s->pending = 1;
     uint64_t matched = 0, invalidated = 0;
     if (s->by_keys) {
-        invalidated = route_local_invalidate_keys(w, s->keys, s->nkeys);
+        invalidated = route_local_invalidate_keys(w, s->keys, s->nkeys, s->version);
     } else {
-        route_local_invalidate_pattern(w, s->pattern, s->plen, s->dry_run, &matched, &invalidated);
+        route_local_invalidate_pattern(w, s->pattern, s->plen, s->dry_run, s->version, &matched, &invalidated);
         if (s->kind == ROUTE_SCATTER_PREVIEW && s->sample_max) {
             route_local_page_t page = {0};
             uint64_t cursor = 0;
@@ -218,7 +218,7 @@ static void route_scatter_members(route_scatter_t *s)
     s->invalidated += invalidated;
     for (uint32_t i = 0; s->topo && i < s->topo->n; i++) {
         if ((int32_t)i == s->topo->self) continue;
-        peer_msg_t req = {.flags = PEER_F_FORWARDED};
+        peer_msg_t req = {.flags = PEER_F_FORWARDED, .version = s->version};
         if (s->by_keys) {
             req.type = PEER_MSG_INVALIDATE;
             req.count = (uint32_t)s->nkeys;
@@ -285,6 +285,7 @@ bool route_scatter_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, r
     }
     s->nkeys = n;
     s->by_keys = true;
+    s->version = route_stamp(w->route);
     route_scatter_run(s);
     return true;
 }
@@ -307,6 +308,7 @@ bool route_scatter_pattern(route_worker_t *w, route_scatter_kind_t kind, const c
     s->plen = plen;
     /* A preview never removes anything. */
     s->dry_run = dry_run || kind == ROUTE_SCATTER_PREVIEW;
+    if (!s->dry_run) s->version = route_stamp(w->route);
     s->sample_max = sample_max;
     route_scatter_run(s);
     return true;

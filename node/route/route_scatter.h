@@ -3,8 +3,13 @@
  * network, route_local), the answers merged into one result. A member that
  * does not answer is named in the result, never silently skipped.
  *
- * Invalidation clears Redis first, once per cluster operation, by the node
- * that received it: the other way round, a miss between the two would read
+ * Invalidation is versioned: the node that received it stamps one version
+ * for the whole request, and every step uses it, like a DELETE's (Redis
+ * keeps a tombstone of each key it held or named, L1 removes only what is
+ * older and every member keeps a tombstone of each key or of the pattern,
+ * so fills older than the invalidation are refused; see route_local.h).
+ * It clears Redis first, once per cluster operation, by the node that
+ * received it: the other way round, a miss between the two would read
  * the old value back from Redis into L1. When Redis misses a key
  * invalidation, journal mode keeps the deletes in the journal; otherwise
  * the result says Redis is unavailable (it may still hold old values).

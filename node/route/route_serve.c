@@ -164,7 +164,7 @@ static void route_serve_invalidate(route_worker_t *w, peer_call_t *call, const p
     peer_iter_init(&it, req);
     size_t n = 0;
     while (n < req->count && peer_iter_key(&it, &keys[n])) n++;
-    uint64_t primary = route_local_invalidate_keys(w, keys, n);
+    uint64_t primary = route_local_invalidate_keys(w, keys, n, req->version);
     free(keys);
     peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP, .matched = primary, .invalidated = primary};
     peer_server_respond(call, &m);
@@ -173,8 +173,8 @@ static void route_serve_invalidate(route_worker_t *w, peer_call_t *call, const p
 static void route_serve_invalidate_pattern(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
 {
     peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP};
-    route_local_invalidate_pattern(w, (const char *)req->pattern.p, req->pattern.len, req->dry_run, &m.matched,
-                                   &m.invalidated);
+    route_local_invalidate_pattern(w, (const char *)req->pattern.p, req->pattern.len, req->dry_run, req->version,
+                                   &m.matched, &m.invalidated);
     peer_server_respond(call, &m);
 }
 

@@ -178,10 +178,13 @@ static void route_broadcast_reply(void *ctx, peer_result_t res, const peer_msg_t
 /* Tells every member that is not an owner to drop the key: a node that
  * owned it before a ring change may still hold a copy. */
 static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint32_t *owners, size_t n, const char *key,
-                                       size_t klen)
+                                       size_t klen, uint64_t version)
 {
     peer_bytes_t k = {.p = (const uint8_t *)key, .len = klen};
-    peer_msg_t req = {.type = PEER_MSG_INVALIDATE, .flags = PEER_F_FORWARDED, .count = 1, .keys = &k};
+    /* Versioned: a non-owner keeps a newer copy and leaves a tombstone, as
+     * the owners do. */
+    peer_msg_t req = {.type = PEER_MSG_INVALIDATE, .flags = PEER_F_FORWARDED, .count = 1, .keys = &k,
+                      .version = version};
     for (size_t i = 0; i < t->n; i++) {
         bool owner = (int32_t)i == t->self;
         for (size_t j = 0; j < n && !owner; j++) owner = owners[j] == i;
@@ -207,7 +210,7 @@ static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, c
     wr->version = version;
     wr->existed = store_delete_versioned(a->store, key, klen, STORE_DELETE_IF_OLDER, version);
     route_tomb_add(a, key, klen, version);
-    if (t) route_broadcast_invalidate(w, t, owners, n, key, klen);
+    if (t) route_broadcast_invalidate(w, t, owners, n, key, klen, version);
     peer_msg_t req = {.type = PEER_MSG_DELETE, .version = wr->version};
     req.key.p = (const uint8_t *)key;
     req.key.len = klen;
@@ -354,6 +357,9 @@ static void route_fwd_reply(void *ctx, peer_result_t res, const peer_msg_t *resp
     const char *node = f->topo->members[f->owners[f->next_owner - 1]].name;
     if (res == PEER_OK && resp->type == (f->kind == ROUTE_FWD_PUT ? PEER_MSG_PUT_RESP : PEER_MSG_DELETE_RESP)) {
         if (resp->status == PEER_STATUS_OK) {
+            /* Whatever this node stamps after acknowledging the write (an
+             * invalidation) must be newer than it. */
+            if (f->kind == ROUTE_FWD_PUT) route_observe(f->w->route, resp->version);
             route_written_t done = {.key = f->key, .klen = f->args.key_len, .version = resp->version,
                                     .ttl_ms = f->args.ttl_ms, .created = (resp->flags & PEER_F_CREATED) != 0,
                                     .existed = resp->existed, .journaled = (resp->flags & PEER_F_JOURNALED) != 0,

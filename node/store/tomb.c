@@ -2,6 +2,9 @@
 
 #include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "cluster/glob.h"
 
 #define TOMB_PROBE 8
 
@@ -11,6 +14,13 @@ typedef struct tomb_slot {
     int64_t expires;   /* 0: empty */
 } tomb_slot_t;
 
+typedef struct tomb_pattern {
+    uint64_t version;
+    int64_t expires;   /* 0: empty */
+    size_t len;
+    char bytes[LIMITS_KEY_MAX];
+} tomb_pattern_t;
+
 struct tomb {
     pthread_mutex_t lock;
     tomb_slot_t *slots;
@@ -18,6 +28,12 @@ struct tomb {
     int64_t ttl_ms;
     uint8_t key[crypto_shorthash_KEYBYTES];
     atomic_uint_fast64_t refused;
+    tomb_pattern_t *patterns;        /* TOMB_PATTERNS */
+    /* Pattern slots not empty (live, or expired and not cleared yet): read
+     * without the lock by every fill, so fills skip the lock and the
+     * matching while there are none. Changed under the lock only. */
+    atomic_size_t npatterns;
+    atomic_uint_fast64_t pattern_evictions;
 };
 
 tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
@@ -26,7 +42,9 @@ tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
     while (n < slots) n *= 2;
     tomb_t *t = calloc(1, sizeof *t);
     if (t) t->slots = calloc(n, sizeof *t->slots);
-    if (!t || !t->slots) {
+    if (t) t->patterns = calloc(TOMB_PATTERNS, sizeof *t->patterns);
+    if (!t || !t->slots || !t->patterns) {
+        if (t) free(t->slots);
         free(t);
         return NULL;
     }
@@ -35,6 +53,8 @@ tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
     t->ttl_ms = ttl_ms;
     randombytes_buf(t->key, sizeof t->key);
     atomic_init(&t->refused, 0);
+    atomic_init(&t->npatterns, 0);
+    atomic_init(&t->pattern_evictions, 0);
     return t;
 }
 
@@ -43,6 +63,7 @@ void tomb_free(tomb_t *t)
     if (!t) return;
     pthread_mutex_destroy(&t->lock);
     free(t->slots);
+    free(t->patterns);
     free(t);
 }
 
@@ -80,6 +101,51 @@ void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t
     pthread_mutex_unlock(&t->lock);
 }
 
+bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t now_ms)
+{
+    if (!pattern || plen == 0 || plen > LIMITS_KEY_MAX) return false;
+    pthread_mutex_lock(&t->lock);
+    tomb_pattern_t *victim = NULL;
+    for (size_t i = 0; i < TOMB_PATTERNS; i++) {
+        tomb_pattern_t *p = &t->patterns[i];
+        if (p->expires > now_ms && p->len == plen && memcmp(p->bytes, pattern, plen) == 0) {
+            if (version > p->version) p->version = version;
+            p->expires = now_ms + t->ttl_ms;
+            pthread_mutex_unlock(&t->lock);
+            return true;
+        }
+        /* Empty or expired first; else the one closest to expiry. */
+        if (!victim || (victim->expires > now_ms && p->expires < victim->expires)) victim = p;
+    }
+    if (victim->expires > now_ms) atomic_fetch_add(&t->pattern_evictions, 1);
+    if (victim->expires == 0) atomic_fetch_add(&t->npatterns, 1);
+    victim->version = version;
+    victim->expires = now_ms + t->ttl_ms;
+    victim->len = plen;
+    memcpy(victim->bytes, pattern, plen);
+    pthread_mutex_unlock(&t->lock);
+    return true;
+}
+
+/* Under the lock: whether a live pattern tombstone newer than version
+ * matches key; clears the expired ones on the way, so that the lock-free
+ * check in tomb_blocks finds none again once they are all gone. */
+static bool tomb_pattern_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
+{
+    bool blocks = false;
+    for (size_t i = 0; i < TOMB_PATTERNS; i++) {
+        tomb_pattern_t *p = &t->patterns[i];
+        if (p->expires == 0) continue;
+        if (p->expires <= now_ms) {
+            p->expires = 0;
+            atomic_fetch_sub(&t->npatterns, 1);
+            continue;
+        }
+        if (!blocks && version < p->version && glob_match(p->bytes, p->len, key, klen)) blocks = true;
+    }
+    return blocks;
+}
+
 bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
 {
     uint64_t h = tomb_hash(t, key, klen);
@@ -92,6 +158,7 @@ bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int6
             break;
         }
     }
+    if (!blocks && atomic_load(&t->npatterns) != 0) blocks = tomb_pattern_blocks(t, key, klen, version, now_ms);
     pthread_mutex_unlock(&t->lock);
     if (blocks) atomic_fetch_add(&t->refused, 1);
     return blocks;
@@ -107,6 +174,12 @@ uint64_t tomb_version(tomb_t *t, const void *key, size_t klen, int64_t now_ms)
             version = s->version;
             break;
         }
+    }
+    /* A pattern that matches counts as the key's own delete. */
+    for (size_t i = 0; atomic_load(&t->npatterns) != 0 && i < TOMB_PATTERNS; i++) {
+        const tomb_pattern_t *p = &t->patterns[i];
+        if (p->expires > now_ms && p->version > version && glob_match(p->bytes, p->len, key, klen))
+            version = p->version;
     }
     pthread_mutex_unlock(&t->lock);
     return version;
@@ -126,11 +199,30 @@ uint64_t tomb_refused(tomb_t *t)
     return atomic_load(&t->refused);
 }
 
+size_t tomb_pattern_count(tomb_t *t, int64_t now_ms)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < TOMB_PATTERNS; i++) n += t->patterns[i].expires > now_ms;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+uint64_t tomb_pattern_evictions(tomb_t *t)
+{
+    return atomic_load(&t->pattern_evictions);
+}
+
 static const metrics_desc_t tomb_metrics_rows[] = {
     METRICS_ROW(tomb_metrics_t, refused, METRICS_COUNTER, METRICS_U64, "tombstone_refusals_total", NULL,
-                "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted since."),
+                "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted or invalidated since."),
     METRICS_ROW(tomb_metrics_t, count, METRICS_GAUGE, METRICS_U64, "tombstones", NULL,
-                "Recent deletes remembered (60 s; bound: 65536)."),
+                "Recent deletes and key invalidations remembered (60 s; bound: 65536)."),
+    METRICS_ROW(tomb_metrics_t, patterns, METRICS_GAUGE, METRICS_U64, "tombstone_patterns", NULL,
+                "Recent pattern invalidations remembered (60 s; bound: 256)."),
+    METRICS_ROW(tomb_metrics_t, pattern_evictions, METRICS_COUNTER, METRICS_U64, "tombstone_pattern_evictions_total",
+                NULL, "Pattern tombstones dropped before their time because the table was full: fills older than "
+                      "that invalidation are no longer refused."),
 };
 const metrics_table_t tomb_metrics_table = METRICS_TABLE(tomb_metrics_rows);
 
@@ -138,4 +230,6 @@ void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out)
 {
     out->count = t ? tomb_count(t, now_ms) : 0;
     out->refused = t ? tomb_refused(t) : 0;
+    out->patterns = t ? tomb_pattern_count(t, now_ms) : 0;
+    out->pattern_evictions = t ? tomb_pattern_evictions(t) : 0;
 }

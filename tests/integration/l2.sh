@@ -2,7 +2,8 @@
 # Redis as L2 with a real redis-server: write-through and read-through with
 # TTLs carried over; a node restarted with an empty L1 serves every key from
 # Redis, and through a node that does not own a key, its owner's Redis read
-# says HIT-L2; DELETE and pattern invalidation clear Redis too; Redis killed: reads
+# says HIT-L2; DELETE and invalidations (keys, pattern) leave versioned
+# tombstones in Redis; Redis killed: reads
 # of cached keys still succeed, misses and sync-mode writes get 503 at once,
 # and the breaker says so; Redis back: writes succeed again; journal mode
 # accepts writes while Redis is down and replays every one of them; a
@@ -94,11 +95,29 @@ assert_eq 0 "$(rc eval "local cur = redis.call('GET', KEYS[1]) if cur and (strin
   "an older write after the delete is refused by the version check"
 http GET /api/cache/k5
 assert_eq 404 "$STATUS" "and the key stays deleted"
-http POST /api/invalidate -d '{"keys":["k6","k7"]}'
-assert_eq "0 2" "$(rc exists dcache:k6 dcache:k7) $(json .l2.unlinked)" "key invalidation unlinks from Redis"
+# Invalidations are versioned deletes: one version for the whole request,
+# a tombstone per key in Redis, and the same refusal of older writes.
+http POST /api/invalidate -d '{"keys":["k6","k7","k-never"]}'
+assert_eq "ok 2" "$(json .l2.status) $(json .l2.unlinked)" "key invalidation removes the values from Redis"
+t6=$(rc get dcache:k6) t7=$(rc get dcache:k7)
+assert_match '^dc0[0-9a-f]{16}$' "$t6" "key invalidation leaves a tombstone with its version in Redis"
+assert_eq "$t6 $t6" "$t7 $(rc get dcache:k-never)" "one version for the whole request, held or not"
+pttl=$(rc pttl dcache:k6)
+((pttl > 3500000 && pttl <= 3600000)) && pass || fail "the invalidation's tombstone lives --l2-tombstone-ttl, PTTL $pttl"
+http GET /api/cache/k6
+assert_eq "404 MISS" "$STATUS $(header x-cache)" "an invalidated key reads as a miss"
+assert_eq 0 "$(rc eval "local cur = redis.call('GET', KEYS[1]) if cur and (string.sub(cur, 1, 3) == 'dc1' or string.sub(cur, 1, 3) == 'dc0') and string.sub(cur, 4, 19) > string.sub(ARGV[1], 4, 19) then return 0 end redis.call('SET', KEYS[1], ARGV[1]) return 1" 1 dcache:k6 "$older")" \
+  "an older write after the invalidation is refused by the version check"
+http POST /api/invalidate/pattern -d '{"pattern":"k2*","dry_run":true}'
+assert_match '^dc1' "$(rc get dcache:k20)" "a dry run changes nothing in Redis"
 http POST /api/invalidate/pattern -d '{"pattern":"k1*"}'
-assert_eq "ok 0" "$(json .l2.status) $(rc --scan --pattern 'dcache:k1*' | wc -l)" "pattern invalidation clears Redis"
-assert_match '^[1-9][0-9]*$' "$(json .l2.unlinked)" "and says how many keys it removed"
+assert_eq "ok 0" "$(json .l2.status) $(rc --scan --pattern 'dcache:k1*' | xargs -n 50 redis-cli -p "$REDIS_PORT" mget | grep -c '^dc1')" \
+  "pattern invalidation leaves no value in Redis"
+assert_match '^[1-9][0-9]*$' "$(json .l2.unlinked)" "and says how many values it removed"
+assert_match '^dc0[0-9a-f]{16}$' "$(rc get dcache:k12)" "each key it found is a tombstone"
+http GET /api/cache/k12
+assert_eq "404 MISS" "$STATUS $(header x-cache)" "and reads as a miss"
+assert_eq 1 "$(metric tombstone_patterns)" "the node remembers the pattern"
 
 # --- Redis killed: cached reads work, the rest fails fast with 503 ---
 kill -9 "$REDIS_PID"

@@ -79,10 +79,12 @@ static void make_msg(peer_msg_t *m, peer_msg_type_t t, uint64_t id)
     case PEER_MSG_INVALIDATE:
         m->count = 3;
         m->keys = inval_keys;
+        m->version = UINT64_MAX - 1;
         break;
     case PEER_MSG_INVALIDATE_PATTERN:
         m->pattern = B("users:*");
         m->dry_run = true;
+        m->version = 0x0123456789abcdefull;
         break;
     case PEER_MSG_INVALIDATE_RESP:
         m->matched = 1000;
@@ -596,6 +598,79 @@ static void test_forward_compat(void **state)
     assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
 }
 
+/* The invalidations' version was appended: a body without it (an older
+ * peer's) decodes as unversioned (0), one with it and more fields after it
+ * decodes with it, and version 0 encodes as the old body. */
+static void test_invalidate_version(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096];
+    peer_msg_t m, d;
+    fixture_mpack_t r;
+    /* Without the version. */
+    raw_head(&r, PEER_MSG_INVALIDATE, 1);
+    msgpack_pack_array(&r.pk, 1);
+    fixture_mpack_bin(&r, "k", 1);
+    size_t old_len = r.sb.size;
+    memcpy(buf + 2048, r.sb.data, old_len);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
+    assert_int_equal(m.type, PEER_MSG_INVALIDATE);
+    assert_int_equal(m.count, 1);
+    assert_true(m.version == 0);
+    /* ... which is how version 0 is encoded. */
+    peer_bytes_t k = B("k");
+    memset(&m, 0, sizeof m);
+    m.type = PEER_MSG_INVALIDATE;
+    m.id = 1;
+    m.count = 1;
+    m.keys = &k;
+    size_t len = encode_body(&m, buf, 2048);
+    assert_int_equal(len, old_len);
+    assert_memory_equal(buf, buf + 2048, len);
+    raw_head(&r, PEER_MSG_INVALIDATE_PATTERN, 2);
+    fixture_mpack_bin(&r, "users:*", 7);
+    msgpack_pack_false(&r.pk);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
+    assert_int_equal(m.type, PEER_MSG_INVALIDATE_PATTERN);
+    assert_int_equal(m.pattern.len, 7); /* raw_decode freed the bytes it points into */
+    assert_true(m.version == 0);
+    /* With it, and a field from a newer peer after it. */
+    raw_head(&r, PEER_MSG_INVALIDATE, 3);
+    msgpack_pack_array(&r.pk, 2);
+    fixture_mpack_bin(&r, "a", 1);
+    fixture_mpack_bin(&r, "b", 1);
+    msgpack_pack_uint64(&r.pk, 42);
+    fixture_mpack_str(&r, "future", 6);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
+    assert_int_equal(m.count, 2);
+    assert_true(m.version == 42);
+    raw_head(&r, PEER_MSG_INVALIDATE_PATTERN, 4);
+    fixture_mpack_bin(&r, "p*", 2);
+    msgpack_pack_true(&r.pk);
+    msgpack_pack_uint64(&r.pk, UINT64_MAX);
+    msgpack_pack_nil(&r.pk);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
+    assert_true(m.dry_run);
+    assert_true(m.version == UINT64_MAX);
+    /* A version that is not an unsigned integer is malformed. */
+    raw_head(&r, PEER_MSG_INVALIDATE_PATTERN, 3);
+    fixture_mpack_bin(&r, "p*", 2);
+    msgpack_pack_true(&r.pk);
+    fixture_mpack_str(&r, "7", 1);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
+    raw_head(&r, PEER_MSG_INVALIDATE, 2);
+    msgpack_pack_array(&r.pk, 1);
+    fixture_mpack_bin(&r, "a", 1);
+    msgpack_pack_int8(&r.pk, -1);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
+    /* Round trips with a version (the other types ignore theirs). */
+    make_msg(&m, PEER_MSG_INVALIDATE_PATTERN, 5);
+    m.version = 1;
+    len = encode_body(&m, buf, sizeof buf);
+    assert_int_equal(peer_msg_decode(buf, len, &d), PEER_PROTO_OK);
+    assert_true(d.version == 1);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -891,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_bombs),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_forward_compat),
+        cmocka_unit_test(test_invalidate_version),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_scan_limits),

@@ -639,7 +639,7 @@ static void test_ring_invalidate_counts_primaries(void **state)
     }
     assert_true(mine > 0 && mine < 30);
     uint64_t matched = 0, invalidated = 0;
-    route_local_invalidate_pattern(&f->w, "p:*", 3, false, &matched, &invalidated);
+    route_local_invalidate_pattern(&f->w, "p:*", 3, false, route_stamp(&f->rt), &matched, &invalidated);
     assert_int_equal(matched, mine);
     assert_int_equal(invalidated, mine);
     assert_int_equal(store_entry_count(f->store), 0);
@@ -656,14 +656,14 @@ static void test_invalidate_pattern(void **state)
     for (int i = 0; i < 5; i++) put_ok(f, (snprintf(key, sizeof key, "user:%d", i), key), "u");
     for (int i = 0; i < 3; i++) put_ok(f, (snprintf(key, sizeof key, "order:%d", i), key), "o");
     uint64_t matched = 99, invalidated = 99;
-    route_local_invalidate_pattern(&f->w, "user:*", 6, true, &matched, &invalidated);
+    route_local_invalidate_pattern(&f->w, "user:*", 6, true, 0, &matched, &invalidated);
     assert_int_equal(matched, 5);
     assert_int_equal(invalidated, 0);
     assert_int_equal(store_entry_count(f->store), 8);
     assert_int_equal(atomic_load(&f->metrics.invalidations), 0);
     get_value(f, "user:3", "u");
 
-    route_local_invalidate_pattern(&f->w, "user:*", 6, false, &matched, &invalidated);
+    route_local_invalidate_pattern(&f->w, "user:*", 6, false, route_stamp(&f->rt), &matched, &invalidated);
     assert_int_equal(matched, 5);
     assert_int_equal(invalidated, 5);
     assert_int_equal(store_entry_count(f->store), 3);
@@ -672,9 +672,90 @@ static void test_invalidate_pattern(void **state)
     for (int i = 0; i < 3; i++) get_value(f, (snprintf(key, sizeof key, "order:%d", i), key), "o");
 
     /* Nothing left to match. */
-    route_local_invalidate_pattern(&f->w, "user:*", 6, false, &matched, &invalidated);
+    route_local_invalidate_pattern(&f->w, "user:*", 6, false, route_stamp(&f->rt), &matched, &invalidated);
     assert_int_equal(matched, 0);
     assert_int_equal(invalidated, 0);
+}
+
+/* A key invalidation is a delete at its version: what is held goes unless
+ * newer, and a fill older than it that comes later (a replica write, a
+ * handoff batch) is refused, also of a key this node did not hold; a newer
+ * one is kept. */
+static void test_invalidate_keys_versioned(void **state)
+{
+    fx_t *f = *state;
+    uint64_t v = route_stamp(&f->rt);
+    assert_int_equal(replica_put(f, "a", "old", v, NULL), STORE_OK);
+    assert_int_equal(replica_put(f, "newer", "kept", v + 30, NULL), STORE_OK);
+    const peer_bytes_t keys[] = {{(const uint8_t *)"a", 1}, {(const uint8_t *)"b", 1},
+                                 {(const uint8_t *)"newer", 5}};
+    assert_int_equal(route_local_invalidate_keys(&f->w, keys, 3, v + 10), 1);
+    assert_int_equal(atomic_load(&f->metrics.invalidations), 1);
+    get_miss(f, "a");
+    assert_true(get_value(f, "newer", "kept") == v + 30);
+    assert_int_equal(replica_put(f, "a", "late", v + 5, NULL), STORE_STALE);
+    assert_int_equal(replica_put(f, "b", "late", v + 9, NULL), STORE_STALE);
+    const peer_entry_t batch[] = {entry("a", "handed", v + 1, 0)};
+    assert_int_equal(accept_batch(f, batch, 1), 1); /* settled: obsolete */
+    get_miss(f, "a");
+    get_miss(f, "b");
+    assert_int_equal(replica_put(f, "a", "after", v + 11, NULL), STORE_OK);
+    assert_true(get_value(f, "a", "after") == v + 11);
+    /* The clock moved past the invalidation's version. */
+    assert_true(route_stamp(&f->rt) > v + 10);
+}
+
+/* Version 0 (an older peer) and a version from a clock too far ahead clear
+ * what is held, newer or not, and leave no tombstone. */
+static void test_invalidate_keys_unversioned(void **state)
+{
+    fx_t *f = *state;
+    uint64_t v = route_stamp(&f->rt);
+    const peer_bytes_t k = {(const uint8_t *)"k", 1};
+    assert_int_equal(replica_put(f, "k", "v", v, NULL), STORE_OK);
+    assert_int_equal(route_local_invalidate_keys(&f->w, &k, 1, 0), 1);
+    get_miss(f, "k");
+    assert_int_equal(replica_put(f, "k", "v", v, NULL), STORE_OK);
+    uint64_t runaway = (uint64_t)(T0_MS + 3600 * 1000) << HLC_LOGICAL_BITS;
+    assert_int_equal(route_local_invalidate_keys(&f->w, &k, 1, runaway), 1);
+    assert_int_equal(atomic_load(&f->rt.stats.clock_refusals), 1);
+    get_miss(f, "k");
+    assert_int_equal(replica_put(f, "k", "v", v + 1, NULL), STORE_OK);
+    assert_true(route_stamp(&f->rt) < runaway);
+    assert_int_equal(tomb_count(f->rt.tomb, T0_MS), 0);
+}
+
+/* A pattern invalidation leaves a pattern tombstone: fills of matching keys
+ * older than it are refused, whether the key was held or not; newer fills
+ * and other keys go through; a dry run leaves nothing. */
+static void test_invalidate_pattern_versioned(void **state)
+{
+    fx_t *f = *state;
+    uint64_t v = route_stamp(&f->rt), matched, invalidated;
+    assert_int_equal(replica_put(f, "user:1", "old", v, NULL), STORE_OK);
+    assert_int_equal(replica_put(f, "user:2", "newer", v + 30, NULL), STORE_OK);
+    route_local_invalidate_pattern(&f->w, "user:*", 6, true, v + 10, &matched, &invalidated);
+    assert_int_equal(matched, 2);
+    assert_int_equal(tomb_pattern_count(f->rt.tomb, T0_MS), 0);
+    assert_int_equal(replica_put(f, "user:9", "x", v + 1, NULL), STORE_OK);
+    route_local_invalidate_pattern(&f->w, "user:*", 6, false, v + 10, &matched, &invalidated);
+    assert_int_equal(matched, 3);
+    assert_int_equal(invalidated, 2); /* user:2 is newer: kept */
+    assert_int_equal(atomic_load(&f->metrics.invalidations), 2);
+    get_miss(f, "user:1");
+    get_miss(f, "user:9");
+    assert_true(get_value(f, "user:2", "newer") == v + 30);
+    assert_int_equal(tomb_pattern_count(f->rt.tomb, T0_MS), 1);
+    assert_int_equal(replica_put(f, "user:1", "late", v + 5, NULL), STORE_STALE);
+    assert_int_equal(replica_put(f, "user:7", "late", v + 5, NULL), STORE_STALE);
+    const peer_entry_t batch[] = {entry("user:8", "handed", v + 1, 0), entry("order:1", "o", v + 1, 0)};
+    assert_int_equal(accept_batch(f, batch, 2), 2);
+    get_miss(f, "user:8");
+    get_value(f, "order:1", "o");
+    assert_int_equal(replica_put(f, "user:1", "after", v + 11, NULL), STORE_OK);
+    /* Until the tombstone expires (the table's TTL, 60 s). */
+    fx_advance(f, 60 * 1000);
+    assert_int_equal(replica_put(f, "user:7", "late", v + 5, NULL), STORE_OK);
 }
 
 /* Pages through every key matching a pattern; seen[i] counts key <prefix><i>. */
@@ -822,6 +903,28 @@ static void test_scatter_pattern_alone(void **state)
     assert_int_equal(store_entry_count(f->store), 1);
 }
 
+/* The whole request, as a client's: the version is stamped by this node,
+ * and fills stamped before it are refused afterwards. */
+static void test_scatter_invalidate_refuses_older_fills(void **state)
+{
+    fx_t *f = *state;
+    uint64_t before = route_stamp(&f->rt);
+    const peer_bytes_t k = {(const uint8_t *)"k:1", 3};
+    scatter_rec_t s = {0};
+    assert_true(route_scatter_keys(&f->w, &k, 1, scatter_done, &s));
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(replica_put(f, "k:1", "late", before, NULL), STORE_STALE);
+    memset(&s, 0, sizeof s);
+    assert_true(route_scatter_pattern(&f->w, ROUTE_SCATTER_INVALIDATE, "p:*", 3, false, 0, scatter_done, &s));
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(replica_put(f, "p:1", "late", before, NULL), STORE_STALE);
+    assert_int_equal(replica_put(f, "q:1", "other", before, NULL), STORE_OK);
+    uint64_t after = route_stamp(&f->rt);
+    assert_int_equal(replica_put(f, "k:1", "new", after, NULL), STORE_OK);
+    assert_int_equal(replica_put(f, "p:1", "new", after, NULL), STORE_OK);
+    assert_true(tomb_refused(f->rt.tomb) == 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -838,9 +941,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ring_primary_local, setup_ring, teardown),
         cmocka_unit_test_setup_teardown(test_ring_invalidate_counts_primaries, setup_ring, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate_pattern, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalidate_keys_versioned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalidate_keys_unversioned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalidate_pattern_versioned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_small_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scatter_pattern_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scatter_invalidate_refuses_older_fills, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for tombstones: newer deletes refuse older fills, expiry, and
- * the bound on the table. */
+ * the bound on the table; the same for pattern tombstones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,12 +50,106 @@ static void test_bounded(void **state)
     tomb_free(t);
 }
 
+/* A pattern tombstone refuses older fills of the keys it matches, and only
+ * those, until it expires. */
+static void test_pattern_refuses_older_fills(void **state)
+{
+    (void)state;
+    tomb_t *t = tomb_new(64, 1000);
+    assert_non_null(t);
+    assert_true(tomb_add_pattern(t, "users:*", 7, 10, 0));
+    assert_int_equal(tomb_pattern_count(t, 0), 1);
+    assert_true(tomb_blocks(t, "users:1", 7, 9, 10));     /* written before the invalidation */
+    assert_false(tomb_blocks(t, "users:1", 7, 10, 10));   /* not older */
+    assert_false(tomb_blocks(t, "users:1", 7, 11, 10));   /* written after it */
+    assert_false(tomb_blocks(t, "orders:1", 8, 9, 10));   /* not matched */
+    assert_false(tomb_blocks(t, "users", 5, 9, 10));
+    assert_int_equal(tomb_refused(t), 1);
+    /* The same pattern again keeps the newer version and refreshes the TTL. */
+    assert_true(tomb_add_pattern(t, "users:*", 7, 5, 500));
+    assert_int_equal(tomb_pattern_count(t, 500), 1);
+    assert_true(tomb_blocks(t, "users:2", 7, 9, 1499));
+    assert_false(tomb_blocks(t, "users:2", 7, 9, 1500));
+    assert_int_equal(tomb_pattern_count(t, 1500), 0);
+    /* A key tombstone and a pattern tombstone: the newer one decides. */
+    tomb_add(t, "users:3", 7, 20, 2000);
+    assert_true(tomb_add_pattern(t, "users:?", 7, 30, 2000));
+    assert_true(tomb_blocks(t, "users:3", 7, 25, 2000));
+    assert_false(tomb_blocks(t, "users:3", 7, 31, 2000));
+    /* What a peer checking its copy is told: the newest delete covering the key. */
+    assert_true(tomb_version(t, "users:3", 7, 2000) == 30);
+    assert_true(tomb_version(t, "users:4", 7, 2000) == 30);
+    assert_true(tomb_version(t, "orders:4", 8, 2000) == 0);
+    assert_int_equal(tomb_pattern_evictions(t), 0);
+    tomb_free(t);
+}
+
+/* Patterns out of bounds are not recorded. */
+static void test_pattern_bad_input(void **state)
+{
+    (void)state;
+    tomb_t *t = tomb_new(64, 1000);
+    static char big[LIMITS_KEY_MAX + 1];
+    memset(big, '*', sizeof big);
+    assert_false(tomb_add_pattern(t, "", 0, 10, 0));
+    assert_false(tomb_add_pattern(t, NULL, 3, 10, 0));
+    assert_false(tomb_add_pattern(t, big, sizeof big, 10, 0));
+    assert_true(tomb_add_pattern(t, big, LIMITS_KEY_MAX, 10, 0));
+    assert_int_equal(tomb_pattern_count(t, 0), 1);
+    assert_true(tomb_blocks(t, "k", 1, 9, 0));
+    tomb_free(t);
+}
+
+/* At most TOMB_PATTERNS live patterns: the one closest to expiry gives
+ * way, counted; expired ones are reused without counting. */
+static void test_pattern_bounded(void **state)
+{
+    (void)state;
+    tomb_t *t = tomb_new(64, 1000);
+    char pat[32], key[32];
+    for (int i = 0; i < TOMB_PATTERNS; i++) {
+        snprintf(pat, sizeof pat, "p%d:*", i);
+        assert_true(tomb_add_pattern(t, pat, strlen(pat), 100, i));
+    }
+    assert_int_equal(tomb_pattern_count(t, TOMB_PATTERNS), TOMB_PATTERNS);
+    assert_int_equal(tomb_pattern_evictions(t), 0);
+    /* One more: p0:* (added first, closest to expiry) gives way. */
+    assert_true(tomb_add_pattern(t, "new:*", 5, 100, TOMB_PATTERNS));
+    assert_int_equal(tomb_pattern_count(t, TOMB_PATTERNS), TOMB_PATTERNS);
+    assert_int_equal(tomb_pattern_evictions(t), 1);
+    assert_false(tomb_blocks(t, "p0:k", 4, 50, TOMB_PATTERNS));
+    assert_true(tomb_blocks(t, "p1:k", 4, 50, TOMB_PATTERNS));
+    assert_true(tomb_blocks(t, "new:k", 5, 50, TOMB_PATTERNS));
+    snprintf(key, sizeof key, "p%d:k", TOMB_PATTERNS - 1);
+    assert_true(tomb_blocks(t, key, strlen(key), 50, TOMB_PATTERNS));
+    /* Once all have expired, new ones take their places: no eviction. */
+    int64_t later = 10 * 1000;
+    assert_int_equal(tomb_pattern_count(t, later), 0);
+    assert_false(tomb_blocks(t, "p1:k", 4, 50, later));
+    for (int i = 0; i < TOMB_PATTERNS; i++) {
+        snprintf(pat, sizeof pat, "q%d:*", i);
+        assert_true(tomb_add_pattern(t, pat, strlen(pat), 100, later));
+    }
+    assert_int_equal(tomb_pattern_evictions(t), 1);
+    assert_int_equal(tomb_pattern_count(t, later), TOMB_PATTERNS);
+    tomb_metrics_t m;
+    tomb_get_metrics(t, later, &m);
+    assert_int_equal(m.patterns, TOMB_PATTERNS);
+    assert_int_equal(m.pattern_evictions, 1);
+    tomb_get_metrics(NULL, later, &m);
+    assert_int_equal(m.patterns, 0);
+    tomb_free(t);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refuses_older_fills),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_pattern_refuses_older_fills),
+        cmocka_unit_test(test_pattern_bad_input),
+        cmocka_unit_test(test_pattern_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
