@@ -105,6 +105,14 @@ uint64_t route_stamp(route_t *rt)
     return v;
 }
 
+uint64_t route_stamp_past_now(route_t *rt)
+{
+    pthread_mutex_lock(&rt->hlc_lock);
+    uint64_t v = hlc_stamp(&rt->hlc, store_now_ms(rt->store) + 1);
+    pthread_mutex_unlock(&rt->hlc_lock);
+    return v;
+}
+
 static int64_t route_max_drift(route_t *rt)
 {
     return rt->cfg->max_clock_drift_ms ? (int64_t)rt->cfg->max_clock_drift_ms : 5000;

@@ -124,6 +124,12 @@ void route_worker_free(route_worker_t *w);
 
 /* A new version from this node's hybrid logical clock. */
 uint64_t route_stamp(route_t *rt);
+/* A version newer than any other node stamped up to this millisecond (its
+ * physical part is the next one): for an operation stamped here that must
+ * beat writes the keys' primaries acknowledged just before it, in the same
+ * millisecond with a larger logical counter (an invalidation). Clock skew
+ * between nodes still counts against it (docs/ARCHITECTURE.md). */
+uint64_t route_stamp_past_now(route_t *rt);
 /* Moves the clock past a version seen from another node, unless that
  * version comes from a clock more than --max-clock-drift ahead of ours
  * (counted): one runaway clock must not drag every node's versions along. */

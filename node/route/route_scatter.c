@@ -285,7 +285,7 @@ bool route_scatter_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, r
     }
     s->nkeys = n;
     s->by_keys = true;
-    s->version = route_stamp(w->route);
+    s->version = route_stamp_past_now(w->route);
     route_scatter_run(s);
     return true;
 }
@@ -308,7 +308,7 @@ bool route_scatter_pattern(route_worker_t *w, route_scatter_kind_t kind, const c
     s->plen = plen;
     /* A preview never removes anything. */
     s->dry_run = dry_run || kind == ROUTE_SCATTER_PREVIEW;
-    if (!s->dry_run) s->version = route_stamp(w->route);
+    if (!s->dry_run) s->version = route_stamp_past_now(w->route);
     s->sample_max = sample_max;
     route_scatter_run(s);
     return true;
