@@ -295,8 +295,21 @@ static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const 
     return x;
 }
 
+/* A syncing node that has not joined anyone yet sees a ring of itself: as
+ * the sole owner it would acknowledge writes the real owners never see. */
+static bool route_write_refuse_alone(route_worker_t *w, route_reply_t reply)
+{
+    route_t *a = w->route;
+    if (!atomic_load(&a->resync.syncing)) return false;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    if (t && t->n > 1) return false;
+    reply.ops->fail(reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
+    return true;
+}
+
 void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)
 {
+    if (route_write_refuse_alone(w, reply)) return;
     if (!w->l2) {
         store_put_args_t put = *args;
         put.version = route_stamp(w->route);
@@ -316,6 +329,7 @@ void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const st
 
 void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
+    if (route_write_refuse_alone(w, reply)) return;
     if (!w->l2) {
         route_coordinate_delete_at(w, reply, key, klen, route_stamp(w->route), false);
         return;
