@@ -233,8 +233,17 @@ static void api_cache_scatter_failed(api_cache_scatter_t *sc)
     http_respond_error(r, 503, "no_memory", "out of memory");
 }
 
+/* An invalidation through a node that sees only itself would reach no one. */
+static bool api_cache_refuse_alone(api_worker_t *w, http_request_t *r)
+{
+    if (!route_syncing_alone(&w->route)) return false;
+    api_http_retry(r, METRICS_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
+    return true;
+}
+
 void api_cache_invalidate_keys(api_worker_t *w, http_request_t *r)
 {
+    if (api_cache_refuse_alone(w, r)) return;
     json_t *root = api_http_json_body(r);
     if (!root) return;
     json_t *keys = json_object_get(root, "keys");
@@ -287,6 +296,7 @@ static void api_cache_scatter_pattern(api_worker_t *w, http_request_t *r, api_ca
 
 void api_cache_invalidate_pattern(api_worker_t *w, http_request_t *r)
 {
+    if (api_cache_refuse_alone(w, r)) return;
     json_t *root = api_http_json_body(r);
     if (!root) return;
     json_t *pat = json_object_get(root, "pattern");

@@ -105,6 +105,14 @@ uint64_t route_stamp(route_t *rt)
     return v;
 }
 
+bool route_syncing_alone(route_worker_t *w)
+{
+    route_t *a = w->route;
+    if (!atomic_load(&a->resync.syncing)) return false;
+    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    return !t || t->n < 2;
+}
+
 uint64_t route_stamp_past_now(route_t *rt)
 {
     pthread_mutex_lock(&rt->hlc_lock);

@@ -151,6 +151,11 @@ static inline bool route_must_verify(route_t *rt, uint64_t loop_now_ms)
     uint64_t beat = atomic_load_explicit(&rt->heartbeat_ms, memory_order_relaxed);
     return rt->stall_ms && beat && loop_now_ms > beat + rt->stall_ms;
 }
+/* True while this node syncs and has not joined anyone yet: its ring is
+ * itself alone, so as the sole owner of everything it would acknowledge
+ * writes and invalidations the real owners never see (they get 503
+ * syncing instead). */
+bool route_syncing_alone(route_worker_t *w);
 /* True when this node is the key's primary owner (or there is no ring). */
 bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
 

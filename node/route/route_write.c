@@ -295,14 +295,9 @@ static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const 
     return x;
 }
 
-/* A syncing node that has not joined anyone yet sees a ring of itself: as
- * the sole owner it would acknowledge writes the real owners never see. */
 static bool route_write_refuse_alone(route_worker_t *w, route_reply_t reply)
 {
-    route_t *a = w->route;
-    if (!atomic_load(&a->resync.syncing)) return false;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
-    if (t && t->n > 1) return false;
+    if (!route_syncing_alone(w)) return false;
     reply.ops->fail(reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
     return true;
 }
