@@ -23,6 +23,7 @@
 #include "node/l2/l2_drainer.h"
 #include "node/l2/l2_sentinel.h"
 #include "node/member/topo.h"
+#include "node/route/resync.h"
 #include "node/worker.h"
 
 #define MAINTAIN_INTERVAL_MS 100
@@ -320,7 +321,7 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
         resync_set_self(n->resync, n->self_name, gossip_run(n->gossip));
         /* A node told where the cluster is holds nothing yet of what it
          * will own; one that founds a cluster owns nothing anyone wrote. */
-        if (n->cfg.seeds[0]) resync_begin(n->resync, RESYNC_START);
+        if (n->cfg.seeds[0]) resync_begin(n->resync, ROUTE_SYNC_START);
     }
     node_rebuild_ring(n);
     return 0;

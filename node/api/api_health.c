@@ -31,7 +31,7 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
     bool draining = atomic_load(&a->draining);
     /* Syncing: it may hold less than it owns; a balancer (or an operator
      * rolling a restart) should wait for it. */
-    bool syncing = atomic_load(&a->route.resync.syncing) != 0;
+    bool syncing = atomic_load(&a->route.sync.syncing) != 0;
     size_t entries = store_entry_count(a->store);
     /* L2 down does not make the node unready: it keeps serving from L1. */
     char l2[256];

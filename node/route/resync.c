@@ -6,7 +6,6 @@
 
 #include "node/core/closer.h"
 #include "node/core/log.h"
-#include "node/route/route.h"
 
 #define RESYNC_HEARTBEAT_MS 100
 
@@ -21,7 +20,7 @@ struct resync {
     char self[SWIM_NAME_MAX];
     uint8_t run[SWIM_ID_LEN];
     bool active;
-    resync_reason_t why;
+    route_sync_reason_t why;
     uint64_t started_ms, deadline_ms, last_beat_ms;
     unsigned round_pending;       /* SYNC requests of the current round not answered yet */
     uint64_t round;               /* bumped per round and per restart: late answers are ignored */
@@ -35,33 +34,6 @@ typedef struct resync_call {
     uint64_t round;
     char name[SWIM_NAME_MAX];
 } resync_call_t;
-
-static const char *const resync_reason_names[RESYNC_REASONS] = {"start", "stall", "rejoin"};
-
-const char *resync_reason_name(resync_reason_t why)
-{
-    return why < RESYNC_REASONS ? resync_reason_names[why] : "unknown";
-}
-
-static const metrics_desc_t resync_metrics_rows[] = {
-    METRICS_ATOMIC_GAUGE(resync_stats_t, syncing, "syncing", NULL,
-                         "1 while this node syncs: reads of its keys are checked against the other owners."),
-    METRICS_ATOMIC_COUNTER(resync_stats_t, started[RESYNC_START], "sync_started_total", "reason=\"start\"",
-                           "Times this node started syncing (it may hold less than it owns), by reason."),
-    METRICS_ATOMIC_COUNTER(resync_stats_t, started[RESYNC_STALL], "sync_started_total", "reason=\"stall\"", ""),
-    METRICS_ATOMIC_COUNTER(resync_stats_t, started[RESYNC_REJOIN], "sync_started_total", "reason=\"rejoin\"", ""),
-    METRICS_ATOMIC_COUNTER(resync_stats_t, completed, "sync_completed_total", NULL,
-                           "Syncs that ended with every other member done handing over."),
-    METRICS_ATOMIC_COUNTER(resync_stats_t, timed_out, "sync_timeouts_total", NULL,
-                           "Syncs given up after --sync-timeout (a member never answered)."),
-    {"sync_last_duration_seconds", NULL, METRICS_GAUGE, METRICS_ATOMIC_U64,
-     offsetof(resync_stats_t, last_duration_ms), "Duration of the last sync.", 1000},
-    METRICS_ATOMIC_COUNTER(resync_stats_t, verified_reads, "sync_verified_reads_total", NULL,
-                           "Reads of owned keys checked against the other owners while syncing."),
-    METRICS_ATOMIC_COUNTER(resync_stats_t, verify_repaired, "sync_verify_repaired_total", NULL,
-                           "Checked reads that found a newer value or a delete at another owner."),
-};
-const metrics_table_t resync_metrics_table = METRICS_TABLE(resync_metrics_rows);
 
 static bool resync_is_done(const resync_t *r, const char *name)
 {
@@ -90,16 +62,16 @@ static void resync_finish(resync_t *r, bool timed_out)
     r->round++;
     r->ndone = 0;
     uv_timer_stop(&r->poll);
-    atomic_store(&r->rt->resync.syncing, 0);
-    atomic_store(&r->rt->resync.last_duration_ms, took);
+    atomic_store(&r->rt->sync.syncing, 0);
+    atomic_store(&r->rt->sync.last_duration_ms, took);
     if (timed_out) {
-        atomic_fetch_add(&r->rt->resync.timed_out, 1);
+        atomic_fetch_add(&r->rt->sync.timed_out, 1);
         log_warn("sync timed out; serving what this node has",
-                 "\"reason\":\"%s\",\"duration_ms\":%llu,\"members_done\":%zu", resync_reason_name(r->why),
+                 "\"reason\":\"%s\",\"duration_ms\":%llu,\"members_done\":%zu", route_sync_reason_name(r->why),
                  (unsigned long long)took, r->ndone);
     } else {
-        atomic_fetch_add(&r->rt->resync.completed, 1);
-        log_info("synced", "\"reason\":\"%s\",\"duration_ms\":%llu", resync_reason_name(r->why),
+        atomic_fetch_add(&r->rt->sync.completed, 1);
+        log_info("synced", "\"reason\":\"%s\",\"duration_ms\":%llu", route_sync_reason_name(r->why),
                  (unsigned long long)took);
     }
 }
@@ -172,7 +144,7 @@ static void resync_heartbeat_cb(uv_timer_t *t)
     if (r->last_beat_ms && now - r->last_beat_ms > r->cfg.stall_ms) {
         log_warn("this node stood still; its keys may have changed elsewhere",
                  "\"stalled_ms\":%llu", (unsigned long long)(now - r->last_beat_ms));
-        resync_begin(r, RESYNC_STALL);
+        resync_begin(r, ROUTE_SYNC_STALL);
     }
     r->last_beat_ms = now;
     atomic_store(&r->rt->heartbeat_ms, now);
@@ -208,25 +180,25 @@ void resync_set_self(resync_t *r, const char *name, const uint8_t *run)
     memcpy(r->run, run, sizeof r->run);
 }
 
-void resync_begin(resync_t *r, resync_reason_t why)
+void resync_begin(resync_t *r, route_sync_reason_t why)
 {
     if (r->closing) return;
     uint64_t now = uv_now(r->loop);
     if (!r->active) {
         r->started_ms = now;
         r->why = why;
-        log_info("syncing", "\"reason\":\"%s\"", resync_reason_name(why));
+        log_info("syncing", "\"reason\":\"%s\"", route_sync_reason_name(why));
     }
     r->active = true;
     r->round++;
     r->round_pending = 0;
     r->ndone = 0;
     r->deadline_ms = now + r->cfg.timeout_ms;
-    atomic_fetch_add(&r->rt->resync.started[why], 1);
-    atomic_store(&r->rt->resync.syncing, 1);
+    atomic_fetch_add(&r->rt->sync.started[why], 1);
+    atomic_store(&r->rt->sync.syncing, 1);
     /* What it held from before may have been deleted elsewhere; an empty
      * L1 (a node forming a cluster) has nothing to doubt. */
-    if (why != RESYNC_START && store_entry_count(r->rt->store) > 0)
+    if (why != ROUTE_SYNC_START && store_entry_count(r->rt->store) > 0)
         atomic_store(&r->rt->verify_until_ms, now + r->cfg.verify_ms);
     uv_timer_start(&r->poll, resync_poll_cb, 0, r->cfg.poll_ms);
 }
@@ -236,7 +208,7 @@ void resync_ring_changed(resync_t *r, size_t kept, size_t added)
     /* This node's previous view was at most half of the new one: it was on
      * the small side of a partition (or alone, joining) and the others may
      * have written and deleted its keys meanwhile. */
-    if (added > 0 && added >= kept) resync_begin(r, RESYNC_REJOIN);
+    if (added > 0 && added >= kept) resync_begin(r, ROUTE_SYNC_REJOIN);
     /* A member that was done may have restarted: ask everyone again. */
     else if (r->active) r->ndone = 0;
 }

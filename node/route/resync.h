@@ -21,8 +21,8 @@
  * once synced: what this node held from before may have been deleted
  * elsewhere, and the other owners' tombstones say so only that long.
  *
- * Threads: main loop only; the state workers read (the stats' syncing,
- * route_t's verify_until_ms and heartbeat_ms) is atomic. Ownership: the creator owns the
+ * Threads: main loop only; the state workers read (route_t's sync stats,
+ * verify_until_ms and heartbeat_ms) is atomic. Ownership: the creator owns the
  * resync_t (resync_close, then resync_free after `done`); it owns its peer
  * pool and borrows the route_t.
  */
@@ -34,29 +34,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "node/metrics/metrics.h"
 #include "node/peer/peer.h"
-
-struct route;
-
-typedef enum {
-    RESYNC_START = 0,   /* the process started */
-    RESYNC_STALL,       /* the loops stood still longer than the peer timeout */
-    RESYNC_REJOIN,      /* the ring grew by at least as many members as it kept */
-    RESYNC_REASONS
-} resync_reason_t;
-
-typedef struct resync_stats {
-    atomic_int_fast64_t syncing;           /* 1 while syncing */
-    atomic_uint_fast64_t started[RESYNC_REASONS];
-    atomic_uint_fast64_t completed, timed_out;
-    atomic_uint_fast64_t last_duration_ms;
-    atomic_uint_fast64_t verified_reads;   /* owner reads checked against the other owners */
-    atomic_uint_fast64_t verify_repaired;  /* ... that found a newer value or tombstone elsewhere */
-} resync_stats_t;
-
-/* resync_stats_t's series in /metrics. */
-extern const metrics_table_t resync_metrics_table;
+#include "node/route/route.h"
 
 typedef struct resync_config {
     uint64_t timeout_ms;     /* --sync-timeout */
@@ -67,17 +46,16 @@ typedef struct resync_config {
 
 typedef struct resync resync_t;
 
-resync_t *resync_new(uv_loop_t *loop, struct route *rt, const peer_pool_config_t *pool_cfg,
+resync_t *resync_new(uv_loop_t *loop, route_t *rt, const peer_pool_config_t *pool_cfg,
                      const resync_config_t *cfg);
 /* This node's name and run (SWIM id), once gossip started. */
 void resync_set_self(resync_t *r, const char *name, const uint8_t *run);
 /* Starts syncing (or restarts the wait when already syncing). */
-void resync_begin(resync_t *r, resync_reason_t why);
+void resync_begin(resync_t *r, route_sync_reason_t why);
 /* A new ring was published: `kept` members were in the previous one, `added`
  * were not (this node not counted). */
 void resync_ring_changed(resync_t *r, size_t kept, size_t added);
 bool resync_active(const resync_t *r);
-const char *resync_reason_name(resync_reason_t why);
 void resync_close(resync_t *r, void (*done)(void *arg), void *arg);
 void resync_free(resync_t *r);
 

@@ -31,6 +31,33 @@ static const metrics_desc_t route_metrics_rows[] = {
 };
 const metrics_table_t route_metrics_table = METRICS_TABLE(route_metrics_rows);
 
+static const char *const route_sync_reason_names[ROUTE_SYNC_REASONS] = {"start", "stall", "rejoin"};
+
+const char *route_sync_reason_name(route_sync_reason_t why)
+{
+    return why < ROUTE_SYNC_REASONS ? route_sync_reason_names[why] : "unknown";
+}
+
+static const metrics_desc_t route_sync_metrics_rows[] = {
+    METRICS_ATOMIC_GAUGE(route_sync_stats_t, syncing, "syncing", NULL,
+                         "1 while this node syncs: reads of its keys are checked against the other owners."),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_START], "sync_started_total", "reason=\"start\"",
+                           "Times this node started syncing (it may hold less than it owns), by reason."),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_STALL], "sync_started_total", "reason=\"stall\"", ""),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_REJOIN], "sync_started_total", "reason=\"rejoin\"", ""),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, completed, "sync_completed_total", NULL,
+                           "Syncs that ended with every other member done handing over."),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, timed_out, "sync_timeouts_total", NULL,
+                           "Syncs given up after --sync-timeout (a member never answered)."),
+    {"sync_last_duration_seconds", NULL, METRICS_GAUGE, METRICS_ATOMIC_U64,
+     offsetof(route_sync_stats_t, last_duration_ms), "Duration of the last sync.", 1000},
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, verified_reads, "sync_verified_reads_total", NULL,
+                           "Reads of owned keys checked against the other owners while syncing."),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, verify_repaired, "sync_verify_repaired_total", NULL,
+                           "Checked reads that found a newer value or a delete at another owner."),
+};
+const metrics_table_t route_sync_metrics_table = METRICS_TABLE(route_sync_metrics_rows);
+
 void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *metrics)
 {
     memset(rt, 0, sizeof *rt);
@@ -108,7 +135,7 @@ uint64_t route_stamp(route_t *rt)
 bool route_syncing_alone(route_worker_t *w)
 {
     route_t *a = w->route;
-    if (!atomic_load(&a->resync.syncing)) return false;
+    if (!atomic_load(&a->sync.syncing)) return false;
     topo_t *t = topo_cache_get(&w->topo, &a->topo);
     return !t || t->n < 2;
 }

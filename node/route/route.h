@@ -38,12 +38,33 @@
 #include "node/peer/peer.h"
 #include "node/peer/peer_server.h"
 #include "node/route/handoff.h"
-#include "node/route/resync.h"
 #include "node/store/store.h"
 #include "node/store/tomb.h"
 
 /* Which operation a forward is (route_stats_t.forwarded[] index). */
 enum { ROUTE_FWD_GET = 0, ROUTE_FWD_PUT = 1, ROUTE_FWD_DELETE = 2 };
+
+/* Syncing (driven by node/route/resync; see there): why it started. */
+typedef enum {
+    ROUTE_SYNC_START = 0,   /* the process started */
+    ROUTE_SYNC_STALL,       /* the loops stood still longer than the peer timeout */
+    ROUTE_SYNC_REJOIN,      /* the ring grew by at least as many members as it kept */
+    ROUTE_SYNC_REASONS
+} route_sync_reason_t;
+
+typedef struct resync_stats {
+    atomic_int_fast64_t syncing;           /* 1 while syncing */
+    atomic_uint_fast64_t started[ROUTE_SYNC_REASONS];
+    atomic_uint_fast64_t completed, timed_out;
+    atomic_uint_fast64_t last_duration_ms;
+    atomic_uint_fast64_t verified_reads;   /* owner reads checked against the other owners */
+    atomic_uint_fast64_t verify_repaired;  /* ... that found a newer value or tombstone elsewhere */
+} route_sync_stats_t;
+
+/* route_sync_stats_t's series in /metrics. */
+extern const metrics_table_t route_sync_metrics_table;
+
+const char *route_sync_reason_name(route_sync_reason_t why);
 
 /* Data-path counters (atomic: every worker adds). */
 typedef struct route_stats {
@@ -78,7 +99,7 @@ typedef struct route {
     handoff_stats_t handoff;
     l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
     tomb_t *tomb;                              /* recent deletes; NULL if it could not be made */
-    resync_stats_t resync;                     /* syncing (node/route/resync.h) */
+    route_sync_stats_t sync;                   /* syncing (node/route/resync.h) */
     atomic_uint_fast64_t verify_until_ms;      /* owner reads are checked until then (uv_now: every
                                                 * loop reads the same monotonic clock) */
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
@@ -146,7 +167,7 @@ int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e);
  * stall (the process just woke up, and the main loop has yet to notice). */
 static inline bool route_must_verify(route_t *rt, uint64_t loop_now_ms)
 {
-    if (atomic_load_explicit(&rt->resync.syncing, memory_order_relaxed)) return true;
+    if (atomic_load_explicit(&rt->sync.syncing, memory_order_relaxed)) return true;
     if (atomic_load_explicit(&rt->verify_until_ms, memory_order_relaxed) > loop_now_ms) return true;
     uint64_t beat = atomic_load_explicit(&rt->heartbeat_ms, memory_order_relaxed);
     return rt->stall_ms && beat && loop_now_ms > beat + rt->stall_ms;

@@ -298,9 +298,9 @@ static void route_flight_verified(route_flight_t *f)
     uint64_t mine = a->tomb ? tomb_version(a->tomb, f->key, f->klen, now) : 0;
     bool have = store_get(a->store, f->key, f->klen, &e) == STORE_OK;
     if (have && store_entry_version(e) > mine) mine = store_entry_version(e);
-    atomic_fetch_add(&a->resync.verified_reads, 1);
+    atomic_fetch_add(&a->sync.verified_reads, 1);
     if (b->version > mine) {
-        atomic_fetch_add(&a->resync.verify_repaired, 1);
+        atomic_fetch_add(&a->sync.verify_repaired, 1);
         if (have) store_entry_release(e);
         if (b->deleted) {
             route_observe(a, b->version);
@@ -332,7 +332,7 @@ static void route_flight_verified(route_flight_t *f)
         route_flight_ask_l2(f);
         return;
     }
-    route_flight_answer(f, b->answered || !atomic_load(&a->resync.syncing) ? ROUTE_OUT_MISS : ROUTE_OUT_SYNCING,
+    route_flight_answer(f, b->answered || !atomic_load(&a->sync.syncing) ? ROUTE_OUT_MISS : ROUTE_OUT_SYNCING,
                         NULL, NULL);
 }
 
@@ -524,7 +524,7 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
         return;
     }
     /* Syncing before it joined anyone: "not found" would be a guess. */
-    if (atomic_load(&a->resync.syncing)) {
+    if (atomic_load(&a->sync.syncing)) {
         wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
         return;
     }
