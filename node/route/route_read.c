@@ -507,6 +507,13 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
         route_flight_join(w, ROUTE_FLIGHT_VERIFY, wt, k, t, prev, owner);
         return;
     }
+    /* Syncing before it joined anyone: the others may already hand it keys
+     * and copy it writes, but it cannot tell which of them are current. */
+    if (route_syncing_alone(w)) {
+        if (w->l2) route_flight_join(w, ROUTE_FLIGHT_L2, wt, k, t, NULL, owner);
+        else wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
+        return;
+    }
     if (store_get(a->store, k->key, k->klen, &e) == STORE_OK) {
         route_value_t v = {.version = store_entry_version(e), .ttl_ms = route_entry_ttl_ms(a, e),
                          .node = route_self_name(a), .owner = owner};
@@ -521,11 +528,6 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
     }
     if (w->l2) {
         route_flight_join(w, ROUTE_FLIGHT_L2, wt, k, t, NULL, owner);
-        return;
-    }
-    /* Syncing before it joined anyone: "not found" would be a guess. */
-    if (atomic_load(&a->sync.syncing)) {
-        wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
         return;
     }
     route_waiter_miss(a, wt, NULL, owner);
