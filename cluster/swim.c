@@ -47,6 +47,7 @@ struct swim {
     int64_t next_probe_ms;       /* end of this period, start of the next */
     int64_t next_gossip_ms;
     int64_t next_push_pull_ms;
+    int64_t stale_probe_pp_ms;   /* earliest next push-pull answering a probe for a previous run of us */
     bool push_pull_placed;       /* the first exchange got its random place */
     int64_t susp_next_ms;        /* earliest suspicion deadline (or later) */
 
@@ -768,6 +769,16 @@ static void swim_dispatch(const swim_msg_t *m, void *ctx)
     case SWIM_MSG_PING:
         if (!swim_id_equal(&m->target, &s->self_id)) {
             s->stats.drops_wrong_target++;
+            /* Most likely the sender still probes a previous run of this
+             * node (restarted before anyone saw it die): a full state
+             * exchange tells it about this run and tells us about the
+             * cluster, rather than both waiting for the periodic push-pull
+             * (a node whose only seed is itself knows no one else). At most
+             * one per probe interval. */
+            if (s->cb.push_pull && c->now >= s->stale_probe_pp_ms) {
+                s->stale_probe_pp_ms = c->now + (int64_t)s->cfg.probe_interval_ms;
+                s->cb.push_pull(s->cb.ctx, c->from);
+            }
             break;
         }
         {

@@ -29,6 +29,8 @@ typedef struct harness {
     swim_event_type_t events[256];
     char event_names[256][SWIM_NAME_MAX];
     size_t nevents;
+    swim_addr_t push_pull_to;
+    size_t npush_pulls;
 } harness_t;
 
 static harness_t H;
@@ -58,6 +60,13 @@ static void on_event(void *ctx, const swim_event_t *ev)
     H.nevents++;
 }
 
+static void on_push_pull(void *ctx, const swim_addr_t *to)
+{
+    (void)ctx;
+    H.push_pull_to = *to;
+    H.npush_pulls++;
+}
+
 static swim_member_info_t member(int i)
 {
     swim_member_info_t m;
@@ -82,7 +91,7 @@ static void start(bool lifeguard)
     c.lifeguard = lifeguard;
     c.push_pull_interval_ms = 0;
     c.seed = 42;
-    swim_callbacks_t cb = {.send = on_send, .event = on_event, .ctx = NULL};
+    swim_callbacks_t cb = {.send = on_send, .event = on_event, .push_pull = on_push_pull, .ctx = NULL};
     H.core = swim_new(&c, &cb, 0);
     assert_non_null(H.core);
 }
@@ -311,6 +320,18 @@ static void test_ping_answers_and_wrong_target(void **state)
     swim_stats_t st;
     swim_get_stats(H.core, &st);
     assert_int_equal(st.drops_wrong_target, 1);
+    /* Not acked, but answered with a state exchange with the prober, at
+     * most once per probe interval. */
+    assert_int_equal(H.nsent, 1);
+    assert_int_equal(H.npush_pulls, 1);
+    swim_addr_t prober = member(5).gossip;
+    assert_memory_equal(&H.push_pull_to, &prober, sizeof prober);
+    deliver(&ping, 1, 5, 10);
+    assert_int_equal(H.npush_pulls, 1);
+    swim_config_t dc;
+    swim_config_default(&dc);
+    deliver(&ping, 1, 5, (int64_t)dc.probe_interval_ms);
+    assert_int_equal(H.npush_pulls, 2);
     uint8_t junk[] = {0x93, 0x01};
     swim_addr_t a = member(5).gossip;
     swim_recv(H.core, &a, junk, sizeof junk, 0);
