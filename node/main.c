@@ -319,9 +319,6 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     gossip_subscribe(n->gossip, node_gossip_event, n);
     if (n->resync) {
         resync_set_self(n->resync, n->self_name, gossip_run(n->gossip));
-        /* A node told where the cluster is holds nothing yet of what it
-         * will own; one that founds a cluster owns nothing anyone wrote. */
-        if (n->cfg.seeds[0]) resync_begin(n->resync, ROUTE_SYNC_START);
     }
     node_rebuild_ring(n);
     return 0;
@@ -502,6 +499,11 @@ int main(int argc, char **argv)
                               .verify_ms = ROUTE_TOMB_TTL_MS};
         pc.request_timeout_ms = n.cfg.peer_timeout_ms;
         n.resync = resync_new(n.loop, &n.api.route, &pc, &rc);
+        /* A node told where the cluster is holds nothing yet of what it
+         * will own; one that founds a cluster owns nothing anyone wrote.
+         * Before the workers take their first request: until gossip runs
+         * there is no ring, and a read would be a confident 404. */
+        if (n.resync && n.cfg.seeds[0]) resync_begin(n.resync, ROUTE_SYNC_START);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
