@@ -196,7 +196,7 @@ static void peer_client_on_msg(peer_conn_t *c, const peer_msg_t *m, void *ctx);
 static void peer_client_on_close(peer_conn_t *c, int err, void *ctx);
 
 /* Gives the connection up; pending requests are the caller's business. */
-static void peer_node_disconnect(peer_node_t *n)
+static void peer_node_drop_link(peer_node_t *n, bool reset)
 {
     if (!n->link) return;
     peer_link_t *l = n->link;
@@ -205,7 +205,13 @@ static void peer_node_disconnect(peer_node_t *n)
     l->node = NULL;
     if (n->connected) atomic_fetch_sub(&peer_stats(n->pool)->connections_out, 1);
     n->connected = false;
-    peer_conn_close(l->conn, 0);
+    if (reset) peer_conn_abort(l->conn, UV_ETIMEDOUT);
+    else peer_conn_close(l->conn, 0);
+}
+
+static void peer_node_disconnect(peer_node_t *n)
+{
+    peer_node_drop_link(n, false);
 }
 
 static void peer_node_backoff(peer_node_t *n)
@@ -408,11 +414,28 @@ static void peer_sweep_cb(uv_timer_t *t)
             *tail = q;
             tail = &q->next;
         }
-        if (expired) peer_node_failure(n);
+        /* A request we gave up on may still be in flight (a partition
+         * holds it back): were it delivered after the partition heals, the
+         * owner would carry it out then, stamped anew, over newer writes.
+         * Resetting the connection drops it; what else was pending on it
+         * fails now and goes to the next owner. */
+        peer_pending_t *cut = NULL;
+        if (expired) {
+            peer_node_failure(n);
+            peer_node_drop_link(n, true);
+            cut = n->head;
+            n->head = n->tail = NULL;
+            for (peer_pending_t *x = cut; x; x = x->next) peer_pending_uncount(n, x);
+        }
         while (expired) {
             peer_pending_t *q = expired;
             expired = q->next;
             peer_pending_complete(p, q, PEER_ERR_TIMEOUT, NULL);
+        }
+        while (cut) {
+            peer_pending_t *q = cut;
+            cut = q->next;
+            peer_pending_complete(p, q, PEER_ERR_CLOSED, NULL);
         }
     }
     /* Only once every callback ran: one may have sent a request to a node

@@ -156,6 +156,15 @@ void peer_conn_close(peer_conn_t *c, int err)
     uv_close((uv_handle_t *)&c->tcp, peer_conn_closed_cb);
 }
 
+void peer_conn_abort(peer_conn_t *c, int err)
+{
+    if (c->closing) return;
+    c->closing = true;
+    c->close_err = err;
+    /* Refused once a shutdown is under way: close the ordinary way then. */
+    if (uv_tcp_close_reset(&c->tcp, peer_conn_closed_cb) != 0) uv_close((uv_handle_t *)&c->tcp, peer_conn_closed_cb);
+}
+
 static void peer_conn_drop(peer_conn_t *c, peer_drop_t why)
 {
     atomic_fetch_add(&c->cfg.stats->drops[why], 1);

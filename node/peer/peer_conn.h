@@ -102,6 +102,10 @@ void peer_conn_accept_preamble(peer_conn_t *c);
 int peer_conn_send(peer_conn_t *c, const peer_msg_t *m);
 /* Closes (idempotent); on_close(err) follows from the loop. */
 void peer_conn_close(peer_conn_t *c, int err);
+/* Closes with a reset: what is queued, or sent and not yet acknowledged by
+ * the other side's kernel, is dropped instead of delivered later (a request
+ * given up on must not be carried out after a partition heals). */
+void peer_conn_abort(peer_conn_t *c, int err);
 bool peer_conn_closing(const peer_conn_t *c);
 void *peer_conn_ctx(const peer_conn_t *c);
 void peer_conn_set_ctx(peer_conn_t *c, void *ctx);

@@ -63,6 +63,7 @@ static void resync_finish(resync_t *r, bool timed_out)
     r->ndone = 0;
     uv_timer_stop(&r->poll);
     atomic_store(&r->rt->sync.syncing, 0);
+    atomic_store(&r->rt->woke, false);
     atomic_store(&r->rt->sync.last_duration_ms, took);
     if (timed_out) {
         atomic_fetch_add(&r->rt->sync.timed_out, 1);
@@ -195,6 +196,7 @@ void resync_begin(resync_t *r, route_sync_reason_t why)
     r->ndone = 0;
     r->deadline_ms = now + r->cfg.timeout_ms;
     atomic_fetch_add(&r->rt->sync.started[why], 1);
+    if (why == ROUTE_SYNC_STALL) atomic_store(&r->rt->woke, true);
     atomic_store(&r->rt->sync.syncing, 1);
     /* What it held from before may have been deleted elsewhere; an empty
      * L1 (a node forming a cluster) has nothing to doubt. */

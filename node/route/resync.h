@@ -8,7 +8,10 @@
  * as many members as it kept). While syncing:
  *   - every read of a key it owns is checked against the key's other
  *     owners, newest version (or tombstone) wins (route_read);
- *   - `/ready` answers 503 `syncing`.
+ *   - `/ready` answers 503 `syncing`;
+ *   - after a stall, writes and invalidations are refused (503 syncing):
+ *     what waited in its sockets meanwhile would be stamped now, over
+ *     writes made elsewhere after its sender gave up on it.
  * It stops syncing once every other alive member of the ring answered a
  * SYNC with "done": that member's ring holds this node in its current run
  * and its handoff has finished, so whatever it had for us is here. The

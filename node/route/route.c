@@ -140,6 +140,11 @@ bool route_syncing_alone(route_worker_t *w)
     return !t || t->n < 2;
 }
 
+bool route_refuses_writes(route_worker_t *w)
+{
+    return atomic_load(&w->route->woke) || route_stalled(w->route, uv_now(w->loop)) || route_syncing_alone(w);
+}
+
 uint64_t route_stamp_past_now(route_t *rt)
 {
     pthread_mutex_lock(&rt->hlc_lock);

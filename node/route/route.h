@@ -104,6 +104,7 @@ typedef struct route {
                                                 * loop reads the same monotonic clock) */
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
     uint64_t stall_ms;                         /* a heartbeat older than this: the process stood still */
+    atomic_bool woke;                          /* back from a stall and not synced yet: no writes */
 } route_t;
 
 /* What one worker loop owns. */
@@ -165,18 +166,32 @@ int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e);
  * owners: it is syncing, came back from a stall or a rejoin less than a
  * tombstone TTL ago, or the main loop has not ticked for longer than a
  * stall (the process just woke up, and the main loop has yet to notice). */
+/* True when the main loop has not ticked for longer than a stall: the
+ * process just woke (SIGCONT, a VM resumed) and the main loop has yet to
+ * notice. What it reads now may have waited in a socket all along. */
+static inline bool route_stalled(route_t *rt, uint64_t loop_now_ms)
+{
+    uint64_t beat = atomic_load_explicit(&rt->heartbeat_ms, memory_order_relaxed);
+    return rt->stall_ms && beat && loop_now_ms > beat + rt->stall_ms;
+}
 static inline bool route_must_verify(route_t *rt, uint64_t loop_now_ms)
 {
     if (atomic_load_explicit(&rt->sync.syncing, memory_order_relaxed)) return true;
     if (atomic_load_explicit(&rt->verify_until_ms, memory_order_relaxed) > loop_now_ms) return true;
-    uint64_t beat = atomic_load_explicit(&rt->heartbeat_ms, memory_order_relaxed);
-    return rt->stall_ms && beat && loop_now_ms > beat + rt->stall_ms;
+    return route_stalled(rt, loop_now_ms);
 }
 /* True while this node syncs and has not joined anyone yet: its ring is
  * itself alone, so as the sole owner of everything it would acknowledge
  * writes and invalidations the real owners never see (they get 503
  * syncing instead). */
 bool route_syncing_alone(route_worker_t *w);
+/* True when a write or invalidation must be refused (503 syncing) rather
+ * than stamped here now: route_syncing_alone, or the process woke from a
+ * stall and has not synced since (route_stalled, then `woke`): a request
+ * may have waited in a socket while its client, or the node that forwarded
+ * it, gave up and wrote elsewhere, and stamped now it would overwrite those
+ * newer writes. Clients and forwarders go to another owner meanwhile. */
+bool route_refuses_writes(route_worker_t *w);
 /* True when this node is the key's primary owner (or there is no ring). */
 bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
 

@@ -295,16 +295,16 @@ static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const 
     return x;
 }
 
-static bool route_write_refuse_alone(route_worker_t *w, route_reply_t reply)
+static bool route_write_refused(route_worker_t *w, route_reply_t reply)
 {
-    if (!route_syncing_alone(w)) return false;
-    reply.ops->fail(reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing and has not joined the cluster yet");
+    if (!route_refuses_writes(w)) return false;
+    reply.ops->fail(reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing (it has not joined the cluster yet, or just woke from a stall)");
     return true;
 }
 
 void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)
 {
-    if (route_write_refuse_alone(w, reply)) return;
+    if (route_write_refused(w, reply)) return;
     if (!w->l2) {
         store_put_args_t put = *args;
         put.version = route_stamp(w->route);
@@ -324,7 +324,7 @@ void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const st
 
 void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
-    if (route_write_refuse_alone(w, reply)) return;
+    if (route_write_refused(w, reply)) return;
     if (!w->l2) {
         route_coordinate_delete_at(w, reply, key, klen, route_stamp(w->route), false);
         return;
@@ -469,11 +469,13 @@ static bool route_fwd_start(route_worker_t *w, route_reply_t reply, int kind, co
 
 void route_write_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)
 {
+    if (route_write_refused(w, reply)) return;
     if (!route_fwd_start(w, reply, ROUTE_FWD_PUT, args)) route_write_coordinate_put(w, reply, args);
 }
 
 void route_write_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
+    if (route_write_refused(w, reply)) return;
     store_put_args_t args = {.key = key, .key_len = klen};
     if (!route_fwd_start(w, reply, ROUTE_FWD_DELETE, &args)) route_write_coordinate_delete(w, reply, key, klen);
 }

@@ -4,8 +4,8 @@
 # the other owners; until they are done it says `syncing` on /ready and
 # checks every read of its keys with them, so no acknowledged write reads
 # as missing through it. A node that stood still (SIGSTOP) past a peer
-# timeout syncs again when it wakes, and does not serve a value deleted
-# while it slept.
+# timeout syncs again when it wakes, refuses the write that waited in its
+# socket meanwhile, and does not serve a value deleted while it slept.
 source "$(dirname "$0")/lib.sh"
 
 N=300
@@ -62,12 +62,18 @@ assert_eq "200:$N" "$(curl -s -K "$TEST_TMP/get3.cfg" | sort | uniq -c | awk '{p
 
 # --- SIGSTOP past the peer timeout: a delete meanwhile is not served ---
 kill -STOP "${PID[n2]}"
+# A write sent to the stopped node waits in its socket; carried out when it
+# wakes, it would be stamped then, over whatever was written meanwhile.
+curl -s -o /dev/null -w '%{http_code}' -X PUT --data late "${URL[n2]}/api/cache/late" >"$TEST_TMP/late.code" &
+late_pid=$!
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "${URL[n1]}/api/cache/k7")
 # The delete waits on no one asleep only with fewer write acks; with "all"
 # it is refused (503) while n2 sleeps: then k7 stays, and that is the
 # honest answer. Either way n2 must agree with n1 after it wakes.
 sleep 1.5 # the fault itself: stopped longer than a stall (max(--peer-timeout, 1 s))
 kill -CONT "${PID[n2]}"
+wait "$late_pid"
+assert_eq 503 "$(cat "$TEST_TMP/late.code")" "a PUT that waited through the stall is refused, not stamped late"
 WAIT_SECONDS=20 wait_for "the stopped node noticed its stall" \
   bash -c "[[ \$(curl -s ${URL[n2]}/metrics | awk '\$1 == \"sync_started_total{reason=\\\"stall\\\"}\" {print \$2}') -ge 1 ]]"
 want=$(curl -s -o /dev/null -w '%{http_code}' "${URL[n1]}/api/cache/k7")
