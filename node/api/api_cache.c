@@ -157,6 +157,7 @@ typedef enum { API_CACHE_SC_PATTERN = 0, API_CACHE_SC_PREVIEW, API_CACHE_SC_KEYS
 typedef struct api_cache_scatter {
     http_request_t *r;
     api_cache_sc_t kind;
+    bool dry_run;
 } api_cache_scatter_t;
 
 static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
@@ -164,14 +165,22 @@ static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
     api_cache_scatter_t *sc = ctx;
     http_request_t *r = sc->r;
     api_cache_sc_t kind = sc->kind;
+    bool changes = kind != API_CACHE_SC_PREVIEW && !sc->dry_run;
     free(sc);
     const char *l2 = api_cache_l2_status(res->l2);
     bool l2_failed = res->l2 == ROUTE_SCATTER_L2_UNAVAILABLE;
+    /* Acknowledged means done: a member that did not answer may still
+     * serve the old values (the other side of a partition, a node that just
+     * stood still), so the client hears it as a failure to retry. */
+    bool incomplete = changes && res->nunreachable > 0 && !l2_failed;
     sbuf_t b;
     sbuf_init(&b);
     if (l2_failed)
         sbuf_puts(&b, "{\"error\":\"L1 is invalidated on every node but Redis is unavailable: it may still hold "
                       "the old values; retry\",\"code\":\"l2_unavailable\",");
+    else if (incomplete)
+        sbuf_puts(&b, "{\"error\":\"some members did not answer: they may still hold the old values; retry\","
+                      "\"code\":\"invalidation_incomplete\",");
     else sbuf_puts(&b, "{");
     switch (kind) {
     case API_CACHE_SC_PATTERN:
@@ -197,9 +206,9 @@ static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
         sbuf_json_string(&b, res->unreachable[i], strlen(res->unreachable[i]));
     }
     sbuf_printf(&b, "],\"nodes\":%zu}", res->nodes);
-    if (l2_failed) {
+    if (l2_failed || incomplete) {
         static const char hdr[] = "Retry-After: 1\r\n";
-        api_http_set_error(r, METRICS_ERR_L2_UNAVAILABLE);
+        api_http_set_error(r, l2_failed ? METRICS_ERR_L2_UNAVAILABLE : METRICS_ERR_INCOMPLETE);
         if (b.failed) {
             sbuf_free(&b);
             http_respond_error(r, 503, "no_memory", "out of memory building the response");
@@ -222,6 +231,7 @@ static api_cache_scatter_t *api_cache_scatter_new(http_request_t *r, api_cache_s
     }
     sc->r = r;
     sc->kind = kind;
+    sc->dry_run = false;
     return sc;
 }
 
@@ -291,6 +301,7 @@ static void api_cache_scatter_pattern(api_worker_t *w, http_request_t *r, api_ca
 {
     api_cache_scatter_t *sc = api_cache_scatter_new(r, kind);
     if (!sc) return;
+    sc->dry_run = dry_run;
     route_scatter_kind_t sk = kind == API_CACHE_SC_PREVIEW ? ROUTE_SCATTER_PREVIEW : ROUTE_SCATTER_INVALIDATE;
     if (!route_scatter_pattern(&w->route, sk, pattern, plen, dry_run, sample_max, api_cache_scatter_done, sc))
         api_cache_scatter_failed(sc);

@@ -42,6 +42,7 @@ typedef enum {
     METRICS_ERR_DRAINING,        /* 503: the node is shutting down */
     METRICS_ERR_OVERLOADED,      /* 503: over a connection limit */
     METRICS_ERR_SYNCING,         /* 503: this node is syncing and could not check with another owner */
+    METRICS_ERR_INCOMPLETE,      /* 503: an invalidation some members did not answer */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

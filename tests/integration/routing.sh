@@ -138,9 +138,18 @@ done
 batch restore PUT n1 1 "$N"
 assert_eq 0 "$(run_batch restore | grep -cv '^20[01]$')" "every key PUT again"
 kill -STOP "${PID[n1]}"
+# Both at once, while n1 is still a member (not yet declared dead).
+curl -s -o "$TEST_TMP/inval.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -d '{"keys":["not-a-key"]}' "${URL[n2]}/api/invalidate" >"$TEST_TMP/inval.code" &
+inval_pid=$!
 NODE_URL=${URL[n2]} http GET "/api/invalidate/preview?pattern=k3*"
+wait "$inval_pid"
 kill -CONT "${PID[n1]}"
 assert_eq '["n1"]' "$(printf '%s' "$BODY" | jq -c .unreachable)" "a member that does not answer is reported"
+# An invalidation is acknowledged only once every member did it.
+assert_eq "503 invalidation_incomplete [\"n1\"]" \
+  "$(cat "$TEST_TMP/inval.code") $(jq -r .code "$TEST_TMP/inval.body") $(jq -c .unreachable "$TEST_TMP/inval.body")" \
+  "an invalidation a member did not answer is a 503 naming it"
 
 # --- 100 concurrent GETs for one key on a non-owner: one peer request ---
 key=""
