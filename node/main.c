@@ -236,7 +236,7 @@ static void node_rebuild_ring(node_t *n)
             if (had) kept++;
             else added++;
         }
-        resync_ring_changed(n->resync, kept, added);
+        resync_ring_changed(n->resync, kept, added, t->n);
     }
     topo_unref(n->topo);
     n->topo = topo_ref(t);
@@ -255,9 +255,9 @@ static void node_ring_timer_cb(uv_timer_t *t)
 
 static void node_gossip_event(const swim_event_t *ev, void *ctx)
 {
-    (void)ev;
     node_t *n = ctx;
     if (n->stopping) return;
+    if (ev->type == SWIM_EV_LEFT && n->resync) resync_member_left(n->resync);
     if (!uv_is_active((uv_handle_t *)&n->ring_timer))
         uv_timer_start(&n->ring_timer, node_ring_timer_cb, NODE_RING_DEBOUNCE_MS, 0);
 }

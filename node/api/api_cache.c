@@ -243,13 +243,15 @@ static void api_cache_scatter_failed(api_cache_scatter_t *sc)
     http_respond_error(r, 503, "no_memory", "out of memory");
 }
 
-/* An invalidation through a node that sees only itself would reach no
- * one; one read just after a stall may be older than writes it would
- * remove (route_refuses_writes). */
+/* An invalidation through a node that sees only itself (or a minority)
+ * would reach too few; one read just after a stall may be older than
+ * writes it would remove (route_write_refusal). */
 static bool api_cache_refuse_alone(api_worker_t *w, http_request_t *r)
 {
-    if (!route_refuses_writes(&w->route)) return false;
-    api_http_retry(r, METRICS_ERR_SYNCING, "this node is syncing (it has not joined the cluster yet, or just woke from a stall)");
+    const char *why = NULL;
+    route_error_t err = route_write_refusal(&w->route, &why);
+    if (err == ROUTE_ERR_COUNT) return false;
+    api_http_retry(r, err == ROUTE_ERR_MINORITY ? METRICS_ERR_MINORITY : METRICS_ERR_SYNCING, why);
     return true;
 }
 

@@ -32,6 +32,8 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
     /* Syncing: it may hold less than it owns; a balancer (or an operator
      * rolling a restart) should wait for it. */
     bool syncing = atomic_load(&a->route.sync.syncing) != 0;
+    /* Cut off from most of the cluster: send clients to the other side. */
+    bool minority = atomic_load(&a->route.sync.minority) != 0;
     size_t entries = store_entry_count(a->store);
     /* L2 down does not make the node unready: it keeps serving from L1. */
     char l2[256];
@@ -52,9 +54,11 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
                      "\"l2\":%s,"
                      "\"audit\":{\"status\":\"disabled\"},"
                      "\"cluster\":{\"status\":\"%s\"}}}",
-                     draining || syncing ? "false" : "true",
-                     draining ? "draining" : syncing ? "syncing" : "ok", entries, l2, api_health_cluster_state(a));
+                     draining || syncing || minority ? "false" : "true",
+                     draining ? "draining" : minority ? "minority" : syncing ? "syncing" : "ok", entries, l2,
+                     api_health_cluster_state(a));
     if (draining) api_http_set_error(r, METRICS_ERR_DRAINING);
+    else if (minority) api_http_set_error(r, METRICS_ERR_MINORITY);
     else if (syncing) api_http_set_error(r, METRICS_ERR_SYNCING);
-    http_respond_json(r, draining || syncing ? 503 : 200, body, (size_t)n);
+    http_respond_json(r, draining || syncing || minority ? 503 : 200, body, (size_t)n);
 }

@@ -8,6 +8,8 @@
 #include "node/core/log.h"
 
 #define RESYNC_HEARTBEAT_MS 100
+/* How long a larger ring counts as "the cluster" after members vanish. */
+#define RESYNC_PEAK_MS 60000
 
 struct resync {
     uv_loop_t *loop;
@@ -26,6 +28,9 @@ struct resync {
     uint64_t round;               /* bumped per round and per restart: late answers are ignored */
     char (*done)[SWIM_NAME_MAX];  /* members that answered "done" in this sync */
     size_t ndone, done_cap;
+    size_t members;               /* in the ring now */
+    size_t peak;                  /* the most members the ring had lately */
+    uint64_t peak_ms;             /* when it last had them */
 };
 
 /* One SYNC in flight; owned by the pool's callback. */
@@ -136,6 +141,22 @@ static void resync_poll_cb(uv_timer_t *t)
     resync_round(t->data);
 }
 
+/* Minority: fewer than half of the members the ring had lately. */
+static void resync_judge_minority(resync_t *r, uint64_t now)
+{
+    if (r->members >= r->peak || now - r->peak_ms > RESYNC_PEAK_MS) {
+        r->peak = r->members;
+        r->peak_ms = now;
+    }
+    bool minority = r->members * 2 < r->peak;
+    if (minority == (atomic_load(&r->rt->sync.minority) != 0)) return;
+    atomic_store(&r->rt->sync.minority, minority ? 1 : 0);
+    if (minority)
+        log_warn("this node sees less than half of the cluster; refusing writes",
+                 "\"members\":%zu,\"recently\":%zu", r->members, r->peak);
+    else log_info("back in the majority", "\"members\":%zu", r->members);
+}
+
 /* Notices a stall from the main loop's side: a tick that comes far later
  * than asked means the whole process stood still. */
 static void resync_heartbeat_cb(uv_timer_t *t)
@@ -149,6 +170,7 @@ static void resync_heartbeat_cb(uv_timer_t *t)
     }
     r->last_beat_ms = now;
     atomic_store(&r->rt->heartbeat_ms, now);
+    if (atomic_load(&r->rt->sync.minority)) resync_judge_minority(r, now);
 }
 
 resync_t *resync_new(uv_loop_t *loop, route_t *rt, const peer_pool_config_t *pool_cfg, const resync_config_t *cfg)
@@ -205,8 +227,16 @@ void resync_begin(resync_t *r, route_sync_reason_t why)
     uv_timer_start(&r->poll, resync_poll_cb, 0, r->cfg.poll_ms);
 }
 
-void resync_ring_changed(resync_t *r, size_t kept, size_t added)
+void resync_member_left(resync_t *r)
 {
+    if (r->peak > 1) r->peak--;
+    resync_judge_minority(r, uv_now(r->loop));
+}
+
+void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members)
+{
+    r->members = members;
+    resync_judge_minority(r, uv_now(r->loop));
     /* This node's previous view was at most half of the new one: it was on
      * the small side of a partition (or alone, joining) and the others may
      * have written and deleted its keys meanwhile. */

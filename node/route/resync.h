@@ -20,6 +20,14 @@
  * writes it acknowledged. A member that never answers ends the wait after
  * --sync-timeout (logged and counted: its keys may be incomplete here).
  *
+ * Minority: a node whose ring lost more than half of the members it had
+ * within the last minute (RESYNC_PEAK_MS) is most likely cut off from the
+ * rest (a partition) rather than the sole survivor: route_minority() is set
+ * and it refuses writes and invalidations and says 503 for reads it
+ * misses, so what the cluster does on the other side is not contradicted
+ * here. After a minute of the smaller ring it takes it for the cluster (the
+ * others died); members that left on purpose do not count.
+ *
  * After a stall or a rejoin, reads stay checked for the tombstone TTL even
  * once synced: what this node held from before may have been deleted
  * elsewhere, and the other owners' tombstones say so only that long.
@@ -56,8 +64,10 @@ void resync_set_self(resync_t *r, const char *name, const uint8_t *run);
 /* Starts syncing (or restarts the wait when already syncing). */
 void resync_begin(resync_t *r, route_sync_reason_t why);
 /* A new ring was published: `kept` members were in the previous one, `added`
- * were not (this node not counted). */
-void resync_ring_changed(resync_t *r, size_t kept, size_t added);
+ * were not (this node not counted); it has `members` in all. */
+void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members);
+/* A member left on purpose: the ring shrinking by it is no partition. */
+void resync_member_left(resync_t *r);
 bool resync_active(const resync_t *r);
 void resync_close(resync_t *r, void (*done)(void *arg), void *arg);
 void resync_free(resync_t *r);

@@ -41,6 +41,8 @@ const char *route_sync_reason_name(route_sync_reason_t why)
 static const metrics_desc_t route_sync_metrics_rows[] = {
     METRICS_ATOMIC_GAUGE(route_sync_stats_t, syncing, "syncing", NULL,
                          "1 while this node syncs: reads of its keys are checked against the other owners."),
+    METRICS_ATOMIC_GAUGE(route_sync_stats_t, minority, "cluster_minority", NULL,
+                         "1 while this node sees less than half of the members its ring had in the last minute."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_START], "sync_started_total", "reason=\"start\"",
                            "Times this node started syncing (it may hold less than it owns), by reason."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_STALL], "sync_started_total", "reason=\"stall\"", ""),
@@ -140,9 +142,17 @@ bool route_syncing_alone(route_worker_t *w)
     return !t || t->n < 2;
 }
 
-bool route_refuses_writes(route_worker_t *w)
+route_error_t route_write_refusal(route_worker_t *w, const char **why)
 {
-    return atomic_load(&w->route->woke) || route_stalled(w->route, uv_now(w->loop)) || route_syncing_alone(w);
+    if (route_minority(w->route)) {
+        *why = "this node sees less than half of the cluster (a partition?); write through another node";
+        return ROUTE_ERR_MINORITY;
+    }
+    if (atomic_load(&w->route->woke) || route_stalled(w->route, uv_now(w->loop)) || route_syncing_alone(w)) {
+        *why = "this node is syncing (it has not joined the cluster yet, or just woke from a stall)";
+        return ROUTE_ERR_SYNCING;
+    }
+    return ROUTE_ERR_COUNT;
 }
 
 uint64_t route_stamp_past_now(route_t *rt)

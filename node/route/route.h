@@ -38,6 +38,7 @@
 #include "node/peer/peer.h"
 #include "node/peer/peer_server.h"
 #include "node/route/handoff.h"
+#include "node/route/route_reply.h"
 #include "node/store/store.h"
 #include "node/store/tomb.h"
 
@@ -52,8 +53,9 @@ typedef enum {
     ROUTE_SYNC_REASONS
 } route_sync_reason_t;
 
-typedef struct resync_stats {
+typedef struct route_sync_stats {
     atomic_int_fast64_t syncing;           /* 1 while syncing */
+    atomic_int_fast64_t minority;          /* 1 while this node sees less than half of the recent ring */
     atomic_uint_fast64_t started[ROUTE_SYNC_REASONS];
     atomic_uint_fast64_t completed, timed_out;
     atomic_uint_fast64_t last_duration_ms;
@@ -185,13 +187,24 @@ static inline bool route_must_verify(route_t *rt, uint64_t loop_now_ms)
  * writes and invalidations the real owners never see (they get 503
  * syncing instead). */
 bool route_syncing_alone(route_worker_t *w);
-/* True when a write or invalidation must be refused (503 syncing) rather
- * than stamped here now: route_syncing_alone, or the process woke from a
+/* True while this node sees fewer than half of the members its ring had
+ * lately (resync.h): it is most likely on the small side of a partition.
+ * It then takes no writes or invalidations (503 minority), and a read it
+ * misses is 503 rather than a 404 it cannot vouch for; what it holds it
+ * still serves (possibly stale: the price of answering at all). */
+static inline bool route_minority(route_t *rt)
+{
+    return atomic_load_explicit(&rt->sync.minority, memory_order_relaxed) != 0;
+}
+/* Why a write or invalidation must be refused rather than stamped here now
+ * (ROUTE_ERR_COUNT: it need not be; *why then untouched): this node is in
+ * a minority (ROUTE_ERR_MINORITY), or (ROUTE_ERR_SYNCING)
+ * route_syncing_alone, or the process woke from a
  * stall and has not synced since (route_stalled, then `woke`): a request
  * may have waited in a socket while its client, or the node that forwarded
  * it, gave up and wrote elsewhere, and stamped now it would overwrite those
  * newer writes. Clients and forwarders go to another owner meanwhile. */
-bool route_refuses_writes(route_worker_t *w);
+route_error_t route_write_refusal(route_worker_t *w, const char **why);
 /* True when this node is the key's primary owner (or there is no ring). */
 bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
 

@@ -522,6 +522,13 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
         wt->reply.ops->value(wt->reply.ctx, &v, route_entry_unref, e);
         return;
     }
+    /* Cut off from most of the cluster, a miss says nothing: the key may
+     * have been written on the other side. */
+    if (route_minority(a) && !w->l2) {
+        wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_MINORITY,
+                            "this node sees less than half of the cluster and does not hold the key");
+        return;
+    }
     if (prev && t && t->n > 1) {
         route_flight_join(w, ROUTE_FLIGHT_FALLBACK, wt, k, t, prev, owner);
         return;

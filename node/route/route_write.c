@@ -297,8 +297,10 @@ static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const 
 
 static bool route_write_refused(route_worker_t *w, route_reply_t reply)
 {
-    if (!route_refuses_writes(w)) return false;
-    reply.ops->fail(reply.ctx, ROUTE_ERR_SYNCING, "this node is syncing (it has not joined the cluster yet, or just woke from a stall)");
+    const char *why = NULL;
+    route_error_t err = route_write_refusal(w, &why);
+    if (err == ROUTE_ERR_COUNT) return false;
+    reply.ops->fail(reply.ctx, err, why);
     return true;
 }
 
