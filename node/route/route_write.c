@@ -23,6 +23,8 @@ typedef struct route_write {
     route_reply_t reply;
     bool is_delete, answered, created, existed;
     unsigned outstanding, acks, required, tried;
+    unsigned broadcasts;            /* DELETE right after a ring change: non-owners yet to answer */
+    bool broadcast_failed;          /* ... one did not drop its copy (and is not known down) */
     bool journaled;                 /* in the journal, not (yet) in Redis */
     uint64_t version;
     int64_t ttl_ms;
@@ -54,9 +56,10 @@ static void route_write_answer(route_write_t *wr, bool ok)
  * replica answered. */
 static void route_write_check(route_write_t *wr)
 {
-    if (!wr->answered && wr->acks >= wr->required) route_write_answer(wr, true);
+    if (!wr->answered && wr->acks >= wr->required && wr->broadcasts == 0 && !wr->broadcast_failed)
+        route_write_answer(wr, true);
     if (wr->outstanding) return;
-    if (!wr->answered) route_write_answer(wr, wr->acks >= wr->required);
+    if (!wr->answered) route_write_answer(wr, wr->acks >= wr->required && !wr->broadcast_failed);
     free(wr->key);
     free(wr);
 }
@@ -89,7 +92,7 @@ static void route_write_replicate(route_write_t *wr, topo_t *t, const uint32_t *
     route_t *a = wr->w->route;
     unsigned others = 0;
     req->flags = PEER_F_FORWARDED | PEER_F_REPLICA;
-    wr->outstanding = 1; /* held until every send is made */
+    wr->outstanding++; /* held until every send is made */
     for (size_t i = 0; t && i < n; i++) {
         if ((int32_t)owners[i] == t->self) continue;
         const topo_member_t *m = &t->members[owners[i]];
@@ -170,15 +173,23 @@ static void route_coordinate_put_at(route_worker_t *w, route_reply_t reply, cons
 
 static void route_broadcast_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
-    (void)ctx;
-    (void)res;
-    (void)resp;
+    route_write_t *wr = ctx;
+    if (!wr) return;
+    wr->outstanding--;
+    wr->broadcasts--;
+    if (!(res == PEER_OK && resp->type == PEER_MSG_INVALIDATE_RESP) && !route_peer_down(res)) wr->broadcast_failed = true;
+    route_write_check(wr);
 }
 
 /* Tells every member that is not an owner to drop the key: a node that
- * owned it before a ring change may still hold a copy. */
+ * owned it before a ring change may still hold a copy. Right after a ring
+ * change (wr set) the DELETE waits for their answers as for the owners':
+ * members may still disagree about who owns the key, and one that thinks
+ * it is an owner would serve its copy after the DELETE was acknowledged.
+ * Otherwise the copies are at most stale previous-owner leftovers and the
+ * answers are not awaited. */
 static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint32_t *owners, size_t n, const char *key,
-                                       size_t klen, uint64_t version)
+                                       size_t klen, uint64_t version, route_write_t *wr)
 {
     peer_bytes_t k = {.p = (const uint8_t *)key, .len = klen};
     /* Versioned: a non-owner keeps a newer copy and leaves a tombstone, as
@@ -190,9 +201,17 @@ static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint3
         for (size_t j = 0; j < n && !owner; j++) owner = owners[j] == i;
         const topo_member_t *m = &t->members[i];
         if (owner || m->peer.ss_family == 0) continue;
-        if (peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, route_broadcast_reply,
-                              NULL) == PEER_OK)
+        peer_result_t res = peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                                              route_broadcast_reply, wr);
+        if (res == PEER_OK) {
             atomic_fetch_add(&w->route->stats.broadcasts, 1);
+            if (wr) {
+                wr->outstanding++;
+                wr->broadcasts++;
+            }
+        } else if (wr && !route_peer_down(res)) {
+            wr->broadcast_failed = true;
+        }
     }
 }
 
@@ -210,7 +229,10 @@ static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, c
     wr->version = version;
     wr->existed = store_delete_versioned(a->store, key, klen, STORE_DELETE_IF_OLDER, version);
     route_tomb_add(a, key, klen, version);
-    if (t) route_broadcast_invalidate(w, t, owners, n, key, klen, version);
+    /* Held until the broadcast is sent; route_write_replicate releases it. */
+    wr->outstanding = 1;
+    if (t) route_broadcast_invalidate(w, t, owners, n, key, klen, version, topo_cache_prev(&w->topo) ? wr : NULL);
+    wr->outstanding--;
     peer_msg_t req = {.type = PEER_MSG_DELETE, .version = wr->version};
     req.key.p = (const uint8_t *)key;
     req.key.len = klen;
