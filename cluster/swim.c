@@ -447,8 +447,10 @@ static void swim_on_dead(swim_t *s, uint64_t inc, const swim_id_t *id, const swi
     bool leave = swim_id_equal(id, from);
     if (swim_id_equal(id, &s->self_id)) {
         uint32_t me = swim_table_find_id(&s->table, &s->self_id);
-        if (!leave && s->table.recs[me].state != SWIM_STATE_LEFT && inc >= s->table.recs[me].incarnation)
+        if (!leave && s->table.recs[me].state != SWIM_STATE_LEFT && inc >= s->table.recs[me].incarnation) {
             swim_refute(s, inc);
+            swim_emit(s, SWIM_EV_DECLARED_DEAD, &s->table.recs[me]);
+        }
         return;
     }
     uint32_t i = swim_table_find_id(&s->table, id);
@@ -844,6 +846,16 @@ static void swim_import_record(const swim_state_record_t *r, void *ctx)
         if (swim_table_find_id(&s->table, &r->member.id) == SWIM_NONE) {
             if (r->state == SWIM_STATE_DEAD) break;
             swim_on_alive(s, r->incarnation, &r->member, c->now);
+        }
+        if (r->state == SWIM_STATE_DEAD && swim_id_equal(&r->member.id, &s->self_id)) {
+            /* A peer's state says we died: refute, and say so (the data
+             * path treats it as having been away). */
+            uint32_t me = swim_table_find_id(&s->table, &s->self_id);
+            if (r->incarnation >= s->table.recs[me].incarnation) {
+                swim_refute(s, r->incarnation);
+                swim_emit(s, SWIM_EV_DECLARED_DEAD, &s->table.recs[me]);
+            }
+            break;
         }
         swim_on_suspect(s, r->incarnation, &r->member.id, &s->self_id, c->now);
         break;

@@ -64,6 +64,8 @@ typedef enum {
     SWIM_EV_DEAD,
     SWIM_EV_LEFT,
     SWIM_EV_REAPED,      /* a dead or left member's record was dropped */
+    SWIM_EV_DECLARED_DEAD, /* this node learned that others declared it dead (it refutes): the
+                            * cluster went on without it meanwhile; member is this node */
 } swim_event_type_t;
 
 typedef struct swim_event {

@@ -258,6 +258,10 @@ static void node_gossip_event(const swim_event_t *ev, void *ctx)
     node_t *n = ctx;
     if (n->stopping) return;
     if (ev->type == SWIM_EV_LEFT && n->resync) resync_member_left(n->resync);
+    /* The cluster wrote and deleted this node's keys elsewhere meanwhile,
+     * even if this node's own view never lost anyone (a one-sided
+     * partition, a slow failure detector on the cut-off side). */
+    if (ev->type == SWIM_EV_DECLARED_DEAD && n->resync) resync_begin(n->resync, ROUTE_SYNC_DECLARED_DEAD);
     if (!uv_is_active((uv_handle_t *)&n->ring_timer))
         uv_timer_start(&n->ring_timer, node_ring_timer_cb, NODE_RING_DEBOUNCE_MS, 0);
 }

@@ -662,10 +662,13 @@ static void gossip_event_cb(void *ctx, const swim_event_t *ev)
 {
     gossip_t *g = ctx;
     static const char *const names[] = {"member joined", "member updated", "member suspected", "member alive",
-                                        "member dead",   "member left",    "member reaped"};
+                                        "member dead",   "member left",    "member reaped",
+                                        "declared dead by others; refuted"};
     char gaddr[64], esc[160];
     gossip_addr_text(&ev->member->info->gossip, gaddr, sizeof gaddr);
-    log_emit(ev->type == SWIM_EV_DEAD || ev->type == SWIM_EV_SUSPECT ? LOG_WARN : LOG_INFO, names[ev->type],
+    log_emit(ev->type == SWIM_EV_DEAD || ev->type == SWIM_EV_SUSPECT || ev->type == SWIM_EV_DECLARED_DEAD ? LOG_WARN
+                                                                                                : LOG_INFO,
+             names[ev->type],
              "\"member\":\"%s\",\"addr\":\"%s\",\"incarnation\":%llu",
              log_escape(ev->member->info->name, esc, sizeof esc), gaddr,
              (unsigned long long)ev->member->incarnation);

@@ -31,7 +31,7 @@ static const metrics_desc_t route_metrics_rows[] = {
 };
 const metrics_table_t route_metrics_table = METRICS_TABLE(route_metrics_rows);
 
-static const char *const route_sync_reason_names[ROUTE_SYNC_REASONS] = {"start", "stall", "rejoin"};
+static const char *const route_sync_reason_names[ROUTE_SYNC_REASONS] = {"start", "stall", "rejoin", "declared_dead"};
 
 const char *route_sync_reason_name(route_sync_reason_t why)
 {
@@ -47,6 +47,8 @@ static const metrics_desc_t route_sync_metrics_rows[] = {
                            "Times this node started syncing (it may hold less than it owns), by reason."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_STALL], "sync_started_total", "reason=\"stall\"", ""),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_REJOIN], "sync_started_total", "reason=\"rejoin\"", ""),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_DECLARED_DEAD], "sync_started_total",
+                           "reason=\"declared_dead\"", ""),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, completed, "sync_completed_total", NULL,
                            "Syncs that ended with every other member done handing over."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, timed_out, "sync_timeouts_total", NULL,

@@ -50,6 +50,7 @@ typedef enum {
     ROUTE_SYNC_START = 0,   /* the process started */
     ROUTE_SYNC_STALL,       /* the loops stood still longer than the peer timeout */
     ROUTE_SYNC_REJOIN,      /* the ring grew by at least as many members as it kept */
+    ROUTE_SYNC_DECLARED_DEAD, /* others declared this node dead (it refuted): they went on without it */
     ROUTE_SYNC_REASONS
 } route_sync_reason_t;
 

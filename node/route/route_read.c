@@ -288,7 +288,8 @@ static void route_flight_consider(route_flight_t *f, const peer_msg_t *resp)
 
 /* VERIFY, every other owner asked: the newest of theirs and ours wins,
  * and ours is repaired when it lost. Nothing anywhere goes on to L2; a
- * syncing node that could ask nobody cannot say "not found". */
+ * node that could ask nobody can vouch neither for its copy nor for "not
+ * found" (503 syncing). */
 static void route_flight_verified(route_flight_t *f)
 {
     route_t *a = f->w->route;
@@ -314,6 +315,13 @@ static void route_flight_verified(route_flight_t *f)
         route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
         return;
     }
+    /* Nobody to check with (unreachable, breakers still open after a
+     * partition): our copy is exactly what is in doubt. */
+    if (have && !b->answered) {
+        store_entry_release(e);
+        route_flight_answer(f, ROUTE_OUT_SYNCING, NULL, NULL);
+        return;
+    }
     if (have) {
         route_found_t found = {.version = store_entry_version(e), .ttl_ms = route_entry_ttl_ms(a, e),
                                .source = ROUTE_SRC_L1};
@@ -332,7 +340,7 @@ static void route_flight_verified(route_flight_t *f)
         route_flight_ask_l2(f);
         return;
     }
-    route_flight_answer(f, b->answered || !atomic_load(&a->sync.syncing) ? ROUTE_OUT_MISS : ROUTE_OUT_SYNCING,
+    route_flight_answer(f, b->answered ? ROUTE_OUT_MISS : ROUTE_OUT_SYNCING,
                         NULL, NULL);
 }
 

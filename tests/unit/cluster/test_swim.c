@@ -228,10 +228,18 @@ static void test_refutation(void **state)
     assert_int_equal(st.health_score, 1); /* Lifeguard: refuting is a sign of trouble here */
     run(100, 1500);
     assert_true(count_sent(SWIM_MSG_ALIVE, 0, 2) >= 1);
+    /* A suspicion is no news for the data path; a death is: the cluster
+     * went on without this node. */
+    for (size_t i = 0; i < H.nevents; i++) assert_int_not_equal(H.events[i], SWIM_EV_DECLARED_DEAD);
     dead(0, 2, 1, 1600); /* declared dead: refute again */
     assert_int_equal(swim_self_incarnation(H.core), 3);
+    assert_int_equal(H.events[H.nevents - 1], SWIM_EV_DECLARED_DEAD);
+    assert_string_equal(H.event_names[H.nevents - 1], "m0");
+    size_t seen = H.nevents;
     suspect(0, 1, 1, 1700); /* about an old incarnation: nothing to do */
+    dead(0, 1, 1, 1700);
     assert_int_equal(swim_self_incarnation(H.core), 3);
+    assert_int_equal(H.nevents, seen);
     stop();
 }
 
