@@ -23,9 +23,8 @@
  * Minority: a node whose ring lost more than half of the members it had
  * within the last minute (RESYNC_PEAK_MS) is most likely cut off from the
  * rest (a partition) rather than the sole survivor: route_minority() is set
- * and it refuses writes and invalidations and says 503 for reads it
- * misses, so what the cluster does on the other side is not contradicted
- * here. After a minute of the smaller ring it takes it for the cluster (the
+ * and it answers 503 (reads, writes, invalidations), so what the cluster
+ * does on the other side is neither contradicted nor served stale here. After a minute of the smaller ring it takes it for the cluster (the
  * others died); members that left on purpose do not count.
  *
  * After a stall or a rejoin, reads stay checked for the tombstone TTL even

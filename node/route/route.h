@@ -190,9 +190,10 @@ static inline bool route_must_verify(route_t *rt, uint64_t loop_now_ms)
 bool route_syncing_alone(route_worker_t *w);
 /* True while this node sees fewer than half of the members its ring had
  * lately (resync.h): it is most likely on the small side of a partition.
- * It then takes no writes or invalidations (503 minority), and a read it
- * misses is 503 rather than a 404 it cannot vouch for; what it holds it
- * still serves (possibly stale: the price of answering at all). */
+ * It then answers reads, writes and invalidations with 503 minority
+ * (reads go to Redis when there is one): what it holds may have been
+ * overwritten or deleted on the other side, and what it misses written
+ * there. */
 static inline bool route_minority(route_t *rt)
 {
     return atomic_load_explicit(&rt->sync.minority, memory_order_relaxed) != 0;

@@ -509,6 +509,14 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
 {
     route_t *a = w->route;
     store_entry_t *e;
+    /* Cut off from most of the cluster: what it holds may have been
+     * overwritten or deleted on the other side, and what it misses may
+     * have been written there. Neither is worth a 200 or a 404. */
+    if (route_minority(a)) {
+        if (w->l2) route_flight_join(w, ROUTE_FLIGHT_L2, wt, k, t, NULL, owner);
+        else wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_MINORITY, "this node sees less than half of the cluster");
+        return;
+    }
     bool verify = route_must_verify(a, uv_now(w->loop));
     topo_t *prev = topo_cache_prev(&w->topo);
     if (verify && t && t->n > 1) {
@@ -528,13 +536,6 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
         v.value = store_entry_value(e, &v.len);
         v.ct = store_entry_content_type(e, &v.ctlen);
         wt->reply.ops->value(wt->reply.ctx, &v, route_entry_unref, e);
-        return;
-    }
-    /* Cut off from most of the cluster, a miss says nothing: the key may
-     * have been written on the other side. */
-    if (route_minority(a) && !w->l2) {
-        wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_MINORITY,
-                            "this node sees less than half of the cluster and does not hold the key");
         return;
     }
     if (prev && t && t->n > 1) {
