@@ -114,9 +114,12 @@ static void resync_round(resync_t *r)
     size_t waiting = 0;
     for (size_t i = 0; i < t->n; i++) {
         const topo_member_t *m = &t->members[i];
-        /* A suspected member may be gone; it answers when it is back. */
-        if ((int32_t)i == t->self || m->suspect || m->peer.ss_family == 0 || resync_is_done(r, m->name)) continue;
+        if ((int32_t)i == t->self || m->peer.ss_family == 0 || resync_is_done(r, m->name)) continue;
         waiting++;
+        /* A suspected member may be gone: not asked now, but not done
+         * either (it answers when it is back, or is declared dead and
+         * leaves the ring). */
+        if (m->suspect) continue;
         resync_call_t *c = calloc(1, sizeof *c);
         if (!c) continue;
         c->r = r;

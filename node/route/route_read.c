@@ -43,6 +43,7 @@ typedef struct route_best {
     uint64_t version;               /* 0: nothing seen yet */
     bool deleted;                   /* a tombstone at version */
     bool answered;                  /* some owner answered at all */
+    bool owner_failed;              /* an owner in the current ring did not answer */
     char *value;                    /* owned copy (value then content type) */
     size_t len, ctlen;
     int64_t ttl_ms;
@@ -61,6 +62,7 @@ typedef struct route_flight {
     topo_t *topo, *prev;            /* own references: the members asked live in them */
     const topo_member_t *targets[2 * RING_REPLICAS_MAX];
     size_t ntargets, next_target;
+    size_t ncurrent;                /* targets[0..ncurrent) are owners in the current ring */
     char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
     bool l2_down;                   /* an owner missed the key and could not ask Redis */
     route_best_t best;              /* VERIFY */
@@ -315,9 +317,10 @@ static void route_flight_verified(route_flight_t *f)
         route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
         return;
     }
-    /* Nobody to check with (unreachable, breakers still open after a
-     * partition): our copy is exactly what is in doubt. */
-    if (have && !b->answered) {
+    /* An owner alive but not answering may hold the delete: our copy is
+     * exactly what is in doubt. (Owners known down are not waited for:
+     * whatever they held is gone with them.) */
+    if (have && b->owner_failed) {
         store_entry_release(e);
         route_flight_answer(f, ROUTE_OUT_SYNCING, NULL, NULL);
         return;
@@ -340,8 +343,20 @@ static void route_flight_verified(route_flight_t *f)
         route_flight_ask_l2(f);
         return;
     }
-    route_flight_answer(f, b->answered ? ROUTE_OUT_MISS : ROUTE_OUT_SYNCING,
+    route_flight_answer(f, b->owner_failed ? ROUTE_OUT_SYNCING : ROUTE_OUT_MISS,
                         NULL, NULL);
+}
+
+/* VERIFY: an owner of the current ring that could not say. One known
+ * down (refused the connection, its breaker open) is skipped, as writes
+ * skip it: it holds nothing it could serve. One that did not answer in
+ * time, or answered with an error, is alive somewhere and may hold the
+ * delete; a previous owner gone since says nothing either way. */
+static void route_flight_verify_failed(route_flight_t *f, peer_result_t res)
+{
+    bool down = res == PEER_ERR_CONNECT || res == PEER_ERR_CLOSED || res == PEER_ERR_BREAKER ||
+                res == PEER_ERR_BACKOFF || res == PEER_ERR_SHUTDOWN;
+    if (!down && f->next_target - 1 < f->ncurrent) f->best.owner_failed = true;
 }
 
 static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
@@ -350,9 +365,12 @@ static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *r
     const char *node = f->targets[f->next_target - 1]->name;
     if (f->mode == ROUTE_FLIGHT_VERIFY) {
         if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP &&
-            (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_NOT_FOUND))
+            (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_NOT_FOUND)) {
             route_flight_consider(f, resp);
-        else atomic_fetch_add(&f->w->route->stats.failovers, 1);
+        } else {
+            atomic_fetch_add(&f->w->route->stats.failovers, 1);
+            route_flight_verify_failed(f, res);
+        }
         route_flight_try(f);
         return;
     }
@@ -398,6 +416,7 @@ static void route_flight_try(route_flight_t *f)
             return;
         }
         atomic_fetch_add(&w->route->stats.failovers, 1);
+        if (f->mode == ROUTE_FLIGHT_VERIFY) route_flight_verify_failed(f, res);
     }
     route_flight_finish(f, NULL, NULL);
 }
@@ -473,6 +492,7 @@ static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const
     f->topo = topo_ref(t);
     f->prev = topo_ref(prev);
     if (t && mode != ROUTE_FLIGHT_L2) route_flight_add_owners(f, t, k->owners, k->n);
+    f->ncurrent = f->ntargets;
     if (prev) {
         uint32_t prev_owners[RING_REPLICAS_MAX];
         size_t pn = ring_owners_hash(prev->ring, hash, prev_owners, RING_REPLICAS_MAX);
