@@ -20,6 +20,7 @@ struct peer_pending {
     peer_reply_fn cb;
     void *ctx;
     bool probe;                   /* the half-open breaker's trial request */
+    bool writes;                  /* it changes state at the peer: never to be delivered late */
 };
 
 struct peer_node {
@@ -406,22 +407,25 @@ static void peer_sweep_cb(uv_timer_t *t)
          * before any callback runs: a callback may send requests or close
          * the pool, so neither the list nor n is touched after one. */
         peer_pending_t *expired = NULL, **tail = &expired;
+        bool lost_write = false;
         for (peer_pending_t *q = n->head, *next; q; q = next) {
             next = q->next;
             if (now < q->deadline) continue;
+            lost_write |= q->writes;
             peer_pending_unlink(n, q);
             q->next = NULL;
             *tail = q;
             tail = &q->next;
         }
-        /* A request we gave up on may still be in flight (a partition
-         * holds it back): were it delivered after the partition heals, the
-         * owner would carry it out then, stamped anew, over newer writes.
+        /* A write we gave up on may still be in flight (a partition holds
+         * it back): were it delivered after the partition heals, the owner
+         * would carry it out then, stamped anew, over newer writes.
          * Resetting the connection drops it; what else was pending on it
-         * fails now and goes to the next owner. */
+         * fails now and goes to the next owner. A late read is harmless:
+         * it only costs the time it waits. */
         peer_pending_t *cut = NULL;
-        if (expired) {
-            peer_node_failure(n);
+        if (expired) peer_node_failure(n);
+        if (lost_write) {
             peer_node_drop_link(n, true);
             cut = n->head;
             n->head = n->tail = NULL;
@@ -491,6 +495,8 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
     q->cb = cb;
     q->ctx = ctx;
     q->probe = probe;
+    q->writes = m.type == PEER_MSG_PUT || m.type == PEER_MSG_DELETE || m.type == PEER_MSG_INVALIDATE ||
+                m.type == PEER_MSG_INVALIDATE_PATTERN || m.type == PEER_MSG_HANDOFF;
     /* The trial is this request's from now until it ends, however it ends
      * (peer_pending_uncount gives it back). */
     if (probe) breaker_fsm_claim(&n->breaker, (int64_t)now);

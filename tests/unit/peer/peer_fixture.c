@@ -139,7 +139,9 @@ static void serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
 {
     fx_t *f = ctx;
     f->served++;
-    if (req->type != PEER_MSG_GET || req->key.len >= KEYCAP || f->nheld == MAXHELD) {
+    /* A DELETE is only ever held (a write that never gets its answer). */
+    bool held_write = req->type == PEER_MSG_DELETE && f->mode == SRV_HOLD;
+    if ((req->type != PEER_MSG_GET && !held_write) || req->key.len >= KEYCAP || f->nheld == MAXHELD) {
         f->bad++;
         peer_server_respond_error(call, PEER_STATUS_BAD_REQUEST, "unexpected");
         return;
