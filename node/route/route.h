@@ -108,6 +108,8 @@ typedef struct route {
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
     uint64_t stall_ms;                         /* a heartbeat older than this: the process stood still */
     atomic_bool woke;                          /* back from a stall and not synced yet: no writes */
+    atomic_uint_fast64_t deletes;              /* bumped by every delete or invalidation applied here:
+                                                * a GET in flight from before is not joined after */
 } route_t;
 
 /* What one worker loop owns. */
@@ -213,10 +215,12 @@ bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
 /* Tombstones (node/store/tomb.h), tolerant of a missing table. */
 static inline void route_tomb_add(route_t *rt, const void *key, size_t klen, uint64_t version)
 {
+    atomic_fetch_add_explicit(&rt->deletes, 1, memory_order_release);
     if (rt->tomb) tomb_add(rt->tomb, key, klen, version, store_now_ms(rt->store));
 }
 static inline void route_tomb_add_pattern(route_t *rt, const char *pattern, size_t plen, uint64_t version)
 {
+    atomic_fetch_add_explicit(&rt->deletes, 1, memory_order_release);
     if (rt->tomb) tomb_add_pattern(rt->tomb, pattern, plen, version, store_now_ms(rt->store));
 }
 static inline bool route_tomb_blocks(route_t *rt, const void *key, size_t klen, uint64_t version)

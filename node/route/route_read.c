@@ -66,6 +66,7 @@ typedef struct route_flight {
     char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
     bool l2_down;                   /* an owner missed the key and could not ask Redis */
     route_best_t best;              /* VERIFY */
+    uint64_t deletes;               /* route_t.deletes when it started */
 } route_flight_t;
 
 /* A value shared by every waiter's response. */
@@ -457,6 +458,18 @@ static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const
     /* A GET a peer forwarded here must not wait on a forward of our own:
      * two nodes that disagree about the ring would wait on each other. */
     if (f && wt->from_peer && f->mode == ROUTE_FLIGHT_FORWARD) f = NULL;
+    /* One that started before a delete or an invalidation landed here may
+     * bring back what it removed: a GET that starts after must not share
+     * its answer. It finishes for those already waiting, off the table. */
+    uint64_t deletes = atomic_load_explicit(&a->deletes, memory_order_acquire);
+    if (f && f->deletes != deletes) {
+        *slot = f->next;
+        f->in_table = false;
+        w->nflights--;
+        atomic_fetch_sub(&a->stats.flights, 1);
+        f = NULL;
+        slot = route_flight_slot(w, hash, key, klen);
+    }
     if (f) {
         if (f->nwaiters == f->cap) {
             size_t cap = f->cap * 2;
@@ -484,6 +497,7 @@ static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const
     }
     f->w = w;
     f->mode = mode;
+    f->deletes = deletes;
     f->hash = hash;
     memcpy(f->key, key, klen);
     f->klen = klen;
