@@ -110,6 +110,7 @@ static void node_signal_cb(uv_signal_t *s, int signum)
     n->stopping = true;
     log_info("shutting down", "\"signal\":\"%s\"", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&n->api.draining, true);
+    atomic_store(&n->api.route.draining, true);
     /* Tell the cluster first, so nobody takes our silence for a failure. */
     if (n->gossip) gossip_leave(n->gossip, node_finish, n);
     else node_finish(n);

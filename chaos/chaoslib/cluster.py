@@ -150,10 +150,13 @@ class Cluster:
     def argv(self, i):
         n = self.nodes[i]
         host = self.topo.node_host(i)
-        seed = self.nodes[0]
+        # A few seeds, as an operator would name them: a seed that left
+        # and comes back must find the cluster through the others.
+        seeds = ",".join("%s:%d" % (self.topo.node_host(k), self.nodes[k].cluster_port)
+                         for k in range(min(3, len(self.nodes))))
         argv = [self.binary, "--name", n.name, "--http-host", host, "--http-port", str(n.http_port),
                 "--cluster-host", host, "--cluster-port", str(n.cluster_port), "--replicas", str(self.replicas),
-                "--seeds", "%s:%d" % (self.topo.node_host(0), seed.cluster_port)] + FAST_FLAGS + self.extra
+                "--seeds", seeds] + FAST_FLAGS + self.extra
         if self.redis:
             argv += ["--redis", self.redis.url, "--l2-timeout", "500ms"]
             if "--l2-write-mode" in self.extra:

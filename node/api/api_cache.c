@@ -251,7 +251,11 @@ static bool api_cache_refuse_alone(api_worker_t *w, http_request_t *r)
     const char *why = NULL;
     route_error_t err = route_write_refusal(&w->route, &why);
     if (err == ROUTE_ERR_COUNT) return false;
-    api_http_retry(r, err == ROUTE_ERR_MINORITY ? METRICS_ERR_MINORITY : METRICS_ERR_SYNCING, why);
+    api_http_retry(r,
+                   err == ROUTE_ERR_MINORITY   ? METRICS_ERR_MINORITY
+                   : err == ROUTE_ERR_DRAINING ? METRICS_ERR_DRAINING
+                                               : METRICS_ERR_SYNCING,
+                   why);
     return true;
 }
 

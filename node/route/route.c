@@ -146,6 +146,10 @@ bool route_syncing_alone(route_worker_t *w)
 
 route_error_t route_write_refusal(route_worker_t *w, const char **why)
 {
+    if (route_draining(w->route)) {
+        *why = "this node is leaving the cluster; send it to another node";
+        return ROUTE_ERR_DRAINING;
+    }
     if (route_minority(w->route)) {
         *why = "this node sees less than half of the cluster (a partition?); write through another node";
         return ROUTE_ERR_MINORITY;

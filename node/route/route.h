@@ -108,6 +108,7 @@ typedef struct route {
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
     uint64_t stall_ms;                         /* a heartbeat older than this: the process stood still */
     atomic_bool woke;                          /* back from a stall and not synced yet: no writes */
+    atomic_bool draining;                      /* leaving the cluster: the others own its keys now */
     atomic_uint_fast64_t deletes;              /* bumped by every delete or invalidation applied here:
                                                 * a GET in flight from before is not joined after */
 } route_t;
@@ -209,6 +210,13 @@ static inline bool route_minority(route_t *rt)
  * it, gave up and wrote elsewhere, and stamped now it would overwrite those
  * newer writes. Clients and forwarders go to another owner meanwhile. */
 route_error_t route_write_refusal(route_worker_t *w, const char **why);
+/* True once this node announced that it leaves: the others took its keys
+ * over, so it answers no request for them (503 draining; peers that
+ * forwarded here try the next owner). */
+static inline bool route_draining(route_t *rt)
+{
+    return atomic_load_explicit(&rt->draining, memory_order_relaxed);
+}
 /* True when this node is the key's primary owner (or there is no ring). */
 bool route_is_primary(route_worker_t *w, const void *key, size_t klen);
 

@@ -321,7 +321,11 @@ static void route_flight_verified(route_flight_t *f)
     /* An owner alive but not answering may hold the delete: our copy is
      * exactly what is in doubt. (Owners known down are not waited for:
      * whatever they held is gone with them.) */
-    if (have && b->owner_failed) {
+    /* While syncing that is a 503; once synced (the minute after a stall or
+     * a rejoin) the other owners have handed over what they had, and a
+     * check that could not be made is not worth failing the read. */
+    bool strict = atomic_load(&a->sync.syncing) != 0;
+    if (have && b->owner_failed && strict) {
         store_entry_release(e);
         route_flight_answer(f, ROUTE_OUT_SYNCING, NULL, NULL);
         return;
@@ -344,7 +348,7 @@ static void route_flight_verified(route_flight_t *f)
         route_flight_ask_l2(f);
         return;
     }
-    route_flight_answer(f, b->owner_failed ? ROUTE_OUT_SYNCING : ROUTE_OUT_MISS,
+    route_flight_answer(f, b->owner_failed && strict ? ROUTE_OUT_SYNCING : ROUTE_OUT_MISS,
                         NULL, NULL);
 }
 
@@ -543,6 +547,10 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
 {
     route_t *a = w->route;
     store_entry_t *e;
+    if (route_draining(a)) {
+        wt->reply.ops->fail(wt->reply.ctx, ROUTE_ERR_DRAINING, "this node is leaving the cluster");
+        return;
+    }
     /* Cut off from most of the cluster: what it holds may have been
      * overwritten or deleted on the other side, and what it misses may
      * have been written there. Neither is worth a 200 or a 404. */

@@ -63,7 +63,8 @@ static void route_serve_fail(void *ctx, route_error_t err, const char *message)
     peer_call_t *call = ctx;
     peer_msg_type_t type = peer_call_type(call);
     bool write = type == PEER_MSG_PUT || type == PEER_MSG_DELETE;
-    if (type == PEER_MSG_GET && (err == ROUTE_ERR_L2_UNAVAILABLE || err == ROUTE_ERR_SYNCING || err == ROUTE_ERR_MINORITY)) {
+    if (type == PEER_MSG_GET && (err == ROUTE_ERR_L2_UNAVAILABLE || err == ROUTE_ERR_SYNCING || err == ROUTE_ERR_MINORITY ||
+                                 err == ROUTE_ERR_DRAINING)) {
         /* Either way the forwarder asks the next owner. */
         peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE,
                         .flags = err == ROUTE_ERR_L2_UNAVAILABLE ? PEER_F_L2 : 0};
