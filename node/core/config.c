@@ -127,8 +127,8 @@ static const config_option_t config_options[] = {
     {"peer-timeout", "DCACHE_PEER_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_timeout_ms), "1s", 10, 600000,
      "time to wait for a peer's answer before trying the next owner"},
     {"sync-timeout", "DCACHE_SYNC_TIMEOUT", NULL, OPT_DURATION_S, OPT(sync_timeout_ms), "60s", 100, 3600000,
-     "longest a node that started, stalled or rejoined waits for the other members to hand it its keys (it checks "
-     "reads with them meanwhile)"},
+     "longest a node that started, stood still, rejoined or was declared dead waits for the other members to hand "
+     "it its keys (it checks reads with them meanwhile)"},
     {"max-clock-drift", "DCACHE_MAX_CLOCK_DRIFT", NULL, OPT_DURATION_S, OPT(max_clock_drift_ms), "5s", 100,
      3600000, "versions stamped this far ahead of this node's clock are refused (replica writes) or not followed"},
 };
