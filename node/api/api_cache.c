@@ -246,22 +246,18 @@ static void api_cache_scatter_failed(api_cache_scatter_t *sc)
 /* An invalidation through a node that sees only itself (or a minority)
  * would reach too few; one read just after a stall may be older than
  * writes it would remove (route_write_refusal). */
-static bool api_cache_refuse_alone(api_worker_t *w, http_request_t *r)
+static bool api_cache_refused(api_worker_t *w, http_request_t *r)
 {
     const char *why = NULL;
     route_error_t err = route_write_refusal(&w->route, &why);
     if (err == ROUTE_ERR_COUNT) return false;
-    api_http_retry(r,
-                   err == ROUTE_ERR_MINORITY   ? METRICS_ERR_MINORITY
-                   : err == ROUTE_ERR_DRAINING ? METRICS_ERR_DRAINING
-                                               : METRICS_ERR_SYNCING,
-                   why);
+    api_http_route_error(r, err, why);
     return true;
 }
 
 void api_cache_invalidate_keys(api_worker_t *w, http_request_t *r)
 {
-    if (api_cache_refuse_alone(w, r)) return;
+    if (api_cache_refused(w, r)) return;
     json_t *root = api_http_json_body(r);
     if (!root) return;
     json_t *keys = json_object_get(root, "keys");
@@ -315,7 +311,7 @@ static void api_cache_scatter_pattern(api_worker_t *w, http_request_t *r, api_ca
 
 void api_cache_invalidate_pattern(api_worker_t *w, http_request_t *r)
 {
-    if (api_cache_refuse_alone(w, r)) return;
+    if (api_cache_refused(w, r)) return;
     json_t *root = api_http_json_body(r);
     if (!root) return;
     json_t *pat = json_object_get(root, "pattern");

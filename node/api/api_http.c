@@ -303,9 +303,8 @@ void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message)
     sbuf_free(&b);
 }
 
-static void api_http_fail(void *ctx, route_error_t err, const char *message)
+void api_http_route_error(http_request_t *r, route_error_t err, const char *message)
 {
-    http_request_t *r = ctx;
     switch (err) {
     case ROUTE_ERR_TOO_LARGE: http_respond_error(r, 413, "value_too_large", message); break;
     case ROUTE_ERR_OWNER_UNAVAILABLE: api_http_retry(r, METRICS_ERR_OWNER_UNAVAILABLE, message); break;
@@ -319,6 +318,11 @@ static void api_http_fail(void *ctx, route_error_t err, const char *message)
         http_respond_error(r, 503, "no_memory", message);
         break;
     }
+}
+
+static void api_http_fail(void *ctx, route_error_t err, const char *message)
+{
+    api_http_route_error(ctx, err, message);
 }
 
 static const route_reply_ops_t api_http_reply_ops = {

@@ -45,6 +45,9 @@ void api_http_json_headers(http_request_t *r, int status, const char *json, size
 /* 503 with Retry-After: 1 and {"error": message, "code": the cause's name},
  * counted under that cause. */
 void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message);
+/* Answers a data-path failure (route_reply.h) as the API does everywhere:
+ * 413, or a 503 with its code and Retry-After. */
+void api_http_route_error(http_request_t *r, route_error_t err, const char *message);
 
 /* Parses a JSON object body with jansson; on failure answers 400 and
  * returns NULL. The caller owns the returned reference. */

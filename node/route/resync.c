@@ -63,6 +63,7 @@ static void resync_mark_done(resync_t *r, const char *name)
 static void resync_finish(resync_t *r, bool timed_out)
 {
     uint64_t took = uv_now(r->loop) - r->started_ms;
+    size_t done = r->ndone;
     r->active = false;
     r->round++;
     r->ndone = 0;
@@ -74,7 +75,7 @@ static void resync_finish(resync_t *r, bool timed_out)
         atomic_fetch_add(&r->rt->sync.timed_out, 1);
         log_warn("sync timed out; serving what this node has",
                  "\"reason\":\"%s\",\"duration_ms\":%llu,\"members_done\":%zu", route_sync_reason_name(r->why),
-                 (unsigned long long)took, r->ndone);
+                 (unsigned long long)took, done);
     } else {
         atomic_fetch_add(&r->rt->sync.completed, 1);
         log_info("synced", "\"reason\":\"%s\",\"duration_ms\":%llu", route_sync_reason_name(r->why),
