@@ -28,6 +28,11 @@ static bool text_ok(peer_bytes_t s, size_t max)
     return bytes_ok(s) && s.len <= max && (s.len == 0 || memchr(s.p, '\0', s.len) == NULL);
 }
 
+static bool offer_ok(const peer_offer_t *o)
+{
+    return o->key.len <= LIMITS_KEY_MAX && bytes_ok(o->key) && (o->tomb || o->key.len >= 1);
+}
+
 static bool entry_ok(const peer_entry_t *e)
 {
     return key_ok(e->key) && bytes_ok(e->value) && text_ok(e->content_type, LIMITS_CTYPE_MAX);
@@ -46,6 +51,17 @@ static bool msg_ok(const peer_msg_t *m)
     case PEER_MSG_HANDOFF_RESP:
     case PEER_MSG_SYNC_RESP:
         return true;
+    case PEER_MSG_REPAIR_DIGEST:
+        return m->name.len >= 1 && text_ok(m->name, PEER_NAME_MAX) && bytes_ok(m->blob) && m->blob.len <= PEER_BLOB_MAX;
+    case PEER_MSG_REPAIR_DIGEST_RESP:
+        return bytes_ok(m->blob) && m->blob.len <= PEER_BLOB_MAX;
+    case PEER_MSG_REPAIR_OFFER:
+        if (m->count > PEER_OFFER_MAX || (m->count && !m->offers)) return false;
+        for (uint32_t i = 0; i < m->count; i++)
+            if (!offer_ok(&m->offers[i])) return false;
+        return true;
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        return m->count <= PEER_OFFER_MAX && (m->count == 0 || m->answers);
     case PEER_MSG_SYNC:
         return m->name.len >= 1 && text_ok(m->name, PEER_NAME_MAX);
     case PEER_MSG_GET:
@@ -107,6 +123,8 @@ static const uint8_t msg_fields[] = {
     [PEER_MSG_INVALIDATE_PATTERN] = 2, [PEER_MSG_INVALIDATE_RESP] = 2, [PEER_MSG_KEYS] = 3,
     [PEER_MSG_KEYS_RESP] = 2,     [PEER_MSG_HANDOFF] = 1,       [PEER_MSG_HANDOFF_RESP] = 1,
     [PEER_MSG_ERROR] = 2,         [PEER_MSG_SYNC] = 2,          [PEER_MSG_SYNC_RESP] = 2,
+    [PEER_MSG_REPAIR_DIGEST] = 5, [PEER_MSG_REPAIR_DIGEST_RESP] = 2, [PEER_MSG_REPAIR_OFFER] = 1,
+    [PEER_MSG_REPAIR_OFFER_RESP] = 1,
 };
 
 /* Fields appended to a type's body after it was first defined: a decoder
@@ -185,6 +203,27 @@ static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
         return pack_str(pk, m->name) || pack_origin(pk, m->run);
     case PEER_MSG_SYNC_RESP:
         return pack_bool(pk, m->done) || msgpack_pack_uint64(pk, m->clock);
+    case PEER_MSG_REPAIR_DIGEST:
+        return pack_str(pk, m->name) || pack_origin(pk, m->run) || msgpack_pack_uint64(pk, m->ring) ||
+               msgpack_pack_uint64(pk, m->cut) || pack_bin(pk, m->blob);
+    case PEER_MSG_REPAIR_DIGEST_RESP:
+        return msgpack_pack_uint32(pk, m->status) || pack_bin(pk, m->blob);
+    case PEER_MSG_REPAIR_OFFER:
+        if (msgpack_pack_array(pk, m->count)) return -1;
+        for (uint32_t i = 0; i < m->count; i++) {
+            const peer_offer_t *o = &m->offers[i];
+            if (msgpack_pack_array(pk, 4) || msgpack_pack_uint64(pk, o->hash) ||
+                msgpack_pack_uint64(pk, o->version) || pack_bool(pk, o->tomb) || pack_bin(pk, o->key))
+                return -1;
+        }
+        return 0;
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        if (msgpack_pack_array(pk, m->count)) return -1;
+        for (uint32_t i = 0; i < m->count; i++)
+            if (msgpack_pack_array(pk, 2) || msgpack_pack_uint32(pk, m->answers[i].index) ||
+                msgpack_pack_uint64(pk, m->answers[i].version))
+                return -1;
+        return 0;
     }
     return -1;
 }
@@ -329,11 +368,37 @@ static st_t rd_entry(cur_t *c, peer_entry_t *e)
     return skip_values(c, n - 5);
 }
 
+static st_t rd_offer(cur_t *c, peer_offer_t *o)
+{
+    st_t rc;
+    size_t n;
+    if ((rc = rd_array(c, &n)) != PEER_PROTO_OK) return rc;
+    if (n < 4) return PEER_PROTO_MALFORMED;
+    if ((rc = rd_uint(c, UINT64_MAX, &o->hash)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_uint(c, UINT64_MAX, &o->version)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_bool(c, &o->tomb)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_bin_len(c, o->tomb ? 0 : 1, LIMITS_KEY_MAX, &o->key)) != PEER_PROTO_OK) return rc;
+    return skip_values(c, n - 4);
+}
+
+static st_t rd_answer(cur_t *c, peer_answer_t *a)
+{
+    st_t rc;
+    size_t n;
+    if ((rc = rd_array(c, &n)) != PEER_PROTO_OK) return rc;
+    if (n < 2) return PEER_PROTO_MALFORMED;
+    if ((rc = rd_u32(c, &a->index)) != PEER_PROTO_OK) return rc;
+    if ((rc = rd_uint(c, UINT64_MAX, &a->version)) != PEER_PROTO_OK) return rc;
+    return skip_values(c, n - 2);
+}
+
 static st_t rd_elem(cur_t *c, peer_msg_type_t t)
 {
     peer_bytes_t k;
     peer_keyinfo_t ki;
     peer_entry_t e;
+    peer_offer_t o;
+    peer_answer_t a;
     switch (t) {
     case PEER_MSG_INVALIDATE:
         return rd_key(c, &k);
@@ -341,6 +406,10 @@ static st_t rd_elem(cur_t *c, peer_msg_type_t t)
         return rd_keyinfo(c, &ki);
     case PEER_MSG_HANDOFF:
         return rd_entry(c, &e);
+    case PEER_MSG_REPAIR_OFFER:
+        return rd_offer(c, &o);
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        return rd_answer(c, &a);
     default:
         return PEER_PROTO_MALFORMED;
     }
@@ -423,6 +492,19 @@ static st_t rd_fields(cur_t *c, peer_msg_t *m)
     case PEER_MSG_SYNC_RESP:
         if ((rc = rd_bool(c, &m->done)) != PEER_PROTO_OK) return rc;
         return rd_uint(c, UINT64_MAX, &m->clock);
+    case PEER_MSG_REPAIR_DIGEST:
+        if ((rc = rd_text(c, PEER_NAME_MAX, &m->name)) != PEER_PROTO_OK) return rc;
+        if (m->name.len == 0) return PEER_PROTO_LIMIT;
+        if ((rc = rd_origin(c, m->run)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_uint(c, UINT64_MAX, &m->ring)) != PEER_PROTO_OK) return rc;
+        if ((rc = rd_uint(c, UINT64_MAX, &m->cut)) != PEER_PROTO_OK) return rc;
+        return rd_bin_len(c, 0, PEER_BLOB_MAX, &m->blob);
+    case PEER_MSG_REPAIR_DIGEST_RESP:
+        if ((rc = rd_u32(c, &m->status)) != PEER_PROTO_OK) return rc;
+        return rd_bin_len(c, 0, PEER_BLOB_MAX, &m->blob);
+    case PEER_MSG_REPAIR_OFFER:
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        return rd_items(c, m, PEER_OFFER_MAX);
     }
     return PEER_PROTO_MALFORMED;
 }
@@ -486,6 +568,12 @@ static bool iter_step(peer_iter_t *it, peer_msg_type_t want, void *out)
     case PEER_MSG_KEYS_RESP:
         rc = rd_keyinfo(&c, out);
         break;
+    case PEER_MSG_REPAIR_OFFER:
+        rc = rd_offer(&c, out);
+        break;
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        rc = rd_answer(&c, out);
+        break;
     default:
         rc = rd_entry(&c, out);
         break;
@@ -512,6 +600,16 @@ bool peer_iter_keyinfo(peer_iter_t *it, peer_keyinfo_t *ki)
 bool peer_iter_entry(peer_iter_t *it, peer_entry_t *e)
 {
     return iter_step(it, PEER_MSG_HANDOFF, e);
+}
+
+bool peer_iter_offer(peer_iter_t *it, peer_offer_t *o)
+{
+    return iter_step(it, PEER_MSG_REPAIR_OFFER, o);
+}
+
+bool peer_iter_answer(peer_iter_t *it, peer_answer_t *a)
+{
+    return iter_step(it, PEER_MSG_REPAIR_OFFER_RESP, a);
 }
 
 /* ---- frames ------------------------------------------------------------ */
@@ -616,6 +714,7 @@ bool peer_msg_is_request(peer_msg_type_t t)
     switch (t) {
     case PEER_MSG_PING: case PEER_MSG_GET: case PEER_MSG_PUT: case PEER_MSG_DELETE: case PEER_MSG_INVALIDATE:
     case PEER_MSG_INVALIDATE_PATTERN: case PEER_MSG_KEYS: case PEER_MSG_HANDOFF: case PEER_MSG_SYNC:
+    case PEER_MSG_REPAIR_DIGEST: case PEER_MSG_REPAIR_OFFER:
         return true;
     default:
         return false;
@@ -643,6 +742,10 @@ const char *peer_msg_type_name(peer_msg_type_t t)
         [PEER_MSG_ERROR] = "error",
         [PEER_MSG_SYNC] = "sync",
         [PEER_MSG_SYNC_RESP] = "sync_resp",
+        [PEER_MSG_REPAIR_DIGEST] = "repair_digest",
+        [PEER_MSG_REPAIR_DIGEST_RESP] = "repair_digest_resp",
+        [PEER_MSG_REPAIR_OFFER] = "repair_offer",
+        [PEER_MSG_REPAIR_OFFER_RESP] = "repair_offer_resp",
     };
     if ((unsigned)t >= 1 && (unsigned)t <= PEER_MSG_MAX) return names[t];
     return "unknown";

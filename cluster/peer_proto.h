@@ -35,6 +35,19 @@
  *     ERROR               [16, id, flags, code u32, message str]
  *     SYNC                [17, id, flags, name str, run bin16]
  *     SYNC_RESP           [18, id, flags, done bool, clock u64]
+ *     REPAIR_DIGEST       [19, id, flags, name str, run bin16, ring u64, cut u64,
+ *                              digests bin <= PEER_BLOB_MAX]
+ *     REPAIR_DIGEST_RESP  [20, id, flags, status u32, differ bin <= PEER_BLOB_MAX]
+ *     REPAIR_OFFER        [21, id, flags, array(n <= PEER_OFFER_MAX) of
+ *                              [hash u64, version u64, tomb bool, key bin 0..1024]]
+ *     REPAIR_OFFER_RESP   [22, id, flags, array(n) of [index u32, version u64]]
+ *
+ *   REPAIR_*: anti-entropy between the owners of the same keys
+ *   (node/route/repair.h): `ring` is the ring's fingerprint (topo.h), `cut`
+ *   the round's cut time; an offer item is a live entry (its key) or a
+ *   tombstone (tomb true; its key when known, else an empty key: a
+ *   tombstone is known by its hash); an answer names an offered item by
+ *   index: version 0 = "send it", else "deleted here at this version".
  *
  *   key = bin 1..1024 bytes; pattern = bin 1..1024 bytes (a glob, glob.h);
  *   content_type = str <= 255 bytes, message = str <= 1024 bytes, neither
@@ -59,7 +72,7 @@
  * field out.
  *
  * Forward compatibility, as in swim_proto: fields appended after the ones
- * listed (to a body or to an array element) are skipped; a type > 18 in an
+ * listed (to a body or to an array element) are skipped; a type > 22 in an
  * otherwise well-formed body decodes as PEER_PROTO_UNKNOWN_TYPE with type,
  * id and flags set, so the transport may answer it with an ERROR. Fewer
  * fields, type 0, a wrong msgpack type, an out-of-range integer or bytes after
@@ -118,8 +131,17 @@ typedef enum {
     PEER_MSG_ERROR = 16,
     PEER_MSG_SYNC = 17,
     PEER_MSG_SYNC_RESP = 18,
+    PEER_MSG_REPAIR_DIGEST = 19,
+    PEER_MSG_REPAIR_DIGEST_RESP = 20,
+    PEER_MSG_REPAIR_OFFER = 21,
+    PEER_MSG_REPAIR_OFFER_RESP = 22,
 } peer_msg_type_t;
-#define PEER_MSG_MAX PEER_MSG_SYNC_RESP
+#define PEER_MSG_MAX PEER_MSG_REPAIR_OFFER_RESP
+/* REPAIR_DIGEST's digests and REPAIR_DIGEST_RESP's bitmap (their exact
+ * sizes are cluster/digest.h's business). */
+#define PEER_BLOB_MAX 65536
+/* Items in one REPAIR_OFFER (answers: at most as many). */
+#define PEER_OFFER_MAX 4096
 
 /* Request flags. */
 #define PEER_F_FORWARDED 0x1u /* already forwarded once: never forward again */
@@ -163,13 +185,27 @@ typedef struct peer_entry {
     uint64_t expires_at_ms; /* 0: no expiry */
 } peer_entry_t;
 
+/* REPAIR_OFFER element. */
+typedef struct peer_offer {
+    uint64_t hash;        /* ring_key_hash of the key */
+    uint64_t version;
+    bool tomb;            /* a tombstone (key may then be empty) */
+    peer_bytes_t key;     /* 0..1024 bytes; 1.. for a live entry */
+} peer_offer_t;
+
+/* REPAIR_OFFER_RESP element. */
+typedef struct peer_answer {
+    uint32_t index;       /* into the offer */
+    uint64_t version;     /* 0: send the entry; else the answerer's newer tombstone */
+} peer_answer_t;
+
 /* One message; the fields used by each type are noted, the others are zero
  * after decoding and ignored by the encoder. */
 typedef struct peer_msg {
     peer_msg_type_t type;
     uint64_t id;                 /* request id (a response echoes it) */
     uint32_t flags;              /* PEER_F_* */
-    uint32_t status;             /* GET_RESP, PUT_RESP, DELETE_RESP (peer_status_t) */
+    uint32_t status;             /* GET_RESP, PUT_RESP, DELETE_RESP, REPAIR_DIGEST_RESP (peer_status_t) */
     peer_bytes_t key;            /* GET, PUT, DELETE */
     peer_bytes_t value;          /* GET_RESP, PUT */
     peer_bytes_t content_type;   /* GET_RESP, PUT */
@@ -186,19 +222,26 @@ typedef struct peer_msg {
     uint32_t accepted;           /* HANDOFF_RESP */
     uint32_t code;               /* ERROR (peer_status_t) */
     peer_bytes_t message;        /* ERROR */
-    peer_bytes_t name;           /* SYNC: the asking member */
-    uint8_t run[PEER_ID_LEN];    /* SYNC: its run (SWIM id) */
+    peer_bytes_t name;           /* SYNC, REPAIR_DIGEST: the asking member */
+    uint8_t run[PEER_ID_LEN];    /* SYNC, REPAIR_DIGEST: its run (SWIM id) */
+    uint64_t ring;               /* REPAIR_DIGEST: the ring's fingerprint */
+    uint64_t cut;                /* REPAIR_DIGEST: the round's cut time (ms) */
+    peer_bytes_t blob;           /* REPAIR_DIGEST: digests; REPAIR_DIGEST_RESP: differing buckets
+                                  * (status REPAIR_DIGEST_RESP too) */
     bool done;                   /* SYNC_RESP */
     uint64_t clock;              /* SYNC_RESP: the answering node's clock */
 
-    /* Arrays (INVALIDATE keys, KEYS_RESP keys, HANDOFF entries): count
-     * elements. Encoding reads them from the caller's array matching the type
-     * (keys, keyinfos, entries); decoding leaves those NULL and sets items to
+    /* Arrays (INVALIDATE keys, KEYS_RESP keys, HANDOFF entries, REPAIR_OFFER
+     * offers, REPAIR_OFFER_RESP answers): count elements. Encoding reads them
+     * from the caller's array matching the type (keys, keyinfos, entries,
+     * offers, answers); decoding leaves those NULL and sets items to
      * the validated element bytes, read with peer_iter_*. */
     uint32_t count;
     const peer_bytes_t *keys;         /* encode INVALIDATE */
     const peer_keyinfo_t *keyinfos;   /* encode KEYS_RESP */
     const peer_entry_t *entries;      /* encode HANDOFF */
+    const peer_offer_t *offers;       /* encode REPAIR_OFFER */
+    const peer_answer_t *answers;     /* encode REPAIR_OFFER_RESP */
     peer_bytes_t items;               /* decoded arrays */
 } peer_msg_t;
 
@@ -243,6 +286,8 @@ void peer_iter_init(peer_iter_t *it, const peer_msg_t *m);
 bool peer_iter_key(peer_iter_t *it, peer_bytes_t *key);          /* INVALIDATE */
 bool peer_iter_keyinfo(peer_iter_t *it, peer_keyinfo_t *ki);     /* KEYS_RESP */
 bool peer_iter_entry(peer_iter_t *it, peer_entry_t *e);          /* HANDOFF */
+bool peer_iter_offer(peer_iter_t *it, peer_offer_t *o);          /* REPAIR_OFFER */
+bool peer_iter_answer(peer_iter_t *it, peer_answer_t *a);        /* REPAIR_OFFER_RESP */
 
 /* ---- frames on the stream ---- */
 

@@ -37,6 +37,22 @@ topo_t *topo_build(const topo_member_t *members, size_t n, const char *self_name
         if (self_name && strcmp(members[i].name, self_name) == 0) t->self = (int32_t)idx;
     }
     free(rm);
+    /* Everything ownership depends on, in ring order (the same on every
+     * node), and the runs: two nodes with the same fingerprint place every
+     * key on the same owners and agree on who is new. */
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof t->fingerprint);
+    uint8_t r = (uint8_t)ring_replicas(ring);
+    crypto_generichash_update(&st, &r, 1);
+    for (size_t i = 0; i < n; i++) {
+        const topo_member_t *m = &t->members[i];
+        crypto_generichash_update(&st, (const unsigned char *)m->name, strlen(m->name) + 1);
+        crypto_generichash_update(&st, (const unsigned char *)m->zone, strlen(m->zone) + 1);
+        crypto_generichash_update(&st, m->run, sizeof m->run);
+    }
+    uint8_t fp[sizeof t->fingerprint];
+    crypto_generichash_final(&st, fp, sizeof fp);
+    for (size_t i = 0; i < sizeof fp; i++) t->fingerprint |= (uint64_t)fp[i] << (8 * i);
     return t;
 }
 

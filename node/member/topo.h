@@ -55,6 +55,8 @@ typedef struct topo {
     topo_member_t *members;         /* indexed like ring_member() */
     size_t n;
     int32_t self;                   /* this node's index, -1 when not in the ring */
+    uint64_t fingerprint;           /* of the members (names, zones, runs) and replicas: equal on
+                                     * two nodes when they see the same ring (version is local) */
 } topo_t;
 
 /* Builds a snapshot of n members (any order; names unique) with `replicas`

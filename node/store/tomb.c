@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cluster/glob.h"
+#include "cluster/hlc.h"
+#include "cluster/ring.h"
 
 #define TOMB_PROBE 8
 
@@ -67,25 +69,42 @@ void tomb_free(tomb_t *t)
     free(t);
 }
 
-static uint64_t tomb_hash(const tomb_t *t, const void *key, size_t klen)
+uint64_t tomb_key_hash(const void *key, size_t klen)
 {
-    uint8_t out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, key, klen, t->key);
-    uint64_t h = 0;
-    for (int i = 7; i >= 0; i--) h = (h << 8) | out[i];
+    uint64_t h = ring_key_hash(key, klen);
     return h ? h : 1; /* 0 never names a key */
+}
+
+/* Where a hash's probe starts: keyed, so keys crafted to share a ring
+ * hash prefix cannot crowd one probe window and push a victim's tombstone
+ * out. */
+static size_t tomb_home(const tomb_t *t, uint64_t h)
+{
+    uint8_t in[8], out[crypto_shorthash_BYTES];
+    for (int i = 0; i < 8; i++) in[i] = (uint8_t)(h >> (8 * i));
+    crypto_shorthash(out, in, sizeof in, t->key);
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--) x = (x << 8) | out[i];
+    return (size_t)x;
 }
 
 void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
 {
-    uint64_t h = tomb_hash(t, key, klen);
+    tomb_add_hash(t, tomb_key_hash(key, klen), version, now_ms + t->ttl_ms, now_ms);
+}
+
+void tomb_add_hash(tomb_t *t, uint64_t h, uint64_t version, int64_t expires_ms, int64_t now_ms)
+{
+    if (expires_ms <= now_ms) return;
+    if (expires_ms > now_ms + t->ttl_ms) expires_ms = now_ms + t->ttl_ms;
+    size_t home = tomb_home(t, h);
     pthread_mutex_lock(&t->lock);
     tomb_slot_t *victim = NULL;
     for (size_t i = 0; i < TOMB_PROBE; i++) {
-        tomb_slot_t *s = &t->slots[(h + i) & t->mask];
+        tomb_slot_t *s = &t->slots[(home + i) & t->mask];
         if (s->expires > now_ms && s->hash == h) {
             if (version > s->version) s->version = version;
-            s->expires = now_ms + t->ttl_ms;
+            if (expires_ms > s->expires) s->expires = expires_ms;
             pthread_mutex_unlock(&t->lock);
             return;
         }
@@ -97,8 +116,13 @@ void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t
     }
     victim->hash = h;
     victim->version = version;
-    victim->expires = now_ms + t->ttl_ms;
+    victim->expires = expires_ms;
     pthread_mutex_unlock(&t->lock);
+}
+
+int64_t tomb_expiry_of(const tomb_t *t, uint64_t version)
+{
+    return hlc_physical_ms(version) + t->ttl_ms;
 }
 
 bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t now_ms)
@@ -146,35 +170,55 @@ static bool tomb_pattern_blocks(tomb_t *t, const void *key, size_t klen, uint64_
     return blocks;
 }
 
+/* Under the lock: the live slot of hash h, or NULL. */
+static const tomb_slot_t *tomb_find(const tomb_t *t, uint64_t h, int64_t now_ms)
+{
+    size_t home = tomb_home(t, h);
+    for (size_t i = 0; i < TOMB_PROBE; i++) {
+        const tomb_slot_t *s = &t->slots[(home + i) & t->mask];
+        if (s->expires > now_ms && s->hash == h) return s;
+    }
+    return NULL;
+}
+
 bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
 {
-    uint64_t h = tomb_hash(t, key, klen);
+    uint64_t h = tomb_key_hash(key, klen);
     bool blocks = false;
     pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < TOMB_PROBE; i++) {
-        tomb_slot_t *s = &t->slots[(h + i) & t->mask];
-        if (s->expires > now_ms && s->hash == h) {
-            blocks = version < s->version;
-            break;
-        }
-    }
+    const tomb_slot_t *s = tomb_find(t, h, now_ms);
+    if (s) blocks = version < s->version;
     if (!blocks && atomic_load(&t->npatterns) != 0) blocks = tomb_pattern_blocks(t, key, klen, version, now_ms);
     pthread_mutex_unlock(&t->lock);
     if (blocks) atomic_fetch_add(&t->refused, 1);
     return blocks;
 }
 
+uint64_t tomb_version_hash(tomb_t *t, uint64_t h, int64_t now_ms)
+{
+    pthread_mutex_lock(&t->lock);
+    const tomb_slot_t *s = tomb_find(t, h, now_ms);
+    uint64_t version = s ? s->version : 0;
+    pthread_mutex_unlock(&t->lock);
+    return version;
+}
+
+void tomb_scan(tomb_t *t, int64_t now_ms, tomb_scan_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i <= t->mask; i++) {
+        const tomb_slot_t *s = &t->slots[i];
+        if (s->expires > now_ms) fn(s->hash, s->version, ctx);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 uint64_t tomb_version(tomb_t *t, const void *key, size_t klen, int64_t now_ms)
 {
-    uint64_t h = tomb_hash(t, key, klen), version = 0;
+    uint64_t h = tomb_key_hash(key, klen);
     pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < TOMB_PROBE; i++) {
-        tomb_slot_t *s = &t->slots[(h + i) & t->mask];
-        if (s->expires > now_ms && s->hash == h) {
-            version = s->version;
-            break;
-        }
-    }
+    const tomb_slot_t *s = tomb_find(t, h, now_ms);
+    uint64_t version = s ? s->version : 0;
     /* A pattern that matches counts as the key's own delete. */
     for (size_t i = 0; atomic_load(&t->npatterns) != 0 && i < TOMB_PATTERNS; i++) {
         const tomb_pattern_t *p = &t->patterns[i];

@@ -5,9 +5,18 @@
  * a value that was deleted does not come back.
  *
  * Bounds: a fixed table of `slots` entries (a power of two, probed 8 deep);
- * when full, the tombstone closest to expiry gives way. A key is known by a
- * keyed 64-bit hash (SipHash): a collision refuses a fill, which costs a
- * miss, never a stale read.
+ * when full, the tombstone closest to expiry gives way. A key is known by
+ * its ring hash (tomb_key_hash: the same on every node, so owners can
+ * compare and exchange tombstones by hash in anti-entropy repair, where a
+ * tombstone's key is no longer known); a collision refuses a fill, which
+ * costs a miss, never a stale read. Where a hash sits in the table is
+ * keyed (SipHash with a per-process key), so crafted keys cannot crowd a
+ * victim's tombstone out.
+ *
+ * Lifetime: a local delete's tombstone lives `ttl_ms` from now; one learnt
+ * from another owner by repair lives `ttl_ms` from its version's time
+ * (tomb_expiry_of), so owners passing a tombstone back and forth never
+ * extend its life.
  *
  * Pattern tombstones: a pattern invalidation leaves its glob pattern
  * (cluster/glob.h) and version for the same `ttl_ms`, and a fill of any key
@@ -46,8 +55,23 @@ typedef struct tomb tomb_t;
 /* NULL on allocation failure. slots is rounded up to a power of two. */
 tomb_t *tomb_new(size_t slots, int64_t ttl_ms);
 void tomb_free(tomb_t *t);
-/* Records that key was deleted at version (the newest version wins). */
+/* The hash a key's tombstone is known by (its ring hash, never 0). */
+uint64_t tomb_key_hash(const void *key, size_t klen);
+/* Records that key was deleted at version (the newest version wins), for
+ * ttl_ms from now. */
 void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
+/* The same by hash, until expires_ms (at most ttl_ms from now; nothing
+ * when it is past). A tombstone already there keeps the later expiry. */
+void tomb_add_hash(tomb_t *t, uint64_t hash, uint64_t version, int64_t expires_ms, int64_t now_ms);
+/* When a tombstone of this version expires when learnt from elsewhere. */
+int64_t tomb_expiry_of(const tomb_t *t, uint64_t version);
+/* The version of the live key tombstone with this hash (0: none; pattern
+ * tombstones are not looked at). */
+uint64_t tomb_version_hash(tomb_t *t, uint64_t hash, int64_t now_ms);
+/* Calls fn for every live key tombstone, with the lock held: fn must not
+ * call back into the table. Patterns are not included. */
+typedef void (*tomb_scan_fn)(uint64_t hash, uint64_t version, void *ctx);
+void tomb_scan(tomb_t *t, int64_t now_ms, tomb_scan_fn fn, void *ctx);
 /* Records that every key matching pattern (a glob of 1..LIMITS_KEY_MAX
  * bytes) was invalidated at version (the same pattern again keeps the newer
  * version). False, and nothing recorded, for a pattern out of those

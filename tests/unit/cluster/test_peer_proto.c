@@ -35,6 +35,14 @@ static const peer_entry_t entries[] = {
     {{(const uint8_t *)"h2", 2}, {NULL, 0}, {NULL, 0}, UINT64_MAX, 1700000000000ull},
 };
 
+static const peer_offer_t offers[] = {
+    {0x0123456789abcdefull, 42, false, {(const uint8_t *)"live", 4}},
+    {UINT64_MAX, UINT64_MAX, true, {NULL, 0}},           /* a tombstone known by its hash */
+    {7, 1, true, {(const uint8_t *)"gone", 4}},
+};
+static const peer_answer_t answers[] = {{0, 0}, {2, UINT64_MAX}, {UINT32_MAX, 5}};
+static const uint8_t digest_bytes[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
 static void make_msg(peer_msg_t *m, peer_msg_type_t t, uint64_t id)
 {
     memset(m, 0, sizeof *m);
@@ -119,6 +127,25 @@ static void make_msg(peer_msg_t *m, peer_msg_type_t t, uint64_t id)
         m->done = true;
         m->clock = 0x0123456789abcdefull;
         break;
+    case PEER_MSG_REPAIR_DIGEST:
+        m->name = B("node-3");
+        memset(m->run, 0xcd, PEER_ID_LEN);
+        m->ring = 0xfedcba9876543210ull;
+        m->cut = 1700000000000ull;
+        m->blob = (peer_bytes_t){digest_bytes, sizeof digest_bytes};
+        break;
+    case PEER_MSG_REPAIR_DIGEST_RESP:
+        m->status = PEER_STATUS_UNAVAILABLE;
+        m->blob = (peer_bytes_t){digest_bytes, 2};
+        break;
+    case PEER_MSG_REPAIR_OFFER:
+        m->count = 3;
+        m->offers = offers;
+        break;
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        m->count = 3;
+        m->answers = answers;
+        break;
     }
 }
 
@@ -154,7 +181,11 @@ static void assert_msg(const peer_msg_t *d, const peer_msg_t *e)
     assert_memory_equal(d->run, e->run, PEER_ID_LEN);
     assert_int_equal(d->done, e->done);
     assert_true(d->clock == e->clock);
+    assert_true(d->ring == e->ring && d->cut == e->cut);
+    assert_bytes(d->blob, e->blob);
     assert_int_equal(d->count, e->count);
+    assert_null(d->offers);
+    assert_null(d->answers);
     assert_null(d->keys);
     assert_null(d->keyinfos);
     assert_null(d->entries);
@@ -164,6 +195,8 @@ static void assert_msg(const peer_msg_t *d, const peer_msg_t *e)
     peer_bytes_t k;
     peer_keyinfo_t ki;
     peer_entry_t en;
+    peer_offer_t of;
+    peer_answer_t an;
     switch (d->type) {
     case PEER_MSG_INVALIDATE:
         while (peer_iter_key(&it, &k)) assert_bytes(k, e->keys[n++]);
@@ -186,9 +219,25 @@ static void assert_msg(const peer_msg_t *d, const peer_msg_t *e)
             n++;
         }
         break;
+    case PEER_MSG_REPAIR_OFFER:
+        while (peer_iter_offer(&it, &of)) {
+            assert_true(of.hash == e->offers[n].hash && of.version == e->offers[n].version);
+            assert_int_equal(of.tomb, e->offers[n].tomb);
+            assert_bytes(of.key, e->offers[n].key);
+            n++;
+        }
+        break;
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        while (peer_iter_answer(&it, &an)) {
+            assert_int_equal(an.index, e->answers[n].index);
+            assert_true(an.version == e->answers[n].version);
+            n++;
+        }
+        break;
     default:
         assert_false(peer_iter_key(&it, &k));
         assert_false(peer_iter_entry(&it, &en));
+        assert_false(peer_iter_offer(&it, &of));
         break;
     }
     assert_int_equal(n, e->count);
@@ -829,6 +878,60 @@ static void feed(const seal_keyring_t *r, const uint8_t *stream, size_t total, s
     assert_int_equal(next_type, PEER_MSG_MAX + 1);
 }
 
+/* Repair messages: a live offer needs a key, a tombstone may go without;
+ * offers and answers are bounded; blobs too. */
+static void test_repair_limits(void **state)
+{
+    (void)state;
+    static uint8_t buf[1 << 20];
+    static uint8_t big[PEER_BLOB_MAX + 1];
+    peer_msg_t m;
+    fixture_mpack_t r;
+    peer_offer_t keyless = {1, 2, false, {NULL, 0}};
+    make_msg(&m, PEER_MSG_REPAIR_OFFER, 1);
+    m.offers = &keyless;
+    m.count = 1;
+    assert_int_equal(peer_msg_size(&m), 0);
+    raw_head(&r, PEER_MSG_REPAIR_OFFER, 1);
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_array(&r.pk, 4);
+    msgpack_pack_uint8(&r.pk, 1);
+    msgpack_pack_uint8(&r.pk, 2);
+    msgpack_pack_false(&r.pk);
+    fixture_mpack_bin(&r, "", 0);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
+    /* The same as a tombstone decodes. */
+    raw_head(&r, PEER_MSG_REPAIR_OFFER, 1);
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_array(&r.pk, 4);
+    msgpack_pack_uint8(&r.pk, 1);
+    msgpack_pack_uint8(&r.pk, 2);
+    msgpack_pack_true(&r.pk);
+    fixture_mpack_bin(&r, "", 0);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_OK);
+    assert_int_equal(m.count, 1);
+    /* More than PEER_OFFER_MAX answers. */
+    raw_head(&r, PEER_MSG_REPAIR_OFFER_RESP, 1);
+    msgpack_pack_array(&r.pk, PEER_OFFER_MAX + 1);
+    for (unsigned i = 0; i <= PEER_OFFER_MAX; i++) {
+        msgpack_pack_array(&r.pk, 2);
+        msgpack_pack_uint32(&r.pk, i);
+        msgpack_pack_uint8(&r.pk, 0);
+    }
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
+    make_msg(&m, PEER_MSG_REPAIR_OFFER_RESP, 1);
+    m.count = PEER_OFFER_MAX + 1;
+    assert_int_equal(peer_msg_encode(&m, buf, sizeof buf, NULL), PEER_PROTO_LIMIT);
+    /* A digest over PEER_BLOB_MAX bytes, both ways. */
+    make_msg(&m, PEER_MSG_REPAIR_DIGEST, 1);
+    m.blob = (peer_bytes_t){big, sizeof big};
+    assert_int_equal(peer_msg_size(&m), 0);
+    raw_head(&r, PEER_MSG_REPAIR_DIGEST_RESP, 2);
+    msgpack_pack_uint8(&r.pk, 0);
+    fixture_mpack_bin(&r, big, sizeof big);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_LIMIT);
+}
+
 static void test_stream(void **state)
 {
     (void)state;
@@ -968,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_forward_compat),
         cmocka_unit_test(test_invalidate_version),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_repair_limits),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_scan_limits),
         cmocka_unit_test(test_tamper),

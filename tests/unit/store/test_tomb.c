@@ -141,12 +141,54 @@ static void test_pattern_bounded(void **state)
     tomb_free(t);
 }
 
+static void count_one(uint64_t hash, uint64_t version, void *ctx)
+{
+    uint64_t *seen = ctx;
+    seen[0]++;
+    seen[1] ^= hash;
+    seen[2] += version;
+}
+
+/* Repair knows tombstones by hash: a key's delete is found by its hash,
+ * one learnt by hash refuses the key's fills, a scan lists them, and a
+ * tombstone learnt from another owner lives from its version's time, not
+ * from its arrival, so passing it back and forth never extends it. */
+static void test_by_hash(void **state)
+{
+    (void)state;
+    tomb_t *t = tomb_new(64, 1000);
+    uint64_t h = tomb_key_hash("k", 1);
+    assert_true(h != 0 && h == tomb_key_hash("k", 1) && h != tomb_key_hash("j", 1));
+    tomb_add(t, "k", 1, 10, 0);
+    assert_true(tomb_version_hash(t, h, 5) == 10);
+    uint64_t hj = tomb_key_hash("j", 1);
+    tomb_add_hash(t, hj, 20, 500, 0);
+    assert_true(tomb_blocks(t, "j", 1, 19, 100));
+    assert_false(tomb_blocks(t, "j", 1, 21, 100));
+    assert_true(tomb_version(t, "j", 1, 499) == 20);
+    assert_true(tomb_version(t, "j", 1, 500) == 0);         /* its own expiry, not now + ttl */
+    uint64_t seen[3] = {0, 0, 0};
+    tomb_scan(t, 100, count_one, seen);
+    assert_true(seen[0] == 2 && seen[1] == (h ^ hj) && seen[2] == 30);
+    /* Already expired: nothing; too far ahead: capped at ttl from now. */
+    tomb_add_hash(t, 77, 5, 100, 100);
+    assert_true(tomb_version_hash(t, 77, 100) == 0);
+    tomb_add_hash(t, 78, 5, 1000000, 100);
+    assert_true(tomb_version_hash(t, 78, 1099) == 5);
+    assert_true(tomb_version_hash(t, 78, 1100) == 0);
+    /* The expiry of a version: its physical time (hlc.h) plus the TTL. */
+    uint64_t v = (uint64_t)5000 << 16;
+    assert_true(tomb_expiry_of(t, v) == 6000);
+    tomb_free(t);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refuses_older_fills),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_by_hash),
         cmocka_unit_test(test_pattern_refuses_older_fills),
         cmocka_unit_test(test_pattern_bad_input),
         cmocka_unit_test(test_pattern_bounded),
