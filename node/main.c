@@ -23,6 +23,7 @@
 #include "node/l2/l2_drainer.h"
 #include "node/l2/l2_sentinel.h"
 #include "node/member/topo.h"
+#include "node/route/repair.h"
 #include "node/route/resync.h"
 #include "node/worker.h"
 
@@ -52,6 +53,7 @@ typedef struct node {
     topo_t *topo;                /* the ring last published (own reference) */
     handoff_t *handoff;
     resync_t *resync;            /* catching up after a start, a stall or a rejoin */
+    repair_t *repair;            /* anti-entropy with the other owners */
     uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
     l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
     l2_drainer_t *drainer;       /* journal mode: replays the journal */
@@ -95,6 +97,7 @@ static void node_finish(void *arg)
     uv_close((uv_handle_t *)&n->prev_timer, NULL);
     if (n->handoff) handoff_close(n->handoff, node_gossip_closed, n);
     if (n->resync) resync_close(n->resync, node_gossip_closed, n);
+    if (n->repair) repair_close(n->repair, node_gossip_closed, n);
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
@@ -322,9 +325,8 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     atomic_store(&n->api.route.self_name, n->self_name);
     atomic_store(&n->api.gossip, n->gossip);
     gossip_subscribe(n->gossip, node_gossip_event, n);
-    if (n->resync) {
-        resync_set_self(n->resync, n->self_name, gossip_run(n->gossip));
-    }
+    if (n->resync) resync_set_self(n->resync, n->self_name, gossip_run(n->gossip));
+    if (n->repair) repair_set_self(n->repair, n->self_name, gossip_run(n->gossip));
     node_rebuild_ring(n);
     return 0;
 }
@@ -509,6 +511,9 @@ int main(int argc, char **argv)
          * Before the workers take their first request: until gossip runs
          * there is no ring, and a read would be a confident 404. */
         if (n.resync && n.cfg.seeds[0]) resync_begin(n.resync, ROUTE_SYNC_START);
+        repair_config_t rpc = {.interval_ms = n.cfg.repair_interval_ms};
+        pc.request_timeout_ms = n.cfg.peer_timeout_ms * 5;
+        n.repair = repair_new(n.loop, &n.api.route, &pc, &rpc);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
@@ -516,10 +521,10 @@ int main(int argc, char **argv)
         if (!n.sentinel) log_error("--redis-sentinel names no usable sentinel", NULL);
     }
     int rc = 0;
-    if (!n.handoff || !n.resync || (n.l2.journal && !n.drainer) || (n.cfg.redis_sentinel[0] && !n.sentinel) ||
+    if (!n.handoff || !n.resync || !n.repair || (n.l2.journal && !n.drainer) || (n.cfg.redis_sentinel[0] && !n.sentinel) ||
         node_start_workers(&n) != 0 ||
         node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
-        if (!n.handoff || !n.resync) log_error("out of memory at start", NULL);
+        if (!n.handoff || !n.resync || !n.repair) log_error("out of memory at start", NULL);
         /* Close what did start, then fall through to the common teardown. */
         rc = 1;
         n.stopping = true;
@@ -557,6 +562,7 @@ teardown:
     gossip_free(n.gossip);
     handoff_free(n.handoff);
     resync_free(n.resync);
+    repair_free(n.repair);
     l2_drainer_free(n.drainer);
     l2_sentinel_free(n.sentinel);
     l2_shared_destroy(&n.l2);

@@ -126,6 +126,9 @@ static const config_option_t config_options[] = {
      "entries per second a node hands to their new owners after a ring change (0 = unlimited)"},
     {"peer-timeout", "DCACHE_PEER_TIMEOUT", NULL, OPT_DURATION_S, OPT(peer_timeout_ms), "1s", 10, 600000,
      "time to wait for a peer's answer before trying the next owner"},
+    {"repair-interval", "DCACHE_REPAIR_INTERVAL", NULL, OPT_DURATION_S, OPT(repair_interval_ms), "30s", 0, 86400000,
+     "how often the owners of the same keys compare digests of what they hold and exchange what differs: missing "
+     "entries, newer versions, deletes (0: never)"},
     {"sync-timeout", "DCACHE_SYNC_TIMEOUT", NULL, OPT_DURATION_S, OPT(sync_timeout_ms), "60s", 100, 3600000,
      "longest a node that started, stood still, rejoined or was declared dead waits for the other members to hand "
      "it its keys (it checks reads with them meanwhile)"},
@@ -283,6 +286,10 @@ static bool config_validate(config_t *cfg, FILE *err)
     if (cfg->max_value_size > cfg->l1_max_memory) {
         fprintf(err, "dcache-node: --max-value-size (%llu bytes) is larger than --l1-max-memory (%llu bytes)\n",
                 (unsigned long long)cfg->max_value_size, (unsigned long long)cfg->l1_max_memory);
+        return false;
+    }
+    if (cfg->repair_interval_ms && cfg->repair_interval_ms < 1000) {
+        fprintf(err, "dcache-node: --repair-interval must be 0 (no repair) or at least 1s: a round scans all of L1\n");
         return false;
     }
     /* No --peer-port, or the cluster port itself: the peer channel shares

@@ -72,12 +72,14 @@ void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *met
     hlc_init(&rt->hlc);
     topo_slot_init(&rt->topo);
     rt->tomb = tomb_new(65536, ROUTE_TOMB_TTL_MS);
+    repair_book_init(&rt->repair_book);
 }
 
 void route_destroy(route_t *rt)
 {
     topo_slot_destroy(&rt->topo);
     tomb_free(rt->tomb);
+    repair_book_destroy(&rt->repair_book);
     pthread_mutex_destroy(&rt->hlc_lock);
 }
 

@@ -38,6 +38,7 @@
 #include "node/peer/peer.h"
 #include "node/peer/peer_server.h"
 #include "node/route/handoff.h"
+#include "node/route/repair_book.h"
 #include "node/route/route_reply.h"
 #include "node/store/store.h"
 #include "node/store/tomb.h"
@@ -103,6 +104,8 @@ typedef struct route {
     l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
     tomb_t *tomb;                              /* recent deletes; NULL if it could not be made */
     route_sync_stats_t sync;                   /* syncing (node/route/resync.h) */
+    repair_stats_t repair;                     /* anti-entropy (node/route/repair.h) */
+    repair_book_t repair_book;                 /* its digests, for the other owners' */
     atomic_uint_fast64_t verify_until_ms;      /* owner reads are checked until then (uv_now: every
                                                 * loop reads the same monotonic clock) */
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/route/repair.h"
 #include "node/route/route_local.h"
 #include "node/route/route_read.h"
 #include "node/route/route_reply.h"
@@ -247,6 +248,8 @@ void route_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
         else route_read_serve(w, route_serve_reply(call), (const char *)req->key.p, req->key.len);
         break;
     case PEER_MSG_SYNC: route_serve_sync(w, call, req); break;
+    case PEER_MSG_REPAIR_DIGEST: repair_serve_digest(w, call, req); break;
+    case PEER_MSG_REPAIR_OFFER: repair_serve_offer(w, call, req); break;
     case PEER_MSG_PUT: route_serve_put(w, call, req); break;
     case PEER_MSG_DELETE: route_serve_delete(w, call, req); break;
     case PEER_MSG_INVALIDATE: route_serve_invalidate(w, call, req); break;
