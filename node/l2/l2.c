@@ -1,5 +1,6 @@
 #include "node/l2/l2.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +106,11 @@ struct l2 {
     uint64_t gen;              /* the addr_gen redis was made for */
     uv_timer_t defer_timer;    /* delivers failures outside the caller's stack */
     l2_deferred_t *deferred, *deferred_tail;
+    journal_port_t *journal;   /* journal mode: this loop's way into the journal */
     bool closing;
     closer_t closer;           /* the timer and every client not yet closed */
+    void (*close_done)(void *arg);
+    void *close_arg;
 };
 
 static int64_t l2_wall_ms(void)
@@ -264,6 +268,10 @@ l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s)
     if (!l) return NULL;
     l->loop = loop;
     l->s = s;
+    if (s->journal && !(l->journal = journal_port_new(s->journal, loop))) {
+        free(l);
+        return NULL;
+    }
     uv_timer_init(loop, &l->defer_timer);
     l->defer_timer.data = l;
     closer_add(&l->closer, 1); /* the timer; each client adds one */
@@ -654,21 +662,40 @@ void l2_del_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n,
 
 /* ---------- shutdown ---------- */
 
+/* The journal port closes last: the Redis calls the close fails (from the
+ * loop, after l2_close returned) may still be journaled by their callers,
+ * and the port then waits for those appends to be synced. */
+static void l2_parts_closed(void *arg)
+{
+    l2_t *l = arg;
+    if (l->journal) journal_port_close(l->journal, l->close_done, l->close_arg);
+    else l->close_done(l->close_arg);
+}
+
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg)
 {
     l->closing = true;
+    l->close_done = done;
+    l->close_arg = arg;
     /* Deferred answers still go out: their callers wait for them. */
     if (l->deferred) l2_defer_cb(&l->defer_timer);
     uv_timer_stop(&l->defer_timer);
     uv_close((uv_handle_t *)&l->defer_timer, l2_timer_closed);
     if (l->redis) redis_uv_close(l->redis, closer_closed_cb, &l->closer);
-    closer_finish(&l->closer, done, arg);
+    closer_finish(&l->closer, l2_parts_closed, l);
+}
+
+int l2_journal_append(l2_t *l, const journal_rec_t *recs, size_t n, journal_done_fn cb, void *ctx)
+{
+    if (!l->journal) return -ENOTSUP;
+    return journal_append_async(l->journal, recs, n, cb, ctx);
 }
 
 void l2_free(l2_t *l)
 {
     if (!l) return;
     if (l->redis) redis_uv_free(l->redis);
+    journal_port_free(l->journal);
     free(l);
 }
 
