@@ -36,6 +36,13 @@ static const metrics_desc_t l2_metrics_rows[] = {
     METRICS_ROW(l2_metrics_t, breaker_rejected, METRICS_COUNTER, METRICS_U64, "l2_breaker_rejected_total", NULL, "L2 calls refused at once by the open breaker."),
     METRICS_ROW(l2_metrics_t, journal_records, METRICS_GAUGE, METRICS_U64, "l2_journal_records", NULL, "Writes in the journal waiting for Redis."),
     METRICS_ROW(l2_metrics_t, journal_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_bytes", NULL, "Bytes of the journal (bound: --l2-journal-max)."),
+    METRICS_ROW(l2_metrics_t, journal_queued_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_queued_bytes", NULL, "Bytes of appends waiting for the journal's writer thread or being synced (bound: l2_journal_max_bytes, with l2_journal_bytes)."),
+    METRICS_ROW(l2_metrics_t, journal_queued_appends, METRICS_GAUGE, METRICS_U64, "l2_journal_queued_appends", NULL, "Appends waiting for the journal's writer thread or being synced."),
+    METRICS_ROW(l2_metrics_t, journal_max_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_max_bytes", NULL, "--l2-journal-max: the bound of l2_journal_bytes plus l2_journal_queued_bytes."),
+    METRICS_ROW(l2_metrics_t, journal_fsyncs, METRICS_COUNTER, METRICS_U64, "l2_journal_fsyncs_total", NULL, "fdatasync calls of the journal's writer thread, one per group of appends."),
+    METRICS_ROW(l2_metrics_t, journal_group_records, METRICS_COUNTER, METRICS_U64, "l2_journal_group_records_total", NULL, "Records those fdatasync calls covered (divided by l2_journal_fsyncs_total: records per sync)."),
+    METRICS_ROW(l2_metrics_t, journal_group_appends, METRICS_COUNTER, METRICS_U64, "l2_journal_group_appends_total", NULL, "Appends (writes, invalidations) those fdatasync calls covered."),
+    METRICS_ROW(l2_metrics_t, journal_failed_groups, METRICS_COUNTER, METRICS_U64, "l2_journal_failed_groups_total", NULL, "Groups whose write or fdatasync failed: every write in them was refused."),
 };
 const metrics_table_t l2_metrics_table = METRICS_TABLE(l2_metrics_rows);
 
@@ -48,8 +55,18 @@ void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out)
     out->breaker_state = (uint64_t)bs;
     out->breaker_opens = atomic_load(&s->breaker.opens);
     out->breaker_rejected = atomic_load(&s->breaker.rejected);
-    out->journal_records = s->journal ? journal_records(s->journal) : 0;
-    out->journal_bytes = s->journal ? journal_bytes(s->journal) : 0;
+    if (!s->journal) return;
+    journal_stats_t js;
+    journal_get_stats(s->journal, &js);
+    out->journal_records = js.records;
+    out->journal_bytes = js.bytes;
+    out->journal_queued_bytes = js.queued_bytes;
+    out->journal_queued_appends = js.queued_appends;
+    out->journal_max_bytes = js.max_bytes;
+    out->journal_fsyncs = js.fsyncs;
+    out->journal_group_records = js.group_records;
+    out->journal_group_appends = js.group_appends;
+    out->journal_failed_groups = js.failed_groups;
 }
 
 /* Store only if Redis holds no newer version, of a value or of a delete

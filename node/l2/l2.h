@@ -80,6 +80,10 @@ typedef struct l2_metrics {
     uint64_t breaker_state;       /* breaker_state_t */
     uint64_t breaker_opens, breaker_rejected;
     uint64_t journal_records, journal_bytes;
+    /* Group commit (journal_stats_t): the writer's queue and its bound, and
+     * how many records and appends each fdatasync carried. */
+    uint64_t journal_queued_bytes, journal_queued_appends, journal_max_bytes;
+    uint64_t journal_fsyncs, journal_group_records, journal_group_appends, journal_failed_groups;
 } l2_metrics_t;
 extern const metrics_table_t l2_metrics_table;
 
