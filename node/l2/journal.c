@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cluster/seal.h"
@@ -15,16 +17,58 @@
 #define JOURNAL_FIXED 24u /* op, version, expires, key len, ct len, value len */
 #define JOURNAL_RECORD_MAX ((uint64_t)1 << 31)
 
+/* iovecs per pwritev of a group (well under IOV_MAX). */
+#define JOURNAL_IOV 64
+
 typedef struct journal_file {
     int fd;                /* -1 when absent */
     uint64_t bytes, records;
 } journal_file_t;
 
+/* One append, from the caller's queue to its completion. The encoded
+ * records are the writer's to free once written; the rest travels back to
+ * whoever waits (the port's loop, or a blocked journal_append). */
+typedef struct journal_wait {
+    struct journal_wait *next;
+    uint8_t *buf;
+    size_t len, nrecs;
+    int status;
+    journal_port_t *port;      /* NULL: journal_append waits for `done` */
+    journal_done_fn cb;
+    void *ctx;
+    bool done;                 /* journal_append: under the journal's lock */
+} journal_wait_t;
+
+struct journal_port {
+    journal_t *j;
+    uv_async_t async;
+    pthread_mutex_t lock;      /* the completed list: the writer adds, the loop takes */
+    journal_wait_t *head, *tail;
+    /* The loop thread's own: */
+    size_t pending;            /* appends whose callback has not run */
+    bool closing, async_closing;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+/* Lock order: io, then lock. The writer holds io (not lock) for a group's
+ * write and sync, so callers queuing and counters read for /metrics never
+ * wait for the disk; only the file swap of a drain waits for it. */
 struct journal {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;      /* the queue, the counters, the files' state */
+    pthread_cond_t work;       /* writer: something queued, hold released, or stopping */
+    pthread_cond_t done;       /* journal_append: a group completed */
+    pthread_mutex_t io;        /* a group's write and sync against the swap of files */
+    pthread_t writer;
+    bool writer_running, stopping, held;
     char active_path[4096], draining_path[4096];
     uint64_t max_bytes;
+    /* active's fd and counts change under io and lock (read under either);
+     * draining's under lock, by the drainer. */
     journal_file_t active, draining;
+    journal_wait_t *head, *tail;   /* queued, not yet taken by the writer */
+    uint64_t queued_bytes, queued_appends; /* queued plus the group being written */
+    uint64_t fsyncs, group_records, group_appends, failed_groups;
 };
 
 static void journal_put_u16(uint8_t *p, uint16_t v)
@@ -139,6 +183,124 @@ static int journal_file_open(journal_file_t *f, const char *path, bool create)
     return 0;
 }
 
+/* ---------- the writer thread ---------- */
+
+/* Writes the group's buffers at off, however the kernel splits them. */
+static int journal_write_group(int fd, uint64_t off, journal_wait_t *w)
+{
+    size_t skip = 0; /* bytes of w already written */
+    while (w) {
+        struct iovec iov[JOURNAL_IOV];
+        int n = 0;
+        size_t s = skip;
+        for (journal_wait_t *x = w; x && n < JOURNAL_IOV; x = x->next, s = 0)
+            iov[n++] = (struct iovec){.iov_base = x->buf + s, .iov_len = x->len - s};
+        ssize_t r = pwritev(fd, iov, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        off += (uint64_t)r;
+        size_t left = (size_t)r;
+        while (w && left >= w->len - skip) {
+            left -= w->len - skip;
+            w = w->next;
+            skip = 0;
+        }
+        if (w) skip += left;
+        if (r == 0 && w) return -EIO; /* no progress on a non-empty write */
+    }
+    return 0;
+}
+
+static void journal_complete(journal_t *j, journal_wait_t *w)
+{
+    journal_port_t *p = w->port;
+    if (!p) {
+        /* A blocked journal_append owns w again once done is set. */
+        pthread_mutex_lock(&j->lock);
+        w->done = true;
+        pthread_cond_broadcast(&j->done);
+        pthread_mutex_unlock(&j->lock);
+        return;
+    }
+    /* The send happens under the port's lock: the loop can only see this
+     * completion, and so only close and free the port, after it. */
+    pthread_mutex_lock(&p->lock);
+    w->next = NULL;
+    if (p->tail) p->tail->next = w;
+    else p->head = w;
+    p->tail = w;
+    uv_async_send(&p->async);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* One group: one write, one fdatasync, then every append completes with
+ * the group's outcome. */
+static void journal_commit(journal_t *j, journal_wait_t *group)
+{
+    uint64_t bytes = 0, records = 0, appends = 0;
+    for (journal_wait_t *w = group; w; w = w->next) {
+        bytes += w->len;
+        records += w->nrecs;
+        appends++;
+    }
+    pthread_mutex_lock(&j->io);
+    int fd = j->active.fd;
+    uint64_t end = j->active.bytes;
+    bool synced = false;
+    int rc = journal_write_group(fd, end, group);
+    if (rc == 0) {
+        synced = true;
+        if (fdatasync(fd) != 0) rc = -errno;
+    }
+    if (rc != 0 && ftruncate(fd, (off_t)end) != 0) {
+        /* The file now ends in a torn group; the next open cuts it, and
+         * the next group is written over it from `end`. */
+    }
+    pthread_mutex_lock(&j->lock);
+    if (rc == 0) {
+        j->active.bytes += bytes;
+        j->active.records += records;
+    } else {
+        j->failed_groups++;
+    }
+    if (synced) {
+        j->fsyncs++;
+        j->group_records += records;
+        j->group_appends += appends;
+    }
+    j->queued_bytes -= bytes;
+    j->queued_appends -= appends;
+    pthread_mutex_unlock(&j->lock);
+    pthread_mutex_unlock(&j->io);
+    while (group) {
+        journal_wait_t *next = group->next;
+        free(group->buf);
+        group->buf = NULL;
+        group->status = rc;
+        journal_complete(j, group);
+        group = next;
+    }
+}
+
+static void *journal_writer(void *arg)
+{
+    journal_t *j = arg;
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        while ((!j->head || j->held) && !j->stopping) pthread_cond_wait(&j->work, &j->lock);
+        if (!j->head) break; /* stopping, and everything queued is written */
+        journal_wait_t *group = j->head;
+        j->head = j->tail = NULL;
+        pthread_mutex_unlock(&j->lock);
+        journal_commit(j, group);
+        pthread_mutex_lock(&j->lock);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return NULL;
+}
+
+/* ---------- open and close ---------- */
+
 int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err, size_t errcap)
 {
     *out = NULL;
@@ -148,6 +310,9 @@ int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err
         return -ENOMEM;
     }
     pthread_mutex_init(&j->lock, NULL);
+    pthread_mutex_init(&j->io, NULL);
+    pthread_cond_init(&j->work, NULL);
+    pthread_cond_init(&j->done, NULL);
     j->max_bytes = max_bytes;
     j->active.fd = j->draining.fd = -1;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -165,6 +330,19 @@ int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err
         journal_close(j);
         return rc;
     }
+    /* Signals are for the loops: the writer starts with all of them
+     * blocked (it inherits the mask), so none interrupts a sync. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = -pthread_create(&j->writer, NULL, journal_writer, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errcap, "cannot start the journal writer: %s", strerror(-rc));
+        journal_close(j);
+        return rc;
+    }
+    j->writer_running = true;
     *out = j;
     return 0;
 }
@@ -172,54 +350,184 @@ int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err
 void journal_close(journal_t *j)
 {
     if (!j) return;
+    if (j->writer_running) {
+        pthread_mutex_lock(&j->lock);
+        j->stopping = true;
+        j->held = false;
+        pthread_cond_signal(&j->work);
+        pthread_mutex_unlock(&j->lock);
+        pthread_join(j->writer, NULL);
+    }
     if (j->active.fd >= 0) close(j->active.fd);
     if (j->draining.fd >= 0) close(j->draining.fd);
+    pthread_cond_destroy(&j->work);
+    pthread_cond_destroy(&j->done);
+    pthread_mutex_destroy(&j->io);
     pthread_mutex_destroy(&j->lock);
     free(j);
 }
 
-int journal_append(journal_t *j, const journal_rec_t *recs, size_t n)
+void journal_hold(journal_t *j, bool hold)
+{
+    pthread_mutex_lock(&j->lock);
+    j->held = hold;
+    pthread_cond_signal(&j->work);
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* ---------- appending ---------- */
+
+/* Validates and encodes n records into a new wait; 0 or a negative errno. */
+static int journal_wait_new(const journal_rec_t *recs, size_t n, journal_wait_t **out)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (!journal_rec_ok(&recs[i])) return -EINVAL;
         total += journal_rec_size(&recs[i]);
     }
+    journal_wait_t *w = calloc(1, sizeof *w);
     uint8_t *buf = malloc(total ? total : 1);
-    if (!buf) return -ENOMEM;
+    if (!w || !buf) {
+        free(w);
+        free(buf);
+        return -ENOMEM;
+    }
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         journal_encode(&recs[i], buf + off);
         off += journal_rec_size(&recs[i]);
     }
+    w->buf = buf;
+    w->len = total;
+    w->nrecs = n;
+    *out = w;
+    return 0;
+}
+
+static void journal_wait_free(journal_wait_t *w)
+{
+    free(w->buf);
+    free(w);
+}
+
+/* Queues w for the writer unless it does not fit the bound. */
+static int journal_enqueue(journal_t *j, journal_wait_t *w)
+{
     pthread_mutex_lock(&j->lock);
     int rc = 0;
-    if (j->active.bytes + j->draining.bytes + total > j->max_bytes) {
+    if (j->stopping) {
+        rc = -ESHUTDOWN;
+    } else if (j->active.bytes + j->draining.bytes + j->queued_bytes + w->len > j->max_bytes) {
         rc = -ENOSPC;
     } else {
-        size_t done = 0;
-        while (done < total) {
-            ssize_t w = write(j->active.fd, buf + done, total - done);
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) {
-                rc = -errno;
-                break;
-            }
-            done += (size_t)w;
-        }
-        if (rc == 0 && fdatasync(j->active.fd) != 0) rc = -errno;
-        if (rc == 0) {
-            j->active.bytes += total;
-            j->active.records += n;
-        } else if (ftruncate(j->active.fd, (off_t)j->active.bytes) != 0 ||
-                   lseek(j->active.fd, (off_t)j->active.bytes, SEEK_SET) < 0) {
-            /* The file now ends in a torn batch; the next open cuts it. */
-        }
+        if (j->tail) j->tail->next = w;
+        else j->head = w;
+        j->tail = w;
+        j->queued_bytes += w->len;
+        j->queued_appends++;
+        pthread_cond_signal(&j->work);
     }
     pthread_mutex_unlock(&j->lock);
-    free(buf);
     return rc;
 }
+
+int journal_append(journal_t *j, const journal_rec_t *recs, size_t n)
+{
+    journal_wait_t *w;
+    int rc = journal_wait_new(recs, n, &w);
+    if (rc != 0) return rc;
+    if ((rc = journal_enqueue(j, w)) != 0) {
+        journal_wait_free(w);
+        return rc;
+    }
+    pthread_mutex_lock(&j->lock);
+    while (!w->done) pthread_cond_wait(&j->done, &j->lock);
+    pthread_mutex_unlock(&j->lock);
+    rc = w->status;
+    journal_wait_free(w);
+    return rc;
+}
+
+/* ---------- ports: completions back on a loop ---------- */
+
+static void journal_port_closed(uv_handle_t *h)
+{
+    journal_port_t *p = h->data;
+    p->done(p->done_arg);
+}
+
+static void journal_port_maybe_closed(journal_port_t *p)
+{
+    if (!p->closing || p->pending || p->async_closing) return;
+    p->async_closing = true;
+    uv_close((uv_handle_t *)&p->async, journal_port_closed);
+}
+
+static void journal_port_cb(uv_async_t *a)
+{
+    journal_port_t *p = a->data;
+    pthread_mutex_lock(&p->lock);
+    journal_wait_t *w = p->head;
+    p->head = p->tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    while (w) {
+        journal_wait_t *next = w->next;
+        p->pending--;
+        w->cb(w->ctx, w->status);
+        journal_wait_free(w);
+        w = next;
+    }
+    journal_port_maybe_closed(p);
+}
+
+journal_port_t *journal_port_new(journal_t *j, uv_loop_t *loop)
+{
+    journal_port_t *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->j = j;
+    if (uv_async_init(loop, &p->async, journal_port_cb) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->async.data = p;
+    pthread_mutex_init(&p->lock, NULL);
+    return p;
+}
+
+int journal_append_async(journal_port_t *p, const journal_rec_t *recs, size_t n, journal_done_fn cb, void *ctx)
+{
+    if (p->closing) return -ESHUTDOWN;
+    journal_wait_t *w;
+    int rc = journal_wait_new(recs, n, &w);
+    if (rc != 0) return rc;
+    w->port = p;
+    w->cb = cb;
+    w->ctx = ctx;
+    if ((rc = journal_enqueue(p->j, w)) != 0) {
+        journal_wait_free(w);
+        return rc;
+    }
+    /* Its completion runs on this thread, so not before this. */
+    p->pending++;
+    return 0;
+}
+
+void journal_port_close(journal_port_t *p, void (*done)(void *arg), void *arg)
+{
+    p->closing = true;
+    p->done = done;
+    p->done_arg = arg;
+    journal_port_maybe_closed(p);
+}
+
+void journal_port_free(journal_port_t *p)
+{
+    if (!p) return;
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* ---------- sizes and counters ---------- */
 
 uint64_t journal_bytes(journal_t *j)
 {
@@ -237,28 +545,54 @@ uint64_t journal_records(journal_t *j)
     return r;
 }
 
-int64_t journal_drain_begin(journal_t *j)
+void journal_get_stats(journal_t *j, journal_stats_t *out)
 {
     pthread_mutex_lock(&j->lock);
+    *out = (journal_stats_t){.bytes = j->active.bytes + j->draining.bytes,
+                             .records = j->active.records + j->draining.records,
+                             .queued_bytes = j->queued_bytes,
+                             .queued_appends = j->queued_appends,
+                             .max_bytes = j->max_bytes,
+                             .fsyncs = j->fsyncs,
+                             .group_records = j->group_records,
+                             .group_appends = j->group_appends,
+                             .failed_groups = j->failed_groups};
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* ---------- draining ---------- */
+
+int64_t journal_drain_begin(journal_t *j)
+{
+    /* io: no group is being written while the files swap. Only the drainer
+     * changes `draining` and only io holders change `active`, so both are
+     * read here without `lock`, which is taken only for the swap itself: a
+     * loop queuing an append never waits for a rename or an open. */
+    pthread_mutex_lock(&j->io);
     int64_t rc = 0;
     if (j->draining.fd >= 0 && j->draining.records == 0) {
         /* Nothing readable left in it (emptied, or cut back to nothing on
          * open): it must not block the active file behind it. */
         close(j->draining.fd);
-        j->draining.fd = -1;
-        j->draining.bytes = 0;
         unlink(j->draining_path);
+        pthread_mutex_lock(&j->lock);
+        j->draining = (journal_file_t){.fd = -1};
+        pthread_mutex_unlock(&j->lock);
     }
     if (j->draining.fd < 0 && j->active.records > 0) {
         if (rename(j->active_path, j->draining_path) != 0) {
             rc = -errno;
         } else {
+            journal_file_t fresh;
+            rc = journal_file_open(&fresh, j->active_path, true);
+            pthread_mutex_lock(&j->lock);
             j->draining = j->active;
-            rc = journal_file_open(&j->active, j->active_path, true);
+            j->active = fresh;
+            pthread_mutex_unlock(&j->lock);
         }
     }
     if (rc == 0) rc = (int64_t)j->draining.records;
-    pthread_mutex_unlock(&j->lock);
+    pthread_mutex_unlock(&j->io);
     return rc;
 }
 

@@ -1,6 +1,6 @@
 /* journal: the local replay journal of writes that could not reach Redis
- * (--l2-write-mode journal). Writes are appended in order and fsync'd once
- * per batch; when Redis is back the journal is drained in order and
+ * (--l2-write-mode journal). Writes are appended in order and made durable
+ * by group commit; when Redis is back the journal is drained in order and
  * removed only after Redis acknowledged every record.
  *
  * Files, in one directory:
@@ -19,12 +19,38 @@
  * length or checksum: reading stops there and the file is cut back to the
  * last whole record, so later appends are readable.
  *
- * Bounds: max_bytes over both files; an append that does not fit is
- * refused with -ENOSPC and the caller falls back to refusing the write.
+ * Group commit: a disk sync per write would stall the loop that asked and
+ * serialise every loop behind it. Appends are encoded by the caller and
+ * queued; one writer thread, owned by the journal (started by
+ * journal_open, joined by journal_close), takes everything queued as one
+ * group, writes it, calls fdatasync once for the group and then completes
+ * every append of it: with 0 only after that fdatasync returned success
+ * ("acknowledged means durable"), or, when the write or the sync failed,
+ * with that errno for every append of the group (the file is cut back to
+ * the last synced group). Appends complete in the order they were queued,
+ * so each caller's appends are on disk in its order.
  *
- * Threads: every function may be called from any thread; a mutex orders
- * appends against rotation. Ownership: the caller owns the journal_t; the
- * records passed to the read callback are valid during the call only.
+ * Bounds: max_bytes over both files plus the appends queued or being
+ * written; an append that does not fit is refused at once with -ENOSPC
+ * and the caller falls back to refusing the write. journal_get_stats
+ * shows the queue and the groups (l2_journal_* in /metrics).
+ *
+ * Threads:
+ *   - the writer thread: the only one that writes or syncs journal.active;
+ *   - journal_append_async, journal_port_*: the port's loop thread, which
+ *     the completions come back to (a uv_async_t per port);
+ *   - journal_append: blocks until its group is synced; any thread but a
+ *     loop's (tests; nothing on a loop uses it);
+ *   - the drain calls: one thread at a time (the drainer, on the main
+ *     loop). journal_drain_begin swaps the files between two groups, so it
+ *     may wait for the group being synced;
+ *   - journal_bytes, journal_records, journal_get_stats, journal_hold: any
+ *     thread, never waiting for disk.
+ * Ownership: the caller owns the journal_t, and closes it only after every
+ * port is freed and no journal_append runs. Each port belongs to its loop's
+ * owner: journal_port_close, then journal_port_free after its `done`.
+ * Records are copied (encoded) before an append returns; the records passed
+ * to the read callback are valid during the call only.
  */
 #ifndef DCACHE_JOURNAL_H
 #define DCACHE_JOURNAL_H
@@ -32,6 +58,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #define JOURNAL_OP_SET 1
 #define JOURNAL_OP_DEL 2
@@ -50,15 +77,59 @@ typedef struct journal_rec {
     size_t vlen;
 } journal_rec_t;
 
-/* Opens (creating dir and files as needed) and validates what is there.
- * Returns 0 or a negative errno with a message in err. */
+/* Opens (creating dir and files as needed), validates what is there and
+ * starts the writer thread. Returns 0 or a negative errno with a message
+ * in err. */
 int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err, size_t errcap);
+/* Lets the writer write and sync what is still queued (those appends
+ * complete as usual), joins it and closes the files. */
 void journal_close(journal_t *j);
 
-/* Appends n records and fsyncs once. 0, -ENOSPC when they do not fit
- * max_bytes, -EINVAL for a record out of bounds, or a negative errno from
- * the file system (nothing of the batch counts as written then). */
+/* An append's outcome: 0 once its group was fdatasync'd, else the negative
+ * errno of the group's write or sync (nothing of the append counts as
+ * written). */
+typedef void (*journal_done_fn)(void *ctx, int status);
+
+/* A loop's way in: completions are handed back to `loop` through a
+ * uv_async_t and a completion queue under a mutex (uv_async_send
+ * coalesces wakeups, the queue does not lose completions). The port holds
+ * its loop alive until closed. NULL on allocation failure. */
+typedef struct journal_port journal_port_t;
+journal_port_t *journal_port_new(journal_t *j, uv_loop_t *loop);
+/* Queues n records (encoded here: the caller's buffers are free once it
+ * returns) and returns at once. 0: cb(ctx, status) runs exactly once,
+ * later, on the port's loop, never from inside this call. Otherwise cb
+ * will not run: -ENOSPC when they do not fit max_bytes, -EINVAL for a
+ * record out of bounds, -ENOMEM, -ESHUTDOWN once the port is closing. */
+int journal_append_async(journal_port_t *p, const journal_rec_t *recs, size_t n, journal_done_fn cb, void *ctx);
+/* Refuses new appends, runs the callbacks of those still in the writer's
+ * hands as they complete (the writer always finishes a group), then
+ * closes the uv_async_t and calls done(arg) once, on the loop, never from
+ * inside this call. */
+void journal_port_close(journal_port_t *p, void (*done)(void *arg), void *arg);
+/* Only after journal_port_close's `done`. NULL is ignored. */
+void journal_port_free(journal_port_t *p);
+
+/* The same, blocking until the group is synced: the status, or one of the
+ * immediate refusals above. Never on a loop thread. */
 int journal_append(journal_t *j, const journal_rec_t *recs, size_t n);
+
+typedef struct journal_stats {
+    uint64_t bytes, records;       /* held in both files (durable) */
+    uint64_t queued_bytes;         /* appends queued or in the group being written */
+    uint64_t queued_appends;
+    uint64_t max_bytes;            /* the bound of bytes + queued_bytes */
+    uint64_t fsyncs;               /* fdatasync calls: one per group */
+    uint64_t group_records;        /* records those calls covered: / fsyncs = records per sync */
+    uint64_t group_appends;        /* appends they covered (callers woken per sync) */
+    uint64_t failed_groups;        /* groups whose write or sync failed (every append failed) */
+} journal_stats_t;
+void journal_get_stats(journal_t *j, journal_stats_t *out);
+
+/* Tests: while held, the writer takes no new group and appends pile up in
+ * the queue (still bounded), so a test can make a group of a known size.
+ * journal_close releases it. */
+void journal_hold(journal_t *j, bool hold);
 
 /* Bytes and records held (both files). */
 uint64_t journal_bytes(journal_t *j);

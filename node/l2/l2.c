@@ -1,5 +1,6 @@
 #include "node/l2/l2.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,13 @@ static const metrics_desc_t l2_metrics_rows[] = {
     METRICS_ROW(l2_metrics_t, breaker_rejected, METRICS_COUNTER, METRICS_U64, "l2_breaker_rejected_total", NULL, "L2 calls refused at once by the open breaker."),
     METRICS_ROW(l2_metrics_t, journal_records, METRICS_GAUGE, METRICS_U64, "l2_journal_records", NULL, "Writes in the journal waiting for Redis."),
     METRICS_ROW(l2_metrics_t, journal_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_bytes", NULL, "Bytes of the journal (bound: --l2-journal-max)."),
+    METRICS_ROW(l2_metrics_t, journal_queued_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_queued_bytes", NULL, "Bytes of appends waiting for the journal's writer thread or being synced (bound: l2_journal_max_bytes, with l2_journal_bytes)."),
+    METRICS_ROW(l2_metrics_t, journal_queued_appends, METRICS_GAUGE, METRICS_U64, "l2_journal_queued_appends", NULL, "Appends waiting for the journal's writer thread or being synced."),
+    METRICS_ROW(l2_metrics_t, journal_max_bytes, METRICS_GAUGE, METRICS_U64, "l2_journal_max_bytes", NULL, "--l2-journal-max: the bound of l2_journal_bytes plus l2_journal_queued_bytes."),
+    METRICS_ROW(l2_metrics_t, journal_fsyncs, METRICS_COUNTER, METRICS_U64, "l2_journal_fsyncs_total", NULL, "fdatasync calls of the journal's writer thread, one per group of appends."),
+    METRICS_ROW(l2_metrics_t, journal_group_records, METRICS_COUNTER, METRICS_U64, "l2_journal_group_records_total", NULL, "Records those fdatasync calls covered (divided by l2_journal_fsyncs_total: records per sync)."),
+    METRICS_ROW(l2_metrics_t, journal_group_appends, METRICS_COUNTER, METRICS_U64, "l2_journal_group_appends_total", NULL, "Appends (writes, invalidations) those fdatasync calls covered."),
+    METRICS_ROW(l2_metrics_t, journal_failed_groups, METRICS_COUNTER, METRICS_U64, "l2_journal_failed_groups_total", NULL, "Groups whose write or fdatasync failed: every write in them was refused."),
 };
 const metrics_table_t l2_metrics_table = METRICS_TABLE(l2_metrics_rows);
 
@@ -47,8 +55,18 @@ void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out)
     out->breaker_state = (uint64_t)bs;
     out->breaker_opens = atomic_load(&s->breaker.opens);
     out->breaker_rejected = atomic_load(&s->breaker.rejected);
-    out->journal_records = s->journal ? journal_records(s->journal) : 0;
-    out->journal_bytes = s->journal ? journal_bytes(s->journal) : 0;
+    if (!s->journal) return;
+    journal_stats_t js;
+    journal_get_stats(s->journal, &js);
+    out->journal_records = js.records;
+    out->journal_bytes = js.bytes;
+    out->journal_queued_bytes = js.queued_bytes;
+    out->journal_queued_appends = js.queued_appends;
+    out->journal_max_bytes = js.max_bytes;
+    out->journal_fsyncs = js.fsyncs;
+    out->journal_group_records = js.group_records;
+    out->journal_group_appends = js.group_appends;
+    out->journal_failed_groups = js.failed_groups;
 }
 
 /* Store only if Redis holds no newer version, of a value or of a delete
@@ -105,8 +123,11 @@ struct l2 {
     uint64_t gen;              /* the addr_gen redis was made for */
     uv_timer_t defer_timer;    /* delivers failures outside the caller's stack */
     l2_deferred_t *deferred, *deferred_tail;
+    journal_port_t *journal;   /* journal mode: this loop's way into the journal */
     bool closing;
     closer_t closer;           /* the timer and every client not yet closed */
+    void (*close_done)(void *arg);
+    void *close_arg;
 };
 
 static int64_t l2_wall_ms(void)
@@ -264,6 +285,10 @@ l2_t *l2_new(uv_loop_t *loop, l2_shared_t *s)
     if (!l) return NULL;
     l->loop = loop;
     l->s = s;
+    if (s->journal && !(l->journal = journal_port_new(s->journal, loop))) {
+        free(l);
+        return NULL;
+    }
     uv_timer_init(loop, &l->defer_timer);
     l->defer_timer.data = l;
     closer_add(&l->closer, 1); /* the timer; each client adds one */
@@ -654,21 +679,40 @@ void l2_del_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n,
 
 /* ---------- shutdown ---------- */
 
+/* The journal port closes last: the Redis calls the close fails (from the
+ * loop, after l2_close returned) may still be journaled by their callers,
+ * and the port then waits for those appends to be synced. */
+static void l2_parts_closed(void *arg)
+{
+    l2_t *l = arg;
+    if (l->journal) journal_port_close(l->journal, l->close_done, l->close_arg);
+    else l->close_done(l->close_arg);
+}
+
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg)
 {
     l->closing = true;
+    l->close_done = done;
+    l->close_arg = arg;
     /* Deferred answers still go out: their callers wait for them. */
     if (l->deferred) l2_defer_cb(&l->defer_timer);
     uv_timer_stop(&l->defer_timer);
     uv_close((uv_handle_t *)&l->defer_timer, l2_timer_closed);
     if (l->redis) redis_uv_close(l->redis, closer_closed_cb, &l->closer);
-    closer_finish(&l->closer, done, arg);
+    closer_finish(&l->closer, l2_parts_closed, l);
+}
+
+int l2_journal_append(l2_t *l, const journal_rec_t *recs, size_t n, journal_done_fn cb, void *ctx)
+{
+    if (!l->journal) return -ENOTSUP;
+    return journal_append_async(l->journal, recs, n, cb, ctx);
 }
 
 void l2_free(l2_t *l)
 {
     if (!l) return;
     if (l->redis) redis_uv_free(l->redis);
+    journal_port_free(l->journal);
     free(l);
 }
 

@@ -21,14 +21,19 @@
  * counters are thread-safe, and l2_shared_set_master() and l2_state_name()
  * may be called from any thread; l2_shared_init() and l2_shared_destroy()
  * run while no loop uses it. Each loop has its own l2_t client: every l2_t
- * call, and every callback it makes, runs on that loop's thread.
+ * call, and every callback it makes, runs on that loop's thread. In journal
+ * mode the l2_t also owns the loop's journal port, so journaling a write
+ * never blocks the loop: the journal's own writer thread syncs it and the
+ * port brings the outcome back.
  *
  * Callbacks: a call that takes a callback (l2_get, l2_set, l2_del,
  * l2_del_matching, l2_del_keys) calls it exactly once, and never from
  * inside the call: one that fails at once is answered from the loop, so the
- * caller may finish its own bookkeeping first. Calls still in flight at
- * l2_close() are answered (L2_UNAVAILABLE) before its `done`. No call may
- * follow l2_close().
+ * caller may finish its own bookkeeping first (l2_journal_append alone
+ * refuses at once with an errno instead). Calls still in flight at
+ * l2_close() are answered (L2_UNAVAILABLE) before its `done`, and so are
+ * appends to the journal. No call may follow l2_close(), but a callback it
+ * answers may still journal its write (the port closes last).
  *
  * Ownership: main owns l2_shared_t, which must outlive every l2_t (and the
  * drainer and Sentinel watcher); the strings of its redis config stay the
@@ -75,6 +80,10 @@ typedef struct l2_metrics {
     uint64_t breaker_state;       /* breaker_state_t */
     uint64_t breaker_opens, breaker_rejected;
     uint64_t journal_records, journal_bytes;
+    /* Group commit (journal_stats_t): the writer's queue and its bound, and
+     * how many records and appends each fdatasync carried. */
+    uint64_t journal_queued_bytes, journal_queued_appends, journal_max_bytes;
+    uint64_t journal_fsyncs, journal_group_records, journal_group_appends, journal_failed_groups;
 } l2_metrics_t;
 extern const metrics_table_t l2_metrics_table;
 
@@ -154,13 +163,22 @@ void l2_del_matching(l2_t *l, const char *pattern, size_t plen, uint64_t version
 /* n keys (longer than LIMITS_KEY_MAX: cut there), in chunks. */
 void l2_del_keys(l2_t *l, const void *const *keys, const size_t *lens, size_t n, uint64_t version, l2_count_fn cb,
                  void *ctx);
+/* Journal mode: appends to the shared journal through this loop's port
+ * (journal_append_async, node/l2/journal.h): returns at once, and
+ * cb(ctx, status) runs later on this loop, with 0 only once the records
+ * are fdatasync'd. Otherwise a negative errno and cb will not run:
+ * -ENOTSUP without a journal, -ENOSPC when it is full, -EINVAL, -ENOMEM,
+ * -ESHUTDOWN once the port is closing. The records are copied. */
+int l2_journal_append(l2_t *l, const journal_rec_t *recs, size_t n, journal_done_fn cb, void *ctx);
 /* True once l2_close was called. */
 bool l2_closing(const l2_t *l);
 /* True when a call now would go to Redis (breaker not open). */
 bool l2_available(l2_t *l);
 /* Answers what it had deferred (from inside this call), fails the calls in
- * flight, closes the client and its timer, and calls `done` once, on the
- * loop, after all of that, never from inside this call. */
+ * flight, closes the client and its timer, then closes the journal port
+ * (its appends still in flight complete first, so a write its caller
+ * journaled while the client closed is still answered), and calls `done`
+ * once, on the loop, after all of that, never from inside this call. */
 void l2_close(l2_t *l, void (*done)(void *arg), void *arg);
 /* Only after l2_close's `done`. NULL is ignored. */
 void l2_free(l2_t *l);

@@ -104,19 +104,36 @@ static bool route_scatter_l2(route_scatter_t *s)
     return false;
 }
 
+static void route_scatter_answer(route_scatter_t *s);
+
+/* The journal synced the deletes (status 0) or failed them: only now may
+ * the result say they are kept. */
+static void route_scatter_journaled(void *ctx, int status)
+{
+    route_scatter_t *s = ctx;
+    l2_shared_t *l2 = s->w->route->l2;
+    if (status == 0) {
+        s->l2 = ROUTE_SCATTER_L2_JOURNALED;
+        atomic_fetch_add(&l2->stats.writes_journaled, s->nkeys);
+    } else {
+        atomic_fetch_add(&l2->stats.writes_refused, 1);
+    }
+    route_scatter_answer(s);
+}
+
 /* Redis missed a key invalidation: in journal mode the deletes wait in the
- * journal (replayed like writes). */
+ * journal (replayed like writes). True when the append is under way
+ * (route_scatter_journaled answers). */
 static bool route_scatter_journal_keys(route_scatter_t *s)
 {
     l2_shared_t *l2 = s->w->route->l2;
-    if (!s->by_keys || !l2 || l2->write_mode != L2_WRITE_JOURNAL || !l2->journal) return false;
+    if (!s->by_keys || !l2 || l2->write_mode != L2_WRITE_JOURNAL || !l2->journal || !s->w->l2) return false;
     journal_rec_t *recs = calloc(s->nkeys, sizeof *recs);
     if (!recs) return false;
     for (size_t i = 0; i < s->nkeys; i++)
         recs[i] = (journal_rec_t){.op = JOURNAL_OP_DEL, .version = s->version, .key = s->keys[i].p, .klen = s->keys[i].len};
-    bool ok = journal_append(l2->journal, recs, s->nkeys) == 0;
+    bool ok = l2_journal_append(s->w->l2, recs, s->nkeys, route_scatter_journaled, s) == 0;
     free(recs);
-    if (ok) atomic_fetch_add(&l2->stats.writes_journaled, s->nkeys);
     return ok;
 }
 
@@ -124,9 +141,15 @@ static void route_scatter_finish(route_scatter_t *s)
 {
     route_t *rt = s->w->route;
     if (s->l2 == ROUTE_SCATTER_L2_UNAVAILABLE) {
-        if (route_scatter_journal_keys(s)) s->l2 = ROUTE_SCATTER_L2_JOURNALED;
-        else if (rt->l2) atomic_fetch_add(&rt->l2->stats.writes_refused, 1);
+        if (route_scatter_journal_keys(s)) return;
+        if (rt->l2) atomic_fetch_add(&rt->l2->stats.writes_refused, 1);
     }
+    route_scatter_answer(s);
+}
+
+/* Calls done with the merged result and frees s. */
+static void route_scatter_answer(route_scatter_t *s)
+{
     for (size_t i = 0; i < s->nsample; i++)
         s->sample[i].p = (const uint8_t *)s->sample_bytes + (uintptr_t)s->sample[i].p;
     size_t nodes = s->topo ? s->topo->n : 1, nun = 0;

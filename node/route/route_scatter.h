@@ -11,8 +11,9 @@
  * It clears Redis first, once per cluster operation, by the node that
  * received it: the other way round, a miss between the two would read
  * the old value back from Redis into L1. When Redis misses a key
- * invalidation, journal mode keeps the deletes in the journal; otherwise
- * the result says Redis is unavailable (it may still hold old values).
+ * invalidation, journal mode keeps the deletes in the journal (the result
+ * waits for the journal's sync, off the loop); otherwise the result says
+ * Redis is unavailable (it may still hold old values).
  *
  * Listing goes one member per page (the cursor names the member and its
  * own cursor).

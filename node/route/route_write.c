@@ -241,8 +241,12 @@ static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, c
 
 /* ---------- write-through to L2 first ---------- */
 
-/* A write waiting for Redis: it owns copies of what it writes, since a
- * peer's request is only valid during its call. */
+/* A write waiting for Redis, then maybe for the journal: it owns copies of
+ * what it writes, since a peer's request is only valid during its call,
+ * and it owns the reply until route_l2w_finish answers it. A client that
+ * went away meanwhile changes nothing here: its reply context stays valid
+ * until answered (the transport drops the answer), and the worker's
+ * l2_close waits for the journal's answer before the worker is freed. */
 typedef struct route_l2w {
     route_worker_t *w;
     route_reply_t reply;
@@ -251,14 +255,34 @@ typedef struct route_l2w {
     char *buf;
 } route_l2w_t;
 
-static void route_l2w_refuse(route_l2w_t *x)
+/* After L2 answered (or the journal did): L1 and the owners when the write
+ * is kept, else 503; frees x either way. */
+static void route_l2w_finish(route_l2w_t *x, bool kept, bool journaled)
 {
-    atomic_fetch_add(&x->w->route->l2->stats.writes_refused, 1);
-    x->reply.ops->fail(x->reply.ctx, ROUTE_ERR_L2_UNAVAILABLE,
-                       "Redis is unavailable and --l2-write-mode is sync (or the journal is full)");
+    if (!kept) {
+        atomic_fetch_add(&x->w->route->l2->stats.writes_refused, 1);
+        x->reply.ops->fail(x->reply.ctx, ROUTE_ERR_L2_UNAVAILABLE,
+                           "Redis is unavailable and --l2-write-mode is sync (or the journal is full)");
+    } else if (x->is_delete) {
+        route_coordinate_delete_at(x->w, x->reply, x->args.key, x->args.key_len, x->args.version, journaled);
+    } else {
+        route_coordinate_put_at(x->w, x->reply, &x->args, journaled);
+    }
+    free(x->buf);
+    free(x);
 }
 
-/* Journal mode: keep the write locally until Redis is back. */
+/* The journal synced the write's group (status 0) or failed it: only now
+ * may the write be acknowledged as journaled. */
+static void route_l2w_journaled(void *ctx, int status)
+{
+    route_l2w_t *x = ctx;
+    if (status == 0) atomic_fetch_add(&x->w->route->l2->stats.writes_journaled, 1);
+    route_l2w_finish(x, status == 0, status == 0);
+}
+
+/* Journal mode: keep the write locally until Redis is back. True when the
+ * append is under way (route_l2w_journaled finishes x). */
 static bool route_l2w_journal(route_l2w_t *x)
 {
     l2_shared_t *s = x->w->route->l2;
@@ -273,24 +297,14 @@ static bool route_l2w_journal(route_l2w_t *x)
                          .ctlen = x->args.content_type ? x->args.content_type_len : 0,
                          .value = x->args.value,
                          .vlen = x->args.value_len};
-    if (journal_append(s->journal, &rec, 1) != 0) return false;
-    atomic_fetch_add(&s->stats.writes_journaled, 1);
-    return true;
+    return l2_journal_append(x->w->l2, &rec, 1, route_l2w_journaled, x) == 0;
 }
 
 static void route_l2w_done(void *ctx, l2_result_t res)
 {
     route_l2w_t *x = ctx;
-    bool journaled = false;
-    if (res != L2_OK && !(journaled = route_l2w_journal(x))) {
-        route_l2w_refuse(x);
-    } else if (x->is_delete) {
-        route_coordinate_delete_at(x->w, x->reply, x->args.key, x->args.key_len, x->args.version, journaled);
-    } else {
-        route_coordinate_put_at(x->w, x->reply, &x->args, journaled);
-    }
-    free(x->buf);
-    free(x);
+    if (res == L2_OK) route_l2w_finish(x, true, false);
+    else if (!route_l2w_journal(x)) route_l2w_finish(x, false, false);
 }
 
 static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)

@@ -6,7 +6,8 @@
 # tombstones in Redis; Redis killed: reads
 # of cached keys still succeed, misses and sync-mode writes get 503 at once,
 # and the breaker says so; Redis back: writes succeed again; journal mode
-# accepts writes while Redis is down and replays every one of them; a
+# accepts writes while Redis is down (each after the journal writer synced
+# it) and replays every one of them; a
 # stopped Redis trips the breaker within the timeout.
 source "$(dirname "$0")/lib.sh"
 
@@ -175,6 +176,11 @@ assert_eq "200 journal" "$STATUS $(header x-cache-durability)" "a DELETE is jour
 http POST /api/invalidate -d '{"keys":["j49"]}'
 assert_eq "200 journaled" "$STATUS $(json .l2.status)" "an invalidation Redis missed is journaled"
 assert_eq 52 "$(l2_field journal_records)" "the journal holds them"
+assert_eq "52 52 0" \
+  "$(metric l2_journal_group_records_total) $(metric l2_journal_group_appends_total) $(metric l2_journal_queued_appends)" \
+  "each was acknowledged after the writer thread synced its group"
+assert_match '^[1-9][0-9]* failed 0$' "$(metric l2_journal_fsyncs_total) failed $(metric l2_journal_failed_groups_total)" \
+  "the groups were synced"
 REDIS_FIXED_PORT=$REDIS_PORT start_redis redis3
 # 48 values and the two tombstones the journaled deletes leave.
 replayed() { [[ $(rc --scan --pattern 'dcache:j*' | wc -l) == 50 && $(l2_field journal_records) == 0 ]]; }

@@ -1,7 +1,12 @@
 /* Unit tests for the replay journal: order, reopen, rotation while
- * draining, torn tails, corruption and the size bound. */
+ * draining, torn tails, corruption and the size bound; group commit:
+ * concurrent appends from several threads and loops, one fdatasync per
+ * group, a full queue, a failed group, a port closed with appends in
+ * flight. Waits poll a condition with a deadline (fixture/loop); nothing
+ * sleeps to synchronise. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +19,7 @@
 #include <cmocka.h>
 
 #include "node/l2/journal.h"
+#include "tests/unit/fixture/loop.h"
 
 typedef struct fixture {
     char dir[64];
@@ -264,6 +270,400 @@ static void test_bound_and_bad_records(void **state)
     assert_non_null(strstr(err, "cannot create"));
 }
 
+/* ---------- group commit ---------- */
+
+#define DEADLINE_MS 10000
+
+/* Records of the concurrency tests: key "t<thread>-<seq>", version
+ * thread << 32 | seq, so a reader can check each thread's order. */
+static journal_rec_t seq_rec(unsigned thread, unsigned seq, char *key)
+{
+    int n = sprintf(key, "t%u-%u", thread, seq);
+    return (journal_rec_t){.op = JOURNAL_OP_SET, .version = (uint64_t)thread << 32 | seq, .key = key,
+                           .klen = (size_t)n, .value = key, .vlen = (size_t)n};
+}
+
+typedef struct waits {
+    unsigned done, failed;
+    int last_status;
+} waits_t;
+
+static void count_done(void *ctx, int status)
+{
+    waits_t *w = ctx;
+    w->done++;
+    if (status != 0) {
+        w->failed++;
+        w->last_status = status;
+    }
+}
+
+typedef struct until_n {
+    const unsigned *counter;
+    unsigned n;
+} until_n_t;
+
+static bool reached(void *arg)
+{
+    until_n_t *u = arg;
+    return *u->counter >= u->n;
+}
+
+static void set_flag(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static bool flag_set(void *arg)
+{
+    return *(bool *)arg;
+}
+
+static bool queued_at_least(journal_t *j, uint64_t n)
+{
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    return st.queued_appends >= n;
+}
+
+typedef struct queued_arg {
+    journal_t *j;
+    uint64_t n;
+} queued_arg_t;
+
+static bool queued_cond(void *arg)
+{
+    queued_arg_t *q = arg;
+    return queued_at_least(q->j, q->n);
+}
+
+/* A thread with its own loop and port, as a worker has: it queues all its
+ * appends at once and runs its loop until every completion came back. */
+typedef struct loop_thread {
+    journal_t *j;
+    unsigned id, n;
+    waits_t waits;
+    int refused;               /* an append refused at once (its errno) */
+    bool closed, loop_ok;
+} loop_thread_t;
+
+static void *loop_thread_main(void *arg)
+{
+    loop_thread_t *t = arg;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    journal_port_t *p = journal_port_new(t->j, &loop);
+    for (unsigned i = 0; p && i < t->n && !t->refused; i++) {
+        char key[32];
+        journal_rec_t r = seq_rec(t->id, i, key);
+        t->refused = journal_append_async(p, &r, 1, count_done, &t->waits);
+    }
+    until_n_t u = {&t->waits.done, t->n};
+    fixture_loop_run_until(&loop, reached, &u, DEADLINE_MS);
+    if (p) journal_port_close(p, set_flag, &t->closed);
+    fixture_loop_run_until(&loop, flag_set, &t->closed, DEADLINE_MS);
+    journal_port_free(p);
+    t->loop_ok = p && fixture_loop_close(&loop) == 0;
+    return NULL;
+}
+
+/* A thread that appends with the blocking call, one record at a time. */
+typedef struct block_thread {
+    journal_t *j;
+    unsigned id, n;
+    int rc;
+} block_thread_t;
+
+static void *block_thread_main(void *arg)
+{
+    block_thread_t *t = arg;
+    for (unsigned i = 0; i < t->n && t->rc == 0; i++) {
+        char key[32];
+        journal_rec_t r = seq_rec(t->id, i, key);
+        t->rc = journal_append(t->j, &r, 1);
+    }
+    return NULL;
+}
+
+#define THREADS_MAX 8
+
+typedef struct per_thread {
+    unsigned next[THREADS_MAX];
+    bool out_of_order;
+    unsigned total;
+} per_thread_t;
+
+static int check_seq(const journal_rec_t *r, void *ctx)
+{
+    per_thread_t *s = ctx;
+    unsigned thread = (unsigned)(r->version >> 32), seq = (unsigned)r->version;
+    char key[32];
+    journal_rec_t want = seq_rec(thread, seq, key);
+    if (thread >= THREADS_MAX || seq != s->next[thread] || r->klen != want.klen || memcmp(r->key, key, r->klen) != 0 ||
+        r->vlen != want.vlen)
+        s->out_of_order = true;
+    else s->next[thread]++;
+    s->total++;
+    return 0;
+}
+
+static void test_concurrent_appends_keep_each_threads_order(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    journal_t *j;
+    enum { LOOPS = 4, BLOCKING = 2, PER = 300 };
+    assert_int_equal(journal_open(&j, f->dir, 64 << 20, err, sizeof err), 0);
+    loop_thread_t lt[LOOPS];
+    block_thread_t bt[BLOCKING];
+    pthread_t tid[LOOPS + BLOCKING];
+    for (unsigned i = 0; i < LOOPS; i++) {
+        lt[i] = (loop_thread_t){.j = j, .id = i, .n = PER};
+        assert_int_equal(pthread_create(&tid[i], NULL, loop_thread_main, &lt[i]), 0);
+    }
+    for (unsigned i = 0; i < BLOCKING; i++) {
+        bt[i] = (block_thread_t){.j = j, .id = LOOPS + i, .n = PER};
+        assert_int_equal(pthread_create(&tid[LOOPS + i], NULL, block_thread_main, &bt[i]), 0);
+    }
+    for (unsigned i = 0; i < LOOPS + BLOCKING; i++) pthread_join(tid[i], NULL);
+    for (unsigned i = 0; i < LOOPS; i++) {
+        assert_int_equal(lt[i].refused, 0);
+        assert_int_equal(lt[i].waits.done, PER);
+        assert_int_equal(lt[i].waits.failed, 0);
+        assert_true(lt[i].closed);
+        assert_true(lt[i].loop_ok);
+    }
+    for (unsigned i = 0; i < BLOCKING; i++) assert_int_equal(bt[i].rc, 0);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    const unsigned total = (LOOPS + BLOCKING) * PER;
+    assert_int_equal(st.records, total);
+    assert_int_equal(st.queued_appends, 0);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(st.group_records, total);
+    assert_int_equal(st.group_appends, total);
+    assert_true(st.fsyncs >= 1 && st.fsyncs <= total);
+    print_message("%u appends from %u threads: %llu fdatasync calls\n", total, LOOPS + BLOCKING,
+                  (unsigned long long)st.fsyncs);
+    journal_close(j);
+
+    /* Everything acknowledged is on disk, each thread's in its order. */
+    assert_int_equal(journal_open(&j, f->dir, 64 << 20, err, sizeof err), 0);
+    assert_int_equal(journal_records(j), total);
+    assert_int_equal(journal_drain_begin(j), total);
+    per_thread_t seen = {0};
+    uint64_t pos = 0;
+    assert_int_equal(journal_drain_read(j, &pos, total + 1, check_seq, &seen), total);
+    assert_false(seen.out_of_order);
+    for (unsigned i = 0; i < LOOPS + BLOCKING; i++) assert_int_equal(seen.next[i], PER);
+    journal_close(j);
+}
+
+static void test_a_group_shares_one_fdatasync(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    journal_t *j;
+    enum { ASYNC = 20, BLOCKING = 2 };
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    journal_port_t *p = journal_port_new(j, &loop);
+    assert_non_null(p);
+    journal_stats_t before, after;
+    journal_get_stats(j, &before);
+
+    /* Held: every append queues up, from this loop and from two blocked
+     * threads, and none completes. */
+    journal_hold(j, true);
+    waits_t w = {0};
+    for (unsigned i = 0; i < ASYNC; i++) {
+        char key[32];
+        journal_rec_t r = seq_rec(0, i, key);
+        assert_int_equal(journal_append_async(p, &r, 1, count_done, &w), 0);
+    }
+    block_thread_t bt[BLOCKING];
+    pthread_t tid[BLOCKING];
+    for (unsigned i = 0; i < BLOCKING; i++) {
+        bt[i] = (block_thread_t){.j = j, .id = 1 + i, .n = 1};
+        assert_int_equal(pthread_create(&tid[i], NULL, block_thread_main, &bt[i]), 0);
+    }
+    queued_arg_t q = {j, ASYNC + BLOCKING};
+    assert_true(fixture_loop_run_until(&loop, queued_cond, &q, DEADLINE_MS));
+    assert_int_equal(w.done, 0);
+    assert_int_equal(journal_records(j), 0);
+
+    /* Released: the writer takes all of them as one group. */
+    journal_hold(j, false);
+    until_n_t u = {&w.done, ASYNC};
+    assert_true(fixture_loop_run_until(&loop, reached, &u, DEADLINE_MS));
+    for (unsigned i = 0; i < BLOCKING; i++) {
+        pthread_join(tid[i], NULL);
+        assert_int_equal(bt[i].rc, 0);
+    }
+    assert_int_equal(w.failed, 0);
+    journal_get_stats(j, &after);
+    assert_int_equal(after.fsyncs - before.fsyncs, 1);
+    assert_int_equal(after.group_appends - before.group_appends, ASYNC + BLOCKING);
+    assert_int_equal(after.group_records - before.group_records, ASYNC + BLOCKING);
+    assert_int_equal(after.records, ASYNC + BLOCKING);
+    assert_int_equal(after.queued_appends, 0);
+
+    bool closed = false;
+    journal_port_close(p, set_flag, &closed);
+    assert_true(fixture_loop_run_until(&loop, flag_set, &closed, DEADLINE_MS));
+    journal_port_free(p);
+    assert_int_equal(fixture_loop_close(&loop), 0);
+    journal_close(j);
+}
+
+static void test_a_full_queue_refuses_at_once(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1000, err, sizeof err), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    journal_port_t *p = journal_port_new(j, &loop);
+    assert_non_null(p);
+    journal_hold(j, true);
+    waits_t w = {0};
+    unsigned accepted = 0;
+    int rc = 0;
+    for (unsigned i = 0; i < 1000 && rc == 0; i++) {
+        char key[32];
+        journal_rec_t r = seq_rec(0, i, key);
+        rc = journal_append_async(p, &r, 1, count_done, &w);
+        if (rc == 0) accepted++;
+    }
+    /* Queued appends count against the bound as the files do. */
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(accepted > 5 && accepted < 100);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    assert_int_equal(st.queued_appends, accepted);
+    assert_true(st.queued_bytes <= 1000);
+    assert_int_equal(st.max_bytes, 1000);
+    /* Bad records are refused at once too, and queue nothing. */
+    journal_rec_t bad = {.op = 9, .key = "k", .klen = 1};
+    assert_int_equal(journal_append_async(p, &bad, 1, count_done, &w), -EINVAL);
+
+    journal_hold(j, false);
+    until_n_t u = {&w.done, accepted};
+    assert_true(fixture_loop_run_until(&loop, reached, &u, DEADLINE_MS));
+    assert_int_equal(w.failed, 0);
+    assert_int_equal(journal_records(j), accepted);
+    assert_true(journal_bytes(j) <= 1000);
+    /* Now the files themselves are full. */
+    char key[32];
+    journal_rec_t r = seq_rec(0, 999, key);
+    assert_int_equal(journal_append_async(p, &r, 1, count_done, &w), -ENOSPC);
+
+    bool closed = false;
+    journal_port_close(p, set_flag, &closed);
+    assert_true(fixture_loop_run_until(&loop, flag_set, &closed, DEADLINE_MS));
+    assert_int_equal(w.done, accepted); /* no callback for a refusal */
+    journal_port_free(p);
+    assert_int_equal(fixture_loop_close(&loop), 0);
+    journal_close(j);
+}
+
+/* journal.active is /dev/full: every write fails with ENOSPC, so the whole
+ * group fails, each of its appends with the group's errno, and nothing
+ * counts as written. */
+static void test_a_failed_group_fails_every_append(void **state)
+{
+    fixture_t *f = *state;
+    char err[256], path[128];
+    if (access("/dev/full", W_OK) != 0) skip();
+    snprintf(path, sizeof path, "%s/journal.active", f->dir);
+    assert_int_equal(symlink("/dev/full", path), 0);
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    journal_port_t *p = journal_port_new(j, &loop);
+    assert_non_null(p);
+    journal_hold(j, true);
+    waits_t w = {0};
+    for (unsigned i = 0; i < 3; i++) {
+        char key[32];
+        journal_rec_t r = seq_rec(0, i, key);
+        assert_int_equal(journal_append_async(p, &r, 1, count_done, &w), 0);
+    }
+    journal_hold(j, false);
+    until_n_t u = {&w.done, 3};
+    assert_true(fixture_loop_run_until(&loop, reached, &u, DEADLINE_MS));
+    assert_int_equal(w.failed, 3);
+    assert_int_equal(w.last_status, -ENOSPC);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    assert_int_equal(st.failed_groups, 1);
+    assert_int_equal(st.fsyncs, 0);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.queued_bytes, 0);
+    /* The blocking call reports the same. */
+    char key[32];
+    journal_rec_t r = seq_rec(0, 3, key);
+    assert_int_equal(journal_append(j, &r, 1), -ENOSPC);
+
+    bool closed = false;
+    journal_port_close(p, set_flag, &closed);
+    assert_true(fixture_loop_run_until(&loop, flag_set, &closed, DEADLINE_MS));
+    journal_port_free(p);
+    assert_int_equal(fixture_loop_close(&loop), 0);
+    journal_close(j);
+}
+
+typedef struct close_order {
+    waits_t w;
+    bool closed, closed_before_all_done;
+} close_order_t;
+
+static void close_order_done(void *arg)
+{
+    close_order_t *c = arg;
+    c->closed = true;
+    c->closed_before_all_done = c->w.done < 3;
+}
+
+/* A port closed while its appends are with the writer still runs their
+ * callbacks (their callers wait for them), refuses new ones, and reports
+ * closed only after the last. */
+static void test_closing_a_port_waits_for_its_appends(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    journal_port_t *p = journal_port_new(j, &loop);
+    assert_non_null(p);
+    journal_hold(j, true);
+    close_order_t c = {0};
+    for (unsigned i = 0; i < 3; i++) {
+        char key[32];
+        journal_rec_t r = seq_rec(0, i, key);
+        assert_int_equal(journal_append_async(p, &r, 1, count_done, &c.w), 0);
+    }
+    journal_port_close(p, close_order_done, &c);
+    char key[32];
+    journal_rec_t r = seq_rec(0, 3, key);
+    assert_int_equal(journal_append_async(p, &r, 1, count_done, &c.w), -ESHUTDOWN);
+    assert_false(c.closed);
+    journal_hold(j, false);
+    assert_true(fixture_loop_run_until(&loop, flag_set, &c.closed, DEADLINE_MS));
+    assert_false(c.closed_before_all_done);
+    assert_int_equal(c.w.done, 3);
+    assert_int_equal(c.w.failed, 0);
+    journal_port_free(p);
+    assert_int_equal(fixture_loop_close(&loop), 0);
+    assert_int_equal(journal_records(j), 3);
+    journal_close(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +674,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bound_and_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_while_draining_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_draining_file_does_not_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_appends_keep_each_threads_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_group_shares_one_fdatasync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_queue_refuses_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_group_fails_every_append, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closing_a_port_waits_for_its_appends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
