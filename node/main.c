@@ -265,7 +265,7 @@ static void node_gossip_event(const swim_event_t *ev, void *ctx)
     /* The cluster wrote and deleted this node's keys elsewhere meanwhile,
      * even if this node's own view never lost anyone (a one-sided
      * partition, a slow failure detector on the cut-off side). */
-    if (ev->type == SWIM_EV_DECLARED_DEAD && n->resync) resync_begin(n->resync, ROUTE_SYNC_DECLARED_DEAD);
+    if (ev->type == SWIM_EV_DECLARED_DEAD && n->resync) resync_begin(n->resync, ROUTE_SYNC_DECLARED_DEAD, 0);
     if (!uv_is_active((uv_handle_t *)&n->ring_timer))
         uv_timer_start(&n->ring_timer, node_ring_timer_cb, NODE_RING_DEBOUNCE_MS, 0);
 }
@@ -503,14 +503,17 @@ int main(int argc, char **argv)
          * wrote elsewhere. */
         resync_config_t rc = {.timeout_ms = n.cfg.sync_timeout_ms,
                               .stall_ms = n.cfg.peer_timeout_ms > 1000 ? n.cfg.peer_timeout_ms : 1000,
-                              .verify_ms = ROUTE_TOMB_TTL_MS};
+                              .grace_ms = n.cfg.tombstone_grace_ms,
+                              .verify_ms = n.cfg.tombstone_grace_ms > 2 * n.cfg.repair_interval_ms
+                                               ? n.cfg.tombstone_grace_ms
+                                               : 2 * n.cfg.repair_interval_ms};
         pc.request_timeout_ms = n.cfg.peer_timeout_ms;
         n.resync = resync_new(n.loop, &n.api.route, &pc, &rc);
         /* A node told where the cluster is holds nothing yet of what it
          * will own; one that founds a cluster owns nothing anyone wrote.
          * Before the workers take their first request: until gossip runs
          * there is no ring, and a read would be a confident 404. */
-        if (n.resync && n.cfg.seeds[0]) resync_begin(n.resync, ROUTE_SYNC_START);
+        if (n.resync && n.cfg.seeds[0]) resync_begin(n.resync, ROUTE_SYNC_START, 0);
         repair_config_t rpc = {.interval_ms = n.cfg.repair_interval_ms};
         pc.request_timeout_ms = n.cfg.peer_timeout_ms * 5;
         n.repair = repair_new(n.loop, &n.api.route, &pc, &rpc);

@@ -70,6 +70,7 @@ typedef struct config {
     uint64_t peer_timeout_ms;
     uint64_t sync_timeout_ms;     /* --sync-timeout */
     uint64_t repair_interval_ms;  /* --repair-interval, 0 = no repair rounds */
+    uint64_t tombstone_grace_ms;  /* --tombstone-grace: the L1 tombstones' lifetime */
     uint64_t handoff_rate;        /* entries per second, 0 = unlimited */
     /* L2 (Redis). */
     char *redis;                  /* URL; "" = no L2 */

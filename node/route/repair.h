@@ -27,7 +27,7 @@
  * Not while this node syncs, is in a minority, drains, or hands off
  * (skipped rounds are counted): what it holds is then in doubt or moving.
  * Right after a sync it does run: the other owners' tombstones of deletes
- * made while it was away live ROUTE_TOMB_TTL_MS from the delete, and
+ * made while it was away live --tombstone-grace from the delete, and
  * answer its offers of what they deleted with "deleted at V".
  *
  * Bounds: the digest tables (8 KiB per other owner, the book's and this

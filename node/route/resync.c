@@ -170,7 +170,7 @@ static void resync_heartbeat_cb(uv_timer_t *t)
     if (r->last_beat_ms && now - r->last_beat_ms > r->cfg.stall_ms) {
         log_warn("this node stood still; its keys may have changed elsewhere",
                  "\"stalled_ms\":%llu", (unsigned long long)(now - r->last_beat_ms));
-        resync_begin(r, ROUTE_SYNC_STALL);
+        resync_begin(r, ROUTE_SYNC_STALL, now - r->last_beat_ms);
     }
     r->last_beat_ms = now;
     atomic_store(&r->rt->heartbeat_ms, now);
@@ -207,10 +207,32 @@ void resync_set_self(resync_t *r, const char *name, const uint8_t *run)
     memcpy(r->run, run, sizeof r->run);
 }
 
-void resync_begin(resync_t *r, route_sync_reason_t why)
+/* True when every key this node owns has another owner: more than one
+ * member and at least two replicas. */
+static bool resync_others_hold_all(resync_t *r)
+{
+    topo_t *t = topo_slot_get(&r->rt->topo);
+    bool others = t && t->n >= 2 && ring_replicas(t->ring) >= 2;
+    topo_unref(t);
+    return others;
+}
+
+void resync_begin(resync_t *r, route_sync_reason_t why, uint64_t away_ms)
 {
     if (r->closing) return;
     uint64_t now = uv_now(r->loop);
+    size_t held = store_entry_count(r->rt->store);
+    if (why == ROUTE_SYNC_STALL && away_ms > r->cfg.grace_ms && held > 0 && resync_others_hold_all(r)) {
+        /* Deletes made while it stood still are forgotten everywhere by
+         * now: nothing could tell it which of its entries are gone, and
+         * every key it owns has another owner that kept up. */
+        size_t dropped = store_delete_matching(r->rt->store, "*", 1);
+        atomic_fetch_add(&r->rt->sync.dropped, dropped);
+        log_warn("away longer than --tombstone-grace; dropped what this node held",
+                 "\"reason\":\"%s\",\"away_ms\":%llu,\"dropped\":%zu", route_sync_reason_name(why),
+                 (unsigned long long)away_ms, dropped);
+        atomic_store(&r->rt->verify_until_ms, now + r->cfg.verify_ms);
+    }
     if (!r->active) {
         r->started_ms = now;
         r->why = why;
@@ -226,8 +248,7 @@ void resync_begin(resync_t *r, route_sync_reason_t why)
     atomic_store(&r->rt->sync.syncing, 1);
     /* What it held from before may have been deleted elsewhere; an empty
      * L1 (a node forming a cluster) has nothing to doubt. */
-    if (why != ROUTE_SYNC_START && store_entry_count(r->rt->store) > 0)
-        atomic_store(&r->rt->verify_until_ms, now + r->cfg.verify_ms);
+    if (why != ROUTE_SYNC_START && held > 0) atomic_store(&r->rt->verify_until_ms, now + r->cfg.verify_ms);
     uv_timer_start(&r->poll, resync_poll_cb, 0, r->cfg.poll_ms);
 }
 
@@ -244,7 +265,7 @@ void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members)
     /* This node's previous view was at most half of the new one: it was on
      * the small side of a partition (or alone, joining) and the others may
      * have written and deleted its keys meanwhile. */
-    if (added > 0 && added >= kept) resync_begin(r, ROUTE_SYNC_REJOIN);
+    if (added > 0 && added >= kept) resync_begin(r, ROUTE_SYNC_REJOIN, 0);
     /* A member that was done may have restarted: ask everyone again. */
     else if (r->active) r->ndone = 0;
 }

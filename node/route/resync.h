@@ -27,9 +27,15 @@
  * does on the other side is neither contradicted nor served stale here. After a minute of the smaller ring it takes it for the cluster (the
  * others died); members that left on purpose do not count.
  *
- * After a stall or a rejoin, reads stay checked for the tombstone TTL even
+ * After a stall or a rejoin, reads stay checked for the tombstone grace even
  * once synced: what this node held from before may have been deleted
- * elsewhere, and the other owners' tombstones say so only that long.
+ * elsewhere, and the other owners' tombstones say so only that long. A node
+ * that stood still longer than the grace cannot learn the deletes it
+ * missed from anyone: when every key it owns has another owner (two
+ * replicas or more), it drops everything it held (counted) and its reads
+ * are checked with the other owners until repair brought its keys back.
+ * A rejoin does not drop: both sides of a partition rejoin, and neither
+ * knows that the other kept up.
  *
  * Threads: main loop only; the state workers read (route_t's sync stats,
  * verify_until_ms and heartbeat_ms) is atomic. Ownership: the creator owns the
@@ -51,7 +57,9 @@ typedef struct resync_config {
     uint64_t timeout_ms;     /* --sync-timeout */
     uint64_t poll_ms;        /* between rounds of SYNC requests (250) */
     uint64_t stall_ms;       /* a loop gap longer than this is a stall (--peer-timeout) */
-    uint64_t verify_ms;      /* reads stay checked this long after a stall or rejoin (the tombstone TTL) */
+    uint64_t grace_ms;       /* --tombstone-grace: away longer, what this node held is dropped */
+    uint64_t verify_ms;      /* reads stay checked this long after a stall or rejoin (the grace, or two
+                              * repair rounds if longer: what repair has to bring back) */
 } resync_config_t;
 
 typedef struct resync resync_t;
@@ -60,8 +68,9 @@ resync_t *resync_new(uv_loop_t *loop, route_t *rt, const peer_pool_config_t *poo
                      const resync_config_t *cfg);
 /* This node's name and run (SWIM id), once gossip started. */
 void resync_set_self(resync_t *r, const char *name, const uint8_t *run);
-/* Starts syncing (or restarts the wait when already syncing). */
-void resync_begin(resync_t *r, route_sync_reason_t why);
+/* Starts syncing (or restarts the wait when already syncing); away_ms: how
+ * long this node was away, as far as it knows (0: not known). */
+void resync_begin(resync_t *r, route_sync_reason_t why, uint64_t away_ms);
 /* A new ring was published: `kept` members were in the previous one, `added`
  * were not (this node not counted); it has `members` in all. */
 void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members);

@@ -59,6 +59,8 @@ static const metrics_desc_t route_sync_metrics_rows[] = {
                            "Reads of owned keys checked against the other owners while syncing."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, verify_repaired, "sync_verify_repaired_total", NULL,
                            "Checked reads that found a newer value or a delete at another owner."),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, dropped, "sync_dropped_entries_total", NULL,
+                           "Entries dropped after the process stood still longer than --tombstone-grace."),
 };
 const metrics_table_t route_sync_metrics_table = METRICS_TABLE(route_sync_metrics_rows);
 
@@ -71,7 +73,10 @@ void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *met
     pthread_mutex_init(&rt->hlc_lock, NULL);
     hlc_init(&rt->hlc);
     topo_slot_init(&rt->topo);
-    rt->tomb = tomb_new(65536, ROUTE_TOMB_TTL_MS);
+    /* --tombstone-grace: covers any fill in flight when the delete landed,
+     * and bounds how long a node back from an absence can learn from the
+     * other owners that what it held was deleted (resync.h). */
+    rt->tomb = tomb_new(65536, (int64_t)cfg->tombstone_grace_ms);
     repair_book_init(&rt->repair_book);
 }
 

@@ -63,6 +63,7 @@ typedef struct route_sync_stats {
     atomic_uint_fast64_t last_duration_ms;
     atomic_uint_fast64_t verified_reads;   /* owner reads checked against the other owners */
     atomic_uint_fast64_t verify_repaired;  /* ... that found a newer value or tombstone elsewhere */
+    atomic_uint_fast64_t dropped;          /* entries dropped after a stall longer than --tombstone-grace */
 } route_sync_stats_t;
 
 /* route_sync_stats_t's series in /metrics. */
@@ -129,10 +130,6 @@ typedef struct route_worker {
     closer_t closer;                           /* the peer pool, peer server and Redis client */
 } route_worker_t;
 
-/* How long a delete's tombstone lives in L1: covers any fill in flight
- * when the delete landed, and bounds how long a node back from a stall can
- * learn from the other owners that what it held was deleted. */
-#define ROUTE_TOMB_TTL_MS 60000
 
 /* Buckets of a worker's table of forwarded GETs in flight (a power of 2). */
 #define ROUTE_FLIGHT_BUCKETS 1024u

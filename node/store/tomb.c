@@ -36,6 +36,7 @@ struct tomb {
      * matching while there are none. Changed under the lock only. */
     atomic_size_t npatterns;
     atomic_uint_fast64_t pattern_evictions;
+    atomic_uint_fast64_t evictions;  /* live key tombstones that gave way */
 };
 
 tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
@@ -57,6 +58,7 @@ tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
     atomic_init(&t->refused, 0);
     atomic_init(&t->npatterns, 0);
     atomic_init(&t->pattern_evictions, 0);
+    atomic_init(&t->evictions, 0);
     return t;
 }
 
@@ -114,6 +116,7 @@ void tomb_add_hash(tomb_t *t, uint64_t h, uint64_t version, int64_t expires_ms, 
             victim = s;
         }
     }
+    if (victim->expires > now_ms) atomic_fetch_add(&t->evictions, 1);
     victim->hash = h;
     victim->version = version;
     victim->expires = expires_ms;
@@ -252,6 +255,11 @@ size_t tomb_pattern_count(tomb_t *t, int64_t now_ms)
     return n;
 }
 
+uint64_t tomb_evictions(tomb_t *t)
+{
+    return atomic_load(&t->evictions);
+}
+
 uint64_t tomb_pattern_evictions(tomb_t *t)
 {
     return atomic_load(&t->pattern_evictions);
@@ -261,9 +269,12 @@ static const metrics_desc_t tomb_metrics_rows[] = {
     METRICS_ROW(tomb_metrics_t, refused, METRICS_COUNTER, METRICS_U64, "tombstone_refusals_total", NULL,
                 "Fills (L2, handoff, previous owners, replica writes) refused because the key was deleted or invalidated since."),
     METRICS_ROW(tomb_metrics_t, count, METRICS_GAUGE, METRICS_U64, "tombstones", NULL,
-                "Recent deletes and key invalidations remembered (60 s; bound: 65536)."),
+                "Recent deletes and key invalidations remembered (--tombstone-grace; bound: 65536)."),
+    METRICS_ROW(tomb_metrics_t, evictions, METRICS_COUNTER, METRICS_U64, "tombstone_evictions_total", NULL,
+                "Key tombstones dropped before their time because the table was full: fills older than that "
+                "delete are no longer refused."),
     METRICS_ROW(tomb_metrics_t, patterns, METRICS_GAUGE, METRICS_U64, "tombstone_patterns", NULL,
-                "Recent pattern invalidations remembered (60 s; bound: 256)."),
+                "Recent pattern invalidations remembered (--tombstone-grace; bound: 256)."),
     METRICS_ROW(tomb_metrics_t, pattern_evictions, METRICS_COUNTER, METRICS_U64, "tombstone_pattern_evictions_total",
                 NULL, "Pattern tombstones dropped before their time because the table was full: fills older than "
                       "that invalidation are no longer refused."),
@@ -276,4 +287,5 @@ void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out)
     out->refused = t ? tomb_refused(t) : 0;
     out->patterns = t ? tomb_pattern_count(t, now_ms) : 0;
     out->pattern_evictions = t ? tomb_pattern_evictions(t) : 0;
+    out->evictions = t ? tomb_evictions(t) : 0;
 }

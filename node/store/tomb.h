@@ -5,7 +5,8 @@
  * a value that was deleted does not come back.
  *
  * Bounds: a fixed table of `slots` entries (a power of two, probed 8 deep);
- * when full, the tombstone closest to expiry gives way. A key is known by
+ * when full, the tombstone closest to expiry gives way, counted
+ * (tomb_evictions). A key is known by
  * its ring hash (tomb_key_hash: the same on every node, so owners can
  * compare and exchange tombstones by hash in anti-entropy repair, where a
  * tombstone's key is no longer known); a collision refuses a fill, which
@@ -87,6 +88,8 @@ uint64_t tomb_version(tomb_t *t, const void *key, size_t klen, int64_t now_ms);
 size_t tomb_count(tomb_t *t, int64_t now_ms);
 uint64_t tomb_refused(tomb_t *t);
 size_t tomb_pattern_count(tomb_t *t, int64_t now_ms);
+/* Live key tombstones that gave way to a newer one (the table was full). */
+uint64_t tomb_evictions(tomb_t *t);
 /* Live pattern tombstones that gave way to a newer one (the table was full). */
 uint64_t tomb_pattern_evictions(tomb_t *t);
 
@@ -95,6 +98,7 @@ uint64_t tomb_pattern_evictions(tomb_t *t);
 typedef struct tomb_metrics {
     uint64_t count, refused;
     uint64_t patterns, pattern_evictions;
+    uint64_t evictions;
 } tomb_metrics_t;
 void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out);
 extern const metrics_table_t tomb_metrics_table;

@@ -3,12 +3,14 @@
 # writes and deletes were acknowledged by the other owner alone, with
 # --write-acks 1) agree again within a few --repair-interval rounds: the
 # writes it missed are copied to it, the deletes it missed remove its copies,
-# and in agreement a round sends only digests.
+# and in agreement a round sends only digests. A node that stood still
+# longer than --tombstone-grace drops what it held (the deletes it missed
+# are forgotten by then) and gets it back from the other owner.
 source "$(dirname "$0")/lib.sh"
 
 N=200
 FAST=(--workers 1 --probe-interval 500ms --probe-timeout 200ms --suspicion-mult 8 --gossip-interval 50ms
-  --replicas 2 --write-acks 1 --peer-timeout 200ms --repair-interval 1s)
+  --replicas 2 --write-acks 1 --peer-timeout 200ms --repair-interval 1s --tombstone-grace 6s)
 declare -A URL PID
 
 launch() { # name [flags]
@@ -70,5 +72,20 @@ done
 [[ $(metric n2 repair_entries_deleted_total) -ge 1 ]] && pass || fail "n2 removed copies deleted while it slept"
 [[ $(metric n2 repair_tombstones_learnt_total) -ge 1 ]] && pass || fail "n2 learnt the deletes it missed"
 [[ $(metric n1 repair_buckets_differing_total) -ge 1 ]] && pass || fail "the digests differed"
+
+# --- a stall longer than the grace: n2 drops its L1, reads through it still
+# find every key (checked with n1), and repair refills it ---
+assert_eq 0 "$(metric n2 sync_dropped_entries_total)" "no drop after a short stall"
+kill -STOP "${PID[n2]}"
+sleep 7 # the stall itself is what is tested: longer than --tombstone-grace
+kill -CONT "${PID[n2]}"
+WAIT_SECONDS=20 wait_for "n2 dropped what it held" metric_at_least n2 sync_dropped_entries_total 1 && pass
+port2=${URL[n2]##*:}
+for ((i = 50; i < N + 50; i++)); do
+  printf 'url = "http://127.0.0.1:%s/api/cache/k%d"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' "$port2" "$i"
+done >"$TEST_TMP/get2.cfg"
+got=$(codes "$TEST_TMP/get2.cfg")
+[[ $got != *404* ]] && pass || fail "a key read as missing through the node that dropped its L1: $got"
+WAIT_SECONDS=30 wait_for "repair refilled n2" metric_is n2 cache_entries "$N" && pass
 
 finish

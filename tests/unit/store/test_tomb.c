@@ -44,6 +44,8 @@ static void test_bounded(void **state)
         tomb_add(t, key, strlen(key), 100, i);
     }
     assert_true(tomb_count(t, 1000) <= 16);
+    /* Every live one pushed out is counted (all 1000 were live when added). */
+    assert_int_equal(tomb_evictions(t), 1000 - tomb_count(t, 999));
     /* The newest ones are there: the oldest gave way. */
     snprintf(key, sizeof key, "key-%d", 999);
     assert_true(tomb_blocks(t, key, strlen(key), 50, 1000));
