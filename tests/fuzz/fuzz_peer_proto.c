@@ -19,6 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static peer_bytes_t keys[MAX_ITEMS];
 static peer_keyinfo_t keyinfos[MAX_ITEMS];
 static peer_entry_t entries[MAX_ITEMS];
+static peer_offer_t offers[MAX_ITEMS];
+static peer_answer_t answers[MAX_ITEMS];
 static uint8_t out[1 << 16], body[1 << 16];
 static seal_keyring_t plain_ring;
 
@@ -47,6 +49,14 @@ static uint32_t collect(peer_msg_t *m)
         while (n < MAX_ITEMS && peer_iter_entry(&it, &entries[n])) n++;
         m->entries = entries;
         break;
+    case PEER_MSG_REPAIR_OFFER:
+        while (n < MAX_ITEMS && peer_iter_offer(&it, &offers[n])) n++;
+        m->offers = offers;
+        break;
+    case PEER_MSG_REPAIR_OFFER_RESP:
+        while (n < MAX_ITEMS && peer_iter_answer(&it, &answers[n])) n++;
+        m->answers = answers;
+        break;
     default:
         break;
     }
@@ -62,7 +72,8 @@ static void same(const peer_msg_t *a, const peer_msg_t *b)
         a->matched != b->matched || a->invalidated != b->invalidated || a->cursor != b->cursor ||
         a->limit != b->limit || a->accepted != b->accepted || a->code != b->code || !bytes_eq(a->message, b->message) ||
         !bytes_eq(a->name, b->name) || memcmp(a->run, b->run, PEER_ID_LEN) != 0 || a->done != b->done ||
-        a->clock != b->clock || a->count != b->count)
+        a->clock != b->clock || a->ring != b->ring || a->cut != b->cut || !bytes_eq(a->blob, b->blob) ||
+        a->count != b->count)
         __builtin_trap();
     /* b was decoded from the re-encoding of a: compare the arrays too. */
     peer_iter_t it;
@@ -71,6 +82,8 @@ static void same(const peer_msg_t *a, const peer_msg_t *b)
         peer_bytes_t k;
         peer_keyinfo_t ki;
         peer_entry_t e;
+        peer_offer_t o;
+        peer_answer_t an;
         switch (b->type) {
         case PEER_MSG_INVALIDATE:
             if (!peer_iter_key(&it, &k) || !bytes_eq(k, a->keys[i])) __builtin_trap();
@@ -84,6 +97,15 @@ static void same(const peer_msg_t *a, const peer_msg_t *b)
             if (!peer_iter_entry(&it, &e) || !bytes_eq(e.key, a->entries[i].key) ||
                 !bytes_eq(e.value, a->entries[i].value) || !bytes_eq(e.content_type, a->entries[i].content_type) ||
                 e.version != a->entries[i].version || e.expires_at_ms != a->entries[i].expires_at_ms)
+                __builtin_trap();
+            break;
+        case PEER_MSG_REPAIR_OFFER:
+            if (!peer_iter_offer(&it, &o) || o.hash != a->offers[i].hash || o.version != a->offers[i].version ||
+                o.tomb != a->offers[i].tomb || !bytes_eq(o.key, a->offers[i].key))
+                __builtin_trap();
+            break;
+        case PEER_MSG_REPAIR_OFFER_RESP:
+            if (!peer_iter_answer(&it, &an) || an.index != a->answers[i].index || an.version != a->answers[i].version)
                 __builtin_trap();
             break;
         default:
@@ -157,6 +179,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const peer_bytes_t ks[] = {{(const uint8_t *)"a", 1}, {(const uint8_t *)"bb", 2}};
     static const peer_keyinfo_t kis[] = {{{(const uint8_t *)"a", 1}, 3, -1}, {{(const uint8_t *)"b", 1}, 300, 5}};
     static const peer_entry_t es[] = {{{(const uint8_t *)"a", 1}, {(const uint8_t *)"v", 1}, {(const uint8_t *)"t", 1}, 9, 0}};
+    static const peer_offer_t os[] = {{1, 2, false, {(const uint8_t *)"k", 1}}, {3, 4, true, {NULL, 0}}};
+    static const peer_answer_t as[] = {{0, 0}, {1, 9}};
+    static const uint8_t blob[16] = {1, 2, 3};
     static uint8_t buf[4096], frame[4096], stream[1 << 15];
     size_t slen = 0;
     for (int t = 1; t <= PEER_MSG_MAX; t++) {
@@ -181,6 +206,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         if (t == PEER_MSG_INVALIDATE) m.count = 2, m.keys = ks;
         if (t == PEER_MSG_KEYS_RESP) m.count = 2, m.keyinfos = kis;
         if (t == PEER_MSG_HANDOFF) m.count = 1, m.entries = es;
+        if (t == PEER_MSG_REPAIR_OFFER) m.count = 2, m.offers = os;
+        if (t == PEER_MSG_REPAIR_OFFER_RESP) m.count = 2, m.answers = as;
+        m.ring = 11;
+        m.cut = 12;
+        m.blob = (peer_bytes_t){blob, sizeof blob};
         size_t len, flen;
         char name[64];
         if (peer_msg_encode(&m, buf, sizeof buf, &len) != PEER_PROTO_OK) continue;
