@@ -498,7 +498,7 @@ int main(int argc, char **argv)
                                  .connect_timeout_ms = n.cfg.peer_connect_timeout_ms,
                                  .request_timeout_ms = n.cfg.peer_timeout_ms * 5};
         handoff_config_t hc = {.rate = n.cfg.handoff_rate};
-        n.handoff = handoff_new(n.loop, n.store, &pc, &hc, &n.api.route.handoff);
+        n.handoff = handoff_new(n.loop, n.store, n.api.route.tomb, &pc, &hc, &n.api.route.handoff);
         /* A stall longer than a peer timeout: forwarders gave up on us and
          * wrote elsewhere. */
         resync_config_t rc = {.timeout_ms = n.cfg.sync_timeout_ms,

@@ -10,10 +10,13 @@ time after it started, so it can excuse a result but never convict one.
 - resurrections: a read that started after an acknowledged DELETE or
   invalidation (key or pattern) ended returns a value whose acknowledged
   write ended before that delete started; reads served by a node on the
-  minority side of a partition while it lasted are counted apart;
+  minority side of a partition while it lasted are counted apart, and so
+  are reads that start within the heal window after a partition (the
+  repair interval: after a heal, no resurrection "within --repair-interval");
 - stale reads: a read that started after an acknowledged write ended
   returns an older acknowledged write's value, or nothing though no delete
-  could have followed that write (outside partitions: bounded staleness);
+  could have followed that write (outside partitions and their heal
+  windows: bounded staleness);
 - final reads failed: after heal and settle, a key could not be read;
 - failed requests: 5xx and timeouts, overall and for clients that only
   talk to nodes that are up (reported, not an invariant).
@@ -106,11 +109,17 @@ def in_minority(op, partitions):
     return False
 
 
-def in_partition(op, partitions):
-    return any(op["start"] < p["end"] and op["end"] > p["start"] for p in partitions)
+def in_partition(op, partitions, heal_window=0.0):
+    return any(op["start"] < p["end"] + heal_window and op["end"] > p["start"] for p in partitions)
 
 
-def check(ops, partitions, keys):
+def healing(op, partitions, heal_window):
+    """True when op started after a partition healed, within the window the
+    cluster has to repair it."""
+    return any(p["end"] <= op["start"] < p["end"] + heal_window for p in partitions)
+
+
+def check(ops, partitions, keys, heal_window=0.0):
     puts = collections.defaultdict(list)
     by_value = {}
     deletes = collections.defaultdict(list)
@@ -131,6 +140,8 @@ def check(ops, partitions, keys):
     lost = Result("lost_writes", True, "final reads older than an acknowledged write, or missing one")
     resur = Result("resurrections", True, "reads after an acknowledged delete/invalidation that return a value written before it")
     resur_min = Result("resurrections_minority", False, "the same, served on the minority side of a partition while it lasted")
+    resur_heal = Result("resurrections_healing", False,
+                        "the same, read within the repair interval after a partition healed")
     stale = Result("stale_reads", True, "reads outside partitions that miss an acknowledged write completed before they started")
     unreadable = Result("final_reads_failed", True, "keys that could not be read after heal and settle")
     unknown = Result("unknown_values", True, "reads returning a value no PUT wrote")
@@ -175,7 +186,12 @@ def check(ops, partitions, keys):
             if d is not None:
                 text = "%s read %r through n%d at %.2fs (%s); %s through n%d ended at %.2fs; written by c%d ending %.2fs" % (
                     key, g["value"], g["node"], g["start"], g["phase"], d["op"], d["node"], d["end"], w["client"], w["end"])
-                (resur_min if in_minority(g, partitions) else resur).add(text)
+                if in_minority(g, partitions):
+                    resur_min.add(text)
+                elif healing(g, partitions, heal_window):
+                    resur_heal.add(text)
+                else:
+                    resur.add(text)
 
         if st == 200:
             # A newer acknowledged write that ended before the read started:
@@ -193,7 +209,7 @@ def check(ops, partitions, keys):
             p["client"], p["end"])
         if g["phase"] == "final":
             lost.add(text)
-        elif not in_partition(g, partitions):
+        elif not in_partition(g, partitions, heal_window):
             stale.add(text)
 
-    return [lost, resur, stale, unreadable, unknown, resur_min, failed, failed_up]
+    return [lost, resur, stale, unreadable, unknown, resur_min, resur_heal, failed, failed_up]

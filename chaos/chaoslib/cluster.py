@@ -11,6 +11,9 @@ import subprocess
 import time
 import urllib.request
 
+# Repair within a short scenario's settling time, not the default 30 s.
+REPAIR_INTERVAL_S = 3
+
 # Fast failure detection, so a short run sees suspicion, death and rejoin.
 FAST_FLAGS = [
     "--workers", "1",
@@ -20,6 +23,7 @@ FAST_FLAGS = [
     "--push-pull-interval", "2s",
     "--suspicion-mult", "4",
     "--peer-timeout", "1s",
+    "--repair-interval", "%ds" % REPAIR_INTERVAL_S,
     "--log-level", "info",
 ]
 

@@ -28,6 +28,7 @@ typedef struct handoff_batch {
 struct handoff {
     uv_loop_t *loop;
     store_t *store;
+    tomb_t *tomb;                  /* NULL: no tombstones to hand over */
     handoff_config_t cfg;
     handoff_stats_t *stats;
     peer_pool_t *pool;
@@ -36,6 +37,7 @@ struct handoff {
     /* The run. */
     topo_t *old, *cur;
     bool running, scan_done, failed;
+    bool tombs_sent;               /* this run's tombstones went out (after the entries) */
     uint64_t cursor;
     uint64_t started_ms, last_refill_ms, retry_at;
     double tokens;
@@ -54,6 +56,8 @@ static void handoff_tick_cb(uv_timer_t *t);
 static const metrics_desc_t handoff_metrics_rows[] = {
     HANDOFF_COUNTER(entries_sent, "handoff_entries_total", "Entries handed to their new owners after ring changes."),
     HANDOFF_COUNTER(bytes_sent, "handoff_bytes_total", "Key and value bytes handed to new owners."),
+    HANDOFF_COUNTER(tombstones_sent, "handoff_tombstones_total",
+                    "Tombstones handed to new owners, so a copy they held from before does not outlive the delete."),
     HANDOFF_COUNTER(entries_dropped, "handoff_dropped_total", "Entries removed here once their new owners had them."),
     HANDOFF_COUNTER(batches_failed, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried)."),
     HANDOFF_COUNTER(runs, "handoff_runs_total", "Handoff scans finished."),
@@ -63,13 +67,14 @@ static const metrics_desc_t handoff_metrics_rows[] = {
 };
 const metrics_table_t handoff_metrics_table = METRICS_TABLE(handoff_metrics_rows);
 
-handoff_t *handoff_new(uv_loop_t *loop, store_t *store, const peer_pool_config_t *pool_cfg,
+handoff_t *handoff_new(uv_loop_t *loop, store_t *store, tomb_t *tomb, const peer_pool_config_t *pool_cfg,
                        const handoff_config_t *cfg, handoff_stats_t *stats)
 {
     handoff_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->loop = loop;
     h->store = store;
+    h->tomb = tomb;
     h->cfg = *cfg;
     if (!h->cfg.batch_entries) h->cfg.batch_entries = 256;
     if (!h->cfg.batch_bytes) h->cfg.batch_bytes = (size_t)1 << 20;
@@ -266,6 +271,7 @@ static void handoff_finish_run(handoff_t *h)
                  (unsigned long long)h->cur->version, (unsigned long long)h->cfg.retry_ms);
         h->failed = false;
         h->scan_done = false;
+        h->tombs_sent = false;
         h->cursor = 0;
         h->retry_at = now + h->cfg.retry_ms;
         return;
@@ -275,6 +281,94 @@ static void handoff_finish_run(handoff_t *h)
     h->running = false;
     atomic_store(&h->stats->running, 0);
     uv_timer_stop(&h->tick);
+}
+
+/* ---- tombstones ---------------------------------------------------------
+ * A new owner must also learn the deletes the old owners remember, or a
+ * copy it held from before (a member back from a partition) would outlive
+ * them: each live tombstone goes, by its hash, to the owners that gained
+ * its key (to every owner when this node no longer owns it), as tombstone
+ * items of a REPAIR_OFFER, which the receiver learns as they are. */
+
+typedef struct handoff_tombs {
+    handoff_t *h;
+    uint64_t (*items)[2];
+    size_t n, cap;
+} handoff_tombs_t;
+
+static void handoff_tomb_one(uint64_t hash, uint64_t version, void *ctx)
+{
+    handoff_tombs_t *c = ctx;
+    if (c->n < c->cap) {
+        c->items[c->n][0] = hash;
+        c->items[c->n][1] = version;
+        c->n++;
+    }
+}
+
+static void handoff_tombs_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    handoff_t *h = ctx;
+    if (res != PEER_OK || resp->type != PEER_MSG_REPAIR_OFFER_RESP) {
+        atomic_fetch_add(&h->stats->batches_failed, 1);
+        h->failed = true;
+    }
+    h->inflight--;
+}
+
+static void handoff_tombs_flush(handoff_t *h, uint32_t target, peer_offer_t *offers, unsigned *n)
+{
+    if (*n == 0) return;
+    const topo_member_t *m = &h->cur->members[target];
+    peer_msg_t req = {.type = PEER_MSG_REPAIR_OFFER, .flags = PEER_F_FORWARDED, .count = *n, .offers = offers};
+    if (peer_pool_request(h->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, handoff_tombs_reply, h) ==
+        PEER_OK) {
+        h->inflight++;
+        atomic_fetch_add(&h->stats->tombstones_sent, *n);
+    } else {
+        atomic_fetch_add(&h->stats->batches_failed, 1);
+        h->failed = true;
+    }
+    *n = 0;
+}
+
+static void handoff_send_tombs(handoff_t *h)
+{
+    if (!h->tomb) return;
+    int64_t now = store_now_ms(h->store);
+    handoff_tombs_t c = {.h = h, .cap = tomb_count(h->tomb, now) + 64};
+    c.items = malloc(c.cap * sizeof *c.items);
+    peer_offer_t *offers = malloc((size_t)PEER_OFFER_MAX * sizeof *offers);
+    if (!c.items || !offers) {
+        h->failed = true;
+        goto out;
+    }
+    tomb_scan(h->tomb, now, handoff_tomb_one, &c);
+    /* One target at a time keeps one offer buffer. */
+    for (uint32_t target = 0; target < h->cur->n; target++) {
+        const topo_member_t *tm = &h->cur->members[target];
+        if ((int32_t)target == h->cur->self || tm->peer.ss_family == 0) continue;
+        unsigned n = 0;
+        for (size_t i = 0; i < c.n; i++) {
+            uint32_t owners[RING_REPLICAS_MAX], old_owners[RING_REPLICAS_MAX];
+            size_t no = ring_owners_hash(h->cur->ring, c.items[i][0], owners, RING_REPLICAS_MAX);
+            bool wanted = false, self_owns = topo_is_owner(h->cur, owners, no);
+            for (size_t k = 0; k < no && !wanted; k++) wanted = owners[k] == target;
+            if (!wanted) continue;
+            if (self_owns) {
+                size_t on = h->old ? ring_owners_hash(h->old->ring, c.items[i][0], old_owners, RING_REPLICAS_MAX) : 0;
+                bool had = false;
+                for (size_t j = 0; j < on && !had; j++) had = h->old_index[target] == (int32_t)old_owners[j];
+                if (had) continue;
+            }
+            offers[n++] = (peer_offer_t){.hash = c.items[i][0], .version = c.items[i][1], .tomb = true};
+            if (n == PEER_OFFER_MAX) handoff_tombs_flush(h, target, offers, &n);
+        }
+        handoff_tombs_flush(h, target, offers, &n);
+    }
+out:
+    free(c.items);
+    free(offers);
 }
 
 static void handoff_tick_cb(uv_timer_t *t)
@@ -301,6 +395,10 @@ static void handoff_tick_cb(uv_timer_t *t)
     if (h->scan_done) {
         for (size_t i = 0; i < h->cur->n; i++)
             if (h->batches[i]) handoff_send(h, (uint32_t)i);
+        if (!h->tombs_sent) {
+            h->tombs_sent = true;
+            handoff_send_tombs(h);
+        }
         if (h->inflight == 0) handoff_finish_run(h);
     }
 }
@@ -330,7 +428,7 @@ void handoff_start(handoff_t *h, topo_t *old, topo_t *cur)
             if (topo_same_member(&cur->members[i], &old->members[j])) h->old_index[i] = (int32_t)j;
     }
     h->running = true;
-    h->scan_done = h->failed = false;
+    h->scan_done = h->failed = h->tombs_sent = false;
     h->cursor = 0;
     h->retry_at = 0;
     h->tokens = h->cfg.rate ? (double)HANDOFF_SCAN_STEP : 0;

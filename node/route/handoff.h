@@ -6,7 +6,11 @@
  *     (a joiner, or the replacement of an owner that died), so the key
  *     keeps --replicas copies and a join does not empty the cache.
  * Entries travel in HANDOFF batches over the peer channel; receivers keep
- * an entry only if it is newer than theirs (versions respected). The scan
+ * an entry only if it is newer than theirs (versions respected). After the
+ * entries, the live tombstones go the same way (by their hash, as tombstone
+ * items of REPAIR_OFFER messages): a new owner that held a copy from before
+ * (a member back from a partition) learns the deletes it missed, and its
+ * reads and repair rounds act on them. The scan
  * is rate-limited (entries per second); a run that met failures is retried
  * from the start after a pause (keys already handed over are gone from
  * here, so a retry only sends what is left); a newer ring change restarts
@@ -30,6 +34,7 @@
 #include "node/metrics/metrics.h"
 #include "node/peer/peer.h"
 #include "node/store/store.h"
+#include "node/store/tomb.h"
 #include "node/member/topo.h"
 
 typedef struct handoff_config {
@@ -43,6 +48,7 @@ typedef struct handoff_config {
 typedef struct handoff_stats {
     atomic_uint_fast64_t entries_sent, bytes_sent;  /* entries (and value bytes) stored by a new owner */
     atomic_uint_fast64_t entries_dropped;           /* no longer owned here, handed over, removed */
+    atomic_uint_fast64_t tombstones_sent;           /* tombstones handed to new owners */
     atomic_uint_fast64_t batches_failed;            /* batches a new owner did not take (retried later) */
     atomic_uint_fast64_t runs;                      /* scans finished */
     atomic_uint_fast64_t last_duration_ms;          /* of the last finished scan */
@@ -54,7 +60,7 @@ extern const metrics_table_t handoff_metrics_table;
 
 typedef struct handoff handoff_t;
 
-handoff_t *handoff_new(uv_loop_t *loop, store_t *store, const peer_pool_config_t *pool_cfg,
+handoff_t *handoff_new(uv_loop_t *loop, store_t *store, tomb_t *tomb, const peer_pool_config_t *pool_cfg,
                        const handoff_config_t *cfg, handoff_stats_t *stats);
 /* A ring change: hands off what `cur` says belongs elsewhere; `old` (may be
  * NULL) says who held keys before. Takes its own references. Restarts a run

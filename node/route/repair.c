@@ -25,6 +25,7 @@ typedef struct repair_item {
     uint64_t hash, version;
     size_t koff, klen;
     bool tomb;
+    uint64_t deleted;      /* a scanned entry older than this node's own tombstone (its version) */
 } repair_item_t;
 
 /* A batch of offers to one member; its keys live in `keys`. */
@@ -160,6 +161,25 @@ static const char *repair_hold(repair_t *r, const topo_t *t)
 
 /* ---- scanning ---------------------------------------------------------- */
 
+static int repair_tomb_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+    return x < y ? -1 : x > y;
+}
+
+/* The version of this node's tombstone for a hash (0: none), from the
+ * round's sorted copy: no lock per entry scanned. */
+static uint64_t repair_tomb_of(const repair_t *r, uint64_t hash)
+{
+    size_t lo = 0, hi = r->ntombs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->tombs[mid][0] < hash) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < r->ntombs && r->tombs[lo][0] == hash ? r->tombs[lo][1] : 0;
+}
+
 /* Copies an entry's hash, version and (when offering, in a differing
  * bucket) key out of the store; runs under the shard's lock. */
 static void repair_scan_one(const store_entry_t *e, void *ctx)
@@ -167,9 +187,12 @@ static void repair_scan_one(const store_entry_t *e, void *ctx)
     repair_t *r = ctx;
     size_t klen;
     const char *key = store_entry_key(e, &klen);
-    uint64_t h = tomb_key_hash(key, klen);
+    uint64_t h = tomb_key_hash(key, klen), version = store_entry_version(e);
+    uint64_t deleted = repair_tomb_of(r, h);
+    if (deleted <= version) deleted = 0;
     bool offering = r->phase == REPAIR_OFFERING;
-    if (offering && !digest_bit(r->any, digest_bucket(h))) return;
+    if (offering && !deleted && !digest_bit(r->any, digest_bucket(h))) return;
+    bool copy = offering || deleted;
     if (r->nstep == r->step_cap) {
         size_t cap = r->step_cap ? r->step_cap * 2 : 4096;
         repair_item_t *s = realloc(r->step, cap * sizeof *s);
@@ -181,8 +204,8 @@ static void repair_scan_one(const store_entry_t *e, void *ctx)
         r->step_cap = cap;
     }
     repair_item_t *it = &r->step[r->nstep];
-    *it = (repair_item_t){.hash = h, .version = store_entry_version(e), .koff = r->slen, .klen = offering ? klen : 0};
-    if (offering) {
+    *it = (repair_item_t){.hash = h, .version = version, .koff = r->slen, .klen = copy ? klen : 0, .deleted = deleted};
+    if (copy) {
         if (r->slen + klen > r->scap) {
             size_t cap = r->scap ? r->scap : 65536;
             while (cap < r->slen + klen) cap *= 2;
@@ -222,6 +245,17 @@ static bool repair_copy_tombs(repair_t *r)
         r->tombs_cap = n;
     }
     tomb_scan(r->rt->tomb, now, repair_tomb_one, r);
+    qsort(r->tombs, r->ntombs, sizeof *r->tombs, repair_tomb_cmp);
+    return true;
+}
+
+/* An entry older than this node's own tombstone: a delete learnt by hash
+ * (handoff or repair of tombstones) that could not find it then. */
+static bool repair_sweep(repair_t *r, const repair_item_t *it)
+{
+    if (!it->deleted) return false;
+    if (store_delete_versioned(r->rt->store, r->scratch + it->koff, it->klen, STORE_DELETE_IF_OLDER, it->deleted))
+        atomic_fetch_add(&r->rt->repair.entries_deleted, 1);
     return true;
 }
 
@@ -577,12 +611,9 @@ static void repair_tick_cb(uv_timer_t *t)
         r->nstep = r->slen = 0;
         r->scratch_failed = false;
         r->cursor = store_scan(r->rt->store, r->cursor, NULL, 0, r->cfg.scan_step, repair_scan_one, r);
-        for (size_t i = 0; i < r->nstep; i++) repair_fold(r, r->step[i].hash, r->step[i].version, false);
+        for (size_t i = 0; i < r->nstep; i++)
+            if (!repair_sweep(r, &r->step[i])) repair_fold(r, r->step[i].hash, r->step[i].version, false);
         if (r->cursor != 0) return;
-        if (!repair_copy_tombs(r)) {
-            repair_finish(r);
-            return;
-        }
         for (size_t i = 0; i < r->ntombs; i++) repair_fold(r, r->tombs[i][0], r->tombs[i][1], true);
         uv_timer_stop(&r->tick);
         repair_start_exchange(r);
@@ -606,7 +637,8 @@ static void repair_tick_cb(uv_timer_t *t)
             r->nstep = r->slen = 0;
             r->scratch_failed = false;
             r->cursor = store_scan(r->rt->store, r->cursor, NULL, 0, r->cfg.scan_step, repair_scan_one, r);
-            for (size_t i = 0; i < r->nstep; i++) repair_route_offer(r, &r->step[i], r->scratch + r->step[i].koff);
+            for (size_t i = 0; i < r->nstep; i++)
+                if (!repair_sweep(r, &r->step[i])) repair_route_offer(r, &r->step[i], r->scratch + r->step[i].koff);
             if (r->cursor == 0) {
                 r->cursor = UINT64_MAX; /* scanned: send what is left */
                 for (size_t i = 0; i < r->topo->n; i++)
@@ -650,6 +682,12 @@ static void repair_begin(repair_t *r)
     r->phase = REPAIR_DIGESTING;
     r->cursor = 0;
     r->started_ms = uv_now(r->loop);
+    if (!repair_copy_tombs(r)) {
+        log_error("out of memory starting a repair round", NULL);
+        repair_reset(r);
+        repair_schedule(r);
+        return;
+    }
     atomic_store(&r->rt->repair.running, 1);
     uv_timer_start(&r->tick, repair_tick_cb, 0, REPAIR_TICK_MS);
 }

@@ -22,7 +22,10 @@
  *      if still newer), and "deleted at V" for entries it has a newer
  *      tombstone for (this node's copy goes).
  * Each owner runs its own rounds, so what one holds newer reaches the other
- * from either side within one interval.
+ * from either side within one interval. Both scans also drop entries older
+ * than this node's own tombstone for their key: a delete learnt by hash
+ * (handoff and repair pass tombstones without keys) removes the copy it
+ * could not find when it arrived.
  *
  * Not while this node syncs, is in a minority, drains, or hands off
  * (skipped rounds are counted): what it holds is then in doubt or moving.

@@ -301,6 +301,13 @@ static void route_flight_verified(route_flight_t *f)
     store_entry_t *e = NULL;
     uint64_t mine = a->tomb ? tomb_version(a->tomb, f->key, f->klen, now) : 0;
     bool have = store_get(a->store, f->key, f->klen, &e) == STORE_OK;
+    if (have && store_entry_version(e) < mine) {
+        /* A delete learnt by hash (a handoff or repair of tombstones) that
+         * could not find the copy it deletes: this read did. */
+        store_entry_release(e);
+        store_delete_versioned(a->store, f->key, f->klen, STORE_DELETE_IF_OLDER, mine);
+        have = false;
+    }
     if (have && store_entry_version(e) > mine) mine = store_entry_version(e);
     atomic_fetch_add(&a->sync.verified_reads, 1);
     if (b->version > mine) {
