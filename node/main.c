@@ -50,6 +50,7 @@ typedef struct node {
     uv_timer_t ring_timer;
     uint64_t ring_version;
     uint8_t ring_digest[32];     /* of the member set last published */
+    uint64_t suspects;           /* hash of which of them were suspected then */
     topo_t *topo;                /* the ring last published (own reference) */
     handoff_t *handoff;
     resync_t *resync;            /* catching up after a start, a stall or a rejoin */
@@ -217,7 +218,11 @@ static void node_rebuild_ring(node_t *n)
     }
     uint8_t digest[sizeof n->ring_digest];
     crypto_generichash_final(&st, digest, sizeof digest);
-    if (n->ring_version && memcmp(digest, n->ring_digest, sizeof digest) == 0) {
+    uint64_t suspects = 0;
+    for (size_t i = 0; i < c.n; i++)
+        if (c.m[i].suspect) suspects = (suspects ^ (i + 1)) * 0x9e3779b97f4a7c15ull;
+    bool same_members = n->ring_version && memcmp(digest, n->ring_digest, sizeof digest) == 0;
+    if (same_members && suspects == n->suspects) {
         free(c.m);
         return;
     }
@@ -227,8 +232,21 @@ static void node_rebuild_ring(node_t *n)
         log_error("cannot build the ring; keeping the previous one", NULL);
         return;
     }
-    memcpy(n->ring_digest, digest, sizeof digest);
+    n->suspects = suspects;
     n->ring_version++;
+    if (same_members) {
+        /* Only suspicion changed: the owners are the same, nothing moves,
+         * but whoever reads the ring (sync, repair, reads that skip
+         * suspected owners) must see who is suspected now: a member
+         * left marked suspected is never asked again. */
+        log_debug("ring suspicion updated", "\"version\":%llu", (unsigned long long)n->ring_version);
+        topo_unref(n->topo);
+        n->topo = topo_ref(t);
+        topo_slot_replace(&n->api.route.topo, t);
+        if (n->resync) resync_reachable(n->resync, topo_reachable(t));
+        return;
+    }
+    memcpy(n->ring_digest, digest, sizeof digest);
     if (n->handoff) handoff_start(n->handoff, n->topo, t);
     if (n->resync) {
         size_t kept = 0, added = 0;
@@ -240,7 +258,7 @@ static void node_rebuild_ring(node_t *n)
             if (had) kept++;
             else added++;
         }
-        resync_ring_changed(n->resync, kept, added, t->n);
+        resync_ring_changed(n->resync, kept, added, t->n, topo_reachable(t));
     }
     topo_unref(n->topo);
     n->topo = topo_ref(t);

@@ -303,6 +303,20 @@ class Cluster:
                 return False
         return True
 
+    def ready(self):
+        """Settled, and every node answers /ready with 200 (not syncing, not
+        in a minority)."""
+        if not self.settled():
+            return False
+        for i in range(len(self.nodes)):
+            try:
+                with urllib.request.urlopen(self.url(i) + "/ready", timeout=1) as r:
+                    if r.status != 200:
+                        return False
+            except OSError:
+                return False
+        return True
+
     def wait(self, cond, timeout):
         """Seconds until cond() held, or None at the deadline."""
         t0 = time.monotonic()

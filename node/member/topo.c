@@ -56,6 +56,13 @@ topo_t *topo_build(const topo_member_t *members, size_t n, const char *self_name
     return t;
 }
 
+size_t topo_reachable(const topo_t *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) n += !t->members[i].suspect;
+    return n;
+}
+
 topo_t *topo_ref(topo_t *t)
 {
     if (t) atomic_fetch_add(&t->refs, 1);
@@ -107,6 +114,16 @@ void topo_slot_publish(topo_slot_t *s, topo_t *t)
     pthread_mutex_lock(&s->lock);
     topo_t *old = s->prev;
     s->prev = s->cur;
+    s->cur = t;
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    pthread_mutex_unlock(&s->lock);
+    topo_unref(old);
+}
+
+void topo_slot_replace(topo_slot_t *s, topo_t *t)
+{
+    pthread_mutex_lock(&s->lock);
+    topo_t *old = s->cur;
     s->cur = t;
     atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
     pthread_mutex_unlock(&s->lock);

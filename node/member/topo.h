@@ -64,6 +64,8 @@ typedef struct topo {
 topo_t *topo_build(const topo_member_t *members, size_t n, const char *self_name, unsigned replicas,
                    uint64_t version);
 topo_t *topo_ref(topo_t *t);
+/* Members not suspected (this node is never suspected by itself). */
+size_t topo_reachable(const topo_t *t);
 void topo_unref(topo_t *t);
 /* The owners of a key (ring indexes, primary first); returns the count. */
 size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, size_t cap);
@@ -87,6 +89,10 @@ void topo_slot_init(topo_slot_t *s);
 void topo_slot_destroy(topo_slot_t *s);
 /* Takes over the caller's reference to t; the current one becomes prev. */
 void topo_slot_publish(topo_slot_t *s, topo_t *t);
+/* Takes over the caller's reference to t in place of the current one,
+ * keeping prev: the same members (only who is suspected changed), so the
+ * owners before the last real change stay the previous ones. */
+void topo_slot_replace(topo_slot_t *s, topo_t *t);
 /* Forgets prev (the change is no longer recent). */
 void topo_slot_clear_prev(topo_slot_t *s);
 /* A new reference to the current snapshot (NULL before the first). */

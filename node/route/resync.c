@@ -29,6 +29,7 @@ struct resync {
     char (*done)[SWIM_NAME_MAX];  /* members that answered "done" in this sync */
     size_t ndone, done_cap;
     size_t members;               /* in the ring now */
+    size_t reachable;             /* ... not suspected (this node included) */
     size_t peak;                  /* the most members the ring had lately */
     uint64_t peak_ms;             /* when it last had them */
 };
@@ -152,13 +153,17 @@ static void resync_judge_minority(resync_t *r, uint64_t now)
         r->peak = r->members;
         r->peak_ms = now;
     }
-    bool minority = r->members * 2 < r->peak;
+    /* Suspected members count as gone: a node cut off from the rest
+     * suspects everyone long before it declares anyone dead (Lifeguard
+     * makes it slower still), and it must not act as the cluster meanwhile. */
+    size_t reachable = r->reachable < r->members ? r->reachable : r->members;
+    bool minority = reachable * 2 < r->peak;
     if (minority == (atomic_load(&r->rt->sync.minority) != 0)) return;
     atomic_store(&r->rt->sync.minority, minority ? 1 : 0);
     if (minority)
         log_warn("this node sees less than half of the cluster; refusing writes",
-                 "\"members\":%zu,\"recently\":%zu", r->members, r->peak);
-    else log_info("back in the majority", "\"members\":%zu", r->members);
+                 "\"members\":%zu,\"reachable\":%zu,\"recently\":%zu", r->members, reachable, r->peak);
+    else log_info("back in the majority", "\"members\":%zu,\"reachable\":%zu", r->members, reachable);
 }
 
 /* Notices a stall from the main loop's side: a tick that comes far later
@@ -258,9 +263,16 @@ void resync_member_left(resync_t *r)
     resync_judge_minority(r, uv_now(r->loop));
 }
 
-void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members)
+void resync_reachable(resync_t *r, size_t reachable)
+{
+    r->reachable = reachable;
+    resync_judge_minority(r, uv_now(r->loop));
+}
+
+void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members, size_t reachable)
 {
     r->members = members;
+    r->reachable = reachable;
     resync_judge_minority(r, uv_now(r->loop));
     /* This node's previous view was at most half of the new one: it was on
      * the small side of a partition (or alone, joining) and the others may

@@ -20,11 +20,14 @@
  * writes it acknowledged. A member that never answers ends the wait after
  * --sync-timeout (logged and counted: its keys may be incomplete here).
  *
- * Minority: a node whose ring lost more than half of the members it had
- * within the last minute (RESYNC_PEAK_MS) is most likely cut off from the
- * rest (a partition) rather than the sole survivor: route_minority() is set
- * and it answers 503 (reads, writes, invalidations), so what the cluster
- * does on the other side is neither contradicted nor served stale here. After a minute of the smaller ring it takes it for the cluster (the
+ * Minority: a node that sees fewer than half of the members its ring had
+ * within the last minute (RESYNC_PEAK_MS) alive and unsuspected is most
+ * likely cut off from the rest (a partition) rather than the sole
+ * survivor: route_minority() is set and it answers 503 (reads, writes,
+ * invalidations), so what the cluster does on the other side is neither
+ * contradicted nor served stale here. Suspected members count as gone: a
+ * cut-off node suspects everyone seconds before it declares anyone dead.
+ * After a minute of the smaller ring it takes it for the cluster (the
  * others died); members that left on purpose do not count.
  *
  * After a stall or a rejoin, reads stay checked for the tombstone grace even
@@ -72,8 +75,11 @@ void resync_set_self(resync_t *r, const char *name, const uint8_t *run);
  * long this node was away, as far as it knows (0: not known). */
 void resync_begin(resync_t *r, route_sync_reason_t why, uint64_t away_ms);
 /* A new ring was published: `kept` members were in the previous one, `added`
- * were not (this node not counted); it has `members` in all. */
-void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members);
+ * were not (this node not counted); it has `members` in all, `reachable`
+ * of them not suspected (this node included). */
+void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members, size_t reachable);
+/* Only suspicion changed: `reachable` members are not suspected now. */
+void resync_reachable(resync_t *r, size_t reachable);
 /* A member left on purpose: the ring shrinking by it is no partition. */
 void resync_member_left(resync_t *r);
 bool resync_active(const resync_t *r);
