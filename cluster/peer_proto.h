@@ -139,7 +139,7 @@ typedef enum {
 #define PEER_MSG_MAX PEER_MSG_REPAIR_OFFER_RESP
 /* REPAIR_DIGEST's digests and REPAIR_DIGEST_RESP's bitmap (their exact
  * sizes are cluster/digest.h's business). */
-#define PEER_BLOB_MAX 65536
+#define PEER_BLOB_MAX ((size_t)1 << 20)
 /* Items in one REPAIR_OFFER (answers: at most as many). */
 #define PEER_OFFER_MAX 4096
 

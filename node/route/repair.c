@@ -59,8 +59,10 @@ struct repair {
     uint64_t **tables;             /* [topo->n]: this round's digest tables, owned while DIGESTING,
                                     * then published: the book owns them, the round reads them */
     bool published;
-    uint8_t (*bits)[DIGEST_BITMAP_BYTES]; /* [topo->n]: buckets that differ with each member */
-    uint8_t any[DIGEST_BITMAP_BYTES];     /* their union */
+    unsigned level;                /* this round's tables have 2^level digests */
+    uint8_t (*bits)[DIGEST_BITMAP_BYTES_MAX]; /* [topo->n]: buckets that differ with each member */
+    unsigned *bits_level;          /* [topo->n]: ... at this level (the smaller of the two tables') */
+    uint8_t any[DIGEST_BITMAP_BYTES_MAX]; /* their union, at DIGEST_LEVEL_MAX */
     uint8_t *state;                /* [topo->n]: REPAIR_M_* */
     unsigned pending;              /* digests in flight */
     unsigned inflight;             /* offer and entry batches in flight */
@@ -121,10 +123,12 @@ static void repair_reset(repair_t *r)
     r->published = false;
     free(r->batches);
     free(r->bits);
+    free(r->bits_level);
     free(r->state);
     r->tables = NULL;
     r->batches = NULL;
     r->bits = NULL;
+    r->bits_level = NULL;
     r->state = NULL;
     topo_unref(r->topo);
     r->topo = NULL;
@@ -191,7 +195,7 @@ static void repair_scan_one(const store_entry_t *e, void *ctx)
     uint64_t deleted = repair_tomb_of(r, h);
     if (deleted <= version) deleted = 0;
     bool offering = r->phase == REPAIR_OFFERING;
-    if (offering && !deleted && !digest_bit(r->any, digest_bucket(h))) return;
+    if (offering && !deleted && !digest_bit(r->any, DIGEST_LEVEL_MAX, h)) return;
     bool copy = offering || deleted;
     if (r->nstep == r->step_cap) {
         size_t cap = r->step_cap ? r->step_cap * 2 : 4096;
@@ -266,12 +270,12 @@ static void repair_fold(repair_t *r, uint64_t hash, uint64_t version, bool tomb)
     size_t n = ring_owners_hash(r->topo->ring, hash, owners, RING_REPLICAS_MAX);
     if (!topo_is_owner(r->topo, owners, n)) return;
     uint64_t mix = digest_item(hash, version, tomb);
-    uint32_t bucket = digest_bucket(hash);
+    uint32_t bucket = digest_bucket(hash, r->level);
     for (size_t i = 0; i < n; i++) {
         uint32_t o = owners[i];
         if ((int32_t)o == r->topo->self) continue;
         if (!r->tables[o]) {
-            r->tables[o] = calloc(DIGEST_BUCKETS, sizeof **r->tables);
+            r->tables[o] = calloc(digest_buckets(r->level), sizeof **r->tables);
             if (!r->tables[o]) continue; /* compares unequal: costs an offer, never a wrong answer */
         }
         r->tables[o][bucket] ^= mix;
@@ -455,10 +459,11 @@ static void repair_route_offer(repair_t *r, const repair_item_t *it, const char 
     uint32_t owners[RING_REPLICAS_MAX];
     size_t n = ring_owners_hash(r->topo->ring, it->hash, owners, RING_REPLICAS_MAX);
     if (!topo_is_owner(r->topo, owners, n)) return;
-    uint32_t bucket = digest_bucket(it->hash);
     for (size_t i = 0; i < n; i++) {
         uint32_t o = owners[i];
-        if ((int32_t)o == r->topo->self || r->state[o] != REPAIR_M_DONE || !digest_bit(r->bits[o], bucket)) continue;
+        if ((int32_t)o == r->topo->self || r->state[o] != REPAIR_M_DONE ||
+            !digest_bit(r->bits[o], r->bits_level[o], it->hash))
+            continue;
         repair_offer_item(r, o, it, key);
     }
 }
@@ -484,14 +489,16 @@ static void repair_digest_reply(void *ctx, peer_result_t res, const peer_msg_t *
     free(a);
     if (!current) return;
     r->pending--;
-    if (res == PEER_OK && resp->type == PEER_MSG_REPAIR_DIGEST_RESP && resp->status == PEER_STATUS_OK &&
-        resp->blob.len == DIGEST_BITMAP_BYTES) {
-        memcpy(r->bits[o], resp->blob.p, DIGEST_BITMAP_BYTES);
+    unsigned level = res == PEER_OK && resp->type == PEER_MSG_REPAIR_DIGEST_RESP ? digest_bitmap_level(resp->blob.len)
+                                                                                 : 0;
+    if (level && level <= r->level && resp->status == PEER_STATUS_OK) {
+        memcpy(r->bits[o], resp->blob.p, resp->blob.len);
+        r->bits_level[o] = level;
         r->state[o] = REPAIR_M_DONE;
-        size_t differ = digest_bits_count(r->bits[o]);
-        atomic_fetch_add(&r->rt->repair.buckets_compared, DIGEST_BUCKETS);
+        size_t differ = digest_bits_count(r->bits[o], level);
+        atomic_fetch_add(&r->rt->repair.buckets_compared, digest_buckets(level));
         atomic_fetch_add(&r->rt->repair.buckets_differing, differ);
-        for (uint32_t i = 0; i < DIGEST_BITMAP_BYTES; i++) r->any[i] |= r->bits[o][i];
+        digest_bits_widen(r->bits[o], level, r->any, DIGEST_LEVEL_MAX);
     } else if (res == PEER_OK && resp->type == PEER_MSG_REPAIR_DIGEST_RESP &&
                resp->status == PEER_STATUS_UNAVAILABLE) {
         r->state[o] = REPAIR_M_RETRY; /* not at this round yet */
@@ -505,22 +512,29 @@ static void repair_digest_reply(void *ctx, peer_result_t res, const peer_msg_t *
 static void repair_ask(repair_t *r, uint32_t o)
 {
     const topo_member_t *m = &r->topo->members[o];
-    uint8_t blob[DIGEST_TABLE_BYTES];
-    static const uint64_t zero[DIGEST_BUCKETS];
-    digest_table_encode(r->tables[o] ? r->tables[o] : zero, blob);
+    static const uint64_t zero[DIGEST_BUCKETS_MAX];
+    uint8_t *blob = malloc(digest_table_bytes(r->level));
+    if (!blob) {
+        r->state[o] = REPAIR_M_SKIP;
+        return;
+    }
+    digest_table_encode(r->tables[o] ? r->tables[o] : zero, r->level, blob);
     peer_msg_t req = {.type = PEER_MSG_REPAIR_DIGEST, .flags = PEER_F_FORWARDED, .ring = r->topo->fingerprint,
-                      .cut = r->cut, .blob = {blob, sizeof blob}};
+                      .cut = r->cut, .blob = {blob, digest_table_bytes(r->level)}};
     req.name = (peer_bytes_t){(const uint8_t *)r->self, strlen(r->self)};
     memcpy(req.run, r->run, sizeof req.run);
     repair_ask_t *a = malloc(sizeof *a);
     if (!a) {
+        free(blob);
         r->state[o] = REPAIR_M_SKIP;
         return;
     }
     *a = (repair_ask_t){.r = r, .round = r->round, .member = o};
     size_t size = peer_msg_size(&req);
-    if (peer_pool_request(r->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, repair_digest_reply, a) !=
-        PEER_OK) {
+    peer_result_t res = peer_pool_request(r->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                                          repair_digest_reply, a);
+    free(blob);
+    if (res != PEER_OK) {
         free(a);
         r->state[o] = REPAIR_M_SKIP;
         atomic_fetch_add(&r->rt->repair.digests_unanswered, 1);
@@ -548,7 +562,7 @@ static void repair_exchange_step(repair_t *r)
             r->state[i] = REPAIR_M_SKIP;
             atomic_fetch_add(&r->rt->repair.digests_unanswered, 1);
         }
-    if (digest_bits_count(r->any) == 0) {
+    if (digest_bits_count(r->any, DIGEST_LEVEL_MAX) == 0) {
         repair_finish(r);
         return;
     }
@@ -565,7 +579,7 @@ static void repair_start_exchange(repair_t *r)
     }
     memcpy(mine, r->tables, r->topo->n * sizeof *mine);
     free(r->tables);
-    repair_book_publish(&r->rt->repair_book, r->topo->fingerprint, r->cut, mine, r->topo->n);
+    repair_book_publish(&r->rt->repair_book, r->topo->fingerprint, r->cut, r->level, mine, r->topo->n);
     r->tables = mine;
     r->published = true;
     r->phase = REPAIR_EXCHANGING;
@@ -578,7 +592,9 @@ static void repair_start_exchange(repair_t *r)
     memset(r->any, 0, sizeof r->any);
     for (size_t i = 0; i < r->topo->n; i++) {
         const topo_member_t *m = &r->topo->members[i];
-        bool ask = (int32_t)i != r->topo->self && m->peer.ss_family != 0 && !m->suspect;
+        /* Holding nothing of what we share, this node has nothing to offer
+         * that member: what it holds for us comes in its own round. */
+        bool ask = (int32_t)i != r->topo->self && m->peer.ss_family != 0 && !m->suspect && r->tables[i];
         r->state[i] = ask ? REPAIR_M_RETRY : REPAIR_M_SKIP;
     }
     repair_tick_cb(&r->tick);
@@ -628,7 +644,7 @@ static void repair_tick_cb(uv_timer_t *t)
         if (!r->tombs_done) {
             for (size_t i = 0; i < r->ntombs; i++) {
                 repair_item_t it = {.hash = r->tombs[i][0], .version = r->tombs[i][1], .tomb = true};
-                if (digest_bit(r->any, digest_bucket(it.hash))) repair_route_offer(r, &it, NULL);
+                if (digest_bit(r->any, DIGEST_LEVEL_MAX, it.hash)) repair_route_offer(r, &it, NULL);
             }
             r->tombs_done = true;
             return;
@@ -665,8 +681,9 @@ static void repair_begin(repair_t *r)
     r->topo = t;
     r->tables = calloc(t->n, sizeof *r->tables);
     r->bits = calloc(t->n, sizeof *r->bits);
+    r->bits_level = calloc(t->n, sizeof *r->bits_level);
     r->state = calloc(t->n, sizeof *r->state);
-    if (!r->tables || !r->bits || !r->state) {
+    if (!r->tables || !r->bits || !r->bits_level || !r->state) {
         log_error("out of memory starting a repair round", NULL);
         repair_reset(r);
         repair_schedule(r);
@@ -679,6 +696,11 @@ static void repair_begin(repair_t *r)
     uint64_t boundary = (uint64_t)wall / interval * interval;
     r->boundary = boundary;
     r->cut = boundary > r->cfg.settle_ms ? boundary - r->cfg.settle_ms : 1;
+    /* About what this node shares with one other owner: its keys spread
+     * over the others' replica slots. */
+    size_t others = t->n > 1 ? t->n - 1 : 1, replicas = ring_replicas(t->ring);
+    uint64_t shared = (uint64_t)store_entry_count(r->rt->store) * (replicas > 1 ? replicas - 1 : 1) / others;
+    r->level = digest_level_for(shared);
     r->phase = REPAIR_DIGESTING;
     r->cursor = 0;
     r->started_ms = uv_now(r->loop);
@@ -753,19 +775,21 @@ void repair_free(repair_t *r)
 void repair_serve_digest(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
 {
     route_t *rt = w->route;
-    if (req->blob.len != DIGEST_TABLE_BYTES) {
+    unsigned their_level = digest_table_level(req->blob.len), level = 0;
+    if (!their_level) {
         peer_server_respond_error(call, PEER_STATUS_BAD_REQUEST, "digest table of the wrong size");
         return;
     }
     topo_t *t = topo_cache_get(&w->topo, &rt->topo);
     long differ = -1;
-    uint8_t bits[DIGEST_BITMAP_BYTES];
+    uint8_t bits[DIGEST_BITMAP_BYTES_MAX];
     if (t && t->fingerprint == req->ring) {
         for (size_t i = 0; i < t->n; i++) {
             const topo_member_t *m = &t->members[i];
             if (strlen(m->name) == req->name.len && memcmp(m->name, req->name.p, req->name.len) == 0 &&
                 memcmp(m->run, req->run, sizeof m->run) == 0) {
-                differ = repair_book_compare(&rt->repair_book, req->ring, req->cut, i, req->blob.p, bits);
+                differ = repair_book_compare(&rt->repair_book, req->ring, req->cut, i, req->blob.p, their_level,
+                                             bits, &level);
                 break;
             }
         }
@@ -773,7 +797,7 @@ void repair_serve_digest(route_worker_t *w, peer_call_t *call, const peer_msg_t 
     peer_msg_t m = {.type = PEER_MSG_REPAIR_DIGEST_RESP, .status = PEER_STATUS_UNAVAILABLE};
     if (differ >= 0) {
         m.status = PEER_STATUS_OK;
-        m.blob = (peer_bytes_t){bits, sizeof bits};
+        m.blob = (peer_bytes_t){bits, digest_bitmap_bytes(level)};
         atomic_fetch_add(&rt->repair.digests_answered, 1);
     }
     peer_server_respond(call, &m);

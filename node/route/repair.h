@@ -5,7 +5,8 @@
  * (multiples of the interval), a round runs on the main loop:
  *   1. digest: this node scans its L1 and its key tombstones and folds every
  *      item (key hash, version, live or deleted) it owns into one table of
- *      bucket digests per other owner of the key (cluster/digest.h).
+ *      bucket digests per other owner of the key (cluster/digest.h; 2^level
+ *      buckets, the level from the number of keys they share).
  *      Items stamped after the round's cut (the boundary minus a settle
  *      time) are left out, so two owners that scan a little apart still
  *      compare the same writes. The tables are published in the book
@@ -33,7 +34,8 @@
  * made while it was away live --tombstone-grace from the delete, and
  * answer its offers of what they deleted with "deleted at V".
  *
- * Bounds: the digest tables (8 KiB per other owner, the book's and this
+ * Bounds: the digest tables (8 KiB to 512 KiB per other owner: about 8
+ * shared keys a bucket, cluster/digest.h; the book's and this
  * round's), at most max_inflight offer or entry batches (PEER_OFFER_MAX
  * items, 1 MiB) in flight, a scan step's copy of scan_step entries' keys.
  *

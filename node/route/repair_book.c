@@ -51,13 +51,15 @@ void repair_book_destroy(repair_book_t *b)
     pthread_mutex_destroy(&b->lock);
 }
 
-void repair_book_publish(repair_book_t *b, uint64_t ring, uint64_t cut, uint64_t **tables, size_t n)
+void repair_book_publish(repair_book_t *b, uint64_t ring, uint64_t cut, unsigned level, uint64_t **tables,
+                         size_t n)
 {
     pthread_mutex_lock(&b->lock);
     uint64_t **old = b->tables;
     size_t oldn = b->n;
     b->ring = ring;
     b->cut = cut;
+    b->level = level;
     b->tables = tables;
     b->n = n;
     pthread_mutex_unlock(&b->lock);
@@ -65,13 +67,14 @@ void repair_book_publish(repair_book_t *b, uint64_t ring, uint64_t cut, uint64_t
 }
 
 long repair_book_compare(repair_book_t *b, uint64_t ring, uint64_t cut, size_t from, const uint8_t *theirs,
-                         uint8_t *bits)
+                         unsigned their_level, uint8_t *bits, unsigned *level)
 {
-    static const uint64_t zero[DIGEST_BUCKETS];
+    static const uint64_t zero[DIGEST_BUCKETS_MAX];
     long n = -1;
     pthread_mutex_lock(&b->lock);
     if (b->cut && b->cut == cut && b->ring == ring && from < b->n)
-        n = (long)digest_compare(b->tables[from] ? b->tables[from] : zero, theirs, bits);
+        n = (long)digest_compare(b->tables[from] ? b->tables[from] : zero, b->level, theirs, their_level, bits,
+                                 level);
     pthread_mutex_unlock(&b->lock);
     return n;
 }

@@ -8,8 +8,9 @@
  * round is kept: a member asking about another round (or ring) is told
  * "unavailable" and asks again.
  *
- * Bounds: one table of DIGEST_TABLE_BYTES per ring member that shares keys
- * with this node (NULL, i.e. all zero, for the others): 8 KiB a member.
+ * Bounds: one table of 2^level digests per ring member that shares keys
+ * with this node (NULL, i.e. all zero, for the others): 8 KiB to 512 KiB a
+ * member (cluster/digest.h; the level follows the keys shared).
  *
  * Threads: published by the main loop, read by workers under the mutex.
  * Ownership: the book owns the tables published to it (freed on the next
@@ -49,19 +50,23 @@ extern const metrics_table_t repair_metrics_table;
 typedef struct repair_book {
     pthread_mutex_t lock;
     uint64_t ring, cut;      /* of the tables; cut 0: nothing published */
+    unsigned level;          /* 2^level digests a table */
     size_t n;
-    uint64_t **tables;       /* [n] by ring index, DIGEST_BUCKETS each; NULL = all zero */
+    uint64_t **tables;       /* [n] by ring index; NULL = all zero */
 } repair_book_t;
 
 void repair_book_init(repair_book_t *b);
 void repair_book_destroy(repair_book_t *b);
-/* Replaces what is published by `tables` (n of them, taken over). */
-void repair_book_publish(repair_book_t *b, uint64_t ring, uint64_t cut, uint64_t **tables, size_t n);
-/* Compares the encoded table `theirs` (DIGEST_TABLE_BYTES) from the member
- * at ring index `from` with ours for it, for that ring and cut: marks the
- * differing buckets in bits (DIGEST_BITMAP_BYTES) and returns how many
- * differ; -1 when nothing is published for that ring and cut. */
+/* Replaces what is published by `tables` (n of them, 2^level digests each,
+ * taken over). */
+void repair_book_publish(repair_book_t *b, uint64_t ring, uint64_t cut, unsigned level, uint64_t **tables,
+                         size_t n);
+/* Compares the encoded table `theirs` (2^their_level digests) from the
+ * member at ring index `from` with ours for it, for that ring and cut, at
+ * the smaller of the two levels (*level): marks the differing buckets in
+ * bits (DIGEST_BITMAP_BYTES_MAX room) and returns how many differ; -1 when
+ * nothing is published for that ring and cut. */
 long repair_book_compare(repair_book_t *b, uint64_t ring, uint64_t cut, size_t from, const uint8_t *theirs,
-                         uint8_t *bits);
+                         unsigned their_level, uint8_t *bits, unsigned *level);
 
 #endif
