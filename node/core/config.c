@@ -128,8 +128,8 @@ static const config_option_t config_options[] = {
      "time to wait for a peer's answer before trying the next owner"},
     {"tombstone-grace", "DCACHE_TOMBSTONE_GRACE", NULL, OPT_DURATION_S, OPT(tombstone_grace_ms), "60s", 1000,
      86400000,
-     "how long a delete or invalidation is remembered in L1 to refuse older values arriving late; a node away "
-     "longer than this (stood still, cut off) drops what it held when it comes back"},
+     "how long a delete or invalidation is remembered in L1 to refuse older values arriving late; a node that "
+     "stood still longer than this drops what it held when it wakes (with --replicas 2 or more)"},
     {"repair-interval", "DCACHE_REPAIR_INTERVAL", NULL, OPT_DURATION_S, OPT(repair_interval_ms), "30s", 0, 86400000,
      "how often the owners of the same keys compare digests of what they hold and exchange what differs: missing "
      "entries, newer versions, deletes (0: never)"},
