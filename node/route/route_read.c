@@ -174,10 +174,11 @@ static route_outcome_t route_flight_journal_check(route_flight_t *f, route_outco
     switch (l2_journal_pending(s, f->hash, &pending)) {
     case JOURNAL_PENDING_NONE: return out;
     case JOURNAL_PENDING_IN_DOUBT: {
+        if (out == ROUTE_OUT_NO_L2) return out; /* a 503 already */
         bool from_l2 = f->mode == ROUTE_FLIGHT_L2 ||
                        (f->mode == ROUTE_FLIGHT_FORWARD && (out == ROUTE_OUT_MISS || found->source == ROUTE_SRC_L2));
-        if (!from_l2 || out == ROUTE_OUT_NO_L2) return out;
-        atomic_fetch_add(&s->stats.reads_journal_in_doubt, 1);
+        if (!from_l2) return out;
+        atomic_fetch_add(&s->stats.reads_journal_in_doubt, f->nwaiters);
         return ROUTE_OUT_JOURNAL_IN_DOUBT;
     }
     case JOURNAL_PENDING_SET:
@@ -186,13 +187,13 @@ static route_outcome_t route_flight_journal_check(route_flight_t *f, route_outco
         /* Deleted here after it: the delete's own record or Redis's
          * tombstone keeps the replay out. */
         if (route_tomb_blocks(a, f->key, f->klen, pending)) return out == ROUTE_OUT_NO_L2 ? out : ROUTE_OUT_MISS;
-        atomic_fetch_add(&s->stats.reads_journal_pending, 1);
+        atomic_fetch_add(&s->stats.reads_journal_pending, f->nwaiters);
         return ROUTE_OUT_JOURNAL_PENDING;
     case JOURNAL_PENDING_DEL:
         /* A value newer than the delete stands; Redis down stays a 503 (it
          * may hold one). */
         if (out == ROUTE_OUT_NO_L2 || out == ROUTE_OUT_MISS || found->version > pending) return out;
-        atomic_fetch_add(&s->stats.reads_journal_deleted, 1);
+        atomic_fetch_add(&s->stats.reads_journal_deleted, f->nwaiters);
         return ROUTE_OUT_MISS;
     }
     return out;
