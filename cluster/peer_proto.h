@@ -149,7 +149,9 @@ typedef enum {
 #define PEER_F_CREATED 0x4u   /* PUT_RESP: the key was not there before */
 #define PEER_F_LOCAL 0x8u     /* GET: answer from your own L1 only (asked while rebalancing) */
 #define PEER_F_PRIMARY 0x10u  /* KEYS: only the keys you are the primary owner of */
-#define PEER_F_JOURNALED 0x20u /* PUT_RESP, DELETE_RESP: in the coordinator's journal, not yet in Redis */
+#define PEER_F_JOURNALED 0x20u /* PUT_RESP, DELETE_RESP: in the coordinator's journal, not yet in Redis;
+                                  GET_RESP UNAVAILABLE: a newer write of the key waits in the answering
+                                  owner's journal (Redis holds an older value) */
 #define PEER_F_L2 0x40u       /* GET_RESP: the value came from L2 */
 
 typedef enum {

@@ -11,11 +11,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cluster/ring.h"
 #include "cluster/seal.h"
 
 #define JOURNAL_HEADER 8u
 #define JOURNAL_FIXED 24u /* op, version, expires, key len, ct len, value len */
 #define JOURNAL_RECORD_MAX ((uint64_t)1 << 31)
+/* The smallest record (a one-byte key, no content type, no value): the
+ * files hold at most max_bytes / JOURNAL_RECORD_MIN records. */
+#define JOURNAL_RECORD_MIN (JOURNAL_HEADER + JOURNAL_FIXED + 1u)
 
 /* iovecs per pwritev of a group (well under IOV_MAX). */
 #define JOURNAL_IOV 64
@@ -23,7 +27,14 @@
 typedef struct journal_file {
     int fd;                /* -1 when absent */
     uint64_t bytes, records;
+    uint64_t gen;          /* its generation in the pending table */
 } journal_file_t;
+
+/* What the pending table needs of a record, taken when it is encoded. */
+typedef struct journal_key {
+    uint64_t hash, version;
+    bool del;
+} journal_key_t;
 
 /* One append, from the caller's queue to its completion. The encoded
  * records are the writer's to free once written; the rest travels back to
@@ -31,6 +42,7 @@ typedef struct journal_file {
 typedef struct journal_wait {
     struct journal_wait *next;
     uint8_t *buf;
+    journal_key_t *keys;       /* nrecs, for the pending table; the writer's like buf */
     size_t len, nrecs;
     int status;
     journal_port_t *port;      /* NULL: journal_append waits for `done` */
@@ -69,6 +81,11 @@ struct journal {
     journal_wait_t *head, *tail;   /* queued, not yet taken by the writer */
     uint64_t queued_bytes, queued_appends; /* queued plus the group being written */
     uint64_t fsyncs, group_records, group_appends, failed_groups;
+    /* Keys with records Redis has not acknowledged (journal_pending.h),
+     * filled by the writer under io (so each record gets the generation of
+     * the file it went to) and at open, cleared by the drain. */
+    journal_pending_t *pending;
+    uint64_t next_gen;         /* the generation of the next fresh active file; under io */
 };
 
 static void journal_put_u16(uint8_t *p, uint16_t v)
@@ -159,8 +176,9 @@ static int journal_read_at(int fd, uint64_t pos, uint8_t **buf, size_t *cap, jou
     return 1;
 }
 
-/* Opens a file, counts its whole records and cuts a torn tail. */
-static int journal_file_open(journal_file_t *f, const char *path, bool create)
+/* Opens a file, counts its whole records, enters each into `pending` (when
+ * not NULL) at the file's generation and cuts a torn tail. */
+static int journal_file_open(journal_file_t *f, const char *path, bool create, journal_pending_t *pending)
 {
     f->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
     f->bytes = f->records = 0;
@@ -173,6 +191,7 @@ static int journal_file_open(journal_file_t *f, const char *path, bool create)
     while ((rc = journal_read_at(f->fd, pos, &buf, &cap, &r, &next)) == 1) {
         pos = next;
         f->records++;
+        if (pending) journal_pending_add(pending, ring_key_hash(r.key, r.klen), r.version, r.op == JOURNAL_OP_DEL, f->gen);
     }
     free(buf);
     if (rc < 0) return rc;
@@ -271,11 +290,21 @@ static void journal_commit(journal_t *j, journal_wait_t *group)
     j->queued_bytes -= bytes;
     j->queued_appends -= appends;
     pthread_mutex_unlock(&j->lock);
+    if (rc == 0) {
+        /* Before any append of the group completes: a read that follows a
+         * client's OK already sees the record pending. Still under io, so
+         * the generation is the file's the records are in. */
+        for (journal_wait_t *w = group; w; w = w->next)
+            for (size_t i = 0; i < w->nrecs; i++)
+                journal_pending_add(j->pending, w->keys[i].hash, w->keys[i].version, w->keys[i].del, j->active.gen);
+    }
     pthread_mutex_unlock(&j->io);
     while (group) {
         journal_wait_t *next = group->next;
         free(group->buf);
         group->buf = NULL;
+        free(group->keys);
+        group->keys = NULL;
         group->status = rc;
         journal_complete(j, group);
         group = next;
@@ -315,6 +344,19 @@ int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err
     pthread_cond_init(&j->done, NULL);
     j->max_bytes = max_bytes;
     j->active.fd = j->draining.fd = -1;
+    /* The files never hold more records than this, so a smaller bound
+     * would only put the table in doubt sooner. */
+    uint64_t max_keys = max_bytes / JOURNAL_RECORD_MIN;
+    j->pending = journal_pending_new(max_keys < JOURNAL_PENDING_MAX ? (size_t)(max_keys ? max_keys : 1) : JOURNAL_PENDING_MAX);
+    if (!j->pending) {
+        snprintf(err, errcap, "out of memory");
+        journal_close(j);
+        return -ENOMEM;
+    }
+    /* The draining file is older than the active one. */
+    j->draining.gen = 1;
+    j->active.gen = 2;
+    j->next_gen = 3;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         int rc = -errno;
         snprintf(err, errcap, "cannot create %s: %s", dir, strerror(errno));
@@ -323,8 +365,10 @@ int journal_open(journal_t **out, const char *dir, uint64_t max_bytes, char *err
     }
     snprintf(j->active_path, sizeof j->active_path, "%s/journal.active", dir);
     snprintf(j->draining_path, sizeof j->draining_path, "%s/journal.draining", dir);
-    int rc = journal_file_open(&j->active, j->active_path, true);
-    if (rc == 0) rc = journal_file_open(&j->draining, j->draining_path, false);
+    /* Their records are not in Redis yet (they are replayed later): they
+     * are pending again. */
+    int rc = journal_file_open(&j->active, j->active_path, true, j->pending);
+    if (rc == 0) rc = journal_file_open(&j->draining, j->draining_path, false, j->pending);
     if (rc != 0) {
         snprintf(err, errcap, "cannot open the journal in %s: %s", dir, strerror(-rc));
         journal_close(j);
@@ -364,6 +408,7 @@ void journal_close(journal_t *j)
     pthread_cond_destroy(&j->done);
     pthread_mutex_destroy(&j->io);
     pthread_mutex_destroy(&j->lock);
+    journal_pending_free(j->pending);
     free(j);
 }
 
@@ -387,17 +432,22 @@ static int journal_wait_new(const journal_rec_t *recs, size_t n, journal_wait_t 
     }
     journal_wait_t *w = calloc(1, sizeof *w);
     uint8_t *buf = malloc(total ? total : 1);
-    if (!w || !buf) {
+    journal_key_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!w || !buf || !keys) {
         free(w);
         free(buf);
+        free(keys);
         return -ENOMEM;
     }
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         journal_encode(&recs[i], buf + off);
         off += journal_rec_size(&recs[i]);
+        keys[i] = (journal_key_t){.hash = ring_key_hash(recs[i].key, recs[i].klen), .version = recs[i].version,
+                                  .del = recs[i].op == JOURNAL_OP_DEL};
     }
     w->buf = buf;
+    w->keys = keys;
     w->len = total;
     w->nrecs = n;
     *out = w;
@@ -407,6 +457,7 @@ static int journal_wait_new(const journal_rec_t *recs, size_t n, journal_wait_t 
 static void journal_wait_free(journal_wait_t *w)
 {
     free(w->buf);
+    free(w->keys);
     free(w);
 }
 
@@ -558,6 +609,17 @@ void journal_get_stats(journal_t *j, journal_stats_t *out)
                              .group_appends = j->group_appends,
                              .failed_groups = j->failed_groups};
     pthread_mutex_unlock(&j->lock);
+    journal_pending_stats_t ps;
+    journal_pending_get_stats(j->pending, &ps);
+    out->pending_keys = ps.entries;
+    out->pending_max = ps.max_entries;
+    out->pending_overflows = ps.overflows;
+    out->pending_in_doubt = ps.in_doubt;
+}
+
+journal_pending_state_t journal_lookup(journal_t *j, uint64_t hash, uint64_t *version)
+{
+    return journal_pending_lookup(j->pending, hash, version);
 }
 
 /* ---------- draining ---------- */
@@ -575,16 +637,19 @@ int64_t journal_drain_begin(journal_t *j)
          * open): it must not block the active file behind it. */
         close(j->draining.fd);
         unlink(j->draining_path);
+        journal_pending_clear(j->pending, j->draining.gen);
         pthread_mutex_lock(&j->lock);
-        j->draining = (journal_file_t){.fd = -1};
+        j->draining = (journal_file_t){.fd = -1, .gen = j->draining.gen};
         pthread_mutex_unlock(&j->lock);
     }
     if (j->draining.fd < 0 && j->active.records > 0) {
         if (rename(j->active_path, j->draining_path) != 0) {
             rc = -errno;
         } else {
-            journal_file_t fresh;
-            rc = journal_file_open(&fresh, j->active_path, true);
+            /* Appends from now on go to the next generation: they stay
+             * pending when this one is drained. */
+            journal_file_t fresh = {.gen = j->next_gen++};
+            rc = journal_file_open(&fresh, j->active_path, true, NULL);
             pthread_mutex_lock(&j->lock);
             j->draining = j->active;
             j->active = fresh;
@@ -629,12 +694,17 @@ int journal_drain_done(journal_t *j)
 {
     pthread_mutex_lock(&j->lock);
     int rc = 0;
+    uint64_t gen = 0;
     if (j->draining.fd >= 0) {
         close(j->draining.fd);
         j->draining.fd = -1;
         j->draining.bytes = j->draining.records = 0;
+        gen = j->draining.gen;
         if (unlink(j->draining_path) != 0 && errno != ENOENT) rc = -errno;
     }
     pthread_mutex_unlock(&j->lock);
+    /* Redis acknowledged every record of it (the caller's word): its keys
+     * hold that version or a newer one there now. */
+    if (gen) journal_pending_clear(j->pending, gen);
     return rc;
 }

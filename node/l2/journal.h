@@ -35,6 +35,18 @@
  * and the caller falls back to refusing the write. journal_get_stats
  * shows the queue and the groups (l2_journal_* in /metrics).
  *
+ * Pending keys (node/l2/journal_pending.h): the journal keeps a table of
+ * the keys whose records Redis has not acknowledged yet, so that a read
+ * through to Redis does not take Redis's older value of a key whose newer
+ * write is only here (journal_lookup). A record is entered by the writer
+ * thread once its group's fdatasync succeeded and before any append of
+ * the group completes (entering it when queued would leave a failed
+ * group's records pending with nothing to drain them); the records of the
+ * files found at open are entered again; journal_drain_done clears the
+ * drained file's generation, so a record appended while a drain ran (to
+ * the fresh active file) stays pending. Its bound: max_bytes divided by
+ * the smallest record, at most JOURNAL_PENDING_MAX keys.
+ *
  * Threads:
  *   - the writer thread: the only one that writes or syncs journal.active;
  *   - journal_append_async, journal_port_*: the port's loop thread, which
@@ -44,8 +56,8 @@
  *   - the drain calls: one thread at a time (the drainer, on the main
  *     loop). journal_drain_begin swaps the files between two groups, so it
  *     may wait for the group being synced;
- *   - journal_bytes, journal_records, journal_get_stats, journal_hold: any
- *     thread, never waiting for disk.
+ *   - journal_bytes, journal_records, journal_get_stats, journal_hold,
+ *     journal_lookup: any thread, never waiting for disk.
  * Ownership: the caller owns the journal_t, and closes it only after every
  * port is freed and no journal_append runs. Each port belongs to its loop's
  * owner: journal_port_close, then journal_port_free after its `done`.
@@ -59,6 +71,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "node/l2/journal_pending.h"
 
 #define JOURNAL_OP_SET 1
 #define JOURNAL_OP_DEL 2
@@ -123,6 +137,10 @@ typedef struct journal_stats {
     uint64_t group_records;        /* records those calls covered: / fsyncs = records per sync */
     uint64_t group_appends;        /* appends they covered (callers woken per sync) */
     uint64_t failed_groups;        /* groups whose write or sync failed (every append failed) */
+    uint64_t pending_keys;         /* keys with a record Redis has not acknowledged */
+    uint64_t pending_max;          /* the bound of pending_keys */
+    uint64_t pending_overflows;    /* records that did not fit the pending table */
+    bool pending_in_doubt;         /* since one of those, until its file is drained */
 } journal_stats_t;
 void journal_get_stats(journal_t *j, journal_stats_t *out);
 
@@ -130,6 +148,11 @@ void journal_get_stats(journal_t *j, journal_stats_t *out);
  * the queue (still bounded), so a test can make a group of a known size.
  * journal_close releases it. */
 void journal_hold(journal_t *j, bool hold);
+
+/* What waits in the journal for the key with this ring_key_hash: the
+ * newest pending version and whether it is a DEL, nothing, or "in doubt"
+ * (the table overflowed: any key may be pending). */
+journal_pending_state_t journal_lookup(journal_t *j, uint64_t hash, uint64_t *version);
 
 /* Bytes and records held (both files). */
 uint64_t journal_bytes(journal_t *j);
@@ -145,7 +168,9 @@ int64_t journal_drain_begin(journal_t *j);
  * fn returning non-zero stops early (that record is not consumed). */
 typedef int (*journal_fn)(const journal_rec_t *r, void *ctx);
 int64_t journal_drain_read(journal_t *j, uint64_t *pos, size_t max, journal_fn fn, void *ctx);
-/* Every drained record is in Redis: removes the draining file. */
+/* Every drained record is in Redis: removes the draining file, and its
+ * keys are no longer pending (unless a newer record waits in the active
+ * file). */
 int journal_drain_done(journal_t *j);
 
 #endif

@@ -26,6 +26,9 @@ static const metrics_desc_t l2_stats_metrics_rows[] = {
     METRICS_ATOMIC_COUNTER(l2_stats_t, journal_drained, "l2_journal_replayed_total", NULL, "Journal records replayed into Redis."),
     METRICS_ATOMIC_COUNTER(l2_stats_t, keys_scanned, "l2_pattern_keys_scanned_total", NULL, "Redis keys SCAN returned for pattern invalidation."),
     METRICS_ATOMIC_COUNTER(l2_stats_t, keys_unlinked, "l2_pattern_keys_unlinked_total", NULL, "Redis values replaced by an invalidation's tombstone (keys or pattern)."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, reads_journal_pending, "l2_reads_journal_pending_total", NULL, "L1 misses refused with 503 journal_pending: a newer write of the key waits in this node's journal, and Redis holds an older value."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, reads_journal_deleted, "l2_reads_journal_deleted_total", NULL, "L1 misses answered not found although Redis held a value: a newer DELETE of the key waits in this node's journal."),
+    METRICS_ATOMIC_COUNTER(l2_stats_t, reads_journal_in_doubt, "l2_reads_journal_in_doubt_total", NULL, "L1 misses refused with 503 journal_pending because the table of pending journal records overflowed (any key may be pending)."),
 };
 const metrics_table_t l2_stats_metrics_table = METRICS_TABLE(l2_stats_metrics_rows);
 
@@ -43,6 +46,10 @@ static const metrics_desc_t l2_metrics_rows[] = {
     METRICS_ROW(l2_metrics_t, journal_group_records, METRICS_COUNTER, METRICS_U64, "l2_journal_group_records_total", NULL, "Records those fdatasync calls covered (divided by l2_journal_fsyncs_total: records per sync)."),
     METRICS_ROW(l2_metrics_t, journal_group_appends, METRICS_COUNTER, METRICS_U64, "l2_journal_group_appends_total", NULL, "Appends (writes, invalidations) those fdatasync calls covered."),
     METRICS_ROW(l2_metrics_t, journal_failed_groups, METRICS_COUNTER, METRICS_U64, "l2_journal_failed_groups_total", NULL, "Groups whose write or fdatasync failed: every write in them was refused."),
+    METRICS_ROW(l2_metrics_t, journal_pending_keys, METRICS_GAUGE, METRICS_U64, "l2_journal_pending_keys", NULL, "Keys with a journal record Redis has not acknowledged yet: reads of them do not take Redis's older value."),
+    METRICS_ROW(l2_metrics_t, journal_pending_max, METRICS_GAUGE, METRICS_U64, "l2_journal_pending_max", NULL, "The bound of l2_journal_pending_keys (from --l2-journal-max, at most 65536)."),
+    METRICS_ROW(l2_metrics_t, journal_pending_overflows, METRICS_COUNTER, METRICS_U64, "l2_journal_pending_overflows_total", NULL, "Journal records that did not fit the pending table: every L1 miss is refused until their file is drained."),
+    METRICS_ROW(l2_metrics_t, journal_pending_in_doubt, METRICS_GAUGE, METRICS_U64, "l2_journal_pending_in_doubt", NULL, "1 while the pending table overflowed and the records it lost are not drained yet."),
 };
 const metrics_table_t l2_metrics_table = METRICS_TABLE(l2_metrics_rows);
 
@@ -67,6 +74,16 @@ void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out)
     out->journal_group_records = js.group_records;
     out->journal_group_appends = js.group_appends;
     out->journal_failed_groups = js.failed_groups;
+    out->journal_pending_keys = js.pending_keys;
+    out->journal_pending_max = js.pending_max;
+    out->journal_pending_overflows = js.pending_overflows;
+    out->journal_pending_in_doubt = js.pending_in_doubt;
+}
+
+journal_pending_state_t l2_journal_pending(l2_shared_t *s, uint64_t hash, uint64_t *version)
+{
+    if (!s || !s->journal) return JOURNAL_PENDING_NONE;
+    return journal_lookup(s->journal, hash, version);
 }
 
 /* Store only if Redis holds no newer version, of a value or of a delete

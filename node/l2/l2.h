@@ -69,6 +69,12 @@ typedef struct l2_stats {
     atomic_uint_fast64_t journal_drained;  /* journal records replayed into Redis */
     atomic_uint_fast64_t keys_scanned;     /* pattern invalidation: keys SCAN found */
     atomic_uint_fast64_t keys_unlinked;    /* invalidation: values replaced by its tombstone */
+    /* Reads through to Redis of a key with a newer record in this node's
+     * journal (l2_journal_pending; counted by the route layer): refused
+     * (503 journal_pending: the value is only in the journal file),
+     * answered "not found" (a pending DELETE), and refused because the
+     * pending table overflowed (any key may be pending). */
+    atomic_uint_fast64_t reads_journal_pending, reads_journal_deleted, reads_journal_in_doubt;
 } l2_stats_t;
 
 /* l2_stats_t's series in /metrics. */
@@ -84,6 +90,8 @@ typedef struct l2_metrics {
      * how many records and appends each fdatasync carried. */
     uint64_t journal_queued_bytes, journal_queued_appends, journal_max_bytes;
     uint64_t journal_fsyncs, journal_group_records, journal_group_appends, journal_failed_groups;
+    /* The table of keys waiting in the journal (journal_pending.h). */
+    uint64_t journal_pending_keys, journal_pending_max, journal_pending_overflows, journal_pending_in_doubt;
 } l2_metrics_t;
 extern const metrics_table_t l2_metrics_table;
 
@@ -105,6 +113,13 @@ typedef struct l2_shared {
     l2_stats_t stats;
     redis_uv_stats_t redis_stats;
 } l2_shared_t;
+
+/* What waits in this node's journal for the key with this ring_key_hash
+ * (journal_lookup): JOURNAL_PENDING_NONE without a journal. A read through
+ * to Redis must not serve or cache a value older than a pending SET (it
+ * is only in the journal), must answer "not found" below a pending DEL,
+ * and can trust nothing while the table is in doubt. Any thread. */
+journal_pending_state_t l2_journal_pending(l2_shared_t *s, uint64_t hash, uint64_t *version);
 
 /* Fills what /metrics shows of L2; s may be NULL (no --redis: all zero). */
 void l2_get_metrics(l2_shared_t *s, l2_metrics_t *out);

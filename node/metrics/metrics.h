@@ -44,6 +44,7 @@ typedef enum {
     METRICS_ERR_SYNCING,         /* 503: this node is syncing and could not check with another owner */
     METRICS_ERR_INCOMPLETE,      /* 503: an invalidation some members did not answer */
     METRICS_ERR_MINORITY,        /* 503: this node sees less than half of the cluster */
+    METRICS_ERR_JOURNAL_PENDING, /* 503: a newer write of the key waits in a journal for Redis */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

@@ -130,7 +130,9 @@ typedef enum {
     ROUTE_OUT_MISS,
     ROUTE_OUT_NO_OWNER,
     ROUTE_OUT_NO_L2,
-    ROUTE_OUT_SYNCING
+    ROUTE_OUT_SYNCING,
+    ROUTE_OUT_JOURNAL_PENDING,      /* a newer write waits in a journal (node: whose; NULL: ours) */
+    ROUTE_OUT_JOURNAL_IN_DOUBT      /* our pending table overflowed: Redis's answer cannot be trusted */
 } route_outcome_t;
 
 /* Keeps a value found at a previous owner or in L2; a newer one here wins. */
@@ -150,12 +152,64 @@ static void route_flight_fill(route_t *a, const route_flight_t *f, const route_f
     else if (st == STORE_STALE && a->l2) atomic_fetch_add(&a->l2->stats.fills_stale, 1);
 }
 
+/* What waits in this node's journal for the key decides whether an answer
+ * found elsewhere stands. Until the drainer has replayed a journaled
+ * write, Redis holds an older value, an older tombstone or nothing, and an
+ * owner that misses L1 reads exactly that: serving or caching it would be
+ * a stale read of an acknowledged write. A pending SET newer than the
+ * answer (or a miss): the value is only in the journal file, so 503
+ * journal_pending (L1 had it until an eviction or a restart; a retry
+ * after the drain gets it), unless a delete newer than it is known here.
+ * A pending DELETE newer than the answer: the key is deleted. While the
+ * pending table is in doubt (it overflowed), no answer that came from
+ * Redis can be trusted: this node's L2 reads, and a forwarded answer that
+ * says L2 or is a miss. Only this node's journal is known here; an
+ * owner's is, when it answers PEER_F_JOURNALED. */
+static route_outcome_t route_flight_journal_check(route_flight_t *f, route_outcome_t out, const route_found_t *found)
+{
+    route_t *a = f->w->route;
+    l2_shared_t *s = a->l2;
+    if (!s || !s->journal || (out != ROUTE_OUT_FOUND && out != ROUTE_OUT_MISS && out != ROUTE_OUT_NO_L2)) return out;
+    uint64_t pending = 0;
+    switch (l2_journal_pending(s, f->hash, &pending)) {
+    case JOURNAL_PENDING_NONE: return out;
+    case JOURNAL_PENDING_IN_DOUBT: {
+        if (out == ROUTE_OUT_NO_L2) return out; /* a 503 already */
+        bool from_l2 = f->mode == ROUTE_FLIGHT_L2 ||
+                       (f->mode == ROUTE_FLIGHT_FORWARD && (out == ROUTE_OUT_MISS || found->source == ROUTE_SRC_L2));
+        if (!from_l2) return out;
+        atomic_fetch_add(&s->stats.reads_journal_in_doubt, f->nwaiters);
+        return ROUTE_OUT_JOURNAL_IN_DOUBT;
+    }
+    case JOURNAL_PENDING_SET:
+        /* Redis has it once the replay wrote it (or a newer write did). */
+        if (out == ROUTE_OUT_FOUND && found->version >= pending) return out;
+        /* Deleted here after it: the delete's own record or Redis's
+         * tombstone keeps the replay out. */
+        if (route_tomb_blocks(a, f->key, f->klen, pending)) return out == ROUTE_OUT_NO_L2 ? out : ROUTE_OUT_MISS;
+        atomic_fetch_add(&s->stats.reads_journal_pending, f->nwaiters);
+        return ROUTE_OUT_JOURNAL_PENDING;
+    case JOURNAL_PENDING_DEL:
+        /* A value newer than the delete stands; Redis down stays a 503 (it
+         * may hold one). */
+        if (out == ROUTE_OUT_NO_L2 || out == ROUTE_OUT_MISS || found->version > pending) return out;
+        atomic_fetch_add(&s->stats.reads_journal_deleted, f->nwaiters);
+        return ROUTE_OUT_MISS;
+    }
+    return out;
+}
+
 static void route_flight_answer(route_flight_t *f, route_outcome_t out, const route_found_t *found, const char *node)
 {
     route_t *a = f->w->route;
     /* Found in L2 or at a previous owner, but deleted here since: gone. */
     if (out == ROUTE_OUT_FOUND && f->mode != ROUTE_FLIGHT_FORWARD && route_tomb_blocks(a, f->key, f->klen, found->version))
         out = ROUTE_OUT_MISS;
+    route_outcome_t checked = route_flight_journal_check(f, out, found);
+    if (checked != out) {
+        if (checked == ROUTE_OUT_JOURNAL_PENDING || checked == ROUTE_OUT_JOURNAL_IN_DOUBT) node = NULL;
+        out = checked;
+    }
     /* Off the table first: a waiter's response may start a new GET. */
     if (f->in_table) {
         route_flight_t **pp = route_flight_slot(f->w, f->hash, f->key, f->klen);
@@ -170,6 +224,15 @@ static void route_flight_answer(route_flight_t *f, route_outcome_t out, const ro
         for (size_t i = 0; i < f->nwaiters; i++)
             route_waiter_fail(&f->waiters[i], ROUTE_ERR_SYNCING,
                               "this node is syncing and no other owner of the key answered");
+    } else if (out == ROUTE_OUT_JOURNAL_PENDING || out == ROUTE_OUT_JOURNAL_IN_DOUBT) {
+        char msg[SWIM_NAME_MAX + 96];
+        if (out == ROUTE_OUT_JOURNAL_IN_DOUBT)
+            snprintf(msg, sizeof msg, "this node's journal holds more pending writes than it can track: "
+                                      "reads from Redis wait until it is replayed");
+        else
+            snprintf(msg, sizeof msg, "a newer write of this key waits in %s's journal for Redis",
+                     node ? node : "this node");
+        for (size_t i = 0; i < f->nwaiters; i++) route_waiter_fail(&f->waiters[i], ROUTE_ERR_JOURNAL_PENDING, msg);
     } else if (out != ROUTE_OUT_FOUND) {
         bool l2 = out == ROUTE_OUT_NO_L2;
         if (!l2) atomic_fetch_add(&a->stats.unavailable, f->nwaiters);
@@ -394,6 +457,14 @@ static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *r
     if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_NOT_FOUND &&
         (f->mode == ROUTE_FLIGHT_FORWARD || f->next_target >= f->ntargets)) {
         route_flight_finish(f, resp, node);
+        return;
+    }
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_UNAVAILABLE &&
+        (resp->flags & PEER_F_JOURNALED)) {
+        /* That owner holds a newer write of the key in its journal, not yet
+         * in Redis: another owner that misses would read Redis's older
+         * value, so no other owner is asked. */
+        route_flight_answer(f, ROUTE_OUT_JOURNAL_PENDING, NULL, node);
         return;
     }
     if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_UNAVAILABLE &&

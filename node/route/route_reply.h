@@ -55,6 +55,7 @@ typedef enum {
     ROUTE_ERR_SYNCING,             /* this node is syncing and no other owner could say */
     ROUTE_ERR_MINORITY,            /* this node sees less than half of the cluster */
     ROUTE_ERR_DRAINING,            /* this node is leaving the cluster */
+    ROUTE_ERR_JOURNAL_PENDING,     /* a newer write of the key waits in an owner's journal for Redis */
     ROUTE_ERR_COUNT
 } route_error_t;
 

@@ -56,7 +56,11 @@ static void route_serve_deleted(void *ctx, const route_written_t *w)
  * PEER_F_L2: Redis refused it); a GET that needed Redis while it was down
  * answers GET_RESP UNAVAILABLE with PEER_F_L2, so the forwarder tries the
  * next owner and, if none has the key, says Redis was the cause (a syncing
- * node that could not check answers the same without the flag);
+ * node that could not check answers the same without the flag); a GET
+ * refused because a newer write of the key waits in this node's journal
+ * answers GET_RESP UNAVAILABLE with PEER_F_JOURNALED, and the forwarder
+ * answers 503 journal_pending rather than ask an owner that would read
+ * Redis's older value (an older forwarder just tries the next owner);
  * everything else is an ERROR frame, after which the forwarder tries the
  * next owner (except TOO_LARGE). */
 static void route_serve_fail(void *ctx, route_error_t err, const char *message)
@@ -64,6 +68,11 @@ static void route_serve_fail(void *ctx, route_error_t err, const char *message)
     peer_call_t *call = ctx;
     peer_msg_type_t type = peer_call_type(call);
     bool write = type == PEER_MSG_PUT || type == PEER_MSG_DELETE;
+    if (type == PEER_MSG_GET && err == ROUTE_ERR_JOURNAL_PENDING) {
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE, .flags = PEER_F_JOURNALED};
+        peer_server_respond(call, &m);
+        return;
+    }
     if (type == PEER_MSG_GET && (err == ROUTE_ERR_L2_UNAVAILABLE || err == ROUTE_ERR_SYNCING || err == ROUTE_ERR_MINORITY ||
                                  err == ROUTE_ERR_DRAINING)) {
         /* Either way the forwarder asks the next owner. */

@@ -7,7 +7,10 @@
 # of cached keys still succeed, misses and sync-mode writes get 503 at once,
 # and the breaker says so; Redis back: writes succeed again; journal mode
 # accepts writes while Redis is down (each after the journal writer synced
-# it) and replays every one of them; a
+# it) and replays every one of them; a read of a key whose newer write
+# waits in the journal (Redis holding the older value, the replay held)
+# gets 503 journal_pending, or "not found" for a DELETE, also after a
+# restart, and the new value once replayed; a
 # stopped Redis trips the breaker within the timeout.
 source "$(dirname "$0")/lib.sh"
 
@@ -201,6 +204,44 @@ REDIS_FIXED_PORT=$REDIS_PORT start_redis redis4
 start_node n2b "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/journal"
 restart_replayed() { [[ $(rc --scan --pattern 'dcache:r*' | wc -l) == 10 && $(l2_field journal_records) == 0 ]]; }
 WAIT_SECONDS=20 wait_for "a restarted node replays its journal" restart_replayed && pass
+stop_node "$NODE_PID"
+
+# --- reads never take Redis's older value of a key still in the journal ---
+# Redis denied EVAL (an ACL) refuses every write and every replay (the
+# nodes' Lua) while it still answers GETs: writes are journaled and the
+# drain is held with Redis up, until EVAL is allowed again.
+start_node n5 "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/pending-journal"
+http PUT /api/cache/pend --data-binary old
+http PUT /api/cache/pdel --data-binary old
+assert_eq "201 " "$STATUS $(header x-cache-durability)" "written through to Redis first"
+rc ACL SETUSER default -eval >/dev/null
+http PUT /api/cache/pend --data-binary new
+assert_eq "200 journal" "$STATUS $(header x-cache-durability)" "a write Redis refuses is journaled"
+http DELETE /api/cache/pdel
+assert_eq "200 journal" "$STATUS $(header x-cache-durability)" "so is a DELETE"
+assert_eq 2 "$(metric l2_journal_pending_keys)" "both keys are pending"
+# L1 loses them (a restart); the pending keys come back from the files.
+stop_node "$NODE_PID"
+start_node n5b "${L2[@]}" --l2-write-mode journal --l2-journal-dir "$TEST_TMP/pending-journal"
+assert_eq "2 2" "$(l2_field journal_records) $(metric l2_journal_pending_keys)" \
+  "a restarted node rebuilds its pending keys from the journal"
+assert_match '^dc1.*old$' "$(rc get dcache:pend)" "Redis still holds the older value"
+http GET /api/cache/pend
+assert_eq "503 journal_pending 1" "$STATUS $(json .code) $(header retry-after)" \
+  "a read does not take Redis's older value of a key whose newer write waits in the journal"
+http GET /api/cache/pdel
+assert_eq 404 "$STATUS" "a key whose DELETE waits in the journal is not found, though Redis holds a value"
+assert_eq "1 1 1" \
+  "$(metric l2_reads_journal_pending_total) $(metric l2_reads_journal_deleted_total) $(metric 'errors_total{type="journal_pending"}')" \
+  "the refused and the deleted reads are counted"
+assert_eq 2 "$(l2_field journal_records)" "the drain is still held"
+rc ACL SETUSER default +eval >/dev/null
+drained() { [[ $(l2_field journal_records) == 0 && $(metric l2_journal_pending_keys) == 0 ]]; }
+WAIT_SECONDS=20 wait_for "the journal is replayed and no key is pending" drained && pass
+http GET /api/cache/pend
+assert_eq "200 new HIT-L2" "$STATUS $BODY $(header x-cache)" "after the replay the read gets the journaled value from Redis"
+http GET /api/cache/pdel
+assert_eq 404 "$STATUS" "and the journaled DELETE stands"
 stop_node "$NODE_PID"
 
 # --- a full journal refuses writes as sync mode does ---

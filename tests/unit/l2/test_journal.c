@@ -2,7 +2,9 @@
  * draining, torn tails, corruption and the size bound; group commit:
  * concurrent appends from several threads and loops, one fdatasync per
  * group, a full queue, a failed group, a port closed with appends in
- * flight. Waits poll a condition with a deadline (fixture/loop); nothing
+ * flight; the pending keys: entered once synced, cleared by the drain of
+ * their file (not of an older one), rebuilt at open, never entered by a
+ * failed group. Waits poll a condition with a deadline (fixture/loop); nothing
  * sleeps to synchronise. */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cluster/ring.h"
 #include "node/l2/journal.h"
 #include "tests/unit/fixture/loop.h"
 
@@ -92,6 +95,13 @@ static int check_one(const journal_rec_t *r, void *ctx)
     assert_int_equal(r->vlen, want.vlen);
     if (want.vlen) assert_memory_equal(r->value, want.value, want.vlen);
     s->next++;
+    return 0;
+}
+
+static int count_only(const journal_rec_t *r, void *ctx)
+{
+    (void)r;
+    ((seen_t *)ctx)->next++;
     return 0;
 }
 
@@ -603,6 +613,8 @@ static void test_a_failed_group_fails_every_append(void **state)
     assert_int_equal(st.fsyncs, 0);
     assert_int_equal(st.records, 0);
     assert_int_equal(st.queued_bytes, 0);
+    /* A write never acknowledged is not pending: nothing would drain it. */
+    assert_int_equal(st.pending_keys, 0);
     /* The blocking call reports the same. */
     char key[32];
     journal_rec_t r = seq_rec(0, 3, key);
@@ -613,6 +625,104 @@ static void test_a_failed_group_fails_every_append(void **state)
     assert_true(fixture_loop_run_until(&loop, flag_set, &closed, DEADLINE_MS));
     journal_port_free(p);
     assert_int_equal(fixture_loop_close(&loop), 0);
+    journal_close(j);
+}
+
+/* ---------- pending keys ---------- */
+
+/* What the journal says waits for key-i (as rec(i) names it). */
+static journal_pending_state_t pending_of(journal_t *j, int i, uint64_t *version)
+{
+    char key[32];
+    int n = snprintf(key, sizeof key, "key-%d", i);
+    *version = 0;
+    return journal_lookup(j, ring_key_hash(key, (size_t)n), version);
+}
+
+static void assert_pending_as_rec(journal_t *j, int i)
+{
+    char key[32], val[32];
+    journal_rec_t want = rec(i, key, val);
+    uint64_t v;
+    assert_int_equal(pending_of(j, i, &v), want.op == JOURNAL_OP_DEL ? JOURNAL_PENDING_DEL : JOURNAL_PENDING_SET);
+    assert_int_equal(v, want.version);
+}
+
+static void drain_all(journal_t *j, int64_t expect)
+{
+    assert_int_equal(journal_drain_begin(j), expect);
+    uint64_t pos = 0;
+    seen_t s = {-1000000, -1};
+    while (journal_drain_read(j, &pos, 1000, count_only, &s) > 0) continue;
+    assert_int_equal(journal_drain_done(j), 0);
+}
+
+static void test_pending_keys_follow_appends_and_drains(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    uint64_t v;
+    assert_int_equal(pending_of(j, 0, &v), JOURNAL_PENDING_NONE);
+    assert_int_equal(append_range(j, 0, 10), 0);
+    for (int i = 0; i < 10; i++) assert_pending_as_rec(j, i);
+    assert_int_equal(pending_of(j, 10, &v), JOURNAL_PENDING_NONE);
+    /* A drain starts; what is appended meanwhile goes to the next file. */
+    assert_int_equal(journal_drain_begin(j), 10);
+    assert_int_equal(append_range(j, 10, 15), 0);
+    char key[32] = "key-3";
+    journal_rec_t newer = {.op = JOURNAL_OP_SET, .version = 5000, .key = key, .klen = strlen(key)};
+    assert_int_equal(journal_append(j, &newer, 1), 0);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    assert_int_equal(st.pending_keys, 15);
+    assert_int_equal(st.pending_max, (1 << 20) / 33);
+    uint64_t pos = 0;
+    seen_t s = {0, -1};
+    assert_int_equal(journal_drain_read(j, &pos, 100, check_one, &s), 10);
+    /* Read and replayed, but not yet acknowledged as a whole: still pending. */
+    assert_pending_as_rec(j, 0);
+    assert_int_equal(journal_drain_done(j), 0);
+    for (int i = 0; i < 10; i++)
+        if (i != 3) assert_int_equal(pending_of(j, i, &v), JOURNAL_PENDING_NONE);
+    /* key-3's newer write is in the second file: pending until it drains. */
+    assert_int_equal(pending_of(j, 3, &v), JOURNAL_PENDING_SET);
+    assert_int_equal(v, 5000);
+    for (int i = 10; i < 15; i++) assert_pending_as_rec(j, i);
+    drain_all(j, 6);
+    journal_get_stats(j, &st);
+    assert_int_equal(st.pending_keys, 0);
+    assert_int_equal(pending_of(j, 3, &v), JOURNAL_PENDING_NONE);
+    journal_close(j);
+}
+
+/* A node restarted with files on disk holds their keys pending again, each
+ * file as its own generation (the draining one first). */
+static void test_pending_keys_rebuilt_at_open(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    journal_t *j;
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    assert_int_equal(append_range(j, 0, 10), 0);
+    assert_int_equal(journal_drain_begin(j), 10);
+    assert_int_equal(append_range(j, 10, 15), 0);
+    journal_close(j);
+
+    assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
+    for (int i = 0; i < 15; i++) assert_pending_as_rec(j, i);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    assert_int_equal(st.pending_keys, 15);
+    assert_false(st.pending_in_doubt);
+    drain_all(j, 10);
+    uint64_t v;
+    for (int i = 0; i < 10; i++) assert_int_equal(pending_of(j, i, &v), JOURNAL_PENDING_NONE);
+    for (int i = 10; i < 15; i++) assert_pending_as_rec(j, i);
+    drain_all(j, 5);
+    journal_get_stats(j, &st);
+    assert_int_equal(st.pending_keys, 0);
     journal_close(j);
 }
 
@@ -679,6 +789,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_full_queue_refuses_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_group_fails_every_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing_a_port_waits_for_its_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_keys_follow_appends_and_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_keys_rebuilt_at_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
