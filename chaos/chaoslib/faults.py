@@ -175,9 +175,12 @@ def latency(ctx, ms=200, seconds=6.0, every=(2.0, 4.0)):
         ctx.record("peer channel +%d ms each way" % ms, "n%d" % i, t)
 
 
-def clock_skew(ctx, skews=(-3.0, 3.0, 30.0)):
+def clock_skew(ctx, skews=(-3.0, 3.0, 30.0), restore_after=None):
     """One node restarted with its wall clock off (libfaketime); it stays
-    skewed for the rest of the run."""
+    skewed for the rest of the run, or, with restore_after (seconds), is
+    restarted with a true clock again after that long (in `mixed`, where
+    faults come one at a time: skewed nodes piling up would leave most of
+    the cluster outside --max-clock-drift of the rest)."""
     while ctx.sleep(ctx.rng.uniform(2.0, 4.0)):
         i = ctx.pick_node()
         if i is None or ctx.cluster.nodes[i].skew:
@@ -186,7 +189,14 @@ def clock_skew(ctx, skews=(-3.0, 3.0, 30.0)):
         t = ctx.now()
         ctx.cluster.kill(i)
         ctx.cluster.start(i, skew=skew)
-        ctx.record("clock skew %+gs (restarted under faketime)" % skew, "n%d" % i, t, end=ctx.deadline)
+        if restore_after is None:
+            ctx.record("clock skew %+gs (restarted under faketime)" % skew, "n%d" % i, t, end=ctx.deadline)
+            return
+        ctx.sleep(restore_after)
+        ctx.cluster.kill(i)
+        ctx.cluster.start(i, skew=0.0)
+        ctx.record("clock skew %+gs for %gs (restarted under faketime, then without)" % (skew, restore_after),
+                   "n%d" % i, t)
         return
 
 
@@ -217,7 +227,7 @@ def mixed(ctx):
     if ctx.redis:
         kinds += [redis_kill, redis_pause]
     if ctx.cluster.skew_possible:
-        kinds.append(clock_skew)
+        kinds.append(lambda c: clock_skew(c, restore_after=6.0))
     while ctx.now() < ctx.deadline:
         fn = ctx.rng.choice(kinds)
         # One round of the chosen fault: a sub-deadline a few seconds out.
