@@ -11,8 +11,9 @@ time after it started, so it can excuse a result but never convict one.
   invalidation (key or pattern) ended returns a value whose acknowledged
   write ended before that delete started; reads served by a node on the
   minority side of a partition while it lasted are counted apart, and so
-  are reads that start within the heal window after a partition (the
-  repair interval: after a heal, no resurrection "within --repair-interval");
+  are reads that start within the heal window after a partition (the time
+  the failure detector needs to notice the heal, plus the repair interval:
+  after a heal, no resurrection "within --repair-interval");
 - stale reads: a read that started after an acknowledged write ended
   returns an older acknowledged write's value, or nothing though no delete
   could have followed that write (outside partitions and their heal
