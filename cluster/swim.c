@@ -347,6 +347,15 @@ static void swim_on_alive(swim_t *s, uint64_t inc, const swim_member_info_t *inf
     }
     uint32_t i = swim_table_find_id(&s->table, &info->id);
     if (i == SWIM_NONE) i = swim_table_find_name(&s->table, info->name);
+    if (i != SWIM_NONE && swim_id_equal(&s->table.recs[i].id, &s->self_id)) {
+        /* An earlier run of this node (its name, another id) is still
+         * gossiped alive, maybe with a higher incarnation (incarnations
+         * start from the wall clock, which may have run ahead then). This
+         * run is the one alive: it must never take the other's place in
+         * its own table; it claims the name with a newer incarnation. */
+        if (inc >= s->table.recs[i].incarnation) swim_refute(s, inc);
+        return;
+    }
     if (i == SWIM_NONE) {
         if (s->table.n >= s->cfg.max_members) return;
         swim_rec_t r = {.id = info->id, .incarnation = inc, .state_change_ms = now, .state = SWIM_STATE_DEAD};

@@ -391,6 +391,25 @@ static void test_restart_replaces_record(void **state)
     stop();
 }
 
+/* An earlier run of this very node, still gossiped alive with a higher
+ * incarnation (its clock ran ahead), never replaces this run's own record:
+ * this run claims its name with a newer incarnation. */
+static void test_earlier_run_of_self(void **state)
+{
+    start(true);
+    alive(1, 1, 0);
+    swim_msg_t m = {.type = SWIM_MSG_ALIVE, .incarnation = 90000, .member = member(0)};
+    m.member.id.b[1] = 0x55; /* this node's name, another run */
+    deliver(&m, 1, 1, 10);
+    assert_non_null(swim_self(H.core));
+    assert_int_equal(swim_self(H.core)->id.b[1], 0);
+    assert_int_equal(swim_self_incarnation(H.core), 90001);
+    assert_int_equal(swim_member_count(H.core, -1), 2);
+    run(10, 2000); /* probing and gossip go on (the crash was in the next deadline) */
+    assert_true(count_sent(SWIM_MSG_ALIVE, 0, 90001) >= 1);
+    stop();
+}
+
 static void test_state_export_import(void **state)
 {
     start(true);
@@ -426,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_ping_answers_and_wrong_target),
         cmocka_unit_test(test_leave),
         cmocka_unit_test(test_restart_replaces_record),
+        cmocka_unit_test(test_earlier_run_of_self),
         cmocka_unit_test(test_state_export_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
