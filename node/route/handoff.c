@@ -290,22 +290,6 @@ static void handoff_finish_run(handoff_t *h)
  * its key (to every owner when this node no longer owns it), as tombstone
  * items of a REPAIR_OFFER, which the receiver learns as they are. */
 
-typedef struct handoff_tombs {
-    handoff_t *h;
-    uint64_t (*items)[2];
-    size_t n, cap;
-} handoff_tombs_t;
-
-static void handoff_tomb_one(uint64_t hash, uint64_t version, void *ctx)
-{
-    handoff_tombs_t *c = ctx;
-    if (c->n < c->cap) {
-        c->items[c->n][0] = hash;
-        c->items[c->n][1] = version;
-        c->n++;
-    }
-}
-
 static void handoff_tombs_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
     handoff_t *h = ctx;
@@ -335,40 +319,45 @@ static void handoff_tombs_flush(handoff_t *h, uint32_t target, peer_offer_t *off
 static void handoff_send_tombs(handoff_t *h)
 {
     if (!h->tomb) return;
-    int64_t now = store_now_ms(h->store);
-    handoff_tombs_t c = {.h = h, .cap = tomb_count(h->tomb, now) + 64};
-    c.items = malloc(c.cap * sizeof *c.items);
-    peer_offer_t *offers = malloc((size_t)PEER_OFFER_MAX * sizeof *offers);
-    if (!c.items || !offers) {
+    tomb_item_t *items = NULL;
+    size_t cap = 0;
+    long n = tomb_copy(h->tomb, store_now_ms(h->store), &items, &cap);
+    /* One offer buffer per member, filled in one pass: each tombstone's
+     * owners are looked up once. */
+    peer_offer_t **per = calloc(h->cur->n, sizeof *per);
+    unsigned *counts = calloc(h->cur->n, sizeof *counts);
+    if (n < 0 || !per || !counts) {
         h->failed = true;
         goto out;
     }
-    tomb_scan(h->tomb, now, handoff_tomb_one, &c);
-    /* One target at a time keeps one offer buffer. */
-    for (uint32_t target = 0; target < h->cur->n; target++) {
-        const topo_member_t *tm = &h->cur->members[target];
-        if ((int32_t)target == h->cur->self || tm->peer.ss_family == 0) continue;
-        unsigned n = 0;
-        for (size_t i = 0; i < c.n; i++) {
-            uint32_t owners[RING_REPLICAS_MAX], old_owners[RING_REPLICAS_MAX];
-            size_t no = ring_owners_hash(h->cur->ring, c.items[i][0], owners, RING_REPLICAS_MAX);
-            bool wanted = false, self_owns = topo_is_owner(h->cur, owners, no);
-            for (size_t k = 0; k < no && !wanted; k++) wanted = owners[k] == target;
-            if (!wanted) continue;
-            if (self_owns) {
-                size_t on = h->old ? ring_owners_hash(h->old->ring, c.items[i][0], old_owners, RING_REPLICAS_MAX) : 0;
-                bool had = false;
-                for (size_t j = 0; j < on && !had; j++) had = h->old_index[target] == (int32_t)old_owners[j];
-                if (had) continue;
+    for (long i = 0; i < n; i++) {
+        uint32_t owners[RING_REPLICAS_MAX], old_owners[RING_REPLICAS_MAX];
+        size_t no = ring_owners_hash(h->cur->ring, items[i].hash, owners, RING_REPLICAS_MAX);
+        bool self_owns = topo_is_owner(h->cur, owners, no);
+        size_t on = self_owns && h->old ? ring_owners_hash(h->old->ring, items[i].hash, old_owners, RING_REPLICAS_MAX) : 0;
+        for (size_t k = 0; k < no; k++) {
+            uint32_t target = owners[k];
+            if ((int32_t)target == h->cur->self || h->cur->members[target].peer.ss_family == 0) continue;
+            /* Still ours: only owners that gained the key need it. */
+            bool had = false;
+            for (size_t j = 0; j < on && !had; j++) had = h->old_index[target] == (int32_t)old_owners[j];
+            if (had) continue;
+            if (!per[target] && !(per[target] = malloc((size_t)PEER_OFFER_MAX * sizeof **per))) {
+                h->failed = true;
+                continue;
             }
-            offers[n++] = (peer_offer_t){.hash = c.items[i][0], .version = c.items[i][1], .tomb = true};
-            if (n == PEER_OFFER_MAX) handoff_tombs_flush(h, target, offers, &n);
+            per[target][counts[target]++] = (peer_offer_t){.hash = items[i].hash, .version = items[i].version,
+                                                           .tomb = true};
+            if (counts[target] == PEER_OFFER_MAX) handoff_tombs_flush(h, target, per[target], &counts[target]);
         }
-        handoff_tombs_flush(h, target, offers, &n);
     }
+    for (uint32_t target = 0; target < h->cur->n; target++)
+        if (per[target]) handoff_tombs_flush(h, target, per[target], &counts[target]);
 out:
-    free(c.items);
-    free(offers);
+    for (uint32_t target = 0; per && target < h->cur->n; target++) free(per[target]);
+    free(per);
+    free(counts);
+    free(items);
 }
 
 static void handoff_tick_cb(uv_timer_t *t)

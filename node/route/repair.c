@@ -73,7 +73,7 @@ struct repair {
     char *scratch;
     size_t slen, scap;
     bool scratch_failed;
-    uint64_t (*tombs)[2];          /* the tombstones, copied out once per scan */
+    tomb_item_t *tombs;            /* the tombstones, copied out once per scan, sorted by hash */
     size_t ntombs, tombs_cap;
 };
 
@@ -165,12 +165,6 @@ static const char *repair_hold(repair_t *r, const topo_t *t)
 
 /* ---- scanning ---------------------------------------------------------- */
 
-static int repair_tomb_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
-    return x < y ? -1 : x > y;
-}
-
 /* The version of this node's tombstone for a hash (0: none), from the
  * round's sorted copy: no lock per entry scanned. */
 static uint64_t repair_tomb_of(const repair_t *r, uint64_t hash)
@@ -178,10 +172,10 @@ static uint64_t repair_tomb_of(const repair_t *r, uint64_t hash)
     size_t lo = 0, hi = r->ntombs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (r->tombs[mid][0] < hash) lo = mid + 1;
+        if (r->tombs[mid].hash < hash) lo = mid + 1;
         else hi = mid;
     }
-    return lo < r->ntombs && r->tombs[lo][0] == hash ? r->tombs[lo][1] : 0;
+    return lo < r->ntombs && r->tombs[lo].hash == hash ? r->tombs[lo].version : 0;
 }
 
 /* Copies an entry's hash, version and (when offering, in a differing
@@ -227,29 +221,13 @@ static void repair_scan_one(const store_entry_t *e, void *ctx)
     r->nstep++;
 }
 
-static void repair_tomb_one(uint64_t hash, uint64_t version, void *ctx)
-{
-    repair_t *r = ctx;
-    if (r->ntombs == r->tombs_cap) return; /* sized before the scan */
-    r->tombs[r->ntombs][0] = hash;
-    r->tombs[r->ntombs][1] = version;
-    r->ntombs++;
-}
-
 static bool repair_copy_tombs(repair_t *r)
 {
     r->ntombs = 0;
     if (!r->rt->tomb) return true;
-    int64_t now = store_now_ms(r->rt->store);
-    size_t n = tomb_count(r->rt->tomb, now) + 64;
-    if (n > r->tombs_cap) {
-        uint64_t(*t)[2] = realloc(r->tombs, n * sizeof *t);
-        if (!t) return false;
-        r->tombs = t;
-        r->tombs_cap = n;
-    }
-    tomb_scan(r->rt->tomb, now, repair_tomb_one, r);
-    qsort(r->tombs, r->ntombs, sizeof *r->tombs, repair_tomb_cmp);
+    long n = tomb_copy(r->rt->tomb, store_now_ms(r->rt->store), &r->tombs, &r->tombs_cap);
+    if (n < 0) return false;
+    r->ntombs = (size_t)n;
     return true;
 }
 
@@ -286,17 +264,20 @@ static void repair_fold(repair_t *r, uint64_t hash, uint64_t version, bool tomb)
 
 static void repair_send_batch(repair_t *r, uint32_t member);
 
-static void repair_apply_deleted(route_t *rt, const char *key, size_t klen, uint64_t version)
+/* A delete learnt from another owner (an answer or an offer): remembered
+ * as a tombstone that expires from its version's time, and this node's
+ * older copy goes when its key is known (by hash alone it goes at the next
+ * checked read or repair scan). */
+static void repair_learn_delete(route_t *rt, const void *key, size_t klen, uint64_t hash, uint64_t version)
 {
-    if (!route_plausible(rt, version)) return;
     int64_t now = store_now_ms(rt->store);
+    uint64_t h = klen ? tomb_key_hash(key, klen) : hash;
     atomic_fetch_add_explicit(&rt->deletes, 1, memory_order_release);
-    uint64_t h = tomb_key_hash(key, klen);
     if (rt->tomb && tomb_version_hash(rt->tomb, h, now) < version) {
         atomic_fetch_add(&rt->repair.tombstones_learnt, 1);
         tomb_add_hash(rt->tomb, h, version, tomb_expiry_of(rt->tomb, version), now);
     }
-    if (store_delete_versioned(rt->store, key, klen, STORE_DELETE_IF_OLDER, version))
+    if (klen && store_delete_versioned(rt->store, key, klen, STORE_DELETE_IF_OLDER, version))
         atomic_fetch_add(&rt->repair.entries_deleted, 1);
 }
 
@@ -380,7 +361,8 @@ static void repair_offer_reply(void *ctx, peer_result_t res, const peer_msg_t *r
             if (a.index >= b->n) continue;
             const repair_item_t *item = &b->items[a.index];
             if (item->tomb) continue;
-            if (a.version) repair_apply_deleted(r->rt, b->keys + item->koff, item->klen, a.version);
+            if (a.version && route_plausible(r->rt, a.version))
+                repair_learn_delete(r->rt, b->keys + item->koff, item->klen, item->hash, a.version);
             else if (want && nwant < b->n) want[nwant++] = a.index;
         }
         if (nwant) repair_push(r, b->member, b, want, nwant);
@@ -630,7 +612,7 @@ static void repair_tick_cb(uv_timer_t *t)
         for (size_t i = 0; i < r->nstep; i++)
             if (!repair_sweep(r, &r->step[i])) repair_fold(r, r->step[i].hash, r->step[i].version, false);
         if (r->cursor != 0) return;
-        for (size_t i = 0; i < r->ntombs; i++) repair_fold(r, r->tombs[i][0], r->tombs[i][1], true);
+        for (size_t i = 0; i < r->ntombs; i++) repair_fold(r, r->tombs[i].hash, r->tombs[i].version, true);
         uv_timer_stop(&r->tick);
         repair_start_exchange(r);
         return;
@@ -643,7 +625,7 @@ static void repair_tick_cb(uv_timer_t *t)
         if (r->inflight >= r->cfg.max_inflight) return;
         if (!r->tombs_done) {
             for (size_t i = 0; i < r->ntombs; i++) {
-                repair_item_t it = {.hash = r->tombs[i][0], .version = r->tombs[i][1], .tomb = true};
+                repair_item_t it = {.hash = r->tombs[i].hash, .version = r->tombs[i].version, .tomb = true};
                 if (digest_bit(r->any, DIGEST_LEVEL_MAX, it.hash)) repair_route_offer(r, &it, NULL);
             }
             r->tombs_done = true;
@@ -827,14 +809,7 @@ void repair_serve_offer(route_worker_t *w, peer_call_t *call, const peer_msg_t *
         if (!route_plausible(rt, o.version)) continue;
         if (o.tomb) {
             /* A delete this node may have missed: learnt as it is. */
-            uint64_t h = o.key.len ? tomb_key_hash(o.key.p, o.key.len) : o.hash;
-            if (rt->tomb && tomb_version_hash(rt->tomb, h, now) < o.version) {
-                atomic_fetch_add(&rt->repair.tombstones_learnt, 1);
-                atomic_fetch_add_explicit(&rt->deletes, 1, memory_order_release);
-                tomb_add_hash(rt->tomb, h, o.version, tomb_expiry_of(rt->tomb, o.version), now);
-            }
-            if (o.key.len && store_delete_versioned(rt->store, o.key.p, o.key.len, STORE_DELETE_IF_OLDER, o.version))
-                atomic_fetch_add(&rt->repair.entries_deleted, 1);
+            repair_learn_delete(rt, o.key.p, o.key.len, o.hash, o.version);
             continue;
         }
         uint64_t deleted = rt->tomb ? tomb_version(rt->tomb, o.key.p, o.key.len, now) : 0;

@@ -216,6 +216,33 @@ void tomb_scan(tomb_t *t, int64_t now_ms, tomb_scan_fn fn, void *ctx)
     pthread_mutex_unlock(&t->lock);
 }
 
+static int tomb_item_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const tomb_item_t *)a)->hash, y = ((const tomb_item_t *)b)->hash;
+    return x < y ? -1 : x > y;
+}
+
+long tomb_copy(tomb_t *t, int64_t now_ms, tomb_item_t **items, size_t *cap)
+{
+    /* Room for the whole table, so one pass under the lock always fits. */
+    size_t room = t->mask + 1;
+    if (*cap < room) {
+        tomb_item_t *p = realloc(*items, room * sizeof *p);
+        if (!p) return -1;
+        *items = p;
+        *cap = room;
+    }
+    size_t n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i <= t->mask; i++) {
+        const tomb_slot_t *s = &t->slots[i];
+        if (s->expires > now_ms) (*items)[n++] = (tomb_item_t){s->hash, s->version};
+    }
+    pthread_mutex_unlock(&t->lock);
+    qsort(*items, n, sizeof **items, tomb_item_cmp);
+    return (long)n;
+}
+
 uint64_t tomb_version(tomb_t *t, const void *key, size_t klen, int64_t now_ms)
 {
     uint64_t h = tomb_key_hash(key, klen);

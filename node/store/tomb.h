@@ -73,6 +73,14 @@ uint64_t tomb_version_hash(tomb_t *t, uint64_t hash, int64_t now_ms);
  * call back into the table. Patterns are not included. */
 typedef void (*tomb_scan_fn)(uint64_t hash, uint64_t version, void *ctx);
 void tomb_scan(tomb_t *t, int64_t now_ms, tomb_scan_fn fn, void *ctx);
+/* The live key tombstones as (hash, version) pairs sorted by hash, in
+ * *items (grown with realloc as needed; *cap its room; the caller owns and
+ * frees it), for work that must not hold the lock (handoff, repair).
+ * Returns how many, or -1 when it could not grow *items. */
+typedef struct tomb_item {
+    uint64_t hash, version;
+} tomb_item_t;
+long tomb_copy(tomb_t *t, int64_t now_ms, tomb_item_t **items, size_t *cap);
 /* Records that every key matching pattern (a glob of 1..LIMITS_KEY_MAX
  * bytes) was invalidated at version (the same pattern again keeps the newer
  * version). False, and nothing recorded, for a pattern out of those

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <sodium.h>
@@ -172,6 +173,13 @@ static void test_by_hash(void **state)
     uint64_t seen[3] = {0, 0, 0};
     tomb_scan(t, 100, count_one, seen);
     assert_true(seen[0] == 2 && seen[1] == (h ^ hj) && seen[2] == 30);
+    /* The same as a copy, sorted by hash (what handoff and repair work on). */
+    tomb_item_t *items = NULL;
+    size_t cap = 0;
+    assert_int_equal(tomb_copy(t, 100, &items, &cap), 2);
+    assert_true(items[0].hash < items[1].hash);
+    assert_true(items[0].version + items[1].version == 30);
+    free(items);
     /* Already expired: nothing; too far ahead: capped at ttl from now. */
     tomb_add_hash(t, 77, 5, 100, 100);
     assert_true(tomb_version_hash(t, 77, 100) == 0);
