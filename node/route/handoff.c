@@ -395,8 +395,13 @@ static void handoff_tick_cb(uv_timer_t *t)
 void handoff_start(handoff_t *h, topo_t *old, topo_t *cur)
 {
     if (h->closing || !cur) return;
+    /* A run cut short by this change may not have handed anything over
+     * yet: what the owners held is still the old ring of that run, not the
+     * ring in between (a member added in between would count as having
+     * had keys it never received). */
+    topo_t *base = h->running && h->old ? topo_ref(h->old) : topo_ref(old);
     handoff_reset_run(h);
-    h->old = topo_ref(old);
+    h->old = base;
     h->cur = topo_ref(cur);
     h->old_index = malloc(cur->n * sizeof *h->old_index);
     h->batches = calloc(cur->n, sizeof *h->batches);
