@@ -227,6 +227,12 @@ def exit_on_signals(signals=(signal.SIGTERM, signal.SIGHUP)):
         raise SystemExit(128 + signum)
     for s in signals:
         signal.signal(s, handler)
+    # Started in the background by a shell without job control, we inherit
+    # SIGINT ignored, and so would the child _call() interrupts with SIGINT:
+    # it would sit until the SIGKILL and never clean up. A handled signal is
+    # reset to the default across exec, an ignored one is not.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class NetnsTopology(Topology):
