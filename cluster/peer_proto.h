@@ -42,6 +42,9 @@
  *                              [hash u64, version u64, tomb bool, key bin 0..1024]]
  *     REPAIR_OFFER_RESP   [22, id, flags, array(n) of [index u32, version u64]]
  *
+ *   SYNC: "have you handed me (this run of me) what I own?"; the answer
+ *   carries the answering node's clock, which is also all an invalidation's
+ *   coordinator asks it for (node/route/route_scatter.c).
  *   REPAIR_*: anti-entropy between the owners of the same keys
  *   (node/route/repair.h): `ring` is the ring's fingerprint (topo.h), `cut`
  *   the round's cut time; an offer item is a live entry (its key) or a

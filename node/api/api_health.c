@@ -34,6 +34,10 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
     bool syncing = atomic_load(&a->route.sync.syncing) != 0;
     /* Cut off from most of the cluster: send clients to the other side. */
     bool minority = atomic_load(&a->route.sync.minority) != 0;
+    /* Its clock apart from the others' (or not compared yet): it would
+     * refuse every write. */
+    const char *why = NULL;
+    bool clock = !draining && !minority && route_write_refusal(&w->route, &why) == ROUTE_ERR_CLOCK_SKEW;
     size_t entries = store_entry_count(a->store);
     /* L2 down does not make the node unready: it keeps serving from L1. */
     char l2[256];
@@ -54,11 +58,16 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
                      "\"l2\":%s,"
                      "\"audit\":{\"status\":\"disabled\"},"
                      "\"cluster\":{\"status\":\"%s\"}}}",
-                     draining || syncing || minority ? "false" : "true",
-                     draining ? "draining" : minority ? "minority" : syncing ? "syncing" : "ok", entries, l2,
-                     api_health_cluster_state(a));
+                     draining || syncing || minority || clock ? "false" : "true",
+                     draining   ? "draining"
+                     : minority ? "minority"
+                     : clock    ? "clock_skew"
+                     : syncing  ? "syncing"
+                                : "ok",
+                     entries, l2, api_health_cluster_state(a));
     if (draining) api_http_set_error(r, METRICS_ERR_DRAINING);
     else if (minority) api_http_set_error(r, METRICS_ERR_MINORITY);
+    else if (clock) api_http_set_error(r, METRICS_ERR_CLOCK_SKEW);
     else if (syncing) api_http_set_error(r, METRICS_ERR_SYNCING);
-    http_respond_json(r, draining || syncing || minority ? 503 : 200, body, (size_t)n);
+    http_respond_json(r, draining || syncing || minority || clock ? 503 : 200, body, (size_t)n);
 }

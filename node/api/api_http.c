@@ -314,6 +314,7 @@ void api_http_route_error(http_request_t *r, route_error_t err, const char *mess
     case ROUTE_ERR_MINORITY: api_http_retry(r, METRICS_ERR_MINORITY, message); break;
     case ROUTE_ERR_DRAINING: api_http_retry(r, METRICS_ERR_DRAINING, message); break;
     case ROUTE_ERR_JOURNAL_PENDING: api_http_retry(r, METRICS_ERR_JOURNAL_PENDING, message); break;
+    case ROUTE_ERR_CLOCK_SKEW: api_http_retry(r, METRICS_ERR_CLOCK_SKEW, message); break;
     default:
         api_http_set_error(r, METRICS_ERR_NO_MEMORY);
         http_respond_error(r, 503, "no_memory", message);

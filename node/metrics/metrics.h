@@ -45,6 +45,7 @@ typedef enum {
     METRICS_ERR_INCOMPLETE,      /* 503: an invalidation some members did not answer */
     METRICS_ERR_MINORITY,        /* 503: this node sees less than half of the cluster */
     METRICS_ERR_JOURNAL_PENDING, /* 503: a newer write of the key waits in a journal for Redis */
+    METRICS_ERR_CLOCK_SKEW,      /* 503: this node's clock is apart from the cluster's */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

@@ -8,6 +8,9 @@
 #include "node/core/log.h"
 
 #define RESYNC_HEARTBEAT_MS 100
+/* Clock comparisons: how often, and with how many members at most. */
+#define RESYNC_CLOCK_MS 2000
+#define RESYNC_CLOCK_SAMPLE 5
 /* How long a larger ring counts as "the cluster" after members vanish. */
 #define RESYNC_PEAK_MS 60000
 
@@ -16,7 +19,7 @@ struct resync {
     route_t *rt;
     resync_config_t cfg;
     peer_pool_t *pool;
-    uv_timer_t poll, heartbeat;
+    uv_timer_t poll, heartbeat, clock;
     closer_t closer;
     bool closing;
     char self[SWIM_NAME_MAX];
@@ -32,6 +35,9 @@ struct resync {
     size_t reachable;             /* ... not suspected (this node included) */
     size_t peak;                  /* the most members the ring had lately */
     uint64_t peak_ms;             /* when it last had them */
+    uint64_t clock_round;         /* bumped per clock comparison: late answers are ignored */
+    unsigned clock_pending, clock_answers, clock_apart;
+    size_t clock_next;            /* ring index the next comparison starts at */
 };
 
 /* One SYNC in flight; owned by the pool's callback. */
@@ -95,6 +101,95 @@ static void resync_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
     }
     if (c->round == r->round && r->round_pending) r->round_pending--;
     free(c);
+}
+
+/* ---------- clock comparison ---------- */
+
+static void resync_clock_judge(resync_t *r)
+{
+    route_t *rt = r->rt;
+    if (r->clock_answers == 0) return; /* nothing learnt: as it was */
+    route_clock_state_t was = (route_clock_state_t)atomic_load(&rt->sync.clock);
+    route_clock_state_t now = r->clock_apart * 2 > r->clock_answers ? ROUTE_CLOCK_SKEWED : ROUTE_CLOCK_OK;
+    if (now == was) return;
+    atomic_store(&rt->sync.clock, now);
+    if (now == ROUTE_CLOCK_SKEWED) {
+        atomic_fetch_add(&rt->sync.clock_skews, 1);
+        log_warn("this node's clock is more than --max-clock-drift apart from most members'; refusing writes",
+                 "\"asked\":%u,\"apart\":%u", r->clock_answers, r->clock_apart);
+    } else if (was == ROUTE_CLOCK_SKEWED) {
+        log_info("this node's clock agrees with the others' again", "\"asked\":%u,\"apart\":%u",
+                 r->clock_answers, r->clock_apart);
+    }
+}
+
+typedef struct resync_clock_call {
+    resync_t *r;
+    uint64_t round;
+} resync_clock_call_t;
+
+static void resync_clock_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    resync_clock_call_t *c = ctx;
+    resync_t *r = c->r;
+    bool current = c->round == r->clock_round;
+    free(c);
+    if (!current) return;
+    if (res == PEER_OK && resp->type == PEER_MSG_SYNC_RESP) {
+        r->clock_answers++;
+        /* Compared before it is merged: merging would hide how far apart. */
+        if (route_clock_apart(r->rt, resp->clock)) r->clock_apart++;
+        route_observe(r->rt, resp->clock);
+    }
+    if (--r->clock_pending == 0) resync_clock_judge(r);
+}
+
+/* Compares this node's clock with a few other members' (their SYNC answers
+ * carry it) and merges theirs: a node whose clock is apart from most of
+ * them stamps versions that win over later writes elsewhere (ahead) or
+ * lose to earlier ones (behind), so it refuses writes until it agrees
+ * again. Most, not all: one member with a bad clock must not stop the
+ * others. The members asked rotate around the ring. */
+static void resync_clock_compare(resync_t *r)
+{
+    if (r->closing || r->clock_pending || !r->self[0]) return;
+    topo_t *t = topo_slot_get(&r->rt->topo);
+    if (!t || t->self < 0 || t->n < 2) {
+        /* Alone: nothing to compare with; whoever joins is compared first. */
+        atomic_store(&r->rt->sync.clock, ROUTE_CLOCK_UNCHECKED);
+        topo_unref(t);
+        return;
+    }
+    r->clock_round++;
+    r->clock_answers = r->clock_apart = 0;
+    r->clock_pending = 1;
+    size_t looked = 0, asked = 0;
+    for (; looked < t->n && asked < RESYNC_CLOCK_SAMPLE; looked++) {
+        const topo_member_t *m = &t->members[(r->clock_next + looked) % t->n];
+        if (m == &t->members[t->self] || m->peer.ss_family == 0 || m->suspect) continue;
+        resync_clock_call_t *c = malloc(sizeof *c);
+        if (!c) break;
+        *c = (resync_clock_call_t){r, r->clock_round};
+        peer_msg_t req = {.type = PEER_MSG_SYNC, .flags = PEER_F_FORWARDED};
+        req.name = (peer_bytes_t){(const uint8_t *)r->self, strlen(r->self)};
+        memcpy(req.run, r->run, sizeof req.run);
+        r->clock_pending++;
+        if (peer_pool_request(r->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, resync_clock_reply, c) !=
+            PEER_OK) {
+            r->clock_pending--;
+            free(c);
+            continue;
+        }
+        asked++;
+    }
+    r->clock_next = (r->clock_next + looked) % t->n;
+    topo_unref(t);
+    if (--r->clock_pending == 0) resync_clock_judge(r);
+}
+
+static void resync_clock_cb(uv_timer_t *t)
+{
+    resync_clock_compare(t->data);
 }
 
 /* Asks every alive member not done yet; finishes when none is left. */
@@ -198,11 +293,13 @@ resync_t *resync_new(uv_loop_t *loop, route_t *rt, const peer_pool_config_t *poo
     }
     uv_timer_init(loop, &r->poll);
     uv_timer_init(loop, &r->heartbeat);
-    r->poll.data = r->heartbeat.data = r;
-    closer_add(&r->closer, 3);
+    uv_timer_init(loop, &r->clock);
+    r->poll.data = r->heartbeat.data = r->clock.data = r;
+    closer_add(&r->closer, 4);
     rt->stall_ms = r->cfg.stall_ms;
     atomic_store(&rt->heartbeat_ms, uv_now(loop));
     uv_timer_start(&r->heartbeat, resync_heartbeat_cb, RESYNC_HEARTBEAT_MS, RESYNC_HEARTBEAT_MS);
+    uv_timer_start(&r->clock, resync_clock_cb, RESYNC_CLOCK_MS, RESYNC_CLOCK_MS);
     return r;
 }
 
@@ -274,6 +371,11 @@ void resync_ring_changed(resync_t *r, size_t kept, size_t added, size_t members,
     r->members = members;
     r->reachable = reachable;
     resync_judge_minority(r, uv_now(r->loop));
+    /* Not compared yet (just started, or was alone): right after this ring
+     * is published (the caller publishes it next), not at the next tick,
+     * since writes wait for it. */
+    if (atomic_load(&r->rt->sync.clock) == ROUTE_CLOCK_UNCHECKED && !r->closing)
+        uv_timer_start(&r->clock, resync_clock_cb, 0, RESYNC_CLOCK_MS);
     /* This node's previous view was at most half of the new one: it was on
      * the small side of a partition (or alone, joining) and the others may
      * have written and deleted its keys meanwhile. */
@@ -300,8 +402,10 @@ void resync_close(resync_t *r, void (*done)(void *arg), void *arg)
     r->round++;
     uv_timer_stop(&r->poll);
     uv_timer_stop(&r->heartbeat);
+    uv_timer_stop(&r->clock);
     uv_close((uv_handle_t *)&r->poll, resync_timer_closed);
     uv_close((uv_handle_t *)&r->heartbeat, resync_timer_closed);
+    uv_close((uv_handle_t *)&r->clock, resync_timer_closed);
     peer_pool_close(r->pool, closer_closed_cb, &r->closer);
     closer_finish(&r->closer, done, arg);
 }

@@ -40,6 +40,14 @@
  * A rejoin does not drop: both sides of a partition rejoin, and neither
  * knows that the other kept up.
  *
+ * Clocks: every 2 s (RESYNC_CLOCK_MS), and right after a ring with company
+ * is published while it has not compared yet, it sends SYNC to up to 5
+ * members in turn around the ring, merges their clocks (within
+ * --max-clock-drift) and sets route_t's sync.clock: ROUTE_CLOCK_SKEWED
+ * when more than half of those that answered are more than the drift away
+ * from its own HLC, either way, else ROUTE_CLOCK_OK (route_write_refusal
+ * refuses writes unless OK while others are in the ring).
+ *
  * Threads: main loop only; the state workers read (route_t's sync stats,
  * verify_until_ms and heartbeat_ms) is atomic. Ownership: the creator owns the
  * resync_t (resync_close, then resync_free after `done`); it owns its peer

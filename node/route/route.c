@@ -43,6 +43,11 @@ static const metrics_desc_t route_sync_metrics_rows[] = {
                          "1 while this node syncs: reads of its keys are checked against the other owners."),
     METRICS_ATOMIC_GAUGE(route_sync_stats_t, minority, "cluster_minority", NULL,
                          "1 while this node sees less than half of the members its ring had in the last minute."),
+    METRICS_ATOMIC_GAUGE(route_sync_stats_t, clock, "clock_state", NULL,
+                         "0: not compared with the other members' clocks yet, 1: within --max-clock-drift of most "
+                         "of them, 2: apart (writes through this node are refused)."),
+    METRICS_ATOMIC_COUNTER(route_sync_stats_t, clock_skews, "clock_skews_total", NULL,
+                           "Times this node's clock was found more than --max-clock-drift apart from most members'."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_START], "sync_started_total", "reason=\"start\"",
                            "Times this node started syncing (it may hold less than it owns), by reason."),
     METRICS_ATOMIC_COUNTER(route_sync_stats_t, started[ROUTE_SYNC_STALL], "sync_started_total", "reason=\"stall\"", ""),
@@ -161,6 +166,21 @@ route_error_t route_write_refusal(route_worker_t *w, const char **why)
         *why = "this node sees less than half of the cluster (a partition?); write through another node";
         return ROUTE_ERR_MINORITY;
     }
+    switch ((route_clock_state_t)atomic_load(&w->route->sync.clock)) {
+    case ROUTE_CLOCK_OK: break;
+    case ROUTE_CLOCK_SKEWED:
+        *why = "this node's clock is more than --max-clock-drift apart from the other members' (fix NTP); "
+               "write through another node";
+        return ROUTE_ERR_CLOCK_SKEW;
+    case ROUTE_CLOCK_UNCHECKED: {
+        topo_t *t = topo_cache_get(&w->topo, &w->route->topo);
+        if (t && t->n >= 2) {
+            *why = "this node has not compared its clock with the other members' yet";
+            return ROUTE_ERR_CLOCK_SKEW;
+        }
+        break;
+    }
+    }
     if (atomic_load(&w->route->woke) || route_stalled(w->route, uv_now(w->loop)) || route_syncing_alone(w)) {
         *why = "this node is syncing (it has not joined the cluster yet, or just woke from a stall)";
         return ROUTE_ERR_SYNCING;
@@ -187,6 +207,17 @@ void route_observe(route_t *rt, uint64_t version)
     bool ok = hlc_observe_within(&rt->hlc, version, store_now_ms(rt->store), route_max_drift(rt));
     pthread_mutex_unlock(&rt->hlc_lock);
     if (!ok) atomic_fetch_add(&rt->stats.clock_refusals, 1);
+}
+
+bool route_clock_apart(route_t *rt, uint64_t reading)
+{
+    pthread_mutex_lock(&rt->hlc_lock);
+    uint64_t last = rt->hlc.last;
+    pthread_mutex_unlock(&rt->hlc_lock);
+    int64_t mine = hlc_physical_ms(last), now = store_now_ms(rt->store);
+    if (now > mine) mine = now;
+    int64_t theirs = hlc_physical_ms(reading), d = theirs > mine ? theirs - mine : mine - theirs;
+    return d > route_max_drift(rt);
 }
 
 bool route_plausible(route_t *rt, uint64_t version)

@@ -55,9 +55,16 @@ typedef enum {
     ROUTE_SYNC_REASONS
 } route_sync_reason_t;
 
+/* Whether this node's clock agrees with the others' (resync.h): until it
+ * was compared with theirs, and while it is more than --max-clock-drift
+ * apart from most of them, writes and invalidations are not stamped here. */
+typedef enum { ROUTE_CLOCK_UNCHECKED = 0, ROUTE_CLOCK_OK, ROUTE_CLOCK_SKEWED } route_clock_state_t;
+
 typedef struct route_sync_stats {
     atomic_int_fast64_t syncing;           /* 1 while syncing */
     atomic_int_fast64_t minority;          /* 1 while this node sees less than half of the recent ring */
+    atomic_int_fast64_t clock;             /* route_clock_state_t (resync.h) */
+    atomic_uint_fast64_t clock_skews;      /* times the clock was found apart from the others' */
     atomic_uint_fast64_t started[ROUTE_SYNC_REASONS];
     atomic_uint_fast64_t completed, timed_out;
     atomic_uint_fast64_t last_duration_ms;
@@ -201,9 +208,15 @@ static inline bool route_minority(route_t *rt)
 {
     return atomic_load_explicit(&rt->sync.minority, memory_order_relaxed) != 0;
 }
+/* True when a clock reading from another member (its HLC, as SYNC answers
+ * it) is more than --max-clock-drift away from this node's, either way. */
+bool route_clock_apart(route_t *rt, uint64_t reading);
 /* Why a write or invalidation must be refused rather than stamped here now
  * (ROUTE_ERR_COUNT: it need not be; *why then untouched): this node is in
- * a minority (ROUTE_ERR_MINORITY), or (ROUTE_ERR_SYNCING)
+ * a minority (ROUTE_ERR_MINORITY), its clock is apart from the cluster's or
+ * not compared yet while others are in the ring (ROUTE_ERR_CLOCK_SKEW: its
+ * versions would win over later writes, or lose to earlier ones), or
+ * (ROUTE_ERR_SYNCING)
  * route_syncing_alone, or the process woke from a
  * stall and has not synced since (route_stalled, then `woke`): a request
  * may have waited in a socket while its client, or the node that forwarded
@@ -231,9 +244,14 @@ static inline void route_tomb_add_pattern(route_t *rt, const char *pattern, size
     atomic_fetch_add_explicit(&rt->deletes, 1, memory_order_release);
     if (rt->tomb) tomb_add_pattern(rt->tomb, pattern, plen, version, store_now_ms(rt->store));
 }
-static inline bool route_tomb_blocks(route_t *rt, const void *key, size_t klen, uint64_t version)
+static inline tomb_verdict_t route_tomb_check(route_t *rt, const void *key, size_t klen, uint64_t version)
 {
-    return rt->tomb && tomb_blocks(rt->tomb, key, klen, version, store_now_ms(rt->store));
+    return rt->tomb ? tomb_check(rt->tomb, key, klen, version, store_now_ms(rt->store)) : TOMB_CLEAR;
+}
+/* Known deleted after version (not merely in doubt, tomb.h). */
+static inline bool route_tomb_deleted(route_t *rt, const void *key, size_t klen, uint64_t version)
+{
+    return route_tomb_check(rt, key, klen, version) == TOMB_DELETED;
 }
 static inline const char *route_self_name(route_t *rt)
 {

@@ -209,12 +209,16 @@ uint32_t route_local_accept_handoff(route_t *rt, const peer_msg_t *batch)
     int64_t now = store_now_ms(rt->store);
     while (peer_iter_entry(&it, &e)) {
         /* Expired, deleted since, or older than the copy here: the sender's
-         * copy is obsolete, settled all the same. */
-        if ((e.expires_at_ms && (int64_t)e.expires_at_ms <= now) ||
-            route_tomb_blocks(rt, e.key.p, e.key.len, e.version)) {
+         * copy is obsolete, settled all the same. In doubt (a floor,
+         * tomb.h): not taken, not settled; the sender keeps it and tries
+         * again. */
+        if (e.expires_at_ms && (int64_t)e.expires_at_ms <= now) {
             settled++;
             continue;
         }
+        tomb_verdict_t tv = route_tomb_check(rt, e.key.p, e.key.len, e.version);
+        if (tv == TOMB_DELETED) settled++;
+        if (tv != TOMB_CLEAR) continue;
         route_observe(rt, e.version);
         store_put_args_t args = {.key = e.key.p,
                                  .key_len = e.key.len,

@@ -22,7 +22,7 @@
 /* Invalidations carry the version the node that received the request
  * stamped for all of it. Versioned, they are deletes: what is held here
  * goes only if it is not newer, and a tombstone (the key's, or the
- * pattern's) refuses older fills arriving later (route_tomb_blocks). Version
+ * pattern's) refuses older fills arriving later (route_tomb_check). Version
  * 0 (an older peer), or one from a clock more than --max-clock-drift ahead
  * (counted), clears what is held whatever its version and leaves no
  * tombstone: a tombstone from a runaway clock would refuse every write for

@@ -186,7 +186,7 @@ static route_outcome_t route_flight_journal_check(route_flight_t *f, route_outco
         if (out == ROUTE_OUT_FOUND && found->version >= pending) return out;
         /* Deleted here after it: the delete's own record or Redis's
          * tombstone keeps the replay out. */
-        if (route_tomb_blocks(a, f->key, f->klen, pending)) return out == ROUTE_OUT_NO_L2 ? out : ROUTE_OUT_MISS;
+        if (route_tomb_deleted(a, f->key, f->klen, pending)) return out == ROUTE_OUT_NO_L2 ? out : ROUTE_OUT_MISS;
         atomic_fetch_add(&s->stats.reads_journal_pending, f->nwaiters);
         return ROUTE_OUT_JOURNAL_PENDING;
     case JOURNAL_PENDING_DEL:
@@ -202,9 +202,16 @@ static route_outcome_t route_flight_journal_check(route_flight_t *f, route_outco
 static void route_flight_answer(route_flight_t *f, route_outcome_t out, const route_found_t *found, const char *node)
 {
     route_t *a = f->w->route;
-    /* Found in L2 or at a previous owner, but deleted here since: gone. */
-    if (out == ROUTE_OUT_FOUND && f->mode != ROUTE_FLIGHT_FORWARD && route_tomb_blocks(a, f->key, f->klen, found->version))
-        out = ROUTE_OUT_MISS;
+    /* Found in L2 or at a previous owner, but deleted here since: gone.
+     * Only in doubt (a floor, tomb.h): served, since Redis and the previous
+     * owners hold the delete themselves and this read may have raced it,
+     * but not kept. */
+    bool keep = f->mode != ROUTE_FLIGHT_FORWARD;
+    if (out == ROUTE_OUT_FOUND && keep) {
+        tomb_verdict_t tv = route_tomb_check(a, f->key, f->klen, found->version);
+        if (tv == TOMB_DELETED) out = ROUTE_OUT_MISS;
+        else if (tv == TOMB_IN_DOUBT) keep = false;
+    }
     route_outcome_t checked = route_flight_journal_check(f, out, found);
     if (checked != out) {
         if (checked == ROUTE_OUT_JOURNAL_PENDING || checked == ROUTE_OUT_JOURNAL_IN_DOUBT) node = NULL;
@@ -241,7 +248,7 @@ static void route_flight_answer(route_flight_t *f, route_outcome_t out, const ro
             else route_waiter_fail(&f->waiters[i], ROUTE_ERR_OWNER_UNAVAILABLE, "no owner of this key answered");
         }
     } else {
-        if (f->mode != ROUTE_FLIGHT_FORWARD) route_flight_fill(a, f, found);
+        if (keep) route_flight_fill(a, f, found);
         route_shared_value_t *v = malloc(sizeof *v + found->len + found->ctlen + 1);
         if (!v) {
             for (size_t i = 0; i < f->nwaiters; i++) {

@@ -56,6 +56,7 @@ typedef enum {
     ROUTE_ERR_MINORITY,            /* this node sees less than half of the cluster */
     ROUTE_ERR_DRAINING,            /* this node is leaving the cluster */
     ROUTE_ERR_JOURNAL_PENDING,     /* a newer write of the key waits in an owner's journal for Redis */
+    ROUTE_ERR_CLOCK_SKEW,          /* this node's clock is apart from the cluster's (or not compared yet) */
     ROUTE_ERR_COUNT
 } route_error_t;
 

@@ -28,7 +28,8 @@ typedef struct route_scatter {
     char *pattern;
     size_t plen;
     bool dry_run;
-    uint64_t version;          /* the invalidation's, stamped here once (0: dry run, preview) */
+    uint64_t version;          /* the invalidation's, stamped here once after reading the
+                                  * others' clocks (0: dry run, preview) */
     peer_bytes_t *keys;        /* by_keys: point into key_bytes */
     char *key_bytes;
     size_t nkeys;
@@ -283,9 +284,53 @@ static route_scatter_t *route_scatter_new(route_worker_t *w, route_scatter_kind_
 }
 
 /* L2 first (route_scatter_l2), then the members. */
-static void route_scatter_run(route_scatter_t *s)
+static void route_scatter_apply(route_scatter_t *s)
 {
     if (!route_scatter_l2(s)) route_scatter_members(s);
+}
+
+static void route_scatter_stamp(route_scatter_t *s)
+{
+    s->version = route_stamp_past_now(s->w->route);
+    route_scatter_apply(s);
+}
+
+static void route_scatter_clock_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    route_scatter_t *s = ctx;
+    if (res == PEER_OK && resp->type == PEER_MSG_SYNC_RESP) route_observe(s->w->route, resp->clock);
+    if (--s->pending == 0) route_scatter_stamp(s);
+}
+
+/* An invalidation is stamped by this node's clock, but the writes it must
+ * cover were stamped by their primaries' clocks, which may run ahead of
+ * this one (within --max-clock-drift): a version from this clock alone
+ * could be older than a write acknowledged before the invalidation was
+ * asked for, and that write would survive it. So the other members' clocks
+ * are read first (SYNC answers with one) and merged: every primary that
+ * acknowledged a write reads at least that write's version, and so does
+ * every replica that stored it. A member that does not answer is left out;
+ * it will not take the invalidation either, and the result names it. */
+static void route_scatter_run(route_scatter_t *s)
+{
+    if (s->dry_run || !s->topo || s->topo->n < 2) {
+        if (!s->dry_run) s->version = route_stamp_past_now(s->w->route);
+        route_scatter_apply(s);
+        return;
+    }
+    const char *self = route_self_name(s->w->route);
+    s->pending = 1;
+    for (uint32_t i = 0; i < s->topo->n; i++) {
+        const topo_member_t *m = &s->topo->members[i];
+        if ((int32_t)i == s->topo->self || m->peer.ss_family == 0) continue;
+        peer_msg_t req = {.type = PEER_MSG_SYNC, .flags = PEER_F_FORWARDED};
+        req.name = (peer_bytes_t){(const uint8_t *)self, strlen(self)};
+        s->pending++;
+        if (peer_pool_request(s->w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                              route_scatter_clock_reply, s) != PEER_OK)
+            s->pending--;
+    }
+    if (--s->pending == 0) route_scatter_stamp(s);
 }
 
 bool route_scatter_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, route_scatter_done_fn done, void *ctx)
@@ -308,7 +353,6 @@ bool route_scatter_keys(route_worker_t *w, const peer_bytes_t *keys, size_t n, r
     }
     s->nkeys = n;
     s->by_keys = true;
-    s->version = route_stamp_past_now(w->route);
     route_scatter_run(s);
     return true;
 }
@@ -331,7 +375,6 @@ bool route_scatter_pattern(route_worker_t *w, route_scatter_kind_t kind, const c
     s->plen = plen;
     /* A preview never removes anything. */
     s->dry_run = dry_run || kind == ROUTE_SCATTER_PREVIEW;
-    if (!s->dry_run) s->version = route_stamp_past_now(w->route);
     s->sample_max = sample_max;
     route_scatter_run(s);
     return true;

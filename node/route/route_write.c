@@ -526,8 +526,9 @@ store_status_t route_write_replica_put(route_t *rt, const store_put_args_t *args
     if (!route_plausible(rt, args->version)) return STORE_BAD_KEY;
     route_observe(rt, args->version);
     bool replaced = false;
-    /* A delete that overtook this write wins (the primary counts it done). */
-    store_status_t st = route_tomb_blocks(rt, args->key, args->key_len, args->version)
+    /* A delete that overtook this write wins (the primary counts it done).
+     * A floor (tomb.h) does not: the primary checked its own tombstones. */
+    store_status_t st = route_tomb_deleted(rt, args->key, args->key_len, args->version)
                             ? STORE_STALE
                             : store_put_if_newer(rt->store, args, &replaced);
     *created = st == STORE_OK && !replaced;

@@ -9,6 +9,8 @@
 #include "cluster/ring.h"
 
 #define TOMB_PROBE 8
+#define TOMB_FLOOR_BITS 10
+#define TOMB_FLOOR_RANGES (1u << TOMB_FLOOR_BITS)
 
 typedef struct tomb_slot {
     uint64_t hash;
@@ -22,6 +24,13 @@ typedef struct tomb_pattern {
     size_t len;
     char bytes[LIMITS_KEY_MAX];
 } tomb_pattern_t;
+
+/* What is left of tombstones that gave way before their time: the newest
+ * version among them, until the last of them would have expired. */
+typedef struct tomb_floor {
+    uint64_t version;
+    int64_t expires;
+} tomb_floor_t;
 
 struct tomb {
     pthread_mutex_t lock;
@@ -37,6 +46,9 @@ struct tomb {
     atomic_size_t npatterns;
     atomic_uint_fast64_t pattern_evictions;
     atomic_uint_fast64_t evictions;  /* live key tombstones that gave way */
+    tomb_floor_t floors[TOMB_FLOOR_RANGES]; /* by the top bits of the ring hash */
+    tomb_floor_t floor_all;          /* from pattern tombstones that gave way */
+    atomic_uint_fast64_t floor_refused;
 };
 
 tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
@@ -59,6 +71,7 @@ tomb_t *tomb_new(size_t slots, int64_t ttl_ms)
     atomic_init(&t->npatterns, 0);
     atomic_init(&t->pattern_evictions, 0);
     atomic_init(&t->evictions, 0);
+    atomic_init(&t->floor_refused, 0);
     return t;
 }
 
@@ -90,6 +103,16 @@ static size_t tomb_home(const tomb_t *t, uint64_t h)
     return (size_t)x;
 }
 
+/* Under the lock: a tombstone that gives way before its time leaves its
+ * version behind in a floor, so what it refused stays refused, with its
+ * neighbours in the range, until it would have expired. */
+static void tomb_floor_raise(tomb_floor_t *f, uint64_t version, int64_t expires, int64_t now_ms)
+{
+    if (f->expires <= now_ms) *f = (tomb_floor_t){0};
+    if (version > f->version) f->version = version;
+    if (expires > f->expires) f->expires = expires;
+}
+
 void tomb_add(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
 {
     tomb_add_hash(t, tomb_key_hash(key, klen), version, now_ms + t->ttl_ms, now_ms);
@@ -116,7 +139,10 @@ void tomb_add_hash(tomb_t *t, uint64_t h, uint64_t version, int64_t expires_ms, 
             victim = s;
         }
     }
-    if (victim->expires > now_ms) atomic_fetch_add(&t->evictions, 1);
+    if (victim->expires > now_ms) {
+        atomic_fetch_add(&t->evictions, 1);
+        tomb_floor_raise(&t->floors[victim->hash >> (64 - TOMB_FLOOR_BITS)], victim->version, victim->expires, now_ms);
+    }
     victim->hash = h;
     victim->version = version;
     victim->expires = expires_ms;
@@ -144,7 +170,10 @@ bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t vers
         /* Empty or expired first; else the one closest to expiry. */
         if (!victim || (victim->expires > now_ms && p->expires < victim->expires)) victim = p;
     }
-    if (victim->expires > now_ms) atomic_fetch_add(&t->pattern_evictions, 1);
+    if (victim->expires > now_ms) {
+        atomic_fetch_add(&t->pattern_evictions, 1);
+        tomb_floor_raise(&t->floor_all, victim->version, victim->expires, now_ms);
+    }
     if (victim->expires == 0) atomic_fetch_add(&t->npatterns, 1);
     victim->version = version;
     victim->expires = now_ms + t->ttl_ms;
@@ -184,17 +213,31 @@ static const tomb_slot_t *tomb_find(const tomb_t *t, uint64_t h, int64_t now_ms)
     return NULL;
 }
 
-bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
+static bool tomb_floor_covers(const tomb_floor_t *f, uint64_t version, int64_t now_ms)
+{
+    return f->expires > now_ms && version <= f->version;
+}
+
+tomb_verdict_t tomb_check(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
 {
     uint64_t h = tomb_key_hash(key, klen);
-    bool blocks = false;
+    tomb_verdict_t v = TOMB_CLEAR;
     pthread_mutex_lock(&t->lock);
     const tomb_slot_t *s = tomb_find(t, h, now_ms);
-    if (s) blocks = version < s->version;
-    if (!blocks && atomic_load(&t->npatterns) != 0) blocks = tomb_pattern_blocks(t, key, klen, version, now_ms);
+    if (s && version < s->version) v = TOMB_DELETED;
+    if (!v && atomic_load(&t->npatterns) != 0 && tomb_pattern_blocks(t, key, klen, version, now_ms)) v = TOMB_DELETED;
+    if (!v && (tomb_floor_covers(&t->floors[h >> (64 - TOMB_FLOOR_BITS)], version, now_ms) ||
+               tomb_floor_covers(&t->floor_all, version, now_ms)))
+        v = TOMB_IN_DOUBT;
     pthread_mutex_unlock(&t->lock);
-    if (blocks) atomic_fetch_add(&t->refused, 1);
-    return blocks;
+    if (v) atomic_fetch_add(&t->refused, 1);
+    if (v == TOMB_IN_DOUBT) atomic_fetch_add(&t->floor_refused, 1);
+    return v;
+}
+
+bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms)
+{
+    return tomb_check(t, key, klen, version, now_ms) != TOMB_CLEAR;
 }
 
 uint64_t tomb_version_hash(tomb_t *t, uint64_t h, int64_t now_ms)
@@ -282,6 +325,21 @@ size_t tomb_pattern_count(tomb_t *t, int64_t now_ms)
     return n;
 }
 
+size_t tomb_floor_count(tomb_t *t, int64_t now_ms)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < TOMB_FLOOR_RANGES; i++) n += t->floors[i].expires > now_ms;
+    n += t->floor_all.expires > now_ms ? TOMB_FLOOR_RANGES - n : 0;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+uint64_t tomb_floor_refused(tomb_t *t)
+{
+    return atomic_load(&t->floor_refused);
+}
+
 uint64_t tomb_evictions(tomb_t *t)
 {
     return atomic_load(&t->evictions);
@@ -298,13 +356,19 @@ static const metrics_desc_t tomb_metrics_rows[] = {
     METRICS_ROW(tomb_metrics_t, count, METRICS_GAUGE, METRICS_U64, "tombstones", NULL,
                 "Recent deletes and key invalidations remembered (--tombstone-grace; bound: 65536)."),
     METRICS_ROW(tomb_metrics_t, evictions, METRICS_COUNTER, METRICS_U64, "tombstone_evictions_total", NULL,
-                "Key tombstones dropped before their time because the table was full: fills older than that "
-                "delete are no longer refused."),
+                "Key tombstones that gave way before their time because the table was full; their versions "
+                "stay as a floor over their key range (tombstone_floor_ranges)."),
+    METRICS_ROW(tomb_metrics_t, floors, METRICS_GAUGE, METRICS_U64, "tombstone_floor_ranges", NULL,
+                "Key ranges (of 1024) where fills not newer than an evicted tombstone are refused until it "
+                "would have expired."),
+    METRICS_ROW(tomb_metrics_t, floor_refused, METRICS_COUNTER, METRICS_U64, "tombstone_floor_refusals_total", NULL,
+                "Fills refused by a floor alone (the key may not have been deleted: an L2 or previous owner's "
+                "value is served but not kept, a handoff entry stays with its sender)."),
     METRICS_ROW(tomb_metrics_t, patterns, METRICS_GAUGE, METRICS_U64, "tombstone_patterns", NULL,
                 "Recent pattern invalidations remembered (--tombstone-grace; bound: 256)."),
     METRICS_ROW(tomb_metrics_t, pattern_evictions, METRICS_COUNTER, METRICS_U64, "tombstone_pattern_evictions_total",
-                NULL, "Pattern tombstones dropped before their time because the table was full: fills older than "
-                      "that invalidation are no longer refused."),
+                NULL, "Pattern tombstones that gave way before their time because the table was full; their "
+                      "versions stay as a floor over every key range."),
 };
 const metrics_table_t tomb_metrics_table = METRICS_TABLE(tomb_metrics_rows);
 
@@ -315,4 +379,6 @@ void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out)
     out->patterns = t ? tomb_pattern_count(t, now_ms) : 0;
     out->pattern_evictions = t ? tomb_pattern_evictions(t) : 0;
     out->evictions = t ? tomb_evictions(t) : 0;
+    out->floors = t ? tomb_floor_count(t, now_ms) : 0;
+    out->floor_refused = t ? tomb_floor_refused(t) : 0;
 }

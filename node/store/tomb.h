@@ -6,7 +6,14 @@
  *
  * Bounds: a fixed table of `slots` entries (a power of two, probed 8 deep);
  * when full, the tombstone closest to expiry gives way, counted
- * (tomb_evictions). A key is known by
+ * (tomb_evictions), and is not forgotten: its version raises the floor of
+ * its key range (1024 ranges by ring hash), and until it would have
+ * expired every fill in that range not newer than the floor is refused as
+ * in doubt (TOMB_IN_DOUBT: the key may or may not have been deleted, so
+ * the value is served when it comes from L2 or a previous owner, which
+ * hold the delete themselves, but not kept; a handoff entry stays with its
+ * sender). A pattern tombstone that gives way raises a floor over every
+ * range. A key is known by
  * its ring hash (tomb_key_hash: the same on every node, so owners can
  * compare and exchange tombstones by hash in anti-entropy repair, where a
  * tombstone's key is no longer known); a collision refuses a fill, which
@@ -25,9 +32,9 @@
  * pattern names are not known in advance, so they cannot be tombstoned one
  * by one. They live in a second table of TOMB_PATTERNS slots, each with
  * room for a pattern of LIMITS_KEY_MAX bytes (the longest the API and the
- * peer channel accept); when it is full the one closest to expiry gives way
- * and that is counted (tomb_pattern_evictions: a fill older than that
- * invalidation may come back again). Every fill looks at every live
+ * peer channel accept); when it is full the one closest to expiry gives way,
+ * counted (tomb_pattern_evictions), leaving a floor over every range.
+ * Every fill looks at every live
  * pattern, so the number of live patterns is kept in an atomic and read
  * before the lock: with none, a fill costs what it did without them.
  *
@@ -86,8 +93,14 @@ long tomb_copy(tomb_t *t, int64_t now_ms, tomb_item_t **items, size_t *cap);
  * version). False, and nothing recorded, for a pattern out of those
  * bounds. */
 bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t now_ms);
-/* True when a live tombstone newer than version covers key, its own or a
- * pattern's that matches it: refuse the fill. Counted in tomb_refused(). */
+/* What the tombstones say of a fill of key at version: TOMB_DELETED when a
+ * live tombstone newer than version covers it (its own, or a pattern's
+ * that matches it), TOMB_IN_DOUBT when only a floor does (version not newer
+ * than it). Either is counted in tomb_refused(), a floor's also in
+ * tomb_floor_refused(). */
+typedef enum { TOMB_CLEAR = 0, TOMB_DELETED, TOMB_IN_DOUBT } tomb_verdict_t;
+tomb_verdict_t tomb_check(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
+/* tomb_check() != TOMB_CLEAR: refuse the fill. */
 bool tomb_blocks(tomb_t *t, const void *key, size_t klen, uint64_t version, int64_t now_ms);
 /* The newest version a live tombstone (the key's, or a pattern's that
  * matches it) records for key; 0 when there is none (what a peer that
@@ -100,6 +113,10 @@ size_t tomb_pattern_count(tomb_t *t, int64_t now_ms);
 uint64_t tomb_evictions(tomb_t *t);
 /* Live pattern tombstones that gave way to a newer one (the table was full). */
 uint64_t tomb_pattern_evictions(tomb_t *t);
+/* Key ranges with a live floor (all of them while a pattern's is live). */
+size_t tomb_floor_count(tomb_t *t, int64_t now_ms);
+/* Fills refused by a floor alone. */
+uint64_t tomb_floor_refused(tomb_t *t);
 
 /* What /metrics shows of the table, taken by tomb_get_metrics (t may be
  * NULL: all zero). */
@@ -107,6 +124,7 @@ typedef struct tomb_metrics {
     uint64_t count, refused;
     uint64_t patterns, pattern_evictions;
     uint64_t evictions;
+    uint64_t floors, floor_refused;
 } tomb_metrics_t;
 void tomb_get_metrics(tomb_t *t, int64_t now_ms, tomb_metrics_t *out);
 extern const metrics_table_t tomb_metrics_table;

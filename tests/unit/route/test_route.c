@@ -540,6 +540,8 @@ static topo_t *publish_ring(fx_t *f)
     assert_true(t->self >= 0);
     assert_string_equal(t->members[t->self].name, SELF);
     topo_slot_publish(&f->rt.topo, topo_ref(t));
+    /* What resync's first clock comparison does in a node. */
+    atomic_store(&f->rt.sync.clock, ROUTE_CLOCK_OK);
     return t; /* the caller's reference, for topo_owners */
 }
 
@@ -555,6 +557,47 @@ static void pick_key(const topo_t *t, bool mine, const char *prefix, int from, c
         if (((int32_t)owners[0] == t->self) == mine) return;
     }
     fail_msg("no key found");
+}
+
+/* Writes wait until the clock was compared with the others' and are
+ * refused while it is apart; alone, nothing is compared and nothing waits. */
+static void test_clock_refusals(void **state)
+{
+    fx_t *f = *state;
+    rec_t r;
+    put(f, &r, "alone", "v");
+    assert_int_equal(r.what, ANS_STORED);
+    topo_t *t = publish_ring(f);
+    char key[32];
+    pick_key(t, true, "key:", 0, key, sizeof key);
+    atomic_store(&f->rt.sync.clock, ROUTE_CLOCK_UNCHECKED);
+    put(f, &r, key, "v");
+    assert_int_equal(r.what, ANS_FAIL);
+    assert_int_equal(r.err, ROUTE_ERR_CLOCK_SKEW);
+    atomic_store(&f->rt.sync.clock, ROUTE_CLOCK_SKEWED);
+    del(f, &r, key);
+    assert_int_equal(r.what, ANS_FAIL);
+    assert_int_equal(r.err, ROUTE_ERR_CLOCK_SKEW);
+    atomic_store(&f->rt.sync.clock, ROUTE_CLOCK_OK);
+    put(f, &r, key, "v");
+    assert_int_equal(r.what, ANS_STORED);
+    topo_unref(t);
+}
+
+/* A reading more than --max-clock-drift (5 s by default) from this node's
+ * clock, either way, is apart; this node's clock is its HLC, so a version it
+ * merged from a clock ahead counts. */
+static void test_clock_apart(void **state)
+{
+    fx_t *f = *state;
+    uint64_t now = (uint64_t)T0_MS << HLC_LOGICAL_BITS;
+    assert_false(route_clock_apart(&f->rt, now));
+    assert_false(route_clock_apart(&f->rt, now + ((uint64_t)4000 << HLC_LOGICAL_BITS)));
+    assert_false(route_clock_apart(&f->rt, now - ((uint64_t)4000 << HLC_LOGICAL_BITS)));
+    assert_true(route_clock_apart(&f->rt, now + ((uint64_t)6000 << HLC_LOGICAL_BITS)));
+    assert_true(route_clock_apart(&f->rt, now - ((uint64_t)6000 << HLC_LOGICAL_BITS)));
+    route_observe(&f->rt, now + ((uint64_t)4000 << HLC_LOGICAL_BITS));
+    assert_true(route_clock_apart(&f->rt, now - ((uint64_t)2000 << HLC_LOGICAL_BITS)));
 }
 
 static int setup_ring(void **state)
@@ -947,6 +990,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_small_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scatter_pattern_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scatter_invalidate_refuses_older_fills, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,47 @@ static void test_bounded(void **state)
     tomb_free(t);
 }
 
+/* A tombstone pushed out of a full table is not forgotten: its version
+ * stays as a floor over its key range until it would have expired, and a
+ * fill not newer than it is refused as in doubt. */
+static void test_evicted_leaves_floor(void **state)
+{
+    (void)state;
+    tomb_t *t = tomb_new(16, 1000);
+    char key[32];
+    int n = 0;
+    while (tomb_evictions(t) == 0) {
+        snprintf(key, sizeof key, "key-%d", n++);
+        tomb_add(t, key, strlen(key), 100 + n, 0);
+        assert_true(n < 1000);
+    }
+    /* The one that gave way: no tombstone of its own any more. */
+    int gone = -1;
+    for (int i = 0; i < n && gone < 0; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        if (tomb_version(t, key, strlen(key), 1) == 0) gone = i;
+    }
+    assert_true(gone >= 0);
+    snprintf(key, sizeof key, "key-%d", gone);
+    uint64_t v = 100 + (uint64_t)gone + 1;
+    assert_int_equal(tomb_floor_count(t, 1), 1);
+    assert_int_equal(tomb_check(t, key, strlen(key), v - 1, 1), TOMB_IN_DOUBT);
+    assert_int_equal(tomb_check(t, key, strlen(key), v, 1), TOMB_IN_DOUBT);
+    assert_int_equal(tomb_check(t, key, strlen(key), v + 1, 1), TOMB_CLEAR);
+    assert_int_equal(tomb_floor_refused(t), 2);
+    assert_int_equal(tomb_refused(t), 2);
+    /* The floor is not a delete: peers asking for the key's tombstone get none. */
+    assert_true(tomb_version(t, key, strlen(key), 1) == 0);
+    tomb_metrics_t m;
+    tomb_get_metrics(t, 1, &m);
+    assert_int_equal(m.floors, 1);
+    assert_int_equal(m.floor_refused, 2);
+    /* Gone when the tombstone would have expired. */
+    assert_int_equal(tomb_check(t, key, strlen(key), v - 1, 1000), TOMB_CLEAR);
+    assert_int_equal(tomb_floor_count(t, 1000), 0);
+    tomb_free(t);
+}
+
 /* A pattern tombstone refuses older fills of the keys it matches, and only
  * those, until it expires. */
 static void test_pattern_refuses_older_fills(void **state)
@@ -120,8 +161,12 @@ static void test_pattern_bounded(void **state)
     assert_true(tomb_add_pattern(t, "new:*", 5, 100, TOMB_PATTERNS));
     assert_int_equal(tomb_pattern_count(t, TOMB_PATTERNS), TOMB_PATTERNS);
     assert_int_equal(tomb_pattern_evictions(t), 1);
-    assert_false(tomb_blocks(t, "p0:k", 4, 50, TOMB_PATTERNS));
-    assert_true(tomb_blocks(t, "p1:k", 4, 50, TOMB_PATTERNS));
+    /* Its version stays as a floor over every key: in doubt, not deleted. */
+    assert_int_equal(tomb_check(t, "p0:k", 4, 50, TOMB_PATTERNS), TOMB_IN_DOUBT);
+    assert_int_equal(tomb_check(t, "any", 3, 100, TOMB_PATTERNS), TOMB_IN_DOUBT);
+    assert_int_equal(tomb_check(t, "any", 3, 101, TOMB_PATTERNS), TOMB_CLEAR);
+    assert_int_equal(tomb_floor_count(t, TOMB_PATTERNS), 1024);
+    assert_int_equal(tomb_check(t, "p1:k", 4, 50, TOMB_PATTERNS), TOMB_DELETED);
     assert_true(tomb_blocks(t, "new:k", 5, 50, TOMB_PATTERNS));
     snprintf(key, sizeof key, "p%d:k", TOMB_PATTERNS - 1);
     assert_true(tomb_blocks(t, key, strlen(key), 50, TOMB_PATTERNS));
@@ -129,6 +174,8 @@ static void test_pattern_bounded(void **state)
     int64_t later = 10 * 1000;
     assert_int_equal(tomb_pattern_count(t, later), 0);
     assert_false(tomb_blocks(t, "p1:k", 4, 50, later));
+    assert_false(tomb_blocks(t, "p0:k", 4, 50, later));
+    assert_int_equal(tomb_floor_count(t, later), 0);
     for (int i = 0; i < TOMB_PATTERNS; i++) {
         snprintf(pat, sizeof pat, "q%d:*", i);
         assert_true(tomb_add_pattern(t, pat, strlen(pat), 100, later));
@@ -198,6 +245,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refuses_older_fills),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_evicted_leaves_floor),
         cmocka_unit_test(test_by_hash),
         cmocka_unit_test(test_pattern_refuses_older_fills),
         cmocka_unit_test(test_pattern_bad_input),
