@@ -24,6 +24,8 @@ static const metrics_desc_t route_metrics_rows[] = {
     ROUTE_COUNTER(fallbacks, "route_fallbacks_total", NULL,
                   "Misses at a new owner, right after a ring change, that asked the previous owners."),
     ROUTE_COUNTER(fallback_filled, "route_fallback_hits_total", NULL, "Fallbacks that found the key at a previous owner."),
+    ROUTE_COUNTER(read_repairs, "route_read_repairs_total", NULL,
+                  "Owners a checked read found holding an older copy, or none, that were sent the newest copy or delete."),
     METRICS_ATOMIC_GAUGE(route_stats_t, flights, "route_forwards_in_flight", NULL,
                          "Forwarded GETs in flight (bound: 65536 per worker)."),
     ROUTE_COUNTER(clock_refusals, "route_clock_drift_refusals_total", NULL,

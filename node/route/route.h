@@ -89,6 +89,7 @@ typedef struct route_stats {
     atomic_uint_fast64_t broadcasts;           /* invalidations sent to non-owners */
     atomic_uint_fast64_t fallbacks;            /* misses at a new owner that asked previous owners */
     atomic_uint_fast64_t fallback_filled;      /* ... and found the key there */
+    atomic_uint_fast64_t read_repairs;         /* owners a checked read found behind, sent the newest */
     atomic_int_fast64_t flights;               /* forwarded GETs in flight now */
     atomic_uint_fast64_t clock_refusals;       /* versions from a clock over --max-clock-drift ahead */
 } route_stats_t;

@@ -66,6 +66,8 @@ typedef struct route_flight {
     char owner[SWIM_NAME_MAX];      /* the primary, for X-Cache-Owner */
     bool l2_down;                   /* an owner missed the key and could not ask Redis */
     route_best_t best;              /* VERIFY */
+    uint64_t seen[2 * RING_REPLICAS_MAX]; /* VERIFY: what each target answered (version; 0: nothing) */
+    bool heard[2 * RING_REPLICAS_MAX];    /* ... and whether it answered */
     uint64_t deletes;               /* route_t.deletes when it started */
 } route_flight_t;
 
@@ -359,8 +361,45 @@ static void route_flight_consider(route_flight_t *f, const peer_msg_t *resp)
                         .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms};
 }
 
+static void route_read_repair_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    route_t *a = ctx;
+    if (res == PEER_OK && (resp->type == PEER_MSG_PUT_RESP || resp->type == PEER_MSG_DELETE_RESP) &&
+        (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_STALE))
+        atomic_fetch_add(&a->stats.read_repairs, 1);
+}
+
+/* VERIFY: read repair. The owners of the current ring that answered with
+ * something older than the winner (or nothing) get it, as the primary's
+ * replica write would have given it to them: put-if-newer, or a versioned
+ * delete that leaves a tombstone. Not waited for: anti-entropy repair
+ * catches what this misses. */
+static void route_read_repair(route_flight_t *f, const route_found_t *value, uint64_t deleted_at)
+{
+    uint64_t winner = value ? value->version : deleted_at;
+    peer_msg_t req = {.flags = PEER_F_FORWARDED | PEER_F_REPLICA, .version = winner};
+    req.key.p = (const uint8_t *)f->key;
+    req.key.len = f->klen;
+    if (value) {
+        req.type = PEER_MSG_PUT;
+        req.value.p = (const uint8_t *)value->value;
+        req.value.len = value->len;
+        req.content_type.p = (const uint8_t *)value->ct;
+        req.content_type.len = value->ct ? value->ctlen : 0;
+        req.ttl_ms = value->ttl_ms > 0 ? (uint64_t)value->ttl_ms : 0;
+    } else {
+        req.type = PEER_MSG_DELETE;
+    }
+    for (size_t i = 0; winner && i < f->ncurrent; i++) {
+        if (!f->heard[i] || f->seen[i] >= winner) continue;
+        const topo_member_t *m = f->targets[i];
+        (void)peer_pool_request(f->w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                                route_read_repair_reply, f->w->route);
+    }
+}
+
 /* VERIFY, every other owner asked: the newest of theirs and ours wins,
- * and ours is repaired when it lost. Nothing anywhere goes on to L2; a
+ * ours is repaired when it lost, theirs when they did (read repair). Nothing anywhere goes on to L2; a
  * node that could ask nobody can vouch neither for its copy nor for "not
  * found" (503 syncing). */
 static void route_flight_verified(route_flight_t *f)
@@ -387,11 +426,13 @@ static void route_flight_verified(route_flight_t *f)
             route_observe(a, b->version);
             route_tomb_add(a, f->key, f->klen, b->version);
             store_delete_versioned(a->store, f->key, f->klen, STORE_DELETE_IF_OLDER, b->version);
+            route_read_repair(f, NULL, b->version);
             route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
             return;
         }
         route_found_t found = {.value = b->value, .len = b->len, .ct = b->value + b->len, .ctlen = b->ctlen,
                                .version = b->version, .ttl_ms = b->ttl_ms, .source = ROUTE_SRC_L1};
+        route_read_repair(f, &found, 0);
         route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
         return;
     }
@@ -413,11 +454,13 @@ static void route_flight_verified(route_flight_t *f)
         found.value = store_entry_value(e, &found.len);
         found.ct = store_entry_content_type(e, &found.ctlen);
         if (!found.ct) found.ctlen = 0;
+        route_read_repair(f, &found, 0);
         route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
         store_entry_release(e);
         return;
     }
     if (mine || b->deleted) {
+        if (mine > b->version) route_read_repair(f, NULL, mine);
         route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
         return;
     }
@@ -448,6 +491,8 @@ static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *r
     if (f->mode == ROUTE_FLIGHT_VERIFY) {
         if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP &&
             (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_NOT_FOUND)) {
+            f->heard[f->next_target - 1] = true;
+            f->seen[f->next_target - 1] = resp->version;
             route_flight_consider(f, resp);
         } else {
             atomic_fetch_add(&f->w->route->stats.failovers, 1);

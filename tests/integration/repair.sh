@@ -24,6 +24,7 @@ both_joined() { [[ $(ring_size n1) == 2 && $(ring_size n2) == 2 ]]; }
 requests() { # METHOD FROM TO: a curl config for keys k<FROM>..k<TO-1> on n1
   local i port=${URL[n1]##*:}
   for ((i = $2; i < $3; i++)); do
+    ((i > $2)) && echo next # without it curl -K sends every entry's data to every URL
     printf 'url = "http://127.0.0.1:%s/api/cache/k%d"\nrequest = "%s"\ndata = "value-%d"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' \
       "$port" "$i" "$1" "$i"
   done

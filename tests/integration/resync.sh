@@ -37,6 +37,7 @@ assert_eq 0 "$(metric n2 syncing)" "a synced node's syncing gauge is 0"
 
 port1=${URL[n1]##*:}
 for ((i = 0; i < N; i++)); do
+  ((i > 0)) && echo next # without it curl -K sends every entry's data to every URL
   printf 'url = "http://127.0.0.1:%s/api/cache/k%d"\nrequest = "PUT"\ndata = "value-%d"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' \
     "$port1" "$i" "$i"
 done >"$TEST_TMP/put.cfg"
