@@ -164,6 +164,22 @@ topo_t *topo_cache_get(topo_cache_t *c, topo_slot_t *s)
     return c->cur;
 }
 
+topo_t *topo_cache_get_noting(topo_cache_t *c, topo_slot_t *s, topo_back_fn back, void *ctx)
+{
+    if (atomic_load_explicit(&s->generation, memory_order_acquire) == c->generation) return c->cur;
+    topo_t *old = topo_ref(c->cur);
+    topo_t *t = topo_cache_get(c, s);
+    for (size_t i = 0; t && i < t->n; i++) {
+        const topo_member_t *m = &t->members[i];
+        const topo_member_t *was = NULL;
+        for (size_t j = 0; old && j < old->n && !was; j++)
+            if (strcmp(old->members[j].name, m->name) == 0) was = &old->members[j];
+        if (!was || memcmp(was->run, m->run, sizeof m->run) != 0 || (was->suspect && !m->suspect)) back(m, ctx);
+    }
+    topo_unref(old);
+    return t;
+}
+
 topo_t *topo_cache_prev(topo_cache_t *c)
 {
     return c->prev;

@@ -114,6 +114,11 @@ typedef struct topo_cache {
  * topo_cache_clear on the same cache (callers that keep it across loop
  * turns take their own reference). */
 topo_t *topo_cache_get(topo_cache_t *c, topo_slot_t *s);
+/* The same, and when the snapshot changed, calls back(m, ctx) for each
+ * member of the new one that is back: not in the snapshot cached before, in
+ * it with another run, or suspected there and not now. */
+typedef void (*topo_back_fn)(const topo_member_t *m, void *ctx);
+topo_t *topo_cache_get_noting(topo_cache_t *c, topo_slot_t *s, topo_back_fn back, void *ctx);
 /* The previous snapshot while a change is recent, else NULL; borrowed like
  * topo_cache_get's (call that first). */
 topo_t *topo_cache_prev(topo_cache_t *c);

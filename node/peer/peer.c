@@ -378,6 +378,20 @@ static peer_node_t *peer_node_get(peer_pool_t *p, const char *name, const struct
     return n;
 }
 
+void peer_pool_forgive(peer_pool_t *p, const char *name)
+{
+    for (unsigned i = 0; i < p->nnodes; i++) {
+        peer_node_t *n = p->nodes[i];
+        if (strcmp(n->name, name) != 0) continue;
+        backoff_reset(&n->backoff);
+        n->retry_at = 0;
+        breaker_state_t from = n->breaker.state;
+        breaker_fsm_success(&n->breaker);
+        peer_breaker_moved(n, from);
+        return;
+    }
+}
+
 bool peer_pool_available(peer_pool_t *p, const char *name)
 {
     uint64_t now = uv_now(p->loop);

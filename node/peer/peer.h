@@ -79,6 +79,11 @@ peer_result_t peer_pool_request(peer_pool_t *p, const char *name, const struct s
 /* False while the peer's breaker is open or a reconnect waits: a request
  * now would fail fast. Unknown peers are available. */
 bool peer_pool_available(peer_pool_t *p, const char *name);
+/* The peer is back (a new run of it, or alive again after suspicion):
+ * its breaker closes and its reconnect backoff ends, so the next request
+ * tries it at once instead of failing fast on what the process that is
+ * gone did. Unknown peers: nothing to do. */
+void peer_pool_forgive(peer_pool_t *p, const char *name);
 /* Fails every pending request with PEER_ERR_SHUTDOWN, closes every
  * connection and calls done once all handles are closed. */
 void peer_pool_close(peer_pool_t *p, void (*done)(void *arg), void *arg);

@@ -762,7 +762,7 @@ void repair_serve_digest(route_worker_t *w, peer_call_t *call, const peer_msg_t 
         peer_server_respond_error(call, PEER_STATUS_BAD_REQUEST, "digest table of the wrong size");
         return;
     }
-    topo_t *t = topo_cache_get(&w->topo, &rt->topo);
+    topo_t *t = route_topo(w);
     long differ = -1;
     uint8_t bits[DIGEST_BITMAP_BYTES_MAX];
     if (t && t->fingerprint == req->ring) {

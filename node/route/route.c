@@ -142,6 +142,17 @@ void route_worker_free(route_worker_t *w)
     w->flights = NULL;
 }
 
+static void route_member_back(const topo_member_t *m, void *ctx)
+{
+    route_worker_t *w = ctx;
+    if (w->pool) peer_pool_forgive(w->pool, m->name);
+}
+
+topo_t *route_topo(route_worker_t *w)
+{
+    return topo_cache_get_noting(&w->topo, &w->route->topo, route_member_back, w);
+}
+
 uint64_t route_stamp(route_t *rt)
 {
     pthread_mutex_lock(&rt->hlc_lock);
@@ -154,7 +165,7 @@ bool route_syncing_alone(route_worker_t *w)
 {
     route_t *a = w->route;
     if (!atomic_load(&a->sync.syncing)) return false;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     return !t || t->n < 2;
 }
 
@@ -175,7 +186,7 @@ route_error_t route_write_refusal(route_worker_t *w, const char **why)
                "write through another node";
         return ROUTE_ERR_CLOCK_SKEW;
     case ROUTE_CLOCK_UNCHECKED: {
-        topo_t *t = topo_cache_get(&w->topo, &w->route->topo);
+        topo_t *t = route_topo(w);
         if (t && t->n >= 2) {
             *why = "this node has not compared its clock with the other members' yet";
             return ROUTE_ERR_CLOCK_SKEW;
@@ -239,7 +250,7 @@ int64_t route_entry_ttl_ms(route_t *rt, const store_entry_t *e)
 
 bool route_is_primary(route_worker_t *w, const void *key, size_t klen)
 {
-    topo_t *t = topo_cache_get(&w->topo, &w->route->topo);
+    topo_t *t = route_topo(w);
     if (!t || t->self < 0) return true;
     uint32_t primary;
     return topo_owners(t, key, klen, &primary, 1) == 1 && (int32_t)primary == t->self;

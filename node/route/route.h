@@ -209,6 +209,12 @@ static inline bool route_minority(route_t *rt)
 {
     return atomic_load_explicit(&rt->sync.minority, memory_order_relaxed) != 0;
 }
+/* The worker's ring snapshot (topo_cache_get); members that came back since
+ * the last one (a new run, or no longer suspected) are forgiven by the
+ * worker's peer pool: a breaker opened against the process that went away
+ * would otherwise make writes skip, and reads pass over, a member that is
+ * back and serving. */
+topo_t *route_topo(route_worker_t *w);
 /* True when a clock reading from another member (its HLC, as SYNC answers
  * it) is more than --max-clock-drift away from this node's, either way. */
 bool route_clock_apart(route_t *rt, uint64_t reading);

@@ -732,7 +732,7 @@ static void route_gkey_init(route_gkey_t *k, const topo_t *t, const char *key, s
 void route_read_get(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
     route_t *a = w->route;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     route_gkey_t k;
     route_gkey_init(&k, t, key, klen);
     const char *owner = route_owner_name(a, t, k.owners, k.n);
@@ -744,7 +744,7 @@ void route_read_get(route_worker_t *w, route_reply_t reply, const char *key, siz
 void route_read_serve(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
     route_t *a = w->route;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     route_gkey_t k;
     route_gkey_init(&k, t, key, klen);
     route_waiter_t wt = {.reply = reply, .from_peer = true};

@@ -274,7 +274,7 @@ static route_scatter_t *route_scatter_new(route_worker_t *w, route_scatter_kind_
     s->kind = kind;
     s->done = done;
     s->ctx = ctx;
-    s->topo = topo_ref(topo_cache_get(&w->topo, &w->route->topo));
+    s->topo = topo_ref(route_topo(w));
     s->failed = calloc(s->topo ? s->topo->n : 1, sizeof *s->failed);
     if (!s->failed) {
         route_scatter_free(s);
@@ -429,7 +429,7 @@ static void route_scatter_list_reply(void *ctx, peer_result_t res, const peer_ms
 route_scatter_start_t route_scatter_list(route_worker_t *w, const char *pattern, size_t plen, uint32_t node_index,
                                          uint64_t cursor, uint32_t limit, route_scatter_page_fn done, void *ctx)
 {
-    topo_t *t = topo_cache_get(&w->topo, &w->route->topo);
+    topo_t *t = route_topo(w);
     if ((t && node_index >= t->n) || (!t && node_index != 0)) return ROUTE_SCATTER_BAD_NODE;
     route_scatter_list_t *k = calloc(1, sizeof *k);
     if (!k) return ROUTE_SCATTER_NO_MEMORY;

@@ -235,7 +235,7 @@ static void route_serve_get_local(route_worker_t *w, peer_call_t *call, const pe
 static void route_serve_sync(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
 {
     route_t *a = w->route;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     bool known = false;
     for (size_t i = 0; t && i < t->n && !known; i++) {
         const topo_member_t *m = &t->members[i];

@@ -141,7 +141,7 @@ static void route_coordinate_put_at(route_worker_t *w, route_reply_t reply, cons
                                     bool journaled)
 {
     route_t *a = w->route;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     uint32_t owners[RING_REPLICAS_MAX];
     size_t n = t ? topo_owners(t, args->key, args->key_len, owners, RING_REPLICAS_MAX) : 0;
     store_put_args_t put = *args;
@@ -219,7 +219,7 @@ static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, c
                                        size_t klen, uint64_t version, bool journaled)
 {
     route_t *a = w->route;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     uint32_t owners[RING_REPLICAS_MAX];
     size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
     route_write_t *wr = route_write_new(w, reply, key, klen, route_owner_name(a, t, owners, n));
@@ -478,8 +478,7 @@ static void route_fwd_try(route_fwd_t *f)
  * is (or there is no ring): the caller coordinates here. */
 static bool route_fwd_start(route_worker_t *w, route_reply_t reply, int kind, const store_put_args_t *args)
 {
-    route_t *a = w->route;
-    topo_t *t = topo_cache_get(&w->topo, &a->topo);
+    topo_t *t = route_topo(w);
     if (!t) return false;
     uint32_t owners[RING_REPLICAS_MAX];
     size_t n = topo_owners(t, args->key, args->key_len, owners, RING_REPLICAS_MAX);

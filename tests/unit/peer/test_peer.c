@@ -269,6 +269,34 @@ static void test_breaker(void **state)
     assert_int_equal(atomic_load(&f->cst.failures_breaker), 3);
 }
 
+/* A peer that is back (a new run) is forgiven: its open breaker closes and
+ * the next request goes through at once, not after breaker_open_ms. */
+static void test_forgive(void **state)
+{
+    fx_t *f = *state;
+    int port = fx_dead_port();
+    fx_set_addr(f, port);
+    peer_pool_config_t pc = {
+        .breaker_failures = 2, .breaker_open_ms = 60000, .backoff_min_ms = 10, .backoff_max_ms = 20};
+    fx_pool_start(f, &pc);
+    for (int i = 0; i < 2; i++) {
+        assert_true(fx_run_until(f, fx_c_available, 0, WAIT_MS)); /* past the backoff */
+        assert_int_equal(fx_outcome(f, i, "k"), PEER_ERR_CONNECT);
+    }
+    assert_int_equal(atomic_load(&f->cst.breakers_open), 1);
+    assert_false(peer_pool_available(f->pool, "n1"));
+    fx_srv_start(f, NULL, port);
+    peer_pool_forgive(f->pool, "somebody-else");
+    assert_false(peer_pool_available(f->pool, "n1"));
+    peer_pool_forgive(f->pool, "n1");
+    assert_true(peer_pool_available(f->pool, "n1"));
+    assert_int_equal(atomic_load(&f->cst.breakers_open), 0);
+    unsigned replies = f->replies;
+    assert_int_equal(fx_get(f, 2, "back", 0, NULL), PEER_OK);
+    assert_true(fx_run_until(f, fx_c_replies, replies + 1, WAIT_MS));
+    fx_assert_echo(f, 2, "back");
+}
+
 static void retry_on_closed(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
     reply_t *r = ctx;
@@ -613,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_refused_backoff, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_breaker, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_forgive, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_peer_dies, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_keyed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_plain, fx_setup, fx_teardown),

@@ -600,6 +600,43 @@ static void test_clock_apart(void **state)
     assert_true(route_clock_apart(&f->rt, now - ((uint64_t)2000 << HLC_LOGICAL_BITS)));
 }
 
+static void note_back(const topo_member_t *m, void *ctx)
+{
+    char *seen = ctx;
+    strcat(seen, m->name);
+    strcat(seen, " ");
+}
+
+/* A new snapshot names the members that are back: new ones, new runs,
+ * and those no longer suspected; the same snapshot again names nobody. */
+static void test_topo_noting(void **state)
+{
+    fx_t *f = *state;
+    topo_cache_t c = {0};
+    char seen[64] = "";
+    topo_member_t m[3];
+    memset(m, 0, sizeof m);
+    static const char *const names[] = {"n1", "n2", "n3"};
+    for (int i = 0; i < 3; i++) snprintf(m[i].name, sizeof m[i].name, "%s", names[i]);
+    m[2].suspect = true;
+    topo_slot_publish(&f->rt.topo, topo_build(m, 2, SELF, 1, 1));
+    assert_non_null(topo_cache_get_noting(&c, &f->rt.topo, note_back, seen));
+    assert_true(strstr(seen, "n1 ") && strstr(seen, "n2 ") && strlen(seen) == 6); /* in ring order */
+    seen[0] = 0;
+    assert_non_null(topo_cache_get_noting(&c, &f->rt.topo, note_back, seen));
+    assert_string_equal(seen, "");
+    topo_slot_publish(&f->rt.topo, topo_build(m, 3, SELF, 1, 1)); /* n3 joins, suspected */
+    assert_non_null(topo_cache_get_noting(&c, &f->rt.topo, note_back, seen));
+    assert_string_equal(seen, "n3 ");
+    seen[0] = 0;
+    m[1].run[0] = 7;      /* n2 restarted */
+    m[2].suspect = false; /* n3 answers again */
+    topo_slot_publish(&f->rt.topo, topo_build(m, 3, SELF, 1, 1));
+    assert_non_null(topo_cache_get_noting(&c, &f->rt.topo, note_back, seen));
+    assert_true(strstr(seen, "n2 ") && strstr(seen, "n3 ") && strlen(seen) == 6);
+    topo_cache_clear(&c);
+}
+
 static int setup_ring(void **state)
 {
     if (setup(state) != 0) return -1;
@@ -992,6 +1029,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scatter_pattern_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topo_noting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scatter_invalidate_refuses_older_fills, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
