@@ -299,7 +299,7 @@ static void http_conn_queue_response(http_conn_t *c, http_method_t method, bool 
 {
     const char *reason = http_status_reason(resp->status);
     size_t ct_len = resp->content_type ? (resp->content_type_len ? resp->content_type_len : strlen(resp->content_type)) : 0;
-    size_t need = 128 + strlen(reason) + ct_len + resp->headers_len;
+    size_t need = 128 + strlen(reason) + ct_len + resp->headers_len + c->req.extra_len;
     bool no_body = resp->status == 204 || resp->status == 304 || (resp->status >= 100 && resp->status < 200);
     bool send_body = !no_body && method != HTTP_M_HEAD && resp->body_len > 0;
     bool inline_body = send_body && !(resp->body_release && resp->body_len >= HTTP_ZERO_COPY_MIN);
@@ -349,6 +349,10 @@ static void http_conn_queue_response(http_conn_t *c, http_method_t method, bool 
         memcpy(p, resp->headers, resp->headers_len);
         p += resp->headers_len;
     }
+    if (c->req.extra_len) {
+        memcpy(p, c->req.extra, c->req.extra_len);
+        p += c->req.extra_len;
+    }
     *p++ = '\r';
     *p++ = '\n';
     if (inline_body) {
@@ -383,6 +387,7 @@ static void http_request_reset(http_request_t *r)
     r->hbuf_len = r->url_len = 0;
     r->nheaders = 0;
     r->body_len = 0;
+    r->extra_len = 0;
     if (r->body_cap > 65536) {
         free(r->body);
         r->body = NULL;
@@ -393,6 +398,7 @@ static void http_request_reset(http_request_t *r)
 static void http_conn_free(http_conn_t *c)
 {
     free(c->req.hbuf);
+    free(c->req.extra);
     free(c->req.headers);
     free(c->req.body);
     free(c->in);

@@ -2,6 +2,7 @@
 
 #include <llhttp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -95,6 +96,20 @@ const char *http_request_peer(const http_request_t *r)
 void http_request_set_tag(http_request_t *r, int tag)
 {
     r->tag = tag;
+}
+
+bool http_request_add_headers(http_request_t *r, const char *lines, size_t len)
+{
+    if (r->extra_len + len > HTTP_EXTRA_HEADERS_MAX) return false;
+    if (r->extra_len + len > r->extra_cap) {
+        char *grown = realloc(r->extra, HTTP_EXTRA_HEADERS_MAX);
+        if (!grown) return false;
+        r->extra = grown;
+        r->extra_cap = HTTP_EXTRA_HEADERS_MAX;
+    }
+    memcpy(r->extra + r->extra_len, lines, len);
+    r->extra_len += len;
+    return true;
 }
 
 int http_request_tag(const http_request_t *r)

@@ -71,6 +71,12 @@ const char *http_request_peer(const http_request_t *r);
  * on_response's accounting); 0 until set. */
 void http_request_set_tag(http_request_t *r, int tag);
 int http_request_tag(const http_request_t *r);
+/* Header lines ("Name: value\r\n"...) every response to this request
+ * carries, whichever handler or error answers it (CORS, for one). At most
+ * HTTP_EXTRA_HEADERS_MAX bytes in all; false (nothing added) beyond that
+ * or when memory runs out. */
+#define HTTP_EXTRA_HEADERS_MAX 1024
+bool http_request_add_headers(http_request_t *r, const char *lines, size_t len);
 
 typedef struct http_response {
     int status;

@@ -32,6 +32,11 @@ struct http_request {
     bool keep_alive;
     bool in_handler;  /* dispatched, no response yet */
     int tag;
+    /* Header lines the handler added to whatever response this request
+     * gets (http_request_add_headers); kept across requests, emptied by
+     * the reset. */
+    char *extra;
+    size_t extra_len, extra_cap;
 };
 
 #endif

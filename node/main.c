@@ -41,7 +41,7 @@ typedef struct node {
     unsigned next_peer_worker;   /* round robin of peer connections handed over */
     uv_loop_t *loop;
     uv_timer_t maintain, sample;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     bool stopping;
     gossip_t *gossip;
     seal_keyring_t keyring;      /* the cluster key(s): gossip and peer channel */
@@ -105,6 +105,25 @@ static void node_finish(void *arg)
     uv_close((uv_handle_t *)&n->sample, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->sigint, NULL);
+    uv_close((uv_handle_t *)&n->sighup, NULL);
+}
+
+/* SIGHUP rereads the tokens file (and never stops the node, as its default
+ * action would). */
+static void node_sighup_cb(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    node_t *n = s->data;
+    if (!n->cfg.tokens[0]) {
+        log_info("SIGHUP: nothing to reload (no --tokens)", NULL);
+        return;
+    }
+    char err[512], esc[600];
+    if (api_auth_reload(&n->api.auth, err, sizeof err))
+        log_info("tokens reloaded", "\"tokens\":%lld", (long long)atomic_load(&n->api.auth.stats.tokens));
+    else
+        log_error("tokens file not reloaded; the tokens in force stay", "\"error\":\"%s\"",
+                  log_escape(err, esc, sizeof esc));
 }
 
 static void node_signal_cb(uv_signal_t *s, int signum)
@@ -488,7 +507,14 @@ int main(int argc, char **argv)
         config_free(&n.cfg);
         return 1;
     }
-    api_init(&n.api, &n.cfg, n.store, &n.metrics, n.history);
+    char aerr[512];
+    if (!api_init(&n.api, &n.cfg, n.store, &n.metrics, n.history, aerr, sizeof aerr)) {
+        fprintf(stderr, "dcache-node: --tokens: %s\n", aerr);
+        metrics_history_free(n.history);
+        store_free(n.store);
+        config_free(&n.cfg);
+        return 2;
+    }
     l2_shared_init(&n.l2);
     if (!node_setup_l2(&n)) {
         l2_shared_destroy(&n.l2);
@@ -505,7 +531,8 @@ int main(int argc, char **argv)
     n.maintain.data = n.sample.data = &n;
     uv_signal_init(n.loop, &n.sigterm);
     uv_signal_init(n.loop, &n.sigint);
-    n.sigterm.data = n.sigint.data = &n;
+    uv_signal_init(n.loop, &n.sighup);
+    n.sigterm.data = n.sigint.data = n.sighup.data = &n;
 
     n.api.route.keyring = &n.keyring;
     uv_timer_init(n.loop, &n.ring_timer);
@@ -573,6 +600,7 @@ int main(int argc, char **argv)
     uv_timer_start(&n.sample, node_sample_cb, n.cfg.metrics_interval_ms, n.cfg.metrics_interval_ms);
     uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
     uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
+    uv_signal_start(&n.sighup, node_sighup_cb, SIGHUP);
 
     uv_run(n.loop, UV_RUN_DEFAULT);
 

@@ -1,9 +1,9 @@
 /* dcache-admin: the operator's command-line client for a dcache node.
  *
  * This file parses the command line and prints help; the commands live in
- * admin_cache.c (get, put, del, keys) and admin_ops.c (invalidate,
- * invalidate-pattern, preview, metrics, health, members, ring), HTTP in
- * admin_http.c.
+ * admin_cache.c (get, put, del, keys), admin_ops.c (invalidate,
+ * invalidate-pattern, preview, metrics, health, members, ring) and
+ * admin_token.c (token add), HTTP in admin_http.c.
  */
 #include "autoconfig.h"
 
@@ -19,6 +19,7 @@
 #include "tools/admin_fmt.h"
 #include "tools/admin_http.h"
 #include "tools/admin_ops.h"
+#include "tools/admin_token.h"
 
 #define DEFAULT_NODE "http://127.0.0.1:8080"
 #define DEFAULT_TIMEOUT_S 30
@@ -124,6 +125,16 @@ static const struct command {
      "                              zone, peer and HTTP addresses and the share of\n"
      "                              the key hash space it owns as primary (percent).\n"
      "      --key KEY               also print the owners of KEY, primary first\n"},
+    {"token", "token add NAME ROLE --file FILE",
+     3, 3, BIT(O_FILE), NULL, /* talks to no node: main runs admin_token_run */
+     "  token add NAME ROLE --file FILE\n"
+     "                              Make a random API token for NAME with ROLE\n"
+     "                              (reader, writer or admin), append its line (the\n"
+     "                              name, role and a hash, never the token) to FILE,\n"
+     "                              the nodes' --tokens file, created mode 0600, and\n"
+     "                              print the token: this once, it is kept nowhere.\n"
+     "                              Then copy FILE to the nodes and send them SIGHUP.\n"
+     "      --file FILE             the tokens file\n"},
     {"help", "help [COMMAND]",
      0, 1, 0, NULL,
      "  help [COMMAND]              This text, or the part about COMMAND.\n"},
@@ -398,6 +409,8 @@ int main(int argc, char **argv)
         print_help(cmd);
     } else if (!cmd) {
         rc = usage("%s", "no command given");
+    } else if (strcmp(cmd->name, "token") == 0) {
+        if ((rc = build_opts(&p, cmd, &o)) == ADMIN_EXIT_OK) rc = admin_token_run(&o);
     } else if ((rc = build_opts(&p, cmd, &o)) == ADMIN_EXIT_OK &&
                (rc = admin_http_init(&h, o.node, o.timeout_ms, o.token)) == ADMIN_EXIT_OK) {
         rc = cmd->run(&h, &o);

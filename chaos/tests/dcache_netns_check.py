@@ -64,7 +64,7 @@ def child(binary):
             h = topo.node_host(i)
             argv = [binary, "--name", "n%d" % i, "--http-host", h, "--http-port", str(HTTP),
                     "--cluster-host", h, "--cluster-port", str(CLUSTER), "--advertise", h,
-                    "--workers", "1"] + FAST
+                    "--workers", "1", "--allow-anonymous", "--allow-unsealed"] + FAST
             if i:
                 argv += ["--seeds", "%s:%d" % (topo.node_host(0), CLUSTER)]
             log = open(os.path.join(logdir, "n%d.log" % i), "wb")

@@ -5,7 +5,8 @@
 #include "node/core/sysinfo.h"
 #include "node/route/route_serve.h"
 
-void api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics, metrics_history_t *history)
+bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics, metrics_history_t *history,
+              char *err, size_t errcap)
 {
     memset(a, 0, sizeof *a);
     route_init(&a->route, cfg, store, metrics);
@@ -14,10 +15,14 @@ void api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
     a->metrics = metrics;
     a->history = history;
     a->started_ms = sysinfo_now_ms();
+    if (api_auth_init(&a->auth, cfg, err, errcap)) return true;
+    api_destroy(a);
+    return false;
 }
 
 void api_destroy(api_t *a)
 {
+    api_auth_destroy(&a->auth);
     route_destroy(&a->route);
 }
 

@@ -6,13 +6,13 @@
  * (api_cache, api_cluster, api_health, api_metrics), which answer with
  * api_http.
  *
- * Ownership: api_t borrows the config, store, metrics and history (owned by
+ * Ownership: api_t owns its api_auth_t; it borrows the config, store, metrics and history (owned by
  * main) for its whole life. Main sets route.keyring and route.l2 before the
  * workers start, and publishes gossip and route.self_name once membership
  * runs. A worker owns its api_worker_t (api_worker_init, api_worker_close,
  * then api_worker_free).
  *
- * Threads: api_init and api_destroy on the main thread (gossip and
+ * Threads: api_init, api_destroy and api_auth_reload on the main thread (gossip and
  * draining are atomics main stores into); api_register_server on a worker
  * before it serves; the rest on the worker's loop. Shared fields are
  * atomics or thread-safe modules.
@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 #include "http/http_server.h"
+#include "node/api/api_auth.h"
 #include "node/core/config.h"
 #include "node/member/gossip.h"
 #include "node/metrics/metrics.h"
@@ -32,6 +33,10 @@
 #include "node/store/store.h"
 
 #define API_MAX_WORKERS 64
+/* Cluster-wide scans (key listing, preview, pattern invalidation) a node
+ * runs at once; more get 429. Each walks every member's L1, so a few
+ * clients looping on them could otherwise hold every node busy. */
+#define API_MAX_SCANS 4
 
 typedef struct api {
     route_t route;                             /* the data path's shared state */
@@ -44,6 +49,9 @@ typedef struct api {
     http_server_stats_t *http_stats[API_MAX_WORKERS];
     atomic_int nworkers;
     _Atomic(gossip_t *) gossip;                /* set once membership runs */
+    api_auth_t auth;                           /* tokens, roles, rate limits */
+    atomic_int scans;                          /* scans in flight, at most API_MAX_SCANS */
+    atomic_uint_fast64_t scans_refused;
     /* The GET histogram at the previous history sample (main loop only). */
     uint64_t sample_buckets[METRICS_BUCKETS + 1];
 } api_t;
@@ -54,7 +62,9 @@ typedef struct api_worker {
     route_worker_t route;
 } api_worker_t;
 
-void api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics, metrics_history_t *history);
+/* false with a message in err when the tokens file does not load. */
+bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics, metrics_history_t *history,
+              char *err, size_t errcap);
 void api_destroy(api_t *a);
 /* Registers a worker's server counters for /metrics; returns false when full. */
 bool api_register_server(api_t *a, http_server_stats_t *stats);

@@ -326,6 +326,10 @@ void api_cache_invalidate_pattern(api_worker_t *w, http_request_t *r)
         http_respond_error(r, 400, "bad_request", "\"dry_run\" must be true or false");
         return;
     }
+    if (!api_http_pattern_ok(r, json_string_value(pat), json_string_length(pat))) {
+        json_decref(root);
+        return;
+    }
     api_cache_scatter_pattern(w, r, API_CACHE_SC_PATTERN, json_string_value(pat), json_string_length(pat),
                               dry && json_is_true(dry), 0);
     json_decref(root);

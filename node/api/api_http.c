@@ -10,8 +10,10 @@
 
 #define API_HTTP_DEFAULT_CONTENT_TYPE "application/octet-stream"
 
-/* The request tag holds the operation + 1 in its low byte and the error
- * cause + 1 above it (0: unset). */
+/* The request tag holds the operation + 1 in its low byte, the error
+ * cause + 1 in the next (0: unset), and whether it holds a scan slot. */
+#define API_HTTP_TAG_SCAN 0x10000
+
 void api_http_set_op(http_request_t *r, metrics_op_t op)
 {
     http_request_set_tag(r, (http_request_tag(r) & ~0xff) | ((int)op + 1));
@@ -19,7 +21,17 @@ void api_http_set_op(http_request_t *r, metrics_op_t op)
 
 void api_http_set_error(http_request_t *r, metrics_err_t cause)
 {
-    http_request_set_tag(r, (http_request_tag(r) & 0xff) | (((int)cause + 1) << 8));
+    http_request_set_tag(r, (http_request_tag(r) & ~0xff00) | (((int)cause + 1) << 8));
+}
+
+void api_http_set_scan(http_request_t *r)
+{
+    http_request_set_tag(r, http_request_tag(r) | API_HTTP_TAG_SCAN);
+}
+
+bool api_http_scan(const http_request_t *r)
+{
+    return (http_request_tag(r) & API_HTTP_TAG_SCAN) != 0;
 }
 
 metrics_op_t api_http_op(const http_request_t *r)
@@ -30,7 +42,7 @@ metrics_op_t api_http_op(const http_request_t *r)
 
 bool api_http_error(const http_request_t *r, metrics_err_t *cause)
 {
-    int e = http_request_tag(r) >> 8;
+    int e = (http_request_tag(r) >> 8) & 0xff;
     if (e <= 0 || e > METRICS_ERR_COUNT) return false;
     *cause = (metrics_err_t)(e - 1);
     return true;
@@ -105,6 +117,21 @@ bool api_http_query_uint(http_request_t *r, const char *name, uint64_t def, uint
     return true;
 }
 
+bool api_http_pattern_ok(http_request_t *r, const char *pattern, size_t len)
+{
+    size_t wild = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (pattern[i] == '\\') i++;
+        else if (pattern[i] == '*' || pattern[i] == '?' || pattern[i] == '[') wild++;
+    }
+    if (len <= API_HTTP_PATTERN_MAX && wild <= API_HTTP_PATTERN_WILDCARDS_MAX) return true;
+    char msg[128];
+    snprintf(msg, sizeof msg, "a pattern is at most %d bytes with at most %d wildcards (* ? [)", API_HTTP_PATTERN_MAX,
+             API_HTTP_PATTERN_WILDCARDS_MAX);
+    http_respond_error(r, 400, "bad_pattern", msg);
+    return false;
+}
+
 long api_http_pattern_param(http_request_t *r, char *buf, size_t cap, bool required)
 {
     size_t qlen;
@@ -123,7 +150,7 @@ long api_http_pattern_param(http_request_t *r, char *buf, size_t cap, bool requi
         buf[1] = '\0';
         return 1;
     }
-    return n;
+    return api_http_pattern_ok(r, buf, (size_t)n) ? n : -1;
 }
 
 static char *api_http_hex(char *p, uint64_t v)

@@ -36,6 +36,9 @@ void api_http_set_error(http_request_t *r, metrics_err_t cause);
 metrics_op_t api_http_op(const http_request_t *r);
 /* The cause set by api_http_set_error; false when none was. */
 bool api_http_error(const http_request_t *r, metrics_err_t *cause);
+/* The request holds one of the node's scan slots until it is answered. */
+void api_http_set_scan(http_request_t *r);
+bool api_http_scan(const http_request_t *r);
 
 /* 200/4xx/5xx with the buffer's JSON (503 no_memory when the buffer failed);
  * frees the buffer. */
@@ -56,6 +59,13 @@ struct json_t *api_http_json_body(http_request_t *r);
  * returns false when malformed or out of range. */
 bool api_http_query_uint(http_request_t *r, const char *name, uint64_t def, uint64_t min, uint64_t max,
                          uint64_t *out);
+/* A glob pattern a request may carry: at most this many bytes and
+ * wildcards, so one request cannot cost billions of matching steps over a
+ * large cache. */
+#define API_HTTP_PATTERN_MAX 256
+#define API_HTTP_PATTERN_WILDCARDS_MAX 16
+/* Answers 400 and returns false when the pattern is over those bounds. */
+bool api_http_pattern_ok(http_request_t *r, const char *pattern, size_t len);
 /* Reads ?pattern= into buf (cap bytes); absent or empty: "*" unless
  * required. Answers 400 and returns -1 when bad; else its length. */
 long api_http_pattern_param(http_request_t *r, char *buf, size_t cap, bool required);

@@ -140,6 +140,12 @@ void api_metrics_prometheus(api_worker_t *w, http_request_t *r)
     api_metrics_cluster(a, &b);
     api_metrics_route(a, &b);
     api_metrics_l2(a, &b);
+    api_auth_render(&a->auth, &b);
+    metrics_prom_header(&b, "api_scans", "gauge",
+                        "Cluster-wide scans (listings, previews, pattern invalidations) in flight here, at most 4.");
+    metrics_prom_uint(&b, "api_scans", NULL, (uint64_t)atomic_load(&a->scans));
+    metrics_prom_header(&b, "api_scans_refused_total", "counter", "Scans refused with 429: too many in flight.");
+    metrics_prom_uint(&b, "api_scans_refused_total", NULL, atomic_load(&a->scans_refused));
     metrics_prom_header(&b, "dcache_build_info", "gauge", "Build version.");
     metrics_prom_uint(&b, "dcache_build_info", "version=\"" PACKAGE_VERSION "\"", 1);
 

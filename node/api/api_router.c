@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "node/core/sysinfo.h"
+
 #include "node/api/api_cache.h"
 #include "node/api/api_cluster.h"
 #include "node/api/api_health.h"
@@ -14,30 +16,46 @@
 #define API_ROUTER_POST (1u << HTTP_M_POST)
 #define API_ROUTER_DELETE (1u << HTTP_M_DELETE)
 
+/* What a row's endpoint asks beyond its role. */
+#define API_ROUTER_SCAN 1u         /* a cluster-wide scan: one of API_MAX_SCANS slots */
+#define API_ROUTER_PROBE 2u        /* a health probe: open, never rate-limited */
+#define API_ROUTER_METRICS 4u      /* open unless --metrics-auth */
+#define API_ROUTER_VALUE_READ 8u   /* open with --public-read */
+
 typedef struct api_router_row {
     const char *path;
     bool prefix;                   /* path is a prefix (the rest is the key) */
     unsigned methods;              /* bit set of 1 << http_method_t */
     metrics_op_t op;
+    tokens_role_t need;            /* the least role that may call it (with --tokens) */
+    unsigned flags;
     void (*handler)(api_worker_t *w, http_request_t *r);
 } api_router_row_t;
 
+#define R TOKENS_ROLE_READER
+#define W TOKENS_ROLE_WRITER
+#define A TOKENS_ROLE_ADMIN
 static const api_router_row_t api_router_rows[] = {
-    {"/api/cache/keys", false, API_ROUTER_GET, METRICS_OP_KEYS, api_cache_keys},
-    {API_CACHE_PREFIX, true, API_ROUTER_GET, METRICS_OP_GET, api_cache_get},
-    {API_CACHE_PREFIX, true, API_ROUTER_PUT, METRICS_OP_PUT, api_cache_put},
-    {API_CACHE_PREFIX, true, API_ROUTER_DELETE, METRICS_OP_DELETE, api_cache_delete},
-    {"/api/invalidate", false, API_ROUTER_POST, METRICS_OP_INVALIDATE, api_cache_invalidate_keys},
-    {"/api/invalidate/pattern", false, API_ROUTER_POST, METRICS_OP_INVALIDATE_PATTERN, api_cache_invalidate_pattern},
-    {"/api/invalidate/preview", false, API_ROUTER_GET, METRICS_OP_OTHER, api_cache_invalidate_preview},
-    {"/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, api_metrics_prometheus},
-    {"/api/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, api_metrics_json},
-    {"/api/metrics/history", false, API_ROUTER_GET, METRICS_OP_OTHER, api_metrics_history},
-    {"/api/cluster/members", false, API_ROUTER_GET, METRICS_OP_OTHER, api_cluster_members},
-    {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, api_cluster_ring},
-    {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, api_health_live},
-    {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, api_health_ready},
+    {"/api/cache/keys", false, API_ROUTER_GET, METRICS_OP_KEYS, R, API_ROUTER_SCAN, api_cache_keys},
+    {API_CACHE_PREFIX, true, API_ROUTER_GET, METRICS_OP_GET, R, API_ROUTER_VALUE_READ, api_cache_get},
+    {API_CACHE_PREFIX, true, API_ROUTER_PUT, METRICS_OP_PUT, W, 0, api_cache_put},
+    {API_CACHE_PREFIX, true, API_ROUTER_DELETE, METRICS_OP_DELETE, W, 0, api_cache_delete},
+    {"/api/invalidate", false, API_ROUTER_POST, METRICS_OP_INVALIDATE, W, 0, api_cache_invalidate_keys},
+    {"/api/invalidate/pattern", false, API_ROUTER_POST, METRICS_OP_INVALIDATE_PATTERN, A, API_ROUTER_SCAN,
+     api_cache_invalidate_pattern},
+    {"/api/invalidate/preview", false, API_ROUTER_GET, METRICS_OP_OTHER, R, API_ROUTER_SCAN,
+     api_cache_invalidate_preview},
+    {"/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, R, API_ROUTER_METRICS, api_metrics_prometheus},
+    {"/api/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_json},
+    {"/api/metrics/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_history},
+    {"/api/cluster/members", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_members},
+    {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_ring},
+    {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
+    {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},
 };
+#undef R
+#undef W
+#undef A
 #define API_ROUTER_NROWS (sizeof api_router_rows / sizeof api_router_rows[0])
 
 static bool api_router_path_matches(const api_router_row_t *row, const char *path, size_t plen)
@@ -47,17 +65,26 @@ static bool api_router_path_matches(const api_router_row_t *row, const char *pat
     return plen == n && memcmp(path, row->path, n) == 0;
 }
 
-static void api_router_method_not_allowed(http_request_t *r, unsigned methods)
+/* "GET, HEAD, ..." for a method bit set (OPTIONS included). */
+static size_t api_router_method_list(char *out, size_t cap, unsigned methods)
 {
     static const struct {
         unsigned bit;
         const char *name;
     } names[] = {{1u << HTTP_M_GET, "GET"}, {1u << HTTP_M_HEAD, "HEAD"}, {API_ROUTER_PUT, "PUT"},
                  {API_ROUTER_POST, "POST"}, {API_ROUTER_DELETE, "DELETE"}};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (methods & names[i].bit) n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", names[i].name);
+    n += (size_t)snprintf(out + n, cap - n, "%sOPTIONS", n ? ", " : "");
+    return n;
+}
+
+static void api_router_method_not_allowed(http_request_t *r, unsigned methods)
+{
     char hdr[96];
     size_t n = (size_t)snprintf(hdr, sizeof hdr, "Allow: ");
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (methods & names[i].bit) n += (size_t)snprintf(hdr + n, sizeof hdr - n, "%s%s", n > 7 ? ", " : "", names[i].name);
+    n += api_router_method_list(hdr + n, sizeof hdr - n, methods);
     n += (size_t)snprintf(hdr + n, sizeof hdr - n, "\r\n");
     static const char body[] = "{\"error\":\"method not allowed\",\"code\":\"method_not_allowed\"}";
     http_response_t resp = {.status = 405,
@@ -69,12 +96,69 @@ static void api_router_method_not_allowed(http_request_t *r, unsigned methods)
     http_respond(r, &resp);
 }
 
+/* A browser page from a listed origin may read the answer: every
+ * response to its request says so. Others get no CORS header at all, so
+ * the browser keeps the answer from the page. */
+static bool api_router_cors(api_t *a, http_request_t *r)
+{
+    size_t olen;
+    const char *origin = http_request_header(r, "origin", &olen);
+    if (!origin || !a->cfg->cors_origins[0] || !config_origin_listed(a->cfg->cors_origins, origin, olen)) return false;
+    char hdr[400];
+    int n = snprintf(hdr, sizeof hdr,
+                     "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\nAccess-Control-Expose-Headers: ETag, "
+                     "X-Cache, X-Cache-Version, X-Cache-Node, X-Cache-Owner, X-Cache-Durability, Retry-After\r\n",
+                     (int)olen, origin);
+    return n > 0 && (size_t)n < sizeof hdr && http_request_add_headers(r, hdr, (size_t)n);
+}
+
+/* OPTIONS: which methods the endpoint has and, for a CORS preflight from a
+ * listed origin, which of them the page may use. No token is asked:
+ * browsers send none with a preflight. */
+static void api_router_options(http_request_t *r, unsigned methods, bool cors)
+{
+    char list[64], hdr[400];
+    api_router_method_list(list, sizeof list, methods);
+    int n = snprintf(hdr, sizeof hdr, "Allow: %s\r\n", list);
+    if (cors && http_request_header(r, "access-control-request-method", &(size_t){0}))
+        n += snprintf(hdr + n, sizeof hdr - (size_t)n,
+                      "Access-Control-Allow-Methods: %s\r\nAccess-Control-Allow-Headers: Authorization, "
+                      "Content-Type, If-None-Match, X-Cache-TTL\r\nAccess-Control-Max-Age: 600\r\n",
+                      list);
+    http_response_t resp = {.status = 204, .headers = hdr, .headers_len = (size_t)n};
+    http_respond(r, &resp);
+}
+
+/* Lets the request through the endpoint's role, the rate limit and the
+ * scan slots; otherwise answers it. */
+static bool api_router_admit(api_t *a, http_request_t *r, const api_router_row_t *row)
+{
+    tokens_role_t need = row->need;
+    if ((row->flags & API_ROUTER_METRICS) && !a->cfg->metrics_auth) need = TOKENS_ROLE_NONE;
+    if ((row->flags & API_ROUTER_VALUE_READ) && a->cfg->public_read) need = TOKENS_ROLE_NONE;
+    if (!api_auth_admit(&a->auth, r, need, !(row->flags & API_ROUTER_PROBE), sysinfo_now_ms())) return false;
+    if (!(row->flags & API_ROUTER_SCAN)) return true;
+    if (atomic_fetch_add(&a->scans, 1) < API_MAX_SCANS) {
+        api_http_set_scan(r);
+        return true;
+    }
+    atomic_fetch_sub(&a->scans, 1);
+    atomic_fetch_add_explicit(&a->scans_refused, 1, memory_order_relaxed);
+    static const char hdr[] = "Retry-After: 1\r\n";
+    static const char body[] = "{\"error\":\"too many cluster-wide scans (key listings, previews, pattern "
+                               "invalidations) in flight on this node\",\"code\":\"rate_limited\"}";
+    api_http_set_error(r, METRICS_ERR_RATE_LIMITED);
+    api_http_json_headers(r, 429, body, sizeof body - 1, hdr, sizeof hdr - 1);
+    return false;
+}
+
 static void api_router_on_request(http_request_t *r, void *ctx)
 {
     api_worker_t *w = ctx;
     size_t plen;
     const char *path = http_request_path(r, &plen);
     unsigned method = 1u << http_request_method(r);
+    bool cors = api_router_cors(w->api, r);
     /* The first row whose path matches names the endpoint; only its rows
      * (one per method) are candidates, so /api/cache/keys never falls
      * through to the /api/cache/ prefix. */
@@ -91,10 +175,14 @@ static void api_router_on_request(http_request_t *r, void *ctx)
         }
         if (row->methods & method) {
             api_http_set_op(r, row->op);
-            row->handler(w, r);
+            if (api_router_admit(w->api, r, row)) row->handler(w, r);
             return;
         }
         allowed |= row->methods;
+    }
+    if (allowed && method == 1u << HTTP_M_OPTIONS) {
+        api_router_options(r, allowed, cors);
+        return;
     }
     if (allowed) {
         api_router_method_not_allowed(r, allowed);
@@ -119,6 +207,7 @@ static void api_router_on_response(const http_request_t *r, int status, void *ct
 {
     api_t *a = ((api_worker_t *)ctx)->api;
     metrics_t *m = a->metrics;
+    if (api_http_scan(r)) atomic_fetch_sub(&a->scans, 1);
     metrics_count_status(m, status);
     metrics_op_t op = api_http_op(r);
     uint64_t start = http_request_start_ns(r);

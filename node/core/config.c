@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@
 
 extern char **environ;
 
-typedef enum { OPT_STRING, OPT_UINT, OPT_SIZE, OPT_DURATION_S, OPT_DURATION_MS } config_type_t;
+typedef enum { OPT_STRING, OPT_UINT, OPT_SIZE, OPT_DURATION_S, OPT_DURATION_MS, OPT_BOOL } config_type_t;
 
 typedef struct config_option {
     const char *flag;      /* without the leading "--" */
@@ -138,6 +139,24 @@ static const config_option_t config_options[] = {
      "it its keys (it checks reads with them meanwhile)"},
     {"max-clock-drift", "DCACHE_MAX_CLOCK_DRIFT", NULL, OPT_DURATION_S, OPT(max_clock_drift_ms), "5s", 100,
      3600000, "versions stamped this far ahead of this node's clock are refused (replica writes) or not followed"},
+    {"tokens", "DCACHE_TOKENS", NULL, OPT_STRING, OPT(tokens), "", 0, 0,
+     "file of API tokens, NAME ROLE HASH a line (dcache-admin token add writes it; mode 0600): requests then "
+     "need Authorization: Bearer TOKEN with the role the endpoint asks; SIGHUP reloads it (none: an open API, "
+     "loopback only)"},
+    {"public-read", "DCACHE_PUBLIC_READ", NULL, OPT_BOOL, OPT(public_read), "false", 0, 0,
+     "with --tokens, anonymous clients may still GET and HEAD values"},
+    {"metrics-auth", "DCACHE_METRICS_AUTH", NULL, OPT_BOOL, OPT(metrics_auth), "false", 0, 0,
+     "with --tokens, /metrics needs a reader token too (default: open, for scrapers)"},
+    {"allow-anonymous", "DCACHE_ALLOW_ANONYMOUS", NULL, OPT_BOOL, OPT(allow_anonymous), "false", 0, 0,
+     "serve the API without --tokens on an address other machines reach (anyone there may write and wipe)"},
+    {"allow-unsealed", "DCACHE_ALLOW_UNSEALED", NULL, OPT_BOOL, OPT(allow_unsealed), "false", 0, 0,
+     "run gossip and the peer channel without --cluster-key on an address other machines reach (anyone there "
+     "may join and write)"},
+    {"rate-limit", "DCACHE_RATE_LIMIT", NULL, OPT_STRING, OPT(rate_limit), "", 0, 0,
+     "RPS[:BURST]: requests a second per token (per address for anonymous clients), bursts of BURST "
+     "(default RPS); more get 429 with Retry-After (none: no limit)"},
+    {"cors-origins", "DCACHE_CORS_ORIGINS", NULL, OPT_STRING, OPT(cors_origins), "", 0, 0,
+     "https://a.example,...: origins whose browser pages may call the API (none: no cross-origin access)"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])
@@ -190,6 +209,7 @@ static const char *config_type_hint(config_type_t t)
     case OPT_SIZE: return "a size like 512mb";
     case OPT_DURATION_S: return "seconds, or a duration like 500ms or 2m";
     case OPT_DURATION_MS: return "milliseconds, or a duration like 5s";
+    case OPT_BOOL: return "true or false";
     default: return "text";
     }
 }
@@ -206,6 +226,16 @@ static bool config_set(config_t *cfg, const config_option_t *o, const char *valu
         return true;
     }
     switch (o->type) {
+    case OPT_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "on")) {
+            *(bool *)field = true;
+        } else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "off")) {
+            *(bool *)field = false;
+        } else {
+            fprintf(err, "dcache-node: %s: invalid value '%s' (expected true or false)\n", source, value);
+            return false;
+        }
+        return true;
     case OPT_STRING: {
         char *copy = strdup(value);
         if (!copy) return false;
@@ -258,8 +288,11 @@ static void config_usage(FILE *out)
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
         const config_option_t *o = &config_options[i];
         char left[64];
-        snprintf(left, sizeof left, "--%s=%s", o->flag,
-                 o->type == OPT_STRING ? "TEXT" : o->type == OPT_SIZE ? "SIZE" : o->type == OPT_UINT ? "N" : "TIME");
+        if (o->type == OPT_BOOL)
+            snprintf(left, sizeof left, "--%s", o->flag);
+        else
+            snprintf(left, sizeof left, "--%s=%s", o->flag,
+                     o->type == OPT_STRING ? "TEXT" : o->type == OPT_SIZE ? "SIZE" : o->type == OPT_UINT ? "N" : "TIME");
         fprintf(out, "  %-28s %s\n", left, o->help);
         fprintf(out, "  %-28s default %s; env %s%s%s\n", "", o->def[0] ? o->def : "none", o->env,
                 o->seed_env ? " or " : "",
@@ -267,6 +300,104 @@ static void config_usage(FILE *out)
     }
     fprintf(out, "  %-28s %s\n  %-28s %s\n", "--help", "print this help and exit", "--version",
             "print the version and exit");
+}
+
+bool config_host_is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "[::1]") == 0;
+}
+
+bool config_origin_listed(const char *list, const char *origin, size_t len)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *s = p, *e = p + n;
+        while (s < e && *s == ' ') s++;
+        while (e > s && e[-1] == ' ') e--;
+        if ((size_t)(e - s) == len && memcmp(s, origin, len) == 0) return true;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return false;
+}
+
+static bool config_parse_rate(config_t *cfg, FILE *err)
+{
+    cfg->rate_rps = cfg->rate_burst = 0;
+    if (!cfg->rate_limit[0]) return true;
+    char *end;
+    errno = 0;
+    double rps = strtod(cfg->rate_limit, &end);
+    double burst = rps < 1 ? 1 : ceil(rps);
+    bool ok = isdigit((unsigned char)cfg->rate_limit[0]) && !errno && rps > 0 && rps <= 1e7;
+    if (ok && *end == ':') {
+        const char *b = end + 1;
+        unsigned long long v = isdigit((unsigned char)*b) ? strtoull(b, &end, 10) : 0;
+        ok = v >= 1 && v <= 100000000;
+        burst = (double)v;
+    }
+    if (!ok || *end) {
+        fprintf(err, "dcache-node: --rate-limit: '%s' must be RPS or RPS:BURST (e.g. 100 or 50:200; RPS above 0, "
+                     "BURST at least 1)\n", cfg->rate_limit);
+        return false;
+    }
+    cfg->rate_rps = rps;
+    cfg->rate_burst = burst;
+    return true;
+}
+
+static bool config_validate_origins(const char *list, FILE *err)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *s = p, *e = p + n;
+        while (s < e && *s == ' ') s++;
+        while (e > s && e[-1] == ' ') e--;
+        size_t len = (size_t)(e - s);
+        size_t scheme = len > 8 && strncmp(s, "https://", 8) == 0 ? 8 : len > 7 && strncmp(s, "http://", 7) == 0 ? 7 : 0;
+        bool ok = scheme && len <= 200 && memchr(s + scheme, '/', len - scheme) == NULL;
+        for (const char *c = s; ok && c < e; c++) ok = *c > ' ' && *c < 127 && *c != '*';
+        if (!ok) {
+            fprintf(err, "dcache-node: --cors-origins: '%.*s' is not an origin like https://app.example.com "
+                         "(scheme, host, optional port; no path, no wildcard)\n", (int)(len > 200 ? 200 : len), s);
+            return false;
+        }
+        p += n;
+        if (*p == ',') p++;
+    }
+    return true;
+}
+
+/* What reaches this node from other machines must say who it is, unless the
+ * operator says in so many words that anyone may. */
+static bool config_validate_security(config_t *cfg, FILE *err)
+{
+    if (!config_parse_rate(cfg, err) || !config_validate_origins(cfg->cors_origins, err)) return false;
+    if (!cfg->tokens[0] && !cfg->allow_anonymous && !config_host_is_loopback(cfg->http_host)) {
+        fprintf(err, "dcache-node: --http-host %s is reachable from other machines and no --tokens file is "
+                     "given: anyone there could read, write and wipe the cache. Give --tokens FILE (see "
+                     "dcache-admin token add), or --allow-anonymous to serve it open anyway\n", cfg->http_host);
+        return false;
+    }
+    if ((cfg->public_read || cfg->metrics_auth) && !cfg->tokens[0]) {
+        fprintf(err, "dcache-node: --%s only means something with --tokens\n",
+                cfg->public_read ? "public-read" : "metrics-auth");
+        return false;
+    }
+    const char *cluster = cfg->cluster_host[0] ? cfg->cluster_host : cfg->http_host;
+    bool keyed = cfg->cluster_key[0] || cfg->cluster_keyring[0];
+    if (!keyed && !cfg->allow_unsealed && (!config_host_is_loopback(cluster) ||
+                                          (cfg->advertise[0] && !config_host_is_loopback(cfg->advertise)))) {
+        fprintf(err, "dcache-node: the cluster address %s is reachable from other machines and no --cluster-key is "
+                     "given: anyone there could join the cluster and write to it. Give --cluster-key (openssl rand "
+                     "-base64 32, the same on every node), or --allow-unsealed to run unauthenticated anyway\n",
+                cfg->advertise[0] ? cfg->advertise : cluster);
+        return false;
+    }
+    return true;
 }
 
 static bool config_validate(config_t *cfg, FILE *err)
@@ -329,10 +460,11 @@ static bool config_validate(config_t *cfg, FILE *err)
         return false;
     }
     if (cfg->redis[0] && !config_parse_redis_url(cfg->redis, &cfg->redis_target)) {
-        fprintf(err, "dcache-node: --redis: '%s' is not redis://[user:password@]host:port/db\n", cfg->redis);
+        /* Not the URL itself: it may hold a password. */
+        fprintf(err, "dcache-node: --redis is not redis://[user:password@]host:port/db\n");
         return false;
     }
-    return true;
+    return config_validate_security(cfg, err);
 }
 
 bool config_parse_redis_url(const char *url, config_redis_t *out)
@@ -442,6 +574,8 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, F
             return CONFIG_ERROR;
         }
         const char *value = eq ? eq + 1 : NULL;
+        /* A switch alone means on; it never takes the next argument. */
+        if (!value && o->type == OPT_BOOL) value = "true";
         if (!value) {
             if (i + 1 >= argc) {
                 fprintf(err, "dcache-node: option '--%s' needs a value\n", o->flag);

@@ -86,6 +86,16 @@ typedef struct config {
     uint64_t l2_journal_max;
     uint64_t l2_tombstone_ttl_ms;
     uint64_t max_clock_drift_ms;
+    /* Security. */
+    char *tokens;                 /* --tokens FILE, "" = no tokens: open API */
+    bool public_read;             /* anonymous clients may GET values */
+    bool metrics_auth;            /* /metrics needs a reader token */
+    bool allow_anonymous;         /* no tokens on a non-loopback address */
+    bool allow_unsealed;          /* no cluster key on a non-loopback address */
+    char *rate_limit;             /* "RPS[:BURST]", "" = none */
+    double rate_rps;              /* parsed; 0 = no limit */
+    double rate_burst;
+    char *cors_origins;           /* "https://a.example,..." */
 } config_t;
 
 /* A number option with no default that was not given (before validation). */
@@ -105,6 +115,13 @@ void config_free(config_t *cfg);
 /* redis://[user:password@]host[:port][/db] (also host:port); false when
  * malformed. */
 bool config_parse_redis_url(const char *url, config_redis_t *out);
+/* True for an address only this machine reaches (127.0.0.0/8, ::1,
+ * localhost). */
+bool config_host_is_loopback(const char *host);
+/* True when `origin` (len bytes, from an Origin header) is in the
+ * comma-separated list. */
+bool config_origin_listed(const char *list, const char *origin, size_t len);
+
 /* "512mb" -> 536870912; plain numbers are bytes. Returns false when malformed. */
 bool config_parse_size(const char *s, uint64_t *out);
 /* "10s", "500ms", "2m", "1h"; a plain number is in `bare_unit_ms` units. */

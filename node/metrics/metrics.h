@@ -46,6 +46,9 @@ typedef enum {
     METRICS_ERR_MINORITY,        /* 503: this node sees less than half of the cluster */
     METRICS_ERR_JOURNAL_PENDING, /* 503: a newer write of the key waits in a journal for Redis */
     METRICS_ERR_CLOCK_SKEW,      /* 503: this node's clock is apart from the cluster's */
+    METRICS_ERR_UNAUTHORIZED,    /* 401: no token, or an unknown one */
+    METRICS_ERR_FORBIDDEN,       /* 403: the token's role is too low */
+    METRICS_ERR_RATE_LIMITED,    /* 429: over --rate-limit, or too many scans at once */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

@@ -228,10 +228,64 @@ static void test_help_lists_every_option(void **state)
                            "--max-value-size", "--eviction", "--default-ttl", "--max-header-size",
                            "--max-request-body", "--header-timeout", "--idle-timeout", "--max-connections",
                            "--log-level", "--metrics-interval", "L1_CACHE_MAX_SIZE", "DCACHE_HTTP_PORT",
-                           "--handoff-rate", "--peer-timeout", /* the last ones */
+                           "--handoff-rate", "--peer-timeout", "--tokens", "--public-read", "--rate-limit",
+                           "--cors-origins", "--allow-unsealed", /* the last ones */
                            "0 = no entry limit", "shares --cluster-port's TCP listener"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!strstr(out, flags[i])) fail_msg("--help does not mention %s", flags[i]);
+}
+
+static void test_security(void **state)
+{
+    (void)state;
+    config_t c;
+    char *env[] = {"DCACHE_PUBLIC_READ=yes", NULL};
+    char err[512] = "";
+    /* A switch alone is on and never eats the next argument. */
+    char *a1[] = {"dcache-node", "--tokens", "/x", "--metrics-auth", "--rate-limit", "50:200", "--cors-origins",
+                  "https://a.example, http://b.example:8080"};
+    assert_int_equal(load(&c, 8, a1, env, err, sizeof err), CONFIG_OK);
+    assert_true(c.metrics_auth);
+    assert_true(c.public_read);
+    assert_false(c.allow_anonymous);
+    assert_true(c.rate_rps == 50 && c.rate_burst == 200);
+    assert_true(config_origin_listed(c.cors_origins, "http://b.example:8080", 21));
+    assert_false(config_origin_listed(c.cors_origins, "https://a.example.evil", 22));
+    config_free(&c);
+
+    char *a2[] = {"dcache-node", "--rate-limit", "0.5", "--public-read=false"};
+    char *noenv[] = {NULL};
+    assert_int_equal(load(&c, 4, a2, noenv, err, sizeof err), CONFIG_OK);
+    assert_true(c.rate_rps == 0.5 && c.rate_burst == 1);
+    assert_false(c.public_read);
+    config_free(&c);
+
+    struct {
+        int argc;
+        char *argv[6];
+        const char *says;
+    } bad[] = {
+        {3, {"dcache-node", "--http-host", "0.0.0.0"}, "--allow-anonymous"},
+        {3, {"dcache-node", "--cluster-host", "10.0.0.1"}, "--cluster-key"},
+        {4, {"dcache-node", "--http-host", "10.0.0.1", "--allow-anonymous"}, "--cluster-key"},
+        {3, {"dcache-node", "--rate-limit", "0"}, "RPS:BURST"},
+        {3, {"dcache-node", "--rate-limit", "5:0"}, "RPS:BURST"},
+        {3, {"dcache-node", "--cors-origins", "*"}, "not an origin"},
+        {3, {"dcache-node", "--cors-origins", "https://a.example/path"}, "not an origin"},
+        {2, {"dcache-node", "--public-read"}, "only means something with --tokens"},
+        {2, {"dcache-node", "--metrics-auth=maybe"}, "true or false"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(err, 0, sizeof err);
+        config_result_t r = load(&c, bad[i].argc, bad[i].argv, noenv, err, sizeof err);
+        config_free(&c);
+        if (r != CONFIG_ERROR || !strstr(err, bad[i].says))
+            fail_msg("case %zu: expected an error saying '%s', got %d '%s'", i, bad[i].says, r, err);
+    }
+    /* Off loopback, both switches make an open node start. */
+    char *a3[] = {"dcache-node", "--http-host", "0.0.0.0", "--allow-anonymous", "--allow-unsealed"};
+    assert_int_equal(load(&c, 5, a3, noenv, err, sizeof err), CONFIG_OK);
+    config_free(&c);
 }
 
 int main(void)
@@ -244,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_help_lists_every_option),
+        cmocka_unit_test(test_security),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
