@@ -4,12 +4,15 @@
 # targets write themselves. Prints the executions of each run; exits non-zero
 # when a target crashes, keeping the work directory with the crashing input.
 #
-#   tests/fuzz/run.sh [seconds] [target...]     targets: swim_proto seal peer_proto
+# Seeds also come from tests/fuzz/corpus/TARGET/ when it exists.
+#
+#   tests/fuzz/run.sh [seconds] [target...]
+#   targets: swim_proto seal peer_proto glob tokens config journal
 set -eu
 
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-targets=${*:-swim_proto seal peer_proto}
+targets=${*:-swim_proto seal peer_proto glob tokens config journal}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CLANG:-clang}
 
@@ -19,12 +22,14 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 msgpack_pc=msgpack-c
 pkg-config --exists msgpack-c 2>/dev/null || msgpack_pc=msgpack
-cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -I$top $(pkg-config --cflags $msgpack_pc libsodium)
+work=$(mktemp -d "${TMPDIR:-/tmp}/dcache-fuzz.XXXXXX")
+# config.c reads the version from the build's autoconfig.h; any will do.
+printf '#define PACKAGE_VERSION "fuzz"\n' >"$work/autoconfig.h"
+cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -I$top -I$work $(pkg-config --cflags $msgpack_pc libsodium libuv)
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
         -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter"
-libs="$(pkg-config --libs $msgpack_pc libsodium)"
+libs="$(pkg-config --libs $msgpack_pc libsodium libuv) -lpthread -lm"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/dcache-fuzz.XXXXXX")
 failed=0
 
 for t in $targets; do
@@ -32,6 +37,10 @@ for t in $targets; do
     swim_proto) srcs="$top/cluster/swim_proto.c $top/cluster/mpk.c" ;;
     seal) srcs="$top/cluster/seal.c" ;;
     peer_proto) srcs="$top/cluster/peer_proto.c $top/cluster/mpk.c $top/cluster/seal.c" ;;
+    glob) srcs="$top/cluster/glob.c" ;;
+    tokens) srcs="$top/node/core/tokens.c" ;;
+    config) srcs="$top/node/core/config.c $top/node/core/log.c $top/http/http_url.c" ;;
+    journal) srcs="$top/node/l2/journal.c $top/node/l2/journal_pending.c $top/cluster/ring.c $top/cluster/seal.c" ;;
     *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
     esac
     bin="$work/fuzz_$t"
@@ -39,6 +48,7 @@ for t in $targets; do
     $cc $cflags "$top/tests/fuzz/fuzz_$t.c" $srcs -o "$bin" $libs
     corpus="$work/corpus_$t"
     mkdir -p "$corpus"
+    if [ -d "$top/tests/fuzz/corpus/$t" ]; then cp "$top/tests/fuzz/corpus/$t"/* "$corpus"/ 2>/dev/null || true; fi
     log="$work/fuzz_$t.log"
     rc=0
     FUZZ_SEED_DIR="$corpus" "$bin" "$corpus" -max_total_time="$secs" -max_len=4096 -timeout=10 \
