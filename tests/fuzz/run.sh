@@ -4,12 +4,12 @@
 # targets write themselves. Prints the executions of each run; exits non-zero
 # when a target crashes, keeping the work directory with the crashing input.
 #
-#   tests/fuzz/run.sh [seconds] [target...]     targets: swim_proto seal peer_proto
+#   tests/fuzz/run.sh [seconds] [target...]     targets: swim_proto seal peer_proto peer_hs
 set -eu
 
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-targets=${*:-swim_proto seal peer_proto}
+targets=${*:-swim_proto seal peer_proto peer_hs}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CLANG:-clang}
 
@@ -32,6 +32,7 @@ for t in $targets; do
     swim_proto) srcs="$top/cluster/swim_proto.c $top/cluster/mpk.c" ;;
     seal) srcs="$top/cluster/seal.c" ;;
     peer_proto) srcs="$top/cluster/peer_proto.c $top/cluster/mpk.c $top/cluster/seal.c" ;;
+    peer_hs) srcs="$top/cluster/peer_hs.c $top/cluster/seal.c" ;;
     *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
     esac
     bin="$work/fuzz_$t"
