@@ -7,12 +7,12 @@
 # Seeds also come from tests/fuzz/corpus/TARGET/ when it exists.
 #
 #   tests/fuzz/run.sh [seconds] [target...]
-#   targets: swim_proto seal peer_proto glob tokens config journal
+#   targets: swim_proto seal peer_proto peer_hs glob tokens config journal
 set -eu
 
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-targets=${*:-swim_proto seal peer_proto glob tokens config journal}
+targets=${*:-swim_proto seal peer_proto peer_hs glob tokens config journal}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CLANG:-clang}
 
@@ -37,6 +37,7 @@ for t in $targets; do
     swim_proto) srcs="$top/cluster/swim_proto.c $top/cluster/mpk.c" ;;
     seal) srcs="$top/cluster/seal.c" ;;
     peer_proto) srcs="$top/cluster/peer_proto.c $top/cluster/mpk.c $top/cluster/seal.c" ;;
+    peer_hs) srcs="$top/cluster/peer_hs.c $top/cluster/seal.c" ;;
     glob) srcs="$top/cluster/glob.c" ;;
     tokens) srcs="$top/node/core/tokens.c" ;;
     config) srcs="$top/node/core/config.c $top/node/core/log.c $top/http/http_url.c" ;;
