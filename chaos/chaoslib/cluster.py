@@ -2,6 +2,7 @@
 with the same name and ports, pause, resume, graceful leave; and the
 questions the harness asks of them over HTTP (members, ring, metrics)."""
 
+import base64
 import json
 import os
 import shutil
@@ -137,6 +138,10 @@ class Cluster:
         self.workdir = workdir
         self.replicas = replicas
         self.extra = list(extra or [])
+        # Sealed, as a cluster on a real network runs: faults then also hit
+        # the peer channel's handshakes (connections opened to a paused or
+        # restarted node, sessions cut by a partition).
+        self.cluster_key = base64.b64encode(os.urandom(32)).decode()
         self.redis = redis
         self.nodes = []
         self.mounts = []
@@ -160,10 +165,10 @@ class Cluster:
                          for k in range(min(3, len(self.nodes))))
         argv = [self.binary, "--name", n.name, "--http-host", host, "--http-port", str(n.http_port),
                 "--cluster-host", host, "--cluster-port", str(n.cluster_port), "--replicas", str(self.replicas),
-                "--seeds", seeds] + FAST_FLAGS + self.extra
+                "--seeds", seeds, "--cluster-key", self.cluster_key] + FAST_FLAGS + self.extra
         if not self.topo.node_host(i).startswith("127."):
             # Namespaces' addresses are not loopback; nothing else reaches them.
-            argv += ["--allow-anonymous", "--allow-unsealed"]
+            argv += ["--allow-anonymous"]
         if self.redis:
             argv += ["--redis", self.redis.url, "--l2-timeout", "500ms"]
             if "--l2-write-mode" in self.extra:

@@ -3,8 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/peer_hs.h"
+
 #define PEER_CONN_READ_CHUNK (64 * 1024)
 #define PEER_CONN_MAX_QUEUED_DEFAULT ((size_t)64 << 20)
+
+typedef enum {
+    PEER_CONN_HS_NONE = 0,     /* no key: CRC-sealed frames, no handshake */
+    PEER_CONN_HS_WAIT_HELLO,   /* server */
+    PEER_CONN_HS_WAIT_CONFIRM, /* server */
+    PEER_CONN_HS_WAIT_REPLY,   /* client */
+    PEER_CONN_HS_DONE,
+} peer_conn_hs_t;
 
 struct peer_conn {
     uv_tcp_t tcp;
@@ -29,6 +39,18 @@ struct peer_conn {
     bool writing;
     uint8_t *scratch;
     size_t scratch_cap;
+    /* With a key, nothing but a handshake passes until both ends hold the
+     * session; frames then travel in its streams (cluster/peer_hs.h). */
+    bool keyed;
+    bool client;              /* this end opens the handshake */
+    peer_conn_hs_t hs_state;
+    peer_hs_t *hs;            /* during the handshake only */
+    peer_hs_session_t session;
+    uint8_t hs_out[PEER_HS_REPLY_LEN];  /* the handshake message to write next */
+    size_t hs_out_len;
+    /* Messages queued before the session: [length u32][body] each. */
+    uint8_t *early;
+    size_t early_len, early_cap;
 };
 
 static const metrics_desc_t peer_metrics_rows[] = {
@@ -43,6 +65,13 @@ static const metrics_desc_t peer_metrics_rows[] = {
     METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_MALFORMED], "peer_dropped_total", "reason=\"malformed\"", ""),
     METRICS_ATOMIC_COUNTER(peer_stats_t, drops[PEER_DROP_UNEXPECTED], "peer_dropped_total", "reason=\"unexpected\"", ""),
     METRICS_ATOMIC_COUNTER(peer_stats_t, send_refused, "peer_dropped_total", "reason=\"queue_full\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, handshakes_ok, "peer_handshakes_total", "result=\"ok\"",
+                           "Peer channel handshakes (with a cluster key), by result; failed ones are also "
+                           "peer_dropped_total{reason=\"auth\"}."),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, handshakes_failed, "peer_handshakes_total", "result=\"failed\"", ""),
+    METRICS_ATOMIC_COUNTER(peer_stats_t, handshakes_old_key, "peer_handshakes_old_key_total", NULL,
+                           "Handshakes a client completed with an older key of this node's keyring (it has not "
+                           "rotated yet)."),
     METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_GET], "peer_requests_total", "type=\"get\"", "Requests sent to peers, by type."),
     METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_PUT], "peer_requests_total", "type=\"put\"", ""),
     METRICS_ATOMIC_COUNTER(peer_stats_t, requests[PEER_MSG_DELETE], "peer_requests_total", "type=\"delete\"", ""),
@@ -111,6 +140,8 @@ peer_conn_t *peer_conn_new(uv_loop_t *loop, const peer_conn_config_t *cfg, const
     if (!c->cfg.max_queued) c->cfg.max_queued = PEER_CONN_MAX_QUEUED_DEFAULT;
     c->ops = *ops;
     c->ctx = ctx;
+    c->keyed = c->cfg.keyring && c->cfg.keyring->nkeys > 0;
+    c->hs_state = c->keyed ? PEER_CONN_HS_WAIT_HELLO : PEER_CONN_HS_NONE;
     uv_tcp_init(loop, &c->tcp);
     c->tcp.data = c;
     return c;
@@ -145,6 +176,12 @@ static void peer_conn_closed_cb(uv_handle_t *h)
     free(c->out);
     free(c->wbuf);
     free(c->scratch);
+    free(c->early);
+    if (c->hs) {
+        peer_hs_wipe(c->hs);
+        free(c->hs);
+    }
+    peer_hs_session_wipe(&c->session);
     free(c);
 }
 
@@ -191,6 +228,93 @@ static void peer_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->in_cap - c->in_len;
 }
 
+static bool peer_conn_seal_early(peer_conn_t *c);
+
+static void peer_conn_hs_failed(peer_conn_t *c)
+{
+    atomic_fetch_add(&c->cfg.stats->handshakes_failed, 1);
+    peer_conn_drop(c, PEER_DROP_AUTH);
+}
+
+/* Takes the handshake's next message off the input at *pos: false when the
+ * connection closed or more bytes are needed (*wait). */
+static bool peer_conn_handshake(peer_conn_t *c, size_t *pos, bool *wait)
+{
+    const uint8_t *in = c->in + *pos;
+    size_t avail = c->in_len - *pos;
+    *wait = false;
+    size_t need = c->hs_state == PEER_CONN_HS_WAIT_HELLO    ? PEER_HS_HELLO_LEN
+                  : c->hs_state == PEER_CONN_HS_WAIT_REPLY  ? PEER_HS_REPLY_LEN
+                                                            : PEER_HS_CONFIRM_LEN;
+    uint8_t type = c->hs_state == PEER_CONN_HS_WAIT_HELLO   ? PEER_HS_TYPE_HELLO
+                   : c->hs_state == PEER_CONN_HS_WAIT_REPLY ? PEER_HS_TYPE_REPLY
+                                                            : PEER_HS_TYPE_CONFIRM;
+    /* Anything else at the start (a frame from a peer without the
+     * handshake, garbage) is refused at its first byte, not after waiting
+     * for a whole message that will never come. */
+    if (avail >= 1 && in[0] != type) {
+        peer_conn_hs_failed(c);
+        return false;
+    }
+    if (avail < need) {
+        *wait = true;
+        return true;
+    }
+    if (!c->hs && !(c->hs = calloc(1, sizeof *c->hs))) {
+        peer_conn_close(c, UV_ENOMEM);
+        return false;
+    }
+    peer_hs_status_t st;
+    switch (c->hs_state) {
+    case PEER_CONN_HS_WAIT_HELLO:
+        st = peer_hs_server_reply(c->hs, c->cfg.keyring, NULL, in, need, c->hs_out);
+        c->hs_out_len = PEER_HS_REPLY_LEN;
+        c->hs_state = PEER_CONN_HS_WAIT_CONFIRM;
+        break;
+    case PEER_CONN_HS_WAIT_CONFIRM:
+        st = peer_hs_server_finish(c->hs, in, need, &c->session);
+        if (st == PEER_HS_OK && peer_hs_key_index(c->hs) > 0)
+            atomic_fetch_add(&c->cfg.stats->handshakes_old_key, 1);
+        c->hs_state = PEER_CONN_HS_DONE;
+        break;
+    default:
+        st = peer_hs_client_confirm(c->hs, in, need, c->hs_out, &c->session);
+        c->hs_out_len = PEER_HS_CONFIRM_LEN;
+        c->hs_state = PEER_CONN_HS_DONE;
+        break;
+    }
+    atomic_fetch_add(&c->cfg.stats->bytes_in, need);
+    *pos += need;
+    if (st != PEER_HS_OK) {
+        peer_conn_hs_failed(c);
+        return false;
+    }
+    if (c->hs_state == PEER_CONN_HS_DONE) {
+        atomic_fetch_add(&c->cfg.stats->handshakes_ok, 1);
+        peer_hs_wipe(c->hs);
+        free(c->hs);
+        c->hs = NULL;
+        if (!peer_conn_seal_early(c)) return false;
+    }
+    return true;
+}
+
+/* Opens a frame's payload into c->body and decodes it. */
+static peer_proto_status_t peer_conn_decode(peer_conn_t *c, const uint8_t *payload, size_t len, peer_msg_t *m,
+                                            peer_drop_t *why)
+{
+    *why = PEER_DROP_AUTH;
+    if (!c->keyed) {
+        seal_status_t ss;
+        peer_proto_status_t ps = peer_frame_decode(c->cfg.keyring, payload, len, c->body, c->body_cap, m, &ss);
+        if (ps == PEER_PROTO_SEAL && ss == SEAL_BAD_CHECKSUM) *why = PEER_DROP_CHECKSUM;
+        return ps;
+    }
+    size_t n = 0;
+    if (peer_hs_decrypt(&c->session, payload, len, c->body, c->body_cap, &n) != PEER_HS_OK) return PEER_PROTO_SEAL;
+    return peer_msg_decode(c->body, n, m);
+}
+
 /* Handles every whole frame in the input; false once the connection closed. */
 static bool peer_conn_process(peer_conn_t *c)
 {
@@ -202,7 +326,12 @@ static bool peer_conn_process(peer_conn_t *c)
             atomic_fetch_add(&c->cfg.stats->bytes_in, 1);
         }
     }
-    while (!c->closing) {
+    while (!c->closing && c->hs_state != PEER_CONN_HS_NONE && c->hs_state != PEER_CONN_HS_DONE) {
+        bool wait;
+        if (!peer_conn_handshake(c, &pos, &wait)) return false;
+        if (wait) break;
+    }
+    while (!c->closing && (c->hs_state == PEER_CONN_HS_NONE || c->hs_state == PEER_CONN_HS_DONE)) {
         peer_span_t span;
         peer_scan_t sc = peer_frame_scan(c->in + pos, c->in_len - pos, c->cfg.max_frame, &span);
         if (sc == PEER_SCAN_NEED_MORE) break;
@@ -215,14 +344,13 @@ static bool peer_conn_process(peer_conn_t *c)
             return false;
         }
         peer_msg_t m;
-        seal_status_t ss;
-        peer_proto_status_t ps =
-            peer_frame_decode(c->cfg.keyring, c->in + pos + span.off, span.len, c->body, c->body_cap, &m, &ss);
+        peer_drop_t why;
+        peer_proto_status_t ps = peer_conn_decode(c, c->in + pos + span.off, span.len, &m, &why);
         atomic_fetch_add(&c->cfg.stats->frames_in, 1);
         atomic_fetch_add(&c->cfg.stats->bytes_in, span.end);
         pos += span.end;
         if (ps == PEER_PROTO_SEAL) {
-            peer_conn_drop(c, ss == SEAL_BAD_CHECKSUM ? PEER_DROP_CHECKSUM : PEER_DROP_AUTH);
+            peer_conn_drop(c, why);
             return false;
         }
         if (ps != PEER_PROTO_OK && ps != PEER_PROTO_UNKNOWN_TYPE) {
@@ -268,6 +396,12 @@ static void peer_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
 
 int peer_conn_start(peer_conn_t *c)
 {
+    if (c->keyed && c->client && c->hs_state == PEER_CONN_HS_WAIT_HELLO) {
+        if (!(c->hs = calloc(1, sizeof *c->hs))) return UV_ENOMEM;
+        if (peer_hs_client_hello(c->hs, c->cfg.keyring, NULL, c->hs_out) != PEER_HS_OK) return UV_EINVAL;
+        c->hs_out_len = PEER_HS_HELLO_LEN;
+        c->hs_state = PEER_CONN_HS_WAIT_REPLY;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     int rc = uv_read_start((uv_stream_t *)&c->tcp, peer_conn_alloc_cb, peer_conn_read_cb);
     if (rc != 0) return rc;
@@ -300,6 +434,7 @@ static const uint8_t peer_conn_preamble_byte = PEER_STREAM_PREAMBLE;
 void peer_conn_send_preamble(peer_conn_t *c)
 {
     c->preamble_pending = true;
+    c->client = true;
 }
 
 static void peer_conn_write_cb(uv_write_t *w, int status)
@@ -311,12 +446,13 @@ static void peer_conn_write_cb(uv_write_t *w, int status)
         peer_conn_close(c, status);
         return;
     }
-    if (c->out_len) peer_conn_flush(c);
+    if (c->out_len || c->hs_out_len) peer_conn_flush(c);
 }
 
 static void peer_conn_flush(peer_conn_t *c)
 {
-    if (c->writing || c->closing || !c->started || (c->out_len == 0 && !c->preamble_pending)) return;
+    if (c->writing || c->closing || !c->started || (c->out_len == 0 && !c->preamble_pending && !c->hs_out_len))
+        return;
     /* Swap: the queued frames go out, the (empty) write buffer takes new ones. */
     uint8_t *b = c->wbuf;
     size_t cap = c->wbuf_cap;
@@ -326,13 +462,21 @@ static void peer_conn_flush(peer_conn_t *c)
     c->out = b;
     c->out_cap = cap;
     c->out_len = 0;
-    uv_buf_t bufs[2];
+    uv_buf_t bufs[3];
     unsigned nbufs = 0;
     if (c->preamble_pending) {
         /* Sent once, even with no frame queued yet: the listener waits for it. */
         c->preamble_pending = false;
         bufs[nbufs++] = uv_buf_init((char *)&peer_conn_preamble_byte, 1);
         atomic_fetch_add(&c->cfg.stats->bytes_out, 1);
+    }
+    if (c->hs_out_len) {
+        /* The handshake message goes before any frame; hs_out is not
+         * touched again before this write completes (the next message
+         * needs the other side's answer, which follows this one). */
+        bufs[nbufs++] = uv_buf_init((char *)c->hs_out, (unsigned)c->hs_out_len);
+        atomic_fetch_add(&c->cfg.stats->bytes_out, c->hs_out_len);
+        c->hs_out_len = 0;
     }
     if (c->wbuf_len) bufs[nbufs++] = uv_buf_init((char *)c->wbuf, (unsigned)c->wbuf_len);
     c->write.data = c;
@@ -345,11 +489,76 @@ static void peer_conn_flush(peer_conn_t *c)
     }
 }
 
+/* Appends one encrypted frame of `body` to the output. */
+static int peer_conn_put_frame(peer_conn_t *c, const uint8_t *body, size_t len)
+{
+    size_t payload = len + PEER_HS_ABYTES;
+    if (payload > c->cfg.max_frame) return UV_EINVAL;
+    if (!peer_conn_reserve(&c->out, &c->out_cap, c->out_len + PEER_LEN_PREFIX + payload)) return UV_ENOMEM;
+    uint8_t *p = c->out + c->out_len;
+    p[0] = (uint8_t)(payload >> 24);
+    p[1] = (uint8_t)(payload >> 16);
+    p[2] = (uint8_t)(payload >> 8);
+    p[3] = (uint8_t)payload;
+    size_t n = 0;
+    if (peer_hs_encrypt(&c->session, body, len, p + PEER_LEN_PREFIX, payload, &n) != PEER_HS_OK) return UV_EINVAL;
+    c->out_len += PEER_LEN_PREFIX + n;
+    atomic_fetch_add(&c->cfg.stats->frames_out, 1);
+    return 0;
+}
+
+/* The session is there: what was queued before it goes out, in order. */
+static bool peer_conn_seal_early(peer_conn_t *c)
+{
+    size_t pos = 0;
+    while (pos + 4 <= c->early_len) {
+        size_t len = (size_t)c->early[pos] << 24 | (size_t)c->early[pos + 1] << 16 | (size_t)c->early[pos + 2] << 8 |
+                     c->early[pos + 3];
+        int rc = peer_conn_put_frame(c, c->early + pos + 4, len);
+        if (rc != 0) {
+            peer_conn_close(c, rc);
+            return false;
+        }
+        pos += 4 + len;
+    }
+    free(c->early);
+    c->early = NULL;
+    c->early_len = c->early_cap = 0;
+    return true;
+}
+
+static int peer_conn_send_keyed(peer_conn_t *c, const peer_msg_t *m, size_t body)
+{
+    if (c->out_len + c->wbuf_len + c->early_len + PEER_LEN_PREFIX + body + PEER_HS_ABYTES > c->cfg.max_queued) {
+        atomic_fetch_add(&c->cfg.stats->send_refused, 1);
+        return UV_ENOBUFS;
+    }
+    if (body + PEER_HS_ABYTES > c->cfg.max_frame) return UV_EINVAL;
+    if (!peer_conn_reserve(&c->scratch, &c->scratch_cap, body)) return UV_ENOMEM;
+    size_t n;
+    if (peer_msg_encode(m, c->scratch, c->scratch_cap, &n) != PEER_PROTO_OK || n == 0) return UV_EINVAL;
+    if (c->hs_state != PEER_CONN_HS_DONE) {
+        if (!peer_conn_reserve(&c->early, &c->early_cap, c->early_len + 4 + n)) return UV_ENOMEM;
+        uint8_t *p = c->early + c->early_len;
+        p[0] = (uint8_t)(n >> 24);
+        p[1] = (uint8_t)(n >> 16);
+        p[2] = (uint8_t)(n >> 8);
+        p[3] = (uint8_t)n;
+        memcpy(p + 4, c->scratch, n);
+        c->early_len += 4 + n;
+        return 0;
+    }
+    int rc = peer_conn_put_frame(c, c->scratch, n);
+    if (rc == 0 && !c->dispatching) peer_conn_flush(c);
+    return rc;
+}
+
 int peer_conn_send(peer_conn_t *c, const peer_msg_t *m)
 {
     if (c->closing) return UV_ENOTCONN;
     size_t body = peer_msg_size(m);
     if (body == 0) return UV_EINVAL;
+    if (c->keyed) return peer_conn_send_keyed(c, m, body);
     size_t frame = PEER_LEN_PREFIX + body + seal_overhead(c->cfg.keyring);
     if (c->out_len + c->wbuf_len + frame > c->cfg.max_queued) {
         atomic_fetch_add(&c->cfg.stats->send_refused, 1);

@@ -3,9 +3,18 @@
  * its owner; encodes, seals and writes messages, batching frames queued
  * while a write is in flight into the next write.
  *
- * A frame that is too big, does not open (wrong key, forged, corrupt) or
- * does not decode closes the connection: the stream cannot be trusted past
- * it. Each such close is counted by reason in peer_stats_t.
+ * With a cluster key, a connection opens with a handshake (cluster/peer_hs.h):
+ * the client, which sent the preamble, writes HELLO at start; the server
+ * answers REPLY, the client CONFIRM, and frames then travel in the session's
+ * streams: [length u32][secretstream(body)]. Nothing else is accepted before
+ * the session (a sealed frame from a node without the handshake fails at its
+ * first byte), so a frame recorded off the wire is useless on this or any
+ * other connection. Messages sent before the session wait in order and go
+ * out once it is there. Without a key: CRC-sealed frames, no handshake.
+ *
+ * A frame that is too big, does not open (wrong key, forged, replayed,
+ * corrupt) or does not decode closes the connection: the stream cannot be
+ * trusted past it. Each such close is counted by reason in peer_stats_t.
  *
  * Bounds: input is at most one frame (PEER_LEN_PREFIX + max_frame bytes);
  * queued output is bounded by max_queued: peer_conn_send refuses beyond it
@@ -45,6 +54,9 @@ typedef struct peer_stats {
     atomic_uint_fast64_t frames_in, frames_out, bytes_in, bytes_out;
     atomic_uint_fast64_t drops[PEER_DROP_MAX];
     atomic_uint_fast64_t send_refused;        /* output queue over max_queued */
+    /* With a cluster key: handshakes completed, failed (dropped as auth),
+     * and completed with an older key of the keyring (a rotation under way). */
+    atomic_uint_fast64_t handshakes_ok, handshakes_failed, handshakes_old_key;
     /* Client side (node/peer.h). */
     atomic_uint_fast64_t requests[PEER_MSG_MAX + 1]; /* sent, by message type */
     atomic_uint_fast64_t failures_timeout, failures_connect, failures_closed, failures_breaker,

@@ -353,6 +353,60 @@ void fx_expect_drop(fx_t *f, const uint8_t *bytes, size_t len, peer_drop_t why)
     assert_true(fx_run_until(f, fx_c_no_conns_in, 0, WAIT_MS));
 }
 
+static bool fx_c_raw_n(fx_t *f, uintptr_t n)
+{
+    while (!f->raw_closed && f->raw_len < n) {
+        ssize_t got = recv(f->raw, f->raw_in + f->raw_len, sizeof f->raw_in - f->raw_len, MSG_DONTWAIT);
+        if (got > 0) f->raw_len += (size_t)got;
+        else if (got == 0 || errno == ECONNRESET) f->raw_closed = true;
+        else break;
+    }
+    return f->raw_closed || f->raw_len >= n;
+}
+
+void fx_raw_handshake(fx_t *f, peer_hs_session_t *s)
+{
+    peer_hs_t hs;
+    uint8_t hello[1 + PEER_HS_HELLO_LEN], confirm[PEER_HS_CONFIRM_LEN];
+    hello[0] = PEER_STREAM_PREAMBLE;
+    assert_int_equal(peer_hs_client_hello(&hs, &f->skr, NULL, hello + 1), PEER_HS_OK);
+    fx_raw_open(f, hello, sizeof hello);
+    assert_true(fx_run_until(f, fx_c_raw_n, PEER_HS_REPLY_LEN, WAIT_MS));
+    assert_false(f->raw_closed);
+    assert_int_equal(peer_hs_client_confirm(&hs, f->raw_in, PEER_HS_REPLY_LEN, confirm, s), PEER_HS_OK);
+    fx_raw_send(f, confirm, sizeof confirm);
+    f->raw_len = 0;
+}
+
+void fx_raw_send(fx_t *f, const uint8_t *bytes, size_t len)
+{
+    assert_int_equal(write(f->raw, bytes, len), (ssize_t)len);
+}
+
+size_t fx_sess_frame(peer_hs_session_t *s, const peer_msg_t *m, uint8_t *out, size_t cap)
+{
+    uint8_t body[1024];
+    size_t n = 0, c = 0;
+    assert_int_equal(peer_msg_encode(m, body, sizeof body, &n), PEER_PROTO_OK);
+    assert_int_equal(peer_hs_encrypt(s, body, n, out + PEER_LEN_PREFIX, cap - PEER_LEN_PREFIX, &c), PEER_HS_OK);
+    out[0] = (uint8_t)(c >> 24);
+    out[1] = (uint8_t)(c >> 16);
+    out[2] = (uint8_t)(c >> 8);
+    out[3] = (uint8_t)c;
+    return PEER_LEN_PREFIX + c;
+}
+
+void fx_expect_session_drop(fx_t *f, const uint64_t before[PEER_DROP_MAX], unsigned served, peer_drop_t why)
+{
+    assert_true(fx_run_until(f, fx_c_raw_n, sizeof f->raw_in, WAIT_MS));
+    assert_true(f->raw_closed);
+    fx_raw_close(f);
+    for (int d = 0; d < PEER_DROP_MAX; d++)
+        assert_int_equal(atomic_load(&f->sst.drops[d]), before[d] + (d == (int)why));
+    assert_int_equal(f->served, served);
+    assert_true(fx_run_until(f, fx_c_no_conns_in, 0, WAIT_MS));
+}
+
 /* ---- fixture ----------------------------------------------------------------- */
 
 int fx_setup(void **state)

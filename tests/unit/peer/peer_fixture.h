@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cluster/peer_hs.h"
 #include "node/peer/peer.h"
 #include "node/peer/peer_server.h"
 
@@ -125,6 +126,15 @@ void fx_assert_no_drops(fx_t *f);
  * handshake while the loop is not running) and writes len bytes. */
 void fx_raw_open(fx_t *f, const uint8_t *bytes, size_t len);
 void fx_raw_close(fx_t *f);
+/* Opens a raw connection that completes the handshake with the server's
+ * key ring (f->skr's primary), leaving its session in *s and raw_in empty. */
+void fx_raw_handshake(fx_t *f, peer_hs_session_t *s);
+void fx_raw_send(fx_t *f, const uint8_t *bytes, size_t len);
+/* A frame of m in the session: [length][secretstream(body)]. */
+size_t fx_sess_frame(peer_hs_session_t *s, const peer_msg_t *m, uint8_t *out, size_t cap);
+/* After fx_raw_handshake and sends: the server closed the connection,
+ * counting exactly one drop, for `why`, and serving nothing. */
+void fx_expect_session_drop(fx_t *f, const uint64_t before[PEER_DROP_MAX], unsigned served, peer_drop_t why);
 size_t fx_frame_msg(const seal_keyring_t *kr, const peer_msg_t *m, uint8_t *out, size_t cap);
 size_t fx_frame_body(const seal_keyring_t *kr, const uint8_t *body, size_t len, uint8_t *out, size_t cap);
 /* Sends bytes on a fresh connection: the server must close it without an

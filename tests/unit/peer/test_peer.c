@@ -339,7 +339,10 @@ static void test_peer_dies(void **state)
 static const peer_msg_t get_k = {.type = PEER_MSG_GET, .id = 5, .key = {(const uint8_t *)"k", 1}};
 
 /* Hostile bytes to a server with a key: each closes its connection and is
- * counted by reason; the server keeps serving. */
+ * counted by reason; the server keeps serving. Before the handshake nothing
+ * else passes, a sealed frame with the right key included (what a node
+ * without the handshake sends, or a frame recorded off the wire); inside a
+ * session, a frame replayed, too big, malformed or unexpected. */
 static void test_bad_input_keyed(void **state)
 {
     fx_t *f = *state;
@@ -352,21 +355,56 @@ static void test_bad_input_keyed(void **state)
     peer_server_config_t sc = {.conn.max_frame = 4096};
     fx_srv_start(f, &sc, 0);
 
-    static const uint8_t too_big[] = {0, 0, 0x10, 0x01}; /* 4097: the prefix alone is enough */
-    fx_expect_drop(f, too_big, sizeof too_big, PEER_DROP_TOO_BIG);
-    static const uint8_t too_small[] = {0, 0, 0, 2, 0x01, 0x02};
-    fx_expect_drop(f, too_small, sizeof too_small, PEER_DROP_TOO_SMALL);
-    size_t n = fx_frame_msg(&wrong, &get_k, buf, sizeof buf);
+    size_t n = fx_frame_msg(&f->skr, &get_k, buf, sizeof buf);
+    fx_expect_drop(f, buf, n, PEER_DROP_AUTH);
+    n = fx_frame_msg(&wrong, &get_k, buf, sizeof buf);
     fx_expect_drop(f, buf, n, PEER_DROP_AUTH);
     n = fx_frame_msg(&plain, &get_k, buf, sizeof buf); /* no downgrade to plain */
     fx_expect_drop(f, buf, n, PEER_DROP_AUTH);
+    uint8_t hello[PEER_HS_HELLO_LEN];
+    peer_hs_t hs;
+    assert_int_equal(peer_hs_client_hello(&hs, &wrong, NULL, hello), PEER_HS_OK);
+    fx_expect_drop(f, hello, sizeof hello, PEER_DROP_AUTH);
+    assert_int_equal(atomic_load(&f->sst.handshakes_failed), 4);
+
+    uint64_t before[PEER_DROP_MAX];
+    peer_hs_session_t s;
+#define SNAP() for (int d = 0; d < PEER_DROP_MAX; d++) before[d] = atomic_load(&f->sst.drops[d])
+    /* A frame replayed in the same session: the first is served, the copy
+     * closes the connection. */
+    SNAP();
+    unsigned served = f->served;
+    fx_raw_handshake(f, &s);
+    n = fx_sess_frame(&s, &get_k, buf, sizeof buf);
+    memcpy(buf + n, buf, n);
+    fx_raw_send(f, buf, 2 * n);
+    fx_expect_session_drop(f, before, served + 1, PEER_DROP_AUTH);
+
+    SNAP();
+    fx_raw_handshake(f, &s);
+    static const uint8_t too_big[] = {0, 0, 0x10, 0x01}; /* 4097: the prefix alone is enough */
+    fx_raw_send(f, too_big, sizeof too_big);
+    fx_expect_session_drop(f, before, f->served, PEER_DROP_TOO_BIG);
+
+    SNAP();
+    fx_raw_handshake(f, &s);
     static const uint8_t truncated[] = {0x94, 0x03, 0x01, 0x00}; /* GET without its key */
-    n = fx_frame_body(&f->skr, truncated, sizeof truncated, buf, sizeof buf);
-    n += fx_frame_msg(&f->skr, &get_k, buf + n, sizeof buf - n); /* after the bad frame: never served */
-    fx_expect_drop(f, buf, n, PEER_DROP_MALFORMED);
+    size_t c = 0;
+    assert_int_equal(peer_hs_encrypt(&s, truncated, sizeof truncated, buf + 4, sizeof buf - 4, &c), PEER_HS_OK);
+    buf[0] = buf[1] = buf[2] = 0;
+    buf[3] = (uint8_t)c;
+    n = 4 + c;
+    n += fx_sess_frame(&s, &get_k, buf + n, sizeof buf - n); /* after the bad frame: never served */
+    fx_raw_send(f, buf, n);
+    fx_expect_session_drop(f, before, f->served, PEER_DROP_MALFORMED);
+
+    SNAP();
+    fx_raw_handshake(f, &s);
     peer_msg_t resp = {.type = PEER_MSG_GET_RESP, .id = 5};
-    n = fx_frame_msg(&f->skr, &resp, buf, sizeof buf);
-    fx_expect_drop(f, buf, n, PEER_DROP_UNEXPECTED);
+    n = fx_sess_frame(&s, &resp, buf, sizeof buf);
+    fx_raw_send(f, buf, n);
+    fx_expect_session_drop(f, before, f->served, PEER_DROP_UNEXPECTED);
+#undef SNAP
 
     fx_pool_start(f, NULL);
     assert_int_equal(fx_outcome(f, 0, "alive"), PEER_OK);
