@@ -490,6 +490,15 @@ int main(int argc, char **argv)
         config_free(&n.cfg);
         return 2;
     }
+    if (n.keyring.nkeys == 0)
+        log_warn("cluster traffic is NOT authenticated (no --cluster-key): anyone who reaches the cluster port can "
+                 "join the cluster and write to it; fine on loopback, otherwise give every node the same "
+                 "--cluster-key", NULL);
+    if (!n.cfg.tokens[0]) {
+        char hesc[300];
+        log_warn("the HTTP API is open (no --tokens): anyone who reaches it can read, write and wipe the cache",
+                 "\"http_host\":\"%s\"", log_escape(n.cfg.http_host, hesc, sizeof hesc));
+    }
 
     store_config_t sc = {
         .max_entries = (size_t)n.cfg.l1_max_entries,

@@ -17,7 +17,23 @@
 #include "node/core/sysinfo.h"
 
 #define GOSSIP_XCHG_TIMEOUT_MS 5000
+/* An accepted connection must say what it is (its first byte, and for a
+ * push-pull its authenticated header) within this: nodes send both at once,
+ * so only a connection held open to take a slot waits longer. */
+#define GOSSIP_FIRST_TIMEOUT_MS 1000
 #define GOSSIP_MAX_XCHG 32
+/* Accepted connections from one address, sorting or exchanging: one source
+ * cannot hold every slot. A node opens one peer connection per worker at
+ * most at once, and sorting takes a moment, so members stay far below. */
+#define GOSSIP_MAX_PER_ADDR 32
+/* A push-pull opens with a small sealed header, [u32 length][seal("DCPP",
+ * version 1, join flag, the state frame's length u32)], checked before a
+ * byte of the state is buffered: a stranger cannot make a node buffer up
+ * to GOSSIP_MAX_STATE on a claim it never proves. */
+#define GOSSIP_PP_MAGIC "DCPP"
+#define GOSSIP_PP_VERSION 1
+#define GOSSIP_PP_HEADER_LEN 12
+#define GOSSIP_PP_HEADER_MAX (GOSSIP_PP_HEADER_LEN + SEAL_CRYPT_OVERHEAD)
 /* Accepted connections whose first byte has not come yet (with a divert:
  * most are the peer channel's, opened in bursts when the ring changes). */
 #define GOSSIP_MAX_SORTING 256
@@ -78,6 +94,10 @@ struct gossip_xchg {
     uv_write_t write;
     bool client, join, done, ok;
     bool sorting;                     /* accepted; its first byte (push-pull or divert?) not read yet */
+    bool have_header;                 /* the push-pull header was read and opened */
+    size_t state_len;                 /* the state frame's length, from the header */
+    size_t hdr_len;                   /* bytes of the header frame (prefix included) */
+    swim_addr_t from;                 /* accepted: the remote address (per-address limit) */
     closer_t closer;                  /* its socket and timer */
     uint8_t *in;
     size_t in_len, in_cap;
@@ -241,6 +261,8 @@ static const metrics_desc_t gossip_metrics_rows[] = {
     METRICS_ROW(gossip_metrics_t, swim.bytes_out, METRICS_COUNTER, METRICS_U64, "swim_bytes_total", "direction=\"out\"", ""),
     METRICS_ROW(gossip_metrics_t, exchanges_ok, METRICS_COUNTER, METRICS_U64, "swim_exchanges_total", "result=\"ok\"", "Push-pull exchanges, by result."),
     METRICS_ROW(gossip_metrics_t, exchanges_failed, METRICS_COUNTER, METRICS_U64, "swim_exchanges_total", "result=\"failed\"", ""),
+    METRICS_ROW(gossip_metrics_t, accepts_refused, METRICS_COUNTER, METRICS_U64, "swim_accepts_refused_total", NULL,
+                "Cluster-port connections refused at accept: over 32 from one address, or every slot taken."),
     METRICS_ROW(gossip_metrics_t, drops_auth, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"auth\"", "Gossip input dropped, by reason."),
     METRICS_ROW(gossip_metrics_t, drops_checksum, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"checksum\"", ""),
     METRICS_ROW(gossip_metrics_t, drops_version, METRICS_COUNTER, METRICS_U64, "swim_dropped_total", "reason=\"version\"", ""),
@@ -387,9 +409,20 @@ static void gossip_xchg_timeout(uv_timer_t *t)
 
 static void gossip_xchg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    (void)suggested;
     gossip_xchg_t *x = h->data;
+    if (!x->have_header && !x->client) {
+        /* Until the header is proven, read only as far as it may reach. */
+        size_t limit = 1 + 4 + GOSSIP_PP_HEADER_MAX;
+        if (!x->in && !(x->in = malloc(x->in_cap = limit))) x->in_cap = 0;
+        buf->base = (char *)x->in + x->in_len;
+        buf->len = x->in_len < x->in_cap ? x->in_cap - x->in_len : 0;
+        if (!x->in) buf->base = NULL, buf->len = 0;
+        return;
+    }
     if (x->in_cap - x->in_len < 65536) {
         size_t ncap = x->in_cap ? x->in_cap * 2 : 65536;
+        if (ncap < x->in_len + 65536) ncap = x->in_len + 65536;
         uint8_t *n = realloc(x->in, ncap);
         if (!n) {
             buf->base = NULL;
@@ -410,7 +443,7 @@ static void gossip_xchg_written(uv_write_t *w, int status)
     if (status < 0 || !x->client) gossip_xchg_finish(x, status == 0);
 }
 
-/* Sends our state as one frame: [u32 length][sealed state]. */
+/* Sends our state: the header frame, then [u32 length][sealed state]. */
 static bool gossip_xchg_send_state(gossip_xchg_t *x)
 {
     gossip_t *g = x->g;
@@ -418,14 +451,26 @@ static bool gossip_xchg_send_state(gossip_xchg_t *x)
     uint8_t *state = swim_state_export(g->core, x->join, &len);
     if (!state) return false;
     size_t cap = len + SEAL_CRYPT_OVERHEAD + 8;
-    x->out = malloc(cap + 4);
-    size_t slen;
-    bool ok = x->out && seal_seal(&g->cfg.keyring, state, len, x->out + 4, cap, &slen) == SEAL_OK;
+    size_t hoff = 4 + GOSSIP_PP_HEADER_MAX;
+    x->out = malloc(hoff + 4 + cap);
+    size_t slen, hlen;
+    bool ok = x->out && seal_seal(&g->cfg.keyring, state, len, x->out + hoff + 4, cap, &slen) == SEAL_OK;
     free(state);
     if (!ok) return false;
+    uint8_t hdr[GOSSIP_PP_HEADER_LEN] = GOSSIP_PP_MAGIC;
+    hdr[4] = GOSSIP_PP_VERSION;
+    hdr[5] = x->join;
     uint32_t be = htonl((uint32_t)slen);
-    memcpy(x->out, &be, 4);
-    uv_buf_t b = uv_buf_init((char *)x->out, (unsigned)(slen + 4));
+    memcpy(hdr + 8, &be, 4);
+    if (seal_seal(&g->cfg.keyring, hdr, sizeof hdr, x->out + 4, GOSSIP_PP_HEADER_MAX, &hlen) != SEAL_OK) return false;
+    /* The header frame right before the state frame, whatever its length. */
+    size_t start = hoff - 4 - hlen;
+    be = htonl((uint32_t)hlen);
+    memmove(x->out + start + 4, x->out + 4, hlen);
+    memcpy(x->out + start, &be, 4);
+    be = htonl((uint32_t)slen);
+    memcpy(x->out + hoff, &be, 4);
+    uv_buf_t b = uv_buf_init((char *)x->out + start, (unsigned)(hoff + 4 + slen - start));
     x->write.data = x;
     return uv_write(&x->write, (uv_stream_t *)&x->tcp, &b, 1, gossip_xchg_written) == 0;
 }
@@ -469,19 +514,55 @@ static void gossip_xchg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
     }
-    if (x->in_len < 4) return;
+    if (!x->have_header) {
+        if (x->in_len < 4) return;
+        uint32_t be;
+        memcpy(&be, x->in, 4);
+        size_t hlen = ntohl(be);
+        if (hlen > GOSSIP_PP_HEADER_MAX || hlen < SEAL_PLAIN_OVERHEAD) {
+            g->live.drops_version++;
+            gossip_xchg_finish(x, false);
+            return;
+        }
+        if (x->in_len < 4 + hlen) return;
+        uint8_t hdr[GOSSIP_PP_HEADER_MAX];
+        size_t n = 0;
+        seal_status_t hs = seal_open(&g->cfg.keyring, x->in + 4, hlen, hdr, sizeof hdr, &n);
+        if (hs != SEAL_OK || n != GOSSIP_PP_HEADER_LEN || memcmp(hdr, GOSSIP_PP_MAGIC, 4) != 0 ||
+            hdr[4] != GOSSIP_PP_VERSION) {
+            if (hs == SEAL_AUTH_FAILED) g->live.drops_auth++;
+            else g->live.drops_version++;
+            log_warn("push-pull refused", "\"reason\":\"%s\"",
+                     hs == SEAL_OK ? "bad_header" : seal_status_name(hs));
+            gossip_xchg_finish(x, false);
+            return;
+        }
+        memcpy(&be, hdr + 8, 4);
+        x->state_len = ntohl(be);
+        if (x->state_len > GOSSIP_MAX_STATE) {
+            gossip_xchg_finish(x, false);
+            return;
+        }
+        x->have_header = true;
+        x->hdr_len = 4 + hlen;
+        /* Proven a member: it gets the exchange's full time for its state. */
+        uv_timer_start(&x->timer, gossip_xchg_timeout, GOSSIP_XCHG_TIMEOUT_MS, 0);
+    }
+    if (x->in_len < x->hdr_len + 4) return;
     uint32_t be;
-    memcpy(&be, x->in, 4);
+    memcpy(&be, x->in + x->hdr_len, 4);
     size_t need = ntohl(be);
-    if (need > GOSSIP_MAX_STATE) {
+    if (need != x->state_len) {
+        g->live.drops_version++;
         gossip_xchg_finish(x, false);
         return;
     }
-    if (x->in_len < need + 4) return;
+    if (x->in_len < x->hdr_len + 4 + need) return;
     uv_read_stop(s);
     uint8_t *plain = malloc(need ? need : 1);
     size_t plen;
-    seal_status_t st = plain ? seal_open(&g->cfg.keyring, x->in + 4, need, plain, need, &plen) : SEAL_NO_ROOM;
+    seal_status_t st =
+        plain ? seal_open(&g->cfg.keyring, x->in + x->hdr_len + 4, need, plain, need, &plen) : SEAL_NO_ROOM;
     bool ok = st == SEAL_OK && swim_state_import(g->core, plain, plen, gossip_now(g));
     free(plain);
     if (st != SEAL_OK) {
@@ -519,7 +600,7 @@ static gossip_xchg_t *gossip_xchg_new(gossip_t *g, bool client, bool join)
     g->xchgs = x;
     g->nxchg++;
     closer_add(&g->closer, 1);
-    uv_timer_start(&x->timer, gossip_xchg_timeout, GOSSIP_XCHG_TIMEOUT_MS, 0);
+    uv_timer_start(&x->timer, gossip_xchg_timeout, client ? GOSSIP_XCHG_TIMEOUT_MS : GOSSIP_FIRST_TIMEOUT_MS, 0);
     return x;
 }
 
@@ -558,6 +639,7 @@ static void gossip_on_accept(uv_stream_t *l, int status)
     if (status < 0) return;
     gossip_xchg_t *x = gossip_xchg_new(g, false, false);
     if (!x) {
+        g->live.accepts_refused++;
         uv_tcp_t *tmp = malloc(sizeof *tmp);
         if (!tmp) return;
         uv_tcp_init(g->loop, tmp);
@@ -565,9 +647,23 @@ static void gossip_on_accept(uv_stream_t *l, int status)
         uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
         return;
     }
-    if (uv_accept(l, (uv_stream_t *)&x->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)&x->tcp, gossip_xchg_alloc, gossip_xchg_read) != 0)
+    if (uv_accept(l, (uv_stream_t *)&x->tcp) != 0) {
         gossip_xchg_finish(x, false);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (uv_tcp_getpeername(&x->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+        gossip_addr_from_sockaddr((const struct sockaddr *)&ss, &x->from);
+    unsigned same = 0;
+    for (gossip_xchg_t *o = g->xchgs; o; o = o->next)
+        if (o != x && !o->client && !o->done && o->from.family && memcmp(o->from.ip, x->from.ip, 16) == 0) same++;
+    if (same >= GOSSIP_MAX_PER_ADDR) {
+        g->live.accepts_refused++;
+        gossip_xchg_finish(x, false);
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&x->tcp, gossip_xchg_alloc, gossip_xchg_read) != 0) gossip_xchg_finish(x, false);
 }
 
 /* ---------- joining ---------- */

@@ -61,6 +61,8 @@ typedef struct gossip_metrics {
     uint64_t drops_short;
     uint64_t send_errors;
     uint64_t exchanges_ok, exchanges_failed;
+    uint64_t accepts_refused;    /* cluster-port connections refused: over the
+                                  * per-address or total limit */
     bool joined;
 } gossip_metrics_t;
 

@@ -51,6 +51,7 @@ struct peer_conn {
     /* Messages queued before the session: [length u32][body] each. */
     uint8_t *early;
     size_t early_len, early_cap;
+    uint64_t created_ms;      /* uv_now at creation, for the handshake deadline */
 };
 
 static const metrics_desc_t peer_metrics_rows[] = {
@@ -142,6 +143,7 @@ peer_conn_t *peer_conn_new(uv_loop_t *loop, const peer_conn_config_t *cfg, const
     c->ctx = ctx;
     c->keyed = c->cfg.keyring && c->cfg.keyring->nkeys > 0;
     c->hs_state = c->keyed ? PEER_CONN_HS_WAIT_HELLO : PEER_CONN_HS_NONE;
+    c->created_ms = uv_now(loop);
     uv_tcp_init(loop, &c->tcp);
     c->tcp.data = c;
     return c;
@@ -165,6 +167,17 @@ void peer_conn_set_ctx(peer_conn_t *c, void *ctx)
 bool peer_conn_closing(const peer_conn_t *c)
 {
     return c->closing;
+}
+
+static void peer_conn_drop(peer_conn_t *c, peer_drop_t why);
+
+bool peer_conn_handshake_overdue(peer_conn_t *c, uint64_t now_ms, uint64_t limit_ms)
+{
+    if (c->closing || c->hs_state == PEER_CONN_HS_NONE || c->hs_state == PEER_CONN_HS_DONE) return false;
+    if (now_ms - c->created_ms <= limit_ms) return false;
+    atomic_fetch_add(&c->cfg.stats->handshakes_failed, 1);
+    peer_conn_drop(c, PEER_DROP_AUTH);
+    return true;
 }
 
 static void peer_conn_closed_cb(uv_handle_t *h)

@@ -119,6 +119,11 @@ void peer_conn_close(peer_conn_t *c, int err);
  * given up on must not be carried out after a partition heals). */
 void peer_conn_abort(peer_conn_t *c, int err);
 bool peer_conn_closing(const peer_conn_t *c);
+/* A connection still in its handshake limit_ms after it was created is
+ * closed (a failed handshake, dropped as auth): true when it was. Its owner
+ * sweeps with this, so a connection opened and left silent does not hold a
+ * slot. */
+bool peer_conn_handshake_overdue(peer_conn_t *c, uint64_t now_ms, uint64_t limit_ms);
 void *peer_conn_ctx(const peer_conn_t *c);
 void peer_conn_set_ctx(peer_conn_t *c, void *ctx);
 

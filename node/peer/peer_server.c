@@ -8,6 +8,10 @@
 #include "http/http_server.h"
 #include "node/core/closer.h"
 
+/* A connection must finish its handshake within this of being accepted;
+ * members do it in one round trip. */
+#define PEER_SERVER_HANDSHAKE_MS 3000
+
 typedef struct peer_sconn peer_sconn_t;
 
 /* A served connection; lives until its socket closed and every call on it
@@ -46,6 +50,8 @@ struct peer_server {
     int port;
     peer_sconn_t *conns;
     unsigned nconns;
+    uv_timer_t sweep;      /* closes connections stuck in their handshake */
+    bool sweep_ready;
     closer_t closer;       /* the listener, the adoption handle and every connection */
     /* Adoption (peer_server_adopt): the only state other threads touch,
      * under adopt_lock. */
@@ -190,6 +196,26 @@ static peer_conn_t *peer_server_add(peer_server_t *s)
     return c;
 }
 
+static void peer_server_sweep_cb(uv_timer_t *t)
+{
+    peer_server_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    for (peer_sconn_t *sc = s->conns; sc; sc = sc->next)
+        if (sc->open) peer_conn_handshake_overdue(sc->conn, now, PEER_SERVER_HANDSHAKE_MS);
+}
+
+/* The sweep runs once the server has a connection to watch. */
+static void peer_server_sweep_start(peer_server_t *s)
+{
+    if (s->sweep_ready || s->closing) return;
+    uv_timer_init(s->loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, peer_server_sweep_cb, 1000, 1000);
+    uv_unref((uv_handle_t *)&s->sweep);
+    closer_add(&s->closer, 1);
+    s->sweep_ready = true;
+}
+
 static void peer_server_on_connection(uv_stream_t *listener, int status)
 {
     peer_server_t *s = listener->data;
@@ -206,6 +232,7 @@ static void peer_server_on_connection(uv_stream_t *listener, int status)
     }
     /* Clients of this version start with the preamble; older ones do not. */
     peer_conn_accept_preamble(c);
+    peer_server_sweep_start(s);
     if (uv_accept(listener, (uv_stream_t *)peer_conn_tcp(c)) != 0 || s->nconns > s->cfg.max_conns ||
         peer_conn_start(c) != 0)
         peer_conn_close(c, UV_ECONNABORTED);
@@ -226,6 +253,7 @@ static void peer_server_adopt_one(peer_server_t *s, peer_adopted_t *a)
         return;
     }
     atomic_fetch_add(&s->cfg.conn.stats->bytes_in, 1); /* the preamble, read by the cluster port */
+    peer_server_sweep_start(s);
     if (s->nconns > s->cfg.max_conns || peer_conn_start_with(c, a->data, a->len) != 0)
         peer_conn_close(c, UV_ECONNABORTED);
 }
@@ -311,6 +339,11 @@ static void peer_server_listener_closed(uv_handle_t *h)
 void peer_server_close(peer_server_t *s, void (*done)(void *arg), void *arg)
 {
     s->closing = true;
+    if (s->sweep_ready) {
+        s->sweep_ready = false;
+        uv_timer_stop(&s->sweep);
+        uv_close((uv_handle_t *)&s->sweep, peer_server_listener_closed);
+    }
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->listener, peer_server_listener_closed);
