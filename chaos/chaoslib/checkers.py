@@ -72,14 +72,18 @@ class KeyIndex:
     def __init__(self, acked_puts, dels):
         self.puts = Intervals(acked_puts)
         self.acked_dels = Intervals([d for d in dels if acked(d)])
-        # Every delete, acknowledged or not, by start: the latest end among
-        # those that started before t (any of them may have landed then).
+        # Every delete, acknowledged or not, by start: the latest time among
+        # those that started before t at which one may have landed. One that
+        # got no answer (a timeout) has no such bound: its request may sit
+        # in a stopped node's socket and be carried out, and stamped, when
+        # the node wakes, long after the client gave up (chaos pause saw
+        # exactly that). One that was answered was stamped by then.
         self.dels = sorted(dels, key=lambda o: o["start"])
         self.del_starts = [d["start"] for d in self.dels]
         self.prefmax = []
         m = float("-inf")
         for d in self.dels:
-            m = max(m, d["end"])
+            m = max(m, INF if d.get("status") is None else d["end"])
             self.prefmax.append(m)
 
     def last_delete_end(self, t):

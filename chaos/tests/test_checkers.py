@@ -49,6 +49,16 @@ class Checkers(unittest.TestCase):
                op("get", 10, 11, 404, "k", phase="final")]
         self.assertEqual(counts(ops)["lost_writes"], 0)
 
+    def test_an_unanswered_invalidation_may_land_after_later_writes(self):
+        # Sent to a node about to stop, carried out when it woke: after the
+        # client gave up, and after a write acknowledged meanwhile.
+        ops = [op("invalidate_pattern", 0, 3, None, pattern="k*"), op("put", 5, 6, 201, "k1", "a"),
+               op("get", 10, 11, 404, "k1", phase="final")]
+        self.assertEqual(counts(ops)["lost_writes"], 0)
+        # Answered (even with an error), it was stamped before it answered.
+        ops[0]["status"] = 503
+        self.assertEqual(counts(ops)["lost_writes"], 1)
+
     def test_a_delete_after_the_read_excuses_nothing(self):
         ops = [op("put", 0, 1, 201, "k", "a"), op("get", 10, 11, 404, "k", phase="final"),
                op("delete", 12, 13, 200, "k")]
