@@ -129,17 +129,26 @@ static const uint8_t msg_fields[] = {
 
 /* Fields appended to a type's body after it was first defined: a decoder
  * takes the body with or without them (an older peer sends none), leaving
- * them zero. INVALIDATE and INVALIDATE_PATTERN: version. */
+ * them zero. INVALIDATE and INVALIDATE_PATTERN: version; PUT and DELETE:
+ * rid. */
 static bool msg_has_version(const peer_msg_t *m)
 {
     return (m->type == PEER_MSG_INVALIDATE || m->type == PEER_MSG_INVALIDATE_PATTERN) && m->version != 0;
+}
+
+static bool msg_has_rid(const peer_msg_t *m)
+{
+    if (m->type != PEER_MSG_PUT && m->type != PEER_MSG_DELETE) return false;
+    for (int i = 0; i < PEER_ID_LEN; i++)
+        if (m->rid[i]) return true;
+    return false;
 }
 
 static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
 {
     /* Version 0 (unversioned) is sent as the old body: it decodes the same,
      * and no encoding is longer than the body it was decoded from. */
-    unsigned appended = msg_has_version(m) ? 1u : 0u;
+    unsigned appended = msg_has_version(m) || msg_has_rid(m) ? 1u : 0u;
     if (msgpack_pack_array(pk, 3u + msg_fields[m->type] + appended) ||
         msgpack_pack_unsigned_int(pk, (unsigned)m->type) ||
         msgpack_pack_uint64(pk, m->id) || msgpack_pack_uint32(pk, m->flags))
@@ -157,11 +166,11 @@ static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
     case PEER_MSG_PUT:
         return pack_bin(pk, m->key) || pack_bin(pk, m->value) || pack_str(pk, m->content_type) ||
                msgpack_pack_uint64(pk, m->ttl_ms) || msgpack_pack_uint64(pk, m->version) ||
-               pack_origin(pk, m->origin);
+               pack_origin(pk, m->origin) || (appended && pack_origin(pk, m->rid));
     case PEER_MSG_PUT_RESP:
         return msgpack_pack_uint32(pk, m->status) || msgpack_pack_uint64(pk, m->version);
     case PEER_MSG_DELETE:
-        return pack_bin(pk, m->key) || msgpack_pack_uint64(pk, m->version);
+        return pack_bin(pk, m->key) || msgpack_pack_uint64(pk, m->version) || (appended && pack_origin(pk, m->rid));
     case PEER_MSG_DELETE_RESP:
         return msgpack_pack_uint32(pk, m->status) || pack_bool(pk, m->existed);
     case PEER_MSG_INVALIDATE:
@@ -535,6 +544,10 @@ peer_proto_status_t peer_msg_decode(const uint8_t *buf, size_t len, peer_msg_t *
     size_t read = 3u + msg_fields[t];
     if ((t == PEER_MSG_INVALIDATE || t == PEER_MSG_INVALIDATE_PATTERN) && n > read) {
         if ((rc = rd_uint(&c, UINT64_MAX, &m->version)) != PEER_PROTO_OK) return rc;
+        read++;
+    }
+    if ((t == PEER_MSG_PUT || t == PEER_MSG_DELETE) && n > read) {
+        if ((rc = rd_origin(&c, m->rid)) != PEER_PROTO_OK) return rc;
         read++;
     }
     if ((rc = skip_values(&c, n - read)) != PEER_PROTO_OK) return rc;

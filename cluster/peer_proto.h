@@ -19,9 +19,9 @@
  *     GET_RESP            [4,  id, flags, status u32, value bin, content_type str,
  *                              version u64, origin bin16, ttl_ms u64]
  *     PUT                 [5,  id, flags, key, value bin, content_type str,
- *                              ttl_ms u64, version u64, origin bin16]
+ *                              ttl_ms u64, version u64, origin bin16, (rid bin16)]
  *     PUT_RESP            [6,  id, flags, status u32, version u64]
- *     DELETE              [7,  id, flags, key, version u64]
+ *     DELETE              [7,  id, flags, key, version u64, (rid bin16)]
  *     DELETE_RESP         [8,  id, flags, status u32, existed bool]
  *     INVALIDATE          [9,  id, flags, array(n <= 10000) of key, (version u64)]
  *     INVALIDATE_PATTERN  [10, id, flags, pattern, dry_run bool, (version u64)]
@@ -217,6 +217,9 @@ typedef struct peer_msg {
     uint64_t version;            /* GET_RESP, PUT, PUT_RESP, DELETE, INVALIDATE, INVALIDATE_PATTERN
                                   * (0 there: unversioned) */
     uint8_t origin[PEER_ID_LEN]; /* GET_RESP, PUT: the node that stamped the version */
+    uint8_t rid[PEER_ID_LEN];    /* PUT, DELETE: the client request a forwarded write carries out,
+                                  * the same on every owner it is tried on (appended; all zero:
+                                  * none) */
     uint64_t ttl_ms;             /* GET_RESP, PUT (0: no expiry) */
     bool existed;                /* DELETE_RESP */
     peer_bytes_t pattern;        /* INVALIDATE_PATTERN, KEYS */

@@ -33,6 +33,7 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     metrics_render_one(b, &handoff_metrics_table, &a->route.handoff);
     metrics_render_one(b, &route_sync_metrics_table, &a->route.sync);
     metrics_render_one(b, &repair_metrics_table, &a->route.repair);
+    if (a->route.dedupe) metrics_render_one(b, &route_dedupe_metrics_table, route_dedupe_stats(a->route.dedupe));
     tomb_metrics_t tb;
     tomb_get_metrics(a->route.tomb, store_now_ms(a->store), &tb);
     metrics_render_one(b, &tomb_metrics_table, &tb);

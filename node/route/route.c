@@ -84,6 +84,7 @@ void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *met
      * and bounds how long a node back from an absence can learn from the
      * other owners that what it held was deleted (resync.h). */
     rt->tomb = tomb_new(65536, (int64_t)cfg->tombstone_grace_ms);
+    rt->dedupe = route_dedupe_new();
     repair_book_init(&rt->repair_book);
 }
 
@@ -91,6 +92,7 @@ void route_destroy(route_t *rt)
 {
     topo_slot_destroy(&rt->topo);
     tomb_free(rt->tomb);
+    route_dedupe_free(rt->dedupe);
     repair_book_destroy(&rt->repair_book);
     pthread_mutex_destroy(&rt->hlc_lock);
 }

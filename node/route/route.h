@@ -41,6 +41,7 @@
 #include "node/route/repair_book.h"
 #include "node/route/route_reply.h"
 #include "node/store/store.h"
+#include "node/route/route_dedupe.h"
 #include "node/store/tomb.h"
 
 /* Which operation a forward is (route_stats_t.forwarded[] index). */
@@ -112,6 +113,8 @@ typedef struct route {
     handoff_stats_t handoff;
     l2_shared_t *l2;                           /* NULL: no L2 (owned by main) */
     tomb_t *tomb;                              /* recent deletes; NULL if it could not be made */
+    route_dedupe_t *dedupe;                    /* forwarded writes carried out lately, by request id;
+                                                * NULL if it could not be made */
     route_sync_stats_t sync;                   /* syncing (node/route/resync.h) */
     repair_stats_t repair;                     /* anti-entropy (node/route/repair.h) */
     repair_book_t repair_book;                 /* its digests, for the other owners' */

@@ -136,11 +136,12 @@ static void route_serve_put(route_worker_t *w, peer_call_t *call, const peer_msg
     store_put_args_t args = route_serve_put_args(req);
     if (!(req->flags & PEER_F_REPLICA)) {
         /* Forwarded to us as the primary (or the acting one). */
-        route_write_coordinate_put(w, route_serve_reply(call), &args);
+        route_write_coordinate_put(w, route_serve_reply(call), &args, req->rid);
         return;
     }
     bool created = false;
     store_status_t st = route_write_replica_put(w->route, &args, &created);
+    if (st == STORE_OK || st == STORE_STALE) route_write_note_rid(w->route, req->rid, req->version, created);
     peer_msg_t m = {.type = PEER_MSG_PUT_RESP,
                     .status = route_serve_store_status(st),
                     .version = req->version,
@@ -151,7 +152,7 @@ static void route_serve_put(route_worker_t *w, peer_call_t *call, const peer_msg
 static void route_serve_delete(route_worker_t *w, peer_call_t *call, const peer_msg_t *req)
 {
     if (!(req->flags & PEER_F_REPLICA)) {
-        route_write_coordinate_delete(w, route_serve_reply(call), (const char *)req->key.p, req->key.len);
+        route_write_coordinate_delete(w, route_serve_reply(call), (const char *)req->key.p, req->key.len, req->rid);
         return;
     }
     if (!route_plausible(w->route, req->version)) {
@@ -161,6 +162,7 @@ static void route_serve_delete(route_worker_t *w, peer_call_t *call, const peer_
     peer_msg_t m = {.type = PEER_MSG_DELETE_RESP,
                     .status = PEER_STATUS_OK,
                     .existed = route_write_replica_delete(w->route, req->key.p, req->key.len, req->version)};
+    route_write_note_rid(w->route, req->rid, req->version, m.existed);
     peer_server_respond(call, &m);
 }
 

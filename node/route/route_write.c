@@ -6,6 +6,7 @@
  * it lands, never forwarded again. */
 #include "node/route/route_write.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,7 +139,7 @@ static route_write_t *route_write_new(route_worker_t *w, route_reply_t reply, co
 /* The write after L2 took it (or the journal did, or there is no L2):
  * L1 here, then the other owners. */
 static void route_coordinate_put_at(route_worker_t *w, route_reply_t reply, const store_put_args_t *args,
-                                    bool journaled)
+                                    bool journaled, const uint8_t *rid)
 {
     route_t *a = w->route;
     topo_t *t = route_topo(w);
@@ -161,7 +162,11 @@ static void route_coordinate_put_at(route_worker_t *w, route_reply_t reply, cons
     wr->ttl_ms = put.ttl_ms;
     wr->created = !replaced;
     wr->journaled = journaled;
+    /* Noted before the replicas hear of it: a retry of the request that
+     * reaches any owner from now on finds it. */
+    route_write_note_rid(a, rid, put.version, wr->created);
     peer_msg_t req = {.type = PEER_MSG_PUT, .version = put.version, .ttl_ms = (uint64_t)put.ttl_ms};
+    if (rid) memcpy(req.rid, rid, PEER_ID_LEN);
     req.key.p = put.key;
     req.key.len = put.key_len;
     req.value.p = put.value;
@@ -216,7 +221,7 @@ static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint3
 }
 
 static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, const char *key,
-                                       size_t klen, uint64_t version, bool journaled)
+                                       size_t klen, uint64_t version, bool journaled, const uint8_t *rid)
 {
     route_t *a = w->route;
     topo_t *t = route_topo(w);
@@ -229,11 +234,13 @@ static void route_coordinate_delete_at(route_worker_t *w, route_reply_t reply, c
     wr->version = version;
     wr->existed = store_delete_versioned(a->store, key, klen, STORE_DELETE_IF_OLDER, version);
     route_tomb_add(a, key, klen, version);
+    route_write_note_rid(a, rid, version, wr->existed);
     /* Held until the broadcast is sent; route_write_replicate releases it. */
     wr->outstanding = 1;
     if (t) route_broadcast_invalidate(w, t, owners, n, key, klen, version, topo_cache_prev(&w->topo) ? wr : NULL);
     wr->outstanding--;
     peer_msg_t req = {.type = PEER_MSG_DELETE, .version = wr->version};
+    if (rid) memcpy(req.rid, rid, PEER_ID_LEN);
     req.key.p = (const uint8_t *)key;
     req.key.len = klen;
     route_write_replicate(wr, t, owners, n, &req);
@@ -251,6 +258,8 @@ typedef struct route_l2w {
     route_worker_t *w;
     route_reply_t reply;
     bool is_delete;
+    bool has_rid;
+    uint8_t rid[PEER_ID_LEN];
     store_put_args_t args;
     char *buf;
 } route_l2w_t;
@@ -264,9 +273,10 @@ static void route_l2w_finish(route_l2w_t *x, bool kept, bool journaled)
         x->reply.ops->fail(x->reply.ctx, ROUTE_ERR_L2_UNAVAILABLE,
                            "Redis is unavailable and --l2-write-mode is sync (or the journal is full)");
     } else if (x->is_delete) {
-        route_coordinate_delete_at(x->w, x->reply, x->args.key, x->args.key_len, x->args.version, journaled);
+        route_coordinate_delete_at(x->w, x->reply, x->args.key, x->args.key_len, x->args.version, journaled,
+                                   x->has_rid ? x->rid : NULL);
     } else {
-        route_coordinate_put_at(x->w, x->reply, &x->args, journaled);
+        route_coordinate_put_at(x->w, x->reply, &x->args, journaled, x->has_rid ? x->rid : NULL);
     }
     free(x->buf);
     free(x);
@@ -307,7 +317,8 @@ static void route_l2w_done(void *ctx, l2_result_t res)
     else if (!route_l2w_journal(x)) route_l2w_finish(x, false, false);
 }
 
-static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)
+static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const store_put_args_t *args,
+                                  const uint8_t *rid)
 {
     route_l2w_t *x = calloc(1, sizeof *x);
     size_t ctlen = args->content_type ? args->content_type_len : 0;
@@ -328,6 +339,10 @@ static route_l2w_t *route_l2w_new(route_worker_t *w, route_reply_t reply, const 
     x->args.content_type = ctlen ? x->buf + args->key_len + args->value_len : NULL;
     x->args.content_type_len = ctlen;
     x->args.version = route_stamp(w->route);
+    if (rid) {
+        x->has_rid = true;
+        memcpy(x->rid, rid, PEER_ID_LEN);
+    }
     return x;
 }
 
@@ -340,35 +355,65 @@ static bool route_write_refused(route_worker_t *w, route_reply_t reply)
     return true;
 }
 
-void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)
+void route_write_note_rid(route_t *rt, const uint8_t *rid, uint64_t version, bool flag)
 {
+    if (!rid || !route_dedupe_rid_set(rid)) return;
+    route_dedupe_result_t r = {.version = version, .flag = flag};
+    route_dedupe_note(rt->dedupe, rid, &r, store_now_ms(rt->store));
+}
+
+/* A request this node carried out already (a forwarder's retry after the
+ * answer got lost): answered with what it got. */
+static bool route_write_repeated(route_worker_t *w, route_reply_t reply, const void *key, size_t klen, bool is_delete,
+                                 const uint8_t *rid)
+{
+    route_t *a = w->route;
+    route_dedupe_result_t r;
+    if (!rid || !route_dedupe_find(a->dedupe, rid, store_now_ms(a->store), &r)) return false;
+    topo_t *t = route_topo(w);
+    uint32_t owners[RING_REPLICAS_MAX];
+    size_t n = t ? topo_owners(t, key, klen, owners, RING_REPLICAS_MAX) : 0;
+    route_written_t done = {.key = key, .klen = klen, .version = r.version, .created = !is_delete && r.flag,
+                            .existed = is_delete && r.flag, .node = route_self_name(a),
+                            .owner = route_owner_name(a, t, owners, n)};
+    if (is_delete) reply.ops->deleted(reply.ctx, &done);
+    else reply.ops->stored(reply.ctx, &done);
+    return true;
+}
+
+void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args,
+                                const uint8_t *rid)
+{
+    if (route_write_repeated(w, reply, args->key, args->key_len, false, rid)) return;
     if (route_write_refused(w, reply)) return;
     if (!w->l2) {
         store_put_args_t put = *args;
         put.version = route_stamp(w->route);
-        route_coordinate_put_at(w, reply, &put, false);
+        route_coordinate_put_at(w, reply, &put, false, rid);
         return;
     }
     if (args->value_len > w->route->cfg->max_value_size) {
         reply.ops->fail(reply.ctx, ROUTE_ERR_TOO_LARGE, "value larger than this node can hold");
         return;
     }
-    route_l2w_t *x = route_l2w_new(w, reply, args);
+    route_l2w_t *x = route_l2w_new(w, reply, args, rid);
     if (!x) return;
     int64_t expires = x->args.ttl_ms ? store_now_ms(w->route->store) + x->args.ttl_ms : 0;
     l2_set(w->l2, x->args.key, x->args.key_len, x->args.value, x->args.value_len, x->args.content_type,
            x->args.content_type_len, x->args.version, expires, route_l2w_done, x);
 }
 
-void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
+void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen,
+                                   const uint8_t *rid)
 {
+    if (route_write_repeated(w, reply, key, klen, true, rid)) return;
     if (route_write_refused(w, reply)) return;
     if (!w->l2) {
-        route_coordinate_delete_at(w, reply, key, klen, route_stamp(w->route), false);
+        route_coordinate_delete_at(w, reply, key, klen, route_stamp(w->route), false, rid);
         return;
     }
     store_put_args_t args = {.key = key, .key_len = klen};
-    route_l2w_t *x = route_l2w_new(w, reply, &args);
+    route_l2w_t *x = route_l2w_new(w, reply, &args, rid);
     if (!x) return;
     x->is_delete = true;
     l2_del(w->l2, x->args.key, x->args.key_len, x->args.version, route_l2w_done, x);
@@ -386,6 +431,7 @@ typedef struct route_fwd {
     uint32_t owners[RING_REPLICAS_MAX];
     size_t nowners, next_owner;
     char owner[SWIM_NAME_MAX];
+    uint8_t rid[PEER_ID_LEN];       /* the request's id on every owner tried (route_dedupe.h) */
 } route_fwd_t;
 
 static void route_fwd_free(route_fwd_t *f)
@@ -445,8 +491,8 @@ static void route_fwd_try(route_fwd_t *f)
         uint32_t idx = f->owners[f->next_owner++];
         if ((int32_t)idx == f->topo->self) {
             /* The owners before us failed: act as the primary. */
-            if (f->kind == ROUTE_FWD_PUT) route_write_coordinate_put(w, f->reply, &f->args);
-            else route_write_coordinate_delete(w, f->reply, f->key, f->args.key_len);
+            if (f->kind == ROUTE_FWD_PUT) route_write_coordinate_put(w, f->reply, &f->args, f->rid);
+            else route_write_coordinate_delete(w, f->reply, f->key, f->args.key_len, f->rid);
             route_fwd_free(f);
             return;
         }
@@ -455,6 +501,7 @@ static void route_fwd_try(route_fwd_t *f)
         peer_msg_t req = {.type = f->kind == ROUTE_FWD_PUT ? PEER_MSG_PUT : PEER_MSG_DELETE,
                           .flags = PEER_F_FORWARDED,
                           .ttl_ms = (uint64_t)f->args.ttl_ms};
+        memcpy(req.rid, f->rid, PEER_ID_LEN);
         req.key.p = (const uint8_t *)f->key;
         req.key.len = f->args.key_len;
         req.value.p = f->args.value;
@@ -496,6 +543,8 @@ static bool route_fwd_start(route_worker_t *w, route_reply_t reply, int kind, co
     f->args = *args;
     memcpy(f->key, args->key, args->key_len);
     f->args.key = f->key;
+    /* One id for every owner this request is tried on. */
+    randombytes_buf(f->rid, sizeof f->rid);
     f->topo = topo_ref(t);
     memcpy(f->owners, owners, n * sizeof *owners);
     f->nowners = n;
@@ -507,14 +556,14 @@ static bool route_fwd_start(route_worker_t *w, route_reply_t reply, int kind, co
 void route_write_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args)
 {
     if (route_write_refused(w, reply)) return;
-    if (!route_fwd_start(w, reply, ROUTE_FWD_PUT, args)) route_write_coordinate_put(w, reply, args);
+    if (!route_fwd_start(w, reply, ROUTE_FWD_PUT, args)) route_write_coordinate_put(w, reply, args, NULL);
 }
 
 void route_write_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen)
 {
     if (route_write_refused(w, reply)) return;
     store_put_args_t args = {.key = key, .key_len = klen};
-    if (!route_fwd_start(w, reply, ROUTE_FWD_DELETE, &args)) route_write_coordinate_delete(w, reply, key, klen);
+    if (!route_fwd_start(w, reply, ROUTE_FWD_DELETE, &args)) route_write_coordinate_delete(w, reply, key, klen, NULL);
 }
 
 store_status_t route_write_replica_put(route_t *rt, const store_put_args_t *args, bool *created)

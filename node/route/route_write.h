@@ -26,8 +26,16 @@ void route_write_delete(route_worker_t *w, route_reply_t reply, const char *key,
 
 /* A write forwarded here by a peer: coordinated here as the primary (or the
  * acting one), never forwarded again. */
-void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args);
-void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen);
+/* rid: the client request a forwarded write carries out (PEER_ID_LEN
+ * bytes), or NULL. A rid this node already carried out, as primary or as a
+ * replica (route_dedupe.h), is answered with what it got, not stamped
+ * again. */
+void route_write_coordinate_put(route_worker_t *w, route_reply_t reply, const store_put_args_t *args,
+                                const uint8_t *rid);
+void route_write_coordinate_delete(route_worker_t *w, route_reply_t reply, const char *key, size_t klen,
+                                   const uint8_t *rid);
+/* A replica write of a forwarded request: what it got, for retries of it. */
+void route_write_note_rid(route_t *rt, const uint8_t *rid, uint64_t version, bool flag);
 
 /* A primary's write reaching this replica: kept if newer than what is here
  * and not older than a delete seen since (STORE_STALE then); refused with

@@ -650,6 +650,35 @@ static void test_forward_compat(void **state)
 /* The invalidations' version was appended: a body without it (an older
  * peer's) decodes as unversioned (0), one with it and more fields after it
  * decodes with it, and version 0 encodes as the old body. */
+/* PUT and DELETE gained an appended request id: without it the body is the
+ * old one, byte for byte; with it, it round-trips; a malformed one is
+ * refused. */
+static void test_write_rid(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096], plain[4096];
+    peer_msg_t m, d;
+    for (int t = 0; t < 2; t++) {
+        make_msg(&m, t ? PEER_MSG_DELETE : PEER_MSG_PUT, 9);
+        memset(m.rid, 0, sizeof m.rid);
+        size_t n0 = encode_body(&m, plain, sizeof plain);
+        assert_int_equal(peer_msg_decode(plain, n0, &d), PEER_PROTO_OK);
+        for (int i = 0; i < PEER_ID_LEN; i++) assert_int_equal(d.rid[i], 0);
+        memset(m.rid, 0x7e, sizeof m.rid);
+        size_t n1 = encode_body(&m, buf, sizeof buf);
+        assert_int_equal(n1, n0 + 2 + PEER_ID_LEN);
+        assert_int_equal(peer_msg_decode(buf, n1, &d), PEER_PROTO_OK);
+        assert_memory_equal(d.rid, m.rid, PEER_ID_LEN);
+        assert_true(d.version == m.version);
+    }
+    fixture_mpack_t r;
+    raw_head(&r, PEER_MSG_DELETE, 3);
+    fixture_mpack_bin(&r, "k", 1);
+    msgpack_pack_uint64(&r.pk, 5);
+    fixture_mpack_bin(&r, "short", 5);
+    assert_int_equal(raw_decode(&r, &m), PEER_PROTO_MALFORMED);
+}
+
 static void test_invalidate_version(void **state)
 {
     (void)state;
@@ -1062,6 +1091,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_plain),
+        cmocka_unit_test(test_write_rid),
         cmocka_unit_test(test_roundtrip_sealed),
         cmocka_unit_test(test_roundtrip_extremes),
         cmocka_unit_test(test_big_value),

@@ -409,6 +409,59 @@ static void test_replica_put_stale(void **state)
     assert_true(get_value(f, "k", "newer") == v + 20);
 }
 
+/* A forwarded write tried again (its answer got lost) on an owner that
+ * carried it out, as primary or as a replica, is answered with the version
+ * it got: not stamped again over a write another client made meanwhile. */
+static void test_forwarded_write_retried(void **state)
+{
+    fx_t *f = *state;
+    uint8_t rid[PEER_ID_LEN], rid2[PEER_ID_LEN], none[PEER_ID_LEN] = {0};
+    memset(rid, 0x5a, sizeof rid);
+    memset(rid2, 0xa5, sizeof rid2);
+    store_put_args_t a = {.key = "k", .key_len = 1, .value = "first", .value_len = 5};
+    rec_t r;
+    route_write_coordinate_put(&f->w, rec_reply(&r), &a, rid);
+    wait_answer(f, &r);
+    assert_int_equal(r.what, ANS_STORED);
+    assert_true(r.created);
+    uint64_t v1 = r.version;
+    uint64_t v2 = put_ok(f, "k", "second");
+    assert_true(v2 > v1);
+    route_write_coordinate_put(&f->w, rec_reply(&r), &a, rid);
+    wait_answer(f, &r);
+    assert_int_equal(r.what, ANS_STORED);
+    assert_true(r.version == v1);
+    assert_true(r.created);
+    assert_true(get_value(f, "k", "second") == v2);
+    assert_int_equal(atomic_load(&route_dedupe_stats(f->rt.dedupe)->hits), 1);
+    /* No id: a new request, stamped anew. */
+    route_write_coordinate_put(&f->w, rec_reply(&r), &a, none);
+    wait_answer(f, &r);
+    assert_true(r.version > v2);
+
+    /* Learnt as a replica write: a retry of it coordinated here. */
+    uint64_t v3 = route_stamp(&f->rt);
+    assert_int_equal(replica_put(f, "j", "replica", v3, NULL), STORE_OK);
+    route_write_note_rid(&f->rt, rid2, v3, true);
+    store_put_args_t b = {.key = "j", .key_len = 1, .value = "again", .value_len = 5};
+    route_write_coordinate_put(&f->w, rec_reply(&r), &b, rid2);
+    wait_answer(f, &r);
+    assert_true(r.version == v3);
+    assert_true(get_value(f, "j", "replica") == v3);
+
+    /* A DELETE likewise: its retry does not delete a newer write. */
+    uint8_t rid3[PEER_ID_LEN];
+    memset(rid3, 0x33, sizeof rid3);
+    route_write_coordinate_delete(&f->w, rec_reply(&r), "d", 1, rid3);
+    wait_answer(f, &r);
+    assert_int_equal(r.what, ANS_DELETED);
+    uint64_t vd = put_ok(f, "d", "after");
+    route_write_coordinate_delete(&f->w, rec_reply(&r), "d", 1, rid3);
+    wait_answer(f, &r);
+    assert_int_equal(r.what, ANS_DELETED);
+    assert_true(get_value(f, "d", "after") == vd);
+}
+
 /* A replica write stamped by a clock 30 s ahead is refused (so its primary
  * cannot count it acknowledged) and does not drag this node's clock; one
  * 4 s ahead, within --max-clock-drift (5 s), is taken. */
@@ -1012,6 +1065,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forwarded_write_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_put_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_put_from_runaway_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_delete_older, setup, teardown),
