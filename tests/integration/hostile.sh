@@ -7,7 +7,9 @@
 source "$(dirname "$0")/lib.sh"
 
 KEY=$(head -c 32 /dev/urandom | base64)
-start_node n1 --name n1 --workers 1 --cluster-key "$KEY"
+# Fast failure detection, so the heal below takes seconds.
+FAST=(--probe-interval 200ms --probe-timeout 100ms --suspicion-mult 2 --push-pull-interval 1s)
+start_node n1 --name n1 --workers 1 --cluster-key "$KEY" "${FAST[@]}"
 URL1=$NODE_URL
 PORT1=$NODE_GOSSIP_PORT
 metric() { curl -s "$URL1/metrics" | awk -v m="$1" '$1==m {print $2}'; }
@@ -75,8 +77,9 @@ wait_for "the silent handshake counted" sh -c \
   "curl -s '$URL1/metrics' | grep -q '^peer_handshakes_total{result=\"failed\"} [1-9]'"
 
 # Meanwhile a member with the key joins, and the two serve each other's keys.
-start_node n2 --name n2 --workers 1 --cluster-key "$KEY" --seeds "127.0.0.1:$PORT1"
+start_node n2 --name n2 --workers 1 --cluster-key "$KEY" --seeds "127.0.0.1:$PORT1" "${FAST[@]}"
 URL2=$NODE_URL
+PID2=$NODE_PID
 members() { curl -s "$1/api/cluster/members" | jq '[.members[] | select(.state == "alive")] | length'; }
 WAIT_SECONDS=20 wait_for "n2 joins while the attacker holds connections" sh -c "[ \"\$(curl -s '$URL2/api/cluster/members' | jq '[.members[] | select(.state == \"alive\")] | length')\" = 2 ]" && pass
 assert_eq 2 "$(members "$URL1")" "n1 sees n2"
@@ -86,5 +89,15 @@ ok=0
 for i in $(seq 20); do [[ $(curl -s "$URL2/api/cache/k$i") == "v$i" ]] && ok=$((ok + 1)); done
 assert_eq 20 "$ok" "every key written through n1 reads through n2"
 wait_for "over 32 connections from one address refused" counted swim_accepts_refused_total && pass
+
+# n2 cut off long enough to be declared dead, then back: the two heal, the
+# attacker still at it.
+kill -STOP "$PID2"
+WAIT_SECONDS=20 wait_for "n1 declares the stopped n2 dead" sh -c \
+  "[ \"\$(curl -s '$URL1/api/cluster/members' | jq '[.members[] | select(.state == \"dead\")] | length')\" = 1 ]" && pass
+kill -CONT "$PID2"
+WAIT_SECONDS=20 wait_for "the cluster heals while the attacker holds connections" sh -c \
+  "[ \"\$(curl -s '$URL1/api/cluster/members' | jq '[.members[] | select(.state == \"alive\")] | length')\" = 2 ]" && pass
+assert_eq 2 "$(members "$URL2")" "n2 sees n1 alive after the heal"
 kill "$ATTACKER" 2>/dev/null || true
 finish
