@@ -308,18 +308,28 @@ bool config_host_is_loopback(const char *host)
            strcmp(host, "[::1]") == 0;
 }
 
+/* The next item of a comma-separated list at *p, spaces around it trimmed;
+ * false at the end. */
+static bool config_list_next(const char **p, const char **item, size_t *len)
+{
+    if (!**p) return false;
+    size_t n = strcspn(*p, ",");
+    const char *s = *p, *e = *p + n;
+    while (s < e && *s == ' ') s++;
+    while (e > s && e[-1] == ' ') e--;
+    *item = s;
+    *len = (size_t)(e - s);
+    *p += n;
+    if (**p == ',') (*p)++;
+    return true;
+}
+
 bool config_origin_listed(const char *list, const char *origin, size_t len)
 {
-    const char *p = list;
-    while (*p) {
-        size_t n = strcspn(p, ",");
-        const char *s = p, *e = p + n;
-        while (s < e && *s == ' ') s++;
-        while (e > s && e[-1] == ' ') e--;
-        if ((size_t)(e - s) == len && memcmp(s, origin, len) == 0) return true;
-        p += n;
-        if (*p == ',') p++;
-    }
+    const char *item;
+    size_t n;
+    while (config_list_next(&list, &item, &n))
+        if (n == len && memcmp(item, origin, len) == 0) return true;
     return false;
 }
 
@@ -350,13 +360,10 @@ static bool config_parse_rate(config_t *cfg, FILE *err)
 
 static bool config_validate_origins(const char *list, FILE *err)
 {
-    const char *p = list;
-    while (*p) {
-        size_t n = strcspn(p, ",");
-        const char *s = p, *e = p + n;
-        while (s < e && *s == ' ') s++;
-        while (e > s && e[-1] == ' ') e--;
-        size_t len = (size_t)(e - s);
+    const char *s;
+    size_t len;
+    while (config_list_next(&list, &s, &len)) {
+        const char *e = s + len;
         size_t scheme = len > 8 && strncmp(s, "https://", 8) == 0 ? 8 : len > 7 && strncmp(s, "http://", 7) == 0 ? 7 : 0;
         bool ok = scheme && len <= 200 && memchr(s + scheme, '/', len - scheme) == NULL;
         for (const char *c = s; ok && c < e; c++) ok = *c > ' ' && *c < 127 && *c != '*';
@@ -365,8 +372,6 @@ static bool config_validate_origins(const char *list, FILE *err)
                          "(scheme, host, optional port; no path, no wildcard)\n", (int)(len > 200 ? 200 : len), s);
             return false;
         }
-        p += n;
-        if (*p == ',') p++;
     }
     return true;
 }
