@@ -627,6 +627,19 @@ bool peer_iter_answer(peer_iter_t *it, peer_answer_t *a)
 
 /* ---- frames ------------------------------------------------------------ */
 
+void peer_frame_put_len(uint8_t *out, size_t len)
+{
+    out[0] = (uint8_t)(len >> 24);
+    out[1] = (uint8_t)(len >> 16);
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+}
+
+size_t peer_frame_len(const uint8_t *in)
+{
+    return (size_t)in[0] << 24 | (size_t)in[1] << 16 | (size_t)in[2] << 8 | in[3];
+}
+
 peer_scan_t peer_frame_scan(const uint8_t *buf, size_t len, size_t max_frame, peer_span_t *span)
 {
     span->off = PEER_LEN_PREFIX;
@@ -635,9 +648,9 @@ peer_scan_t peer_frame_scan(const uint8_t *buf, size_t len, size_t max_frame, pe
         span->end = PEER_LEN_PREFIX;
         return PEER_SCAN_NEED_MORE;
     }
-    uint32_t n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+    size_t n = peer_frame_len(buf);
     span->len = n;
-    span->end = PEER_LEN_PREFIX + (size_t)n;
+    span->end = PEER_LEN_PREFIX + n;
     if (n > max_frame) return PEER_SCAN_TOO_BIG;
     if (n < PEER_FRAME_MIN) return PEER_SCAN_TOO_SMALL;
     return len >= span->end ? PEER_SCAN_READY : PEER_SCAN_NEED_MORE;
@@ -653,10 +666,7 @@ peer_proto_status_t peer_frame_seal(const seal_keyring_t *r, const uint8_t *body
     size_t n;
     if (seal_seal(r, body, body_len, out + PEER_LEN_PREFIX, cap - PEER_LEN_PREFIX, &n) != SEAL_OK)
         return PEER_PROTO_TOO_BIG;
-    out[0] = (uint8_t)(n >> 24);
-    out[1] = (uint8_t)(n >> 16);
-    out[2] = (uint8_t)(n >> 8);
-    out[3] = (uint8_t)n;
+    peer_frame_put_len(out, n);
     if (out_len) *out_len = PEER_LEN_PREFIX + n;
     return PEER_PROTO_OK;
 }

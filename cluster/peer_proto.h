@@ -312,6 +312,12 @@ typedef struct peer_span {
     size_t end;  /* READY: bytes to consume; NEED_MORE: bytes needed in all */
 } peer_span_t;
 
+/* A frame's length prefix (PEER_LEN_PREFIX bytes, big-endian), written and
+ * read; the transport frames other payloads (the handshake's sessions) the
+ * same way. */
+void peer_frame_put_len(uint8_t *out, size_t len);
+size_t peer_frame_len(const uint8_t *in);
+
 /* Looks at the start of buf (the bytes received so far). The length is
  * checked as soon as its four bytes are in, so a peer cannot make the
  * transport buffer more than PEER_LEN_PREFIX + max_frame. */

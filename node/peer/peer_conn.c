@@ -509,10 +509,7 @@ static int peer_conn_put_frame(peer_conn_t *c, const uint8_t *body, size_t len)
     if (payload > c->cfg.max_frame) return UV_EINVAL;
     if (!peer_conn_reserve(&c->out, &c->out_cap, c->out_len + PEER_LEN_PREFIX + payload)) return UV_ENOMEM;
     uint8_t *p = c->out + c->out_len;
-    p[0] = (uint8_t)(payload >> 24);
-    p[1] = (uint8_t)(payload >> 16);
-    p[2] = (uint8_t)(payload >> 8);
-    p[3] = (uint8_t)payload;
+    peer_frame_put_len(p, payload);
     size_t n = 0;
     if (peer_hs_encrypt(&c->session, body, len, p + PEER_LEN_PREFIX, payload, &n) != PEER_HS_OK) return UV_EINVAL;
     c->out_len += PEER_LEN_PREFIX + n;
@@ -525,8 +522,7 @@ static bool peer_conn_seal_early(peer_conn_t *c)
 {
     size_t pos = 0;
     while (pos + 4 <= c->early_len) {
-        size_t len = (size_t)c->early[pos] << 24 | (size_t)c->early[pos + 1] << 16 | (size_t)c->early[pos + 2] << 8 |
-                     c->early[pos + 3];
+        size_t len = peer_frame_len(c->early + pos);
         int rc = peer_conn_put_frame(c, c->early + pos + 4, len);
         if (rc != 0) {
             peer_conn_close(c, rc);
@@ -553,10 +549,7 @@ static int peer_conn_send_keyed(peer_conn_t *c, const peer_msg_t *m, size_t body
     if (c->hs_state != PEER_CONN_HS_DONE) {
         if (!peer_conn_reserve(&c->early, &c->early_cap, c->early_len + 4 + n)) return UV_ENOMEM;
         uint8_t *p = c->early + c->early_len;
-        p[0] = (uint8_t)(n >> 24);
-        p[1] = (uint8_t)(n >> 16);
-        p[2] = (uint8_t)(n >> 8);
-        p[3] = (uint8_t)n;
+        peer_frame_put_len(p, n);
         memcpy(p + 4, c->scratch, n);
         c->early_len += 4 + n;
         return 0;
