@@ -101,7 +101,8 @@ struct gossip_xchg {
     closer_t closer;                  /* its socket and timer */
     uint8_t *in;
     size_t in_len, in_cap;
-    uint8_t *out;
+    uint8_t head[4 + GOSSIP_PP_HEADER_MAX];  /* our header frame, while it is written */
+    uint8_t *out;                     /* our state frame, while it is written */
 };
 
 static int64_t gossip_now(gossip_t *g)
@@ -443,7 +444,8 @@ static void gossip_xchg_written(uv_write_t *w, int status)
     if (status < 0 || !x->client) gossip_xchg_finish(x, status == 0);
 }
 
-/* Sends our state: the header frame, then [u32 length][sealed state]. */
+/* Sends our state: the header frame, then [u32 length][sealed state], in
+ * one write of two buffers. */
 static bool gossip_xchg_send_state(gossip_xchg_t *x)
 {
     gossip_t *g = x->g;
@@ -451,28 +453,23 @@ static bool gossip_xchg_send_state(gossip_xchg_t *x)
     uint8_t *state = swim_state_export(g->core, x->join, &len);
     if (!state) return false;
     size_t cap = len + SEAL_CRYPT_OVERHEAD + 8;
-    size_t hoff = 4 + GOSSIP_PP_HEADER_MAX;
-    x->out = malloc(hoff + 4 + cap);
+    x->out = malloc(cap + 4);
     size_t slen, hlen;
-    bool ok = x->out && seal_seal(&g->cfg.keyring, state, len, x->out + hoff + 4, cap, &slen) == SEAL_OK;
+    bool ok = x->out && seal_seal(&g->cfg.keyring, state, len, x->out + 4, cap, &slen) == SEAL_OK;
     free(state);
     if (!ok) return false;
+    uint32_t be = htonl((uint32_t)slen);
+    memcpy(x->out, &be, 4);
     uint8_t hdr[GOSSIP_PP_HEADER_LEN] = GOSSIP_PP_MAGIC;
     hdr[4] = GOSSIP_PP_VERSION;
     hdr[5] = x->join;
-    uint32_t be = htonl((uint32_t)slen);
     memcpy(hdr + 8, &be, 4);
-    if (seal_seal(&g->cfg.keyring, hdr, sizeof hdr, x->out + 4, GOSSIP_PP_HEADER_MAX, &hlen) != SEAL_OK) return false;
-    /* The header frame right before the state frame, whatever its length. */
-    size_t start = hoff - 4 - hlen;
+    if (seal_seal(&g->cfg.keyring, hdr, sizeof hdr, x->head + 4, GOSSIP_PP_HEADER_MAX, &hlen) != SEAL_OK) return false;
     be = htonl((uint32_t)hlen);
-    memmove(x->out + start + 4, x->out + 4, hlen);
-    memcpy(x->out + start, &be, 4);
-    be = htonl((uint32_t)slen);
-    memcpy(x->out + hoff, &be, 4);
-    uv_buf_t b = uv_buf_init((char *)x->out + start, (unsigned)(hoff + 4 + slen - start));
+    memcpy(x->head, &be, 4);
+    uv_buf_t b[2] = {uv_buf_init((char *)x->head, (unsigned)(hlen + 4)), uv_buf_init((char *)x->out, (unsigned)(slen + 4))};
     x->write.data = x;
-    return uv_write(&x->write, (uv_stream_t *)&x->tcp, &b, 1, gossip_xchg_written) == 0;
+    return uv_write(&x->write, (uv_stream_t *)&x->tcp, b, 2, gossip_xchg_written) == 0;
 }
 
 /* The connection is not push-pull: its socket goes to the divert callback
