@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "node/api/api_http.h"
+#include "node/core/sysinfo.h"
 #include "node/metrics/metrics.h"
 
 #define API_AUTH_OTHER TOKENS_MAX   /* the counters of names beyond the table */
@@ -16,7 +17,9 @@ static uint32_t api_auth_slot(api_auth_t *a, const char *name)
     for (uint32_t i = 0; i < a->nnames; i++)
         if (strcmp(a->names[i].name, name) == 0) return i;
     if (a->nnames == TOKENS_MAX) return API_AUTH_OTHER;
-    snprintf(a->names[a->nnames].name, sizeof a->names[0].name, "%s", name);
+    api_auth_name_t *n = &a->names[a->nnames];
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->limit_key = ratelimit_key("token", n->name, strlen(n->name));
     return a->nnames++;
 }
 
@@ -51,7 +54,9 @@ bool api_auth_init(api_auth_t *a, const config_t *cfg, char *err, size_t errcap)
     snprintf(err, errcap, "out of memory");
     a->names = calloc(TOKENS_MAX + 1, sizeof *a->names);
     if (!a->names) return false;
-    snprintf(a->names[API_AUTH_OTHER].name, sizeof a->names[0].name, "other");
+    api_auth_name_t *other = &a->names[API_AUTH_OTHER];
+    snprintf(other->name, sizeof other->name, "other");
+    other->limit_key = ratelimit_key("token", other->name, strlen(other->name));
     if (cfg->rate_rps > 0 && !(a->limit = ratelimit_new(cfg->rate_rps, cfg->rate_burst))) return false;
     if (!a->enabled) return true;
     tokens_t t;
@@ -106,15 +111,6 @@ static void api_auth_unauthorized(http_request_t *r, const char *message)
     sbuf_free(&b);
 }
 
-static void api_auth_rate_limited(http_request_t *r, uint64_t wait_ms)
-{
-    char hdr[48];
-    int n = snprintf(hdr, sizeof hdr, "Retry-After: %llu\r\n", (unsigned long long)((wait_ms + 999) / 1000));
-    static const char body[] = "{\"error\":\"too many requests: over --rate-limit\",\"code\":\"rate_limited\"}";
-    api_http_set_error(r, METRICS_ERR_RATE_LIMITED);
-    api_http_json_headers(r, 429, body, sizeof body - 1, hdr, (size_t)n);
-}
-
 /* The client's address without its port, for anonymous buckets. */
 static size_t api_auth_client_host(http_request_t *r, const char **host)
 {
@@ -124,7 +120,7 @@ static size_t api_auth_client_host(http_request_t *r, const char **host)
     return colon ? (size_t)(colon - peer) : strlen(peer);
 }
 
-bool api_auth_admit(api_auth_t *a, http_request_t *r, tokens_role_t need, bool limited, int64_t now_ms)
+bool api_auth_admit(api_auth_t *a, http_request_t *r, tokens_role_t need, bool limited)
 {
     tokens_role_t role = TOKENS_ROLE_NONE;
     uint32_t slot = UINT32_MAX;
@@ -166,18 +162,18 @@ bool api_auth_admit(api_auth_t *a, http_request_t *r, tokens_role_t need, bool l
     if (!a->limit || !limited) return true;
     uint64_t key;
     if (slot != UINT32_MAX) {
-        key = ratelimit_key("token", a->names[slot].name, strlen(a->names[slot].name));
+        key = a->names[slot].limit_key;
     } else {
         const char *host;
         size_t hlen = api_auth_client_host(r, &host);
         key = ratelimit_key("addr", host, hlen);
     }
-    uint64_t wait_ms = ratelimit_take(a->limit, key, now_ms);
+    uint64_t wait_ms = ratelimit_take(a->limit, key, sysinfo_now_ms());
     if (!wait_ms) return true;
     atomic_fetch_add_explicit(&a->stats.rate_limited, 1, memory_order_relaxed);
     if (slot != UINT32_MAX) atomic_fetch_add_explicit(&a->names[slot].rate_limited, 1, memory_order_relaxed);
     else atomic_fetch_add_explicit(&a->stats.anonymous_rate_limited, 1, memory_order_relaxed);
-    api_auth_rate_limited(r, wait_ms);
+    api_http_refuse(r, 429, METRICS_ERR_RATE_LIMITED, "too many requests: over --rate-limit", (wait_ms + 999) / 1000);
     return false;
 }
 

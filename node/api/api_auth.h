@@ -42,6 +42,7 @@
 /* One token name's counters. */
 typedef struct api_auth_name {
     char name[TOKENS_NAME_MAX + 1];
+    uint64_t limit_key;          /* its rate-limit bucket (ratelimit_key of the name) */
     atomic_uint_fast64_t requests, forbidden, rate_limited;
 } api_auth_name_t;
 
@@ -74,7 +75,7 @@ bool api_auth_reload(api_auth_t *a, char *err, size_t errcap);
 /* Lets r through to an endpoint that needs `need` (TOKENS_ROLE_NONE: open;
  * `limited`: counts against the rate limit). Otherwise answers 401, 403 or
  * 429 itself, consuming r, and returns false. */
-bool api_auth_admit(api_auth_t *a, http_request_t *r, tokens_role_t need, bool limited, int64_t now_ms);
+bool api_auth_admit(api_auth_t *a, http_request_t *r, tokens_role_t need, bool limited);
 
 /* The auth and rate-limit series in Prometheus text. */
 void api_auth_render(api_auth_t *a, sbuf_t *b);

@@ -313,7 +313,13 @@ static void api_http_deleted(void *ctx, const route_written_t *w)
 
 void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message)
 {
-    static const char hdr[] = "Retry-After: 1\r\n";
+    api_http_refuse(r, 503, cause, message, 1);
+}
+
+void api_http_refuse(http_request_t *r, int status, metrics_err_t cause, const char *message, uint64_t retry_after_s)
+{
+    char hdr[48];
+    int hn = snprintf(hdr, sizeof hdr, "Retry-After: %llu\r\n", (unsigned long long)retry_after_s);
     api_http_set_error(r, cause);
     sbuf_t b;
     sbuf_init(&b);
@@ -326,7 +332,7 @@ void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message)
         http_respond_error(r, 503, "no_memory", "out of memory");
         return;
     }
-    api_http_json_headers(r, 503, b.data, b.len, hdr, sizeof hdr - 1);
+    api_http_json_headers(r, status, b.data, b.len, hdr, (size_t)hn);
     sbuf_free(&b);
 }
 

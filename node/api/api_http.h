@@ -45,8 +45,10 @@ bool api_http_scan(const http_request_t *r);
 void api_http_sbuf(http_request_t *r, int status, sbuf_t *b);
 void api_http_json_headers(http_request_t *r, int status, const char *json, size_t len, const char *headers,
                            size_t headers_len);
-/* 503 with Retry-After: 1 and {"error": message, "code": the cause's name},
- * counted under that cause. */
+/* `status` with Retry-After (seconds) and {"error": message, "code": the
+ * cause's name}, counted under that cause. */
+void api_http_refuse(http_request_t *r, int status, metrics_err_t cause, const char *message, uint64_t retry_after_s);
+/* The same as a 503 with Retry-After: 1. */
 void api_http_retry(http_request_t *r, metrics_err_t cause, const char *message);
 /* Answers a data-path failure (route_reply.h) as the API does everywhere:
  * 413, or a 503 with its code and Retry-After. */

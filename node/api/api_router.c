@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/core/sysinfo.h"
 
 #include "node/api/api_cache.h"
 #include "node/api/api_cluster.h"
@@ -136,7 +135,7 @@ static bool api_router_admit(api_t *a, http_request_t *r, const api_router_row_t
     tokens_role_t need = row->need;
     if ((row->flags & API_ROUTER_METRICS) && !a->cfg->metrics_auth) need = TOKENS_ROLE_NONE;
     if ((row->flags & API_ROUTER_VALUE_READ) && a->cfg->public_read) need = TOKENS_ROLE_NONE;
-    if (!api_auth_admit(&a->auth, r, need, !(row->flags & API_ROUTER_PROBE), sysinfo_now_ms())) return false;
+    if (!api_auth_admit(&a->auth, r, need, !(row->flags & API_ROUTER_PROBE))) return false;
     if (!(row->flags & API_ROUTER_SCAN)) return true;
     if (atomic_fetch_add(&a->scans, 1) < API_MAX_SCANS) {
         api_http_set_scan(r);
@@ -144,11 +143,9 @@ static bool api_router_admit(api_t *a, http_request_t *r, const api_router_row_t
     }
     atomic_fetch_sub(&a->scans, 1);
     atomic_fetch_add_explicit(&a->scans_refused, 1, memory_order_relaxed);
-    static const char hdr[] = "Retry-After: 1\r\n";
-    static const char body[] = "{\"error\":\"too many cluster-wide scans (key listings, previews, pattern "
-                               "invalidations) in flight on this node\",\"code\":\"rate_limited\"}";
-    api_http_set_error(r, METRICS_ERR_RATE_LIMITED);
-    api_http_json_headers(r, 429, body, sizeof body - 1, hdr, sizeof hdr - 1);
+    api_http_refuse(r, 429, METRICS_ERR_RATE_LIMITED,
+                    "too many cluster-wide scans (key listings, previews, pattern invalidations) in flight on this node",
+                    1);
     return false;
 }
 
