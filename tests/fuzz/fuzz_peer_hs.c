@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cluster/peer_hs.h"
+#include "tests/fuzz/fuzz_seed.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -143,16 +144,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static void write_seed(const char *dir, const char *name, const uint8_t *buf, size_t len)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(buf, 1, len, f);
-    fclose(f);
-}
-
 /* libsodium's randombytes from a counter: reproducible keys and nonces. */
 static uint64_t rng_counter;
 
@@ -213,15 +204,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     const char *dir = getenv("FUZZ_SEED_DIR");
     if (!dir) return 0;
-    write_seed(dir, "hello", hello, sizeof hello);
-    write_seed(dir, "reply", reply, sizeof reply);
-    write_seed(dir, "confirm", confirm, sizeof confirm);
-    write_seed(dir, "frame1", frame1, sizeof frame1);
+    fuzz_write_seed(dir, "hello", hello, sizeof hello);
+    fuzz_write_seed(dir, "reply", reply, sizeof reply);
+    fuzz_write_seed(dir, "confirm", confirm, sizeof confirm);
+    fuzz_write_seed(dir, "frame1", frame1, sizeof frame1);
     uint8_t stream[2 + sizeof frame1 + sizeof frame2];
     stream[0] = (uint8_t)sizeof frame1;
     memcpy(stream + 1, frame1, sizeof frame1);
     stream[1 + sizeof frame1] = (uint8_t)sizeof frame2;
     memcpy(stream + 2 + sizeof frame1, frame2, sizeof frame2);
-    write_seed(dir, "stream", stream, sizeof stream);
+    fuzz_write_seed(dir, "stream", stream, sizeof stream);
     return 0;
 }

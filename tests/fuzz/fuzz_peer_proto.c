@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cluster/peer_proto.h"
+#include "tests/fuzz/fuzz_seed.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -156,16 +157,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- seeds ------------------------------------------------------------- */
 
-static void write_seed(const char *dir, const char *name, const uint8_t *buf, size_t len)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(buf, 1, len, f);
-    fclose(f);
-}
-
 static peer_bytes_t S(const char *s)
 {
     return (peer_bytes_t){(const uint8_t *)s, strlen(s)};
@@ -215,15 +206,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         char name[64];
         if (peer_msg_encode(&m, buf, sizeof buf, &len) != PEER_PROTO_OK) continue;
         snprintf(name, sizeof name, "body-type%d", t);
-        write_seed(dir, name, buf, len);
+        fuzz_write_seed(dir, name, buf, len);
         if (peer_frame_seal(&plain_ring, buf, len, 2048, frame, sizeof frame, &flen) == PEER_PROTO_OK &&
             slen + flen <= sizeof stream) {
             memcpy(stream + slen, frame, flen);
             slen += flen;
             snprintf(name, sizeof name, "frame-type%d", t);
-            write_seed(dir, name, frame, flen);
+            fuzz_write_seed(dir, name, frame, flen);
         }
     }
-    write_seed(dir, "stream-all", stream, slen);
+    fuzz_write_seed(dir, "stream-all", stream, slen);
     return 0;
 }

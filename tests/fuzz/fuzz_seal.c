@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cluster/seal.h"
+#include "tests/fuzz/fuzz_seed.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,16 +58,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static void write_seed(const char *dir, const char *name, const uint8_t *buf, size_t len)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(buf, 1, len, f);
-    fclose(f);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     uint8_t k[SEAL_KEY_LEN];
@@ -82,11 +73,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     uint8_t out[256];
     size_t n;
     if (seal_seal(&none, payload, sizeof payload - 1, out, sizeof out, &n) == SEAL_OK)
-        write_seed(dir, "plain", out, n);
+        fuzz_write_seed(dir, "plain", out, n);
     if (seal_seal(&keyed, payload, sizeof payload - 1, out, sizeof out, &n) == SEAL_OK)
-        write_seed(dir, "crypt", out, n);
+        fuzz_write_seed(dir, "crypt", out, n);
     static const char ring[] = "# keys\nQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEA=\n\n"
                                "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\n";
-    write_seed(dir, "keyring", (const uint8_t *)ring, sizeof ring - 1);
+    fuzz_write_seed(dir, "keyring", (const uint8_t *)ring, sizeof ring - 1);
     return 0;
 }

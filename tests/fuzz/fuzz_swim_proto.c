@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cluster/swim_proto.h"
+#include "tests/fuzz/fuzz_seed.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -125,16 +126,6 @@ static void seed_msg(swim_msg_t *m, int t, unsigned i)
     seed_member(&m->member, i);
 }
 
-static void write_seed(const char *dir, const char *name, const uint8_t *buf, size_t len)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(buf, 1, len, f);
-    fclose(f);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *dir = getenv("FUZZ_SEED_DIR");
@@ -148,14 +139,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         seed_msg(&m, t, (unsigned)t);
         swim_packet_add(&w, &m);
         snprintf(name, sizeof name, "packet-type%d", t);
-        write_seed(dir, name, buf, swim_packet_finish(&w));
+        fuzz_write_seed(dir, name, buf, swim_packet_finish(&w));
     }
     swim_packet_begin(&w, buf, sizeof buf);
     for (unsigned i = 0;; i++) {
         seed_msg(&m, 1 + (int)(i % 7), i);
         if (swim_packet_add(&w, &m) != SWIM_PROTO_OK) break;
     }
-    write_seed(dir, "packet-full", buf, swim_packet_finish(&w));
+    fuzz_write_seed(dir, "packet-full", buf, swim_packet_finish(&w));
 
     swim_state_writer_t sw;
     swim_state_begin(&sw, true);
@@ -169,7 +160,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     size_t len;
     uint8_t *state = swim_state_finish(&sw, &len);
-    if (state) write_seed(dir, "state-20", state, len);
+    if (state) fuzz_write_seed(dir, "state-20", state, len);
     free(state);
     return 0;
 }
