@@ -751,8 +751,16 @@ static void swim_on_ping_req(swim_t *s, const swim_addr_t *from, const swim_msg_
     swim_send_msgs(s, &to, &ping, 1);
 }
 
+static void swim_heard(swim_t *s, const swim_id_t *id)
+{
+    if (!s->cb.heard || swim_id_equal(id, &s->self_id)) return;
+    const swim_rec_t *r = swim_find(s, id);
+    if (r) s->cb.heard(s->cb.ctx, r->info);
+}
+
 static void swim_on_ack(swim_t *s, const swim_msg_t *m)
 {
+    swim_heard(s, &m->source);
     if (s->probing && !s->probe_acked && m->seq == s->probe_seq && swim_id_equal(&m->source, &s->probe_target)) {
         s->probe_acked = true;
         s->stats.acks_received++;
@@ -792,6 +800,7 @@ static void swim_dispatch(const swim_msg_t *m, void *ctx)
             }
             break;
         }
+        swim_heard(s, &m->source);
         {
             swim_msg_t ack = {.type = SWIM_MSG_ACK, .seq = m->seq, .source = s->self_id};
             swim_send_msgs(s, c->from, &ack, 1);

@@ -86,6 +86,10 @@ typedef struct swim_callbacks {
      * its own malloc'd copies. */
     const swim_member_info_t *(*info_acquire)(void *ctx, const swim_member_info_t *info);
     void (*info_release)(void *ctx, const swim_member_info_t *info);
+    /* A member answered this node directly or pinged it: a path between
+     * them works now (the data path's evidence that this node is not cut
+     * off, node/route). May be NULL. */
+    void (*heard)(void *ctx, const swim_member_info_t *info);
     void *ctx;
 } swim_callbacks_t;
 

@@ -253,6 +253,7 @@ static void node_rebuild_ring(node_t *n)
     }
     n->suspects = suspects;
     n->ring_version++;
+    topo_carry_heard(t, n->topo);
     if (same_members) {
         /* Only suspicion changed: the owners are the same, nothing moves,
          * but whoever reads the ring (sync, repair, reads that skip
@@ -292,6 +293,12 @@ static void node_rebuild_ring(node_t *n)
 static void node_ring_timer_cb(uv_timer_t *t)
 {
     node_rebuild_ring(t->data);
+}
+
+static void node_gossip_heard(const char *name, void *ctx)
+{
+    node_t *n = ctx;
+    topo_note_heard(n->topo, name, uv_now(n->loop));
 }
 
 static void node_gossip_event(const swim_event_t *ev, void *ctx)
@@ -362,6 +369,7 @@ static int node_start_gossip(node_t *n, int http_port, int peer_port)
     atomic_store(&n->api.route.self_name, n->self_name);
     atomic_store(&n->api.gossip, n->gossip);
     gossip_subscribe(n->gossip, node_gossip_event, n);
+    gossip_on_heard(n->gossip, node_gossip_heard, n);
     if (n->resync) resync_set_self(n->resync, n->self_name, gossip_run(n->gossip));
     if (n->repair) repair_set_self(n->repair, n->self_name, gossip_run(n->gossip));
     node_rebuild_ring(n);
@@ -550,7 +558,9 @@ int main(int argc, char **argv)
     {
         peer_pool_config_t pc = {.conn = {.keyring = &n.keyring, .stats = &n.api.route.peer_stats},
                                  .connect_timeout_ms = n.cfg.peer_connect_timeout_ms,
-                                 .request_timeout_ms = n.cfg.peer_timeout_ms * 5};
+                                 .request_timeout_ms = n.cfg.peer_timeout_ms * 5,
+                                 .heard = route_pool_heard,
+                                 .heard_ctx = &n.api.route};
         handoff_config_t hc = {.rate = n.cfg.handoff_rate};
         n.handoff = handoff_new(n.loop, n.store, n.api.route.tomb, &pc, &hc, &n.api.route.handoff);
         /* A stall longer than a peer timeout: forwarders gave up on us and

@@ -76,6 +76,8 @@ struct gossip {
     gossip_event_fn subs[GOSSIP_MAX_SUBSCRIBERS];
     void *sub_ctx[GOSSIP_MAX_SUBSCRIBERS];
     unsigned nsubs;
+    gossip_heard_fn heard;
+    void *heard_ctx;
     /* Snapshot for other threads. */
     pthread_mutex_t snap_lock;
     char *snap_json;
@@ -774,6 +776,18 @@ void gossip_foreach(gossip_t *g, swim_member_fn fn, void *ctx)
     swim_members_foreach(g->core, fn, ctx);
 }
 
+static void gossip_heard_cb(void *ctx, const swim_member_info_t *info)
+{
+    gossip_t *g = ctx;
+    if (g->heard) g->heard(info->name, g->heard_ctx);
+}
+
+void gossip_on_heard(gossip_t *g, gossip_heard_fn fn, void *ctx)
+{
+    g->heard = fn;
+    g->heard_ctx = ctx;
+}
+
 void gossip_subscribe(gossip_t *g, gossip_event_fn fn, void *ctx)
 {
     if (g->nsubs < GOSSIP_MAX_SUBSCRIBERS) {
@@ -880,7 +894,7 @@ int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg)
     randombytes_buf(&sc.seed, sizeof sc.seed);
     sc.packet_max = SWIM_PACKET_MAX - seal_overhead(&cfg->keyring);
     swim_callbacks_t cb = {.send = gossip_send_cb, .push_pull = gossip_push_pull_cb, .event = gossip_event_cb,
-                           .ctx = g};
+                           .heard = gossip_heard_cb, .ctx = g};
     g->core = swim_new(&sc, &cb, gossip_now(g));
     if (!g->core) return UV_ENOMEM;
     char addr[64];

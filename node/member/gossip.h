@@ -77,6 +77,11 @@ typedef void (*gossip_event_fn)(const swim_event_t *ev, void *ctx);
 int gossip_start(gossip_t **out, uv_loop_t *loop, const gossip_config_t *cfg);
 int gossip_port(const gossip_t *g);
 void gossip_subscribe(gossip_t *g, gossip_event_fn fn, void *ctx);
+/* Called on the main loop, with the member's name, each time a member
+ * pings this node or answers it (swim_callbacks_t.heard). One listener;
+ * a later call replaces it. */
+typedef void (*gossip_heard_fn)(const char *name, void *ctx);
+void gossip_on_heard(gossip_t *g, gossip_heard_fn fn, void *ctx);
 /* Every member record, self included (main loop thread only). */
 void gossip_foreach(gossip_t *g, swim_member_fn fn, void *ctx);
 /* A SWIM address as a socket address (returns its length), or as text

@@ -19,9 +19,14 @@ topo_t *topo_build(const topo_member_t *members, size_t n, const char *self_name
     ring_t *ring = ring_build(rm, n, replicas, version);
     topo_t *t = ring ? calloc(1, sizeof *t) : NULL;
     if (t) t->members = calloc(n, sizeof *t->members);
-    if (!t || !t->members) {
+    if (t) t->heard = calloc(n, sizeof *t->heard);
+    if (!t || !t->members || !t->heard) {
         free(rm);
-        if (t) free(t);
+        if (t) {
+            free(t->members);
+            free(t->heard);
+            free(t);
+        }
         ring_unref(ring);
         return NULL;
     }
@@ -74,7 +79,39 @@ void topo_unref(topo_t *t)
     if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
     ring_unref(t->ring);
     free(t->members);
+    free(t->heard);
     free(t);
+}
+
+bool topo_find(const topo_t *t, const char *name, uint32_t *index)
+{
+    uint8_t id[RING_ID_LEN];
+    crypto_generichash(id, sizeof id, (const unsigned char *)name, strlen(name), NULL, 0);
+    return ring_find(t->ring, id, index) && strcmp(t->members[*index].name, name) == 0;
+}
+
+void topo_note_heard(topo_t *t, const char *name, uint64_t now_ms)
+{
+    uint32_t i;
+    if (t && topo_find(t, name, &i)) atomic_store_explicit(&t->heard[i], now_ms, memory_order_relaxed);
+}
+
+void topo_carry_heard(topo_t *to, const topo_t *from)
+{
+    if (!to || !from) return;
+    for (size_t i = 0; i < from->n; i++) {
+        uint32_t j;
+        uint64_t at = atomic_load_explicit(&from->heard[i], memory_order_relaxed);
+        if (at && topo_find(to, from->members[i].name, &j)) atomic_store_explicit(&to->heard[j], at, memory_order_relaxed);
+    }
+}
+
+size_t topo_heard_since(const topo_t *t, uint64_t since_ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        n += (int32_t)i == t->self || atomic_load_explicit(&t->heard[i], memory_order_relaxed) >= since_ms;
+    return n;
 }
 
 size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, size_t cap)

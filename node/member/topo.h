@@ -57,6 +57,8 @@ typedef struct topo {
     int32_t self;                   /* this node's index, -1 when not in the ring */
     uint64_t fingerprint;           /* of the members (names, zones, runs) and replicas: equal on
                                      * two nodes when they see the same ring (version is local) */
+    atomic_uint_fast64_t *heard;    /* by index: when the member last answered or pinged this node
+                                     * (uv_now ms; 0 = not yet); written from any thread (owned) */
 } topo_t;
 
 /* Builds a snapshot of n members (any order; names unique) with `replicas`
@@ -74,6 +76,17 @@ size_t topo_owners(const topo_t *t, const void *key, size_t len, uint32_t *out, 
 bool topo_same_member(const topo_member_t *a, const topo_member_t *b);
 /* True when self is among the owners. */
 bool topo_is_owner(const topo_t *t, const uint32_t *owners, size_t n);
+/* The ring index of the member called `name`; false when not in the ring. */
+bool topo_find(const topo_t *t, const char *name, uint32_t *index);
+
+/* Contact evidence: a member that answered this node (gossip or peer
+ * channel) or pinged it at now_ms. Any thread. Unknown names are ignored. */
+void topo_note_heard(topo_t *t, const char *name, uint64_t now_ms);
+/* Copies what `from` heard into `to`, member by member (a new snapshot
+ * starts with the evidence of the one it replaces). */
+void topo_carry_heard(topo_t *to, const topo_t *from);
+/* Members heard at or after since_ms, this node included. */
+size_t topo_heard_since(const topo_t *t, uint64_t since_ms);
 
 /* The slot also keeps the snapshot before the current one for a while
  * after a change (rebalancing: a new owner that misses a key asks the

@@ -38,6 +38,7 @@ struct peer_node {
     backoff_t backoff;             /* the wait before the next connect */
     uint64_t retry_at;
     uint64_t last_used;
+    uint64_t heard_noted;          /* when cfg.heard was last called for it */
 };
 
 struct peer_pool {
@@ -119,6 +120,18 @@ static void peer_node_success(peer_node_t *n)
     breaker_state_t from = n->breaker.state;
     breaker_fsm_success(&n->breaker);
     peer_breaker_moved(n, from);
+}
+
+#define PEER_HEARD_EVERY_MS 50
+
+static void peer_node_heard(peer_node_t *n)
+{
+    peer_pool_t *p = n->pool;
+    if (!p->cfg.heard) return;
+    uint64_t now = uv_now(p->loop);
+    if (n->heard_noted && now - n->heard_noted < PEER_HEARD_EVERY_MS) return;
+    n->heard_noted = now;
+    p->cfg.heard(p->cfg.heard_ctx, n->name, now);
 }
 
 static void peer_node_failure(peer_node_t *n)
@@ -311,6 +324,7 @@ static void peer_client_on_msg(peer_conn_t *c, const peer_msg_t *m, void *ctx)
     for (peer_pending_t *q = n->head; q; q = q->next) {
         if (q->id != m->id) continue;
         peer_node_success(n);
+        peer_node_heard(n);
         peer_pending_finish(n, q, m->type == PEER_MSG_ERROR ? PEER_ERR_REMOTE : PEER_OK, m);
         return;
     }

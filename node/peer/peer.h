@@ -63,6 +63,11 @@ typedef struct peer_pool_config {
     uint64_t backoff_max_ms;      /* 5000 */
     unsigned max_pending;         /* 4096 per peer */
     unsigned max_peers;           /* 1024 */
+    /* Called (at most every 50 ms per peer) when a peer answers: contact
+     * evidence for whoever needs to know this node is not cut off. May be
+     * NULL; runs on the pool's loop. */
+    void (*heard)(void *ctx, const char *name, uint64_t now_ms);
+    void *heard_ctx;
 } peer_pool_config_t;
 
 typedef struct peer_pool peer_pool_t;

@@ -50,6 +50,57 @@ struct handoff {
     closer_t closer;               /* the timer and the pool */
 };
 
+/* ---- pattern tombstones ------------------------------------------------
+ * Every member keeps every pattern tombstone, so a member new to the ring
+ * (a joiner, a restart, one back from the other side of a partition, which
+ * the pattern's invalidation never reached) is sent all the live ones, as
+ * the invalidations they were: it drops what they cover and refuses older
+ * fills. Each member that sees it come sends them; what arrives twice
+ * changes nothing. */
+
+static void handoff_pattern_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    handoff_t *h = ctx;
+    if (res != PEER_OK || resp->type != PEER_MSG_INVALIDATE_RESP) {
+        atomic_fetch_add(&h->stats->batches_failed, 1);
+        h->failed = true;
+    }
+    h->inflight--;
+}
+
+static void handoff_send_patterns(handoff_t *h)
+{
+    if (!h->tomb) return;
+    bool any_new = false;
+    for (size_t i = 0; i < h->cur->n && !any_new; i++)
+        any_new = (int32_t)i != h->cur->self && h->old_index[i] < 0 && h->cur->members[i].peer.ss_family != 0;
+    if (!any_new) return;
+    tomb_pattern_item_t *items = malloc(TOMB_PATTERNS * sizeof *items);
+    if (!items) {
+        h->failed = true;
+        return;
+    }
+    long n = tomb_copy_patterns(h->tomb, store_now_ms(h->store), items, TOMB_PATTERNS);
+    for (uint32_t target = 0; target < h->cur->n; target++) {
+        const topo_member_t *m = &h->cur->members[target];
+        if ((int32_t)target == h->cur->self || h->old_index[target] >= 0 || m->peer.ss_family == 0) continue;
+        for (long i = 0; i < n; i++) {
+            peer_msg_t req = {.type = PEER_MSG_INVALIDATE_PATTERN, .flags = PEER_F_FORWARDED,
+                              .version = items[i].version};
+            req.pattern = (peer_bytes_t){(const uint8_t *)items[i].bytes, items[i].len};
+            if (peer_pool_request(h->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, handoff_pattern_reply,
+                                  h) == PEER_OK) {
+                h->inflight++;
+                atomic_fetch_add(&h->stats->tombstones_sent, 1);
+            } else {
+                atomic_fetch_add(&h->stats->batches_failed, 1);
+                h->failed = true;
+            }
+        }
+    }
+    free(items);
+}
+
 static void handoff_tick_cb(uv_timer_t *t);
 
 #define HANDOFF_COUNTER(F, name, help) METRICS_ATOMIC_COUNTER(handoff_stats_t, F, name, NULL, help)
@@ -57,7 +108,8 @@ static const metrics_desc_t handoff_metrics_rows[] = {
     HANDOFF_COUNTER(entries_sent, "handoff_entries_total", "Entries handed to their new owners after ring changes."),
     HANDOFF_COUNTER(bytes_sent, "handoff_bytes_total", "Key and value bytes handed to new owners."),
     HANDOFF_COUNTER(tombstones_sent, "handoff_tombstones_total",
-                    "Tombstones handed to new owners, so a copy they held from before does not outlive the delete."),
+                    "Tombstones handed on after a ring change (keys' to their new owners, patterns to members new to "
+                    "the ring), so a copy held from before does not outlive the delete."),
     HANDOFF_COUNTER(entries_dropped, "handoff_dropped_total", "Entries removed here once their new owners had them."),
     HANDOFF_COUNTER(batches_failed, "handoff_batches_failed_total", "Handoff batches a new owner did not take (retried)."),
     HANDOFF_COUNTER(runs, "handoff_runs_total", "Handoff scans finished."),
@@ -387,6 +439,7 @@ static void handoff_tick_cb(uv_timer_t *t)
         if (!h->tombs_sent) {
             h->tombs_sent = true;
             handoff_send_tombs(h);
+            handoff_send_patterns(h);
         }
         if (h->inflight == 0) handoff_finish_run(h);
     }

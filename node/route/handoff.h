@@ -10,7 +10,8 @@
  * entries, the live tombstones go the same way (by their hash, as tombstone
  * items of REPAIR_OFFER messages): a new owner that held a copy from before
  * (a member back from a partition) learns the deletes it missed, and its
- * reads and repair rounds act on them. The scan
+ * reads and repair rounds act on them. Members new to the ring are also
+ * sent every live pattern tombstone, as the invalidation it was. The scan
  * is rate-limited (entries per second); a run that met failures is retried
  * from the start after a pause (keys already handed over are gone from
  * here, so a retry only sends what is left); a newer ring change restarts
@@ -48,7 +49,7 @@ typedef struct handoff_config {
 typedef struct handoff_stats {
     atomic_uint_fast64_t entries_sent, bytes_sent;  /* entries (and value bytes) stored by a new owner */
     atomic_uint_fast64_t entries_dropped;           /* no longer owned here, handed over, removed */
-    atomic_uint_fast64_t tombstones_sent;           /* tombstones handed to new owners */
+    atomic_uint_fast64_t tombstones_sent;           /* key tombstones to new owners, patterns to new members */
     atomic_uint_fast64_t batches_failed;            /* batches a new owner did not take (retried later) */
     atomic_uint_fast64_t runs;                      /* scans finished */
     atomic_uint_fast64_t last_duration_ms;          /* of the last finished scan */

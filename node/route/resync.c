@@ -248,6 +248,7 @@ static void resync_judge_minority(resync_t *r, uint64_t now)
         r->peak = r->members;
         r->peak_ms = now;
     }
+    atomic_store(&r->rt->sync.peak, r->peak);
     /* Suspected members count as gone: a node cut off from the rest
      * suspects everyone long before it declares anyone dead (Lifeguard
      * makes it slower still), and it must not act as the cluster meanwhile. */
@@ -357,6 +358,7 @@ void resync_begin(resync_t *r, route_sync_reason_t why, uint64_t away_ms)
 void resync_member_left(resync_t *r)
 {
     if (r->peak > 1) r->peak--;
+    atomic_store(&r->rt->sync.peak, r->peak);
     resync_judge_minority(r, uv_now(r->loop));
 }
 

@@ -72,6 +72,7 @@ typedef struct route_sync_stats {
     atomic_uint_fast64_t verified_reads;   /* owner reads checked against the other owners */
     atomic_uint_fast64_t verify_repaired;  /* ... that found a newer value or tombstone elsewhere */
     atomic_uint_fast64_t dropped;          /* entries dropped after a stall longer than --tombstone-grace */
+    atomic_uint_fast64_t peak;             /* members the ring had lately (resync.c): what a majority is of */
 } route_sync_stats_t;
 
 /* route_sync_stats_t's series in /metrics. */
@@ -86,6 +87,7 @@ typedef struct route_stats {
     atomic_uint_fast64_t unavailable;          /* no owner answered: 503 */
     atomic_uint_fast64_t coalesced;            /* GETs that joined a forward already in flight */
     atomic_uint_fast64_t replica_ok, replica_failed, replica_skipped; /* writes to replicas */
+    atomic_uint_fast64_t replica_unskipped;    /* ... down, but not skipped: no majority heard lately */
     atomic_uint_fast64_t writes_unreplicated;  /* writes refused: too few owners stored them */
     atomic_uint_fast64_t broadcasts;           /* invalidations sent to non-owners */
     atomic_uint_fast64_t fallbacks;            /* misses at a new owner that asked previous owners */
@@ -122,6 +124,8 @@ typedef struct route {
                                                 * loop reads the same monotonic clock) */
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
     uint64_t stall_ms;                         /* a heartbeat older than this: the process stood still */
+    uint64_t contact_window_ms;                /* route_majority_heard's: --peer-timeout, or the
+                                                * shortest suspicion timeout if that is shorter */
     atomic_bool woke;                          /* back from a stall and not synced yet: no writes */
     atomic_bool draining;                      /* leaving the cluster: the others own its keys now */
     atomic_uint_fast64_t deletes;              /* bumped by every delete or invalidation applied here:
@@ -212,6 +216,17 @@ static inline bool route_minority(route_t *rt)
 {
     return atomic_load_explicit(&rt->sync.minority, memory_order_relaxed) != 0;
 }
+/* Contact evidence for the ring's members (topo_note_heard): a peer
+ * pool's `heard` hook (ctx is the route_t). */
+void route_pool_heard(void *ctx, const char *name, uint64_t now_ms);
+/* True when this node heard from a majority of the cluster (the larger of
+ * t's members and the ring's recent peak, this node included) within the
+ * contact window. Only then may a write skip an owner that is down: an
+ * owner looks down from the small side of a partition as well, where it
+ * is alive on the other side, serving the value this write replaces. A
+ * cut-off node's evidence is older than the window before any request
+ * across the cut can fail (the window is at most --peer-timeout). */
+bool route_majority_heard(route_t *rt, const topo_t *t, uint64_t now_ms);
 /* The worker's ring snapshot (topo_cache_get); members that came back since
  * the last one (a new run, or no longer suspected) are forgiven by the
  * worker's peer pool: a breaker opened against the process that went away
@@ -252,7 +267,11 @@ static inline void route_tomb_add(route_t *rt, const void *key, size_t klen, uin
 static inline void route_tomb_add_pattern(route_t *rt, const char *pattern, size_t plen, uint64_t version)
 {
     atomic_fetch_add_explicit(&rt->deletes, 1, memory_order_release);
-    if (rt->tomb) tomb_add_pattern(rt->tomb, pattern, plen, version, store_now_ms(rt->store));
+    /* From its version's time: the same pattern passed on by handoff (to a
+     * member back in the ring) is not made to live longer. */
+    if (rt->tomb)
+        tomb_add_pattern_until(rt->tomb, pattern, plen, version, tomb_expiry_of(rt->tomb, version),
+                               store_now_ms(rt->store));
 }
 static inline tomb_verdict_t route_tomb_check(route_t *rt, const void *key, size_t klen, uint64_t version)
 {

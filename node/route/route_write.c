@@ -17,6 +17,14 @@ static bool route_peer_down(peer_result_t res)
     return res == PEER_ERR_CONNECT || res == PEER_ERR_CLOSED || res == PEER_ERR_BREAKER || res == PEER_ERR_BACKOFF;
 }
 
+/* An owner (or, right after a ring change, a member) that is down may be
+ * left out of a write's acknowledgement only while this node is in touch
+ * with a majority (route_majority_heard); otherwise the write fails. */
+static bool route_may_skip_down(route_worker_t *w)
+{
+    return route_majority_heard(w->route, route_topo(w), uv_now(w->loop));
+}
+
 /* ---------- PUT and DELETE at the primary ---------- */
 
 typedef struct route_write {
@@ -78,8 +86,12 @@ static void route_write_reply(void *ctx, peer_result_t res, const peer_msg_t *re
         if (wr->is_delete && resp->existed) wr->existed = true;
         atomic_fetch_add(&a->stats.replica_ok, 1);
     } else if (route_peer_down(res) && a->cfg->write_acks_n == 0 && wr->required > 0) {
-        wr->required--;
-        atomic_fetch_add(&a->stats.replica_skipped, 1);
+        if (route_may_skip_down(wr->w)) {
+            wr->required--;
+            atomic_fetch_add(&a->stats.replica_skipped, 1);
+        } else {
+            atomic_fetch_add(&a->stats.replica_unskipped, 1);
+        }
     } else {
         atomic_fetch_add(&a->stats.replica_failed, 1);
     }
@@ -104,8 +116,11 @@ static void route_write_replicate(route_write_t *wr, topo_t *t, const uint32_t *
         if (res == PEER_OK) {
             wr->outstanding++;
             wr->tried++;
-        } else if (route_peer_down(res)) {
+        } else if (route_peer_down(res) && (a->cfg->write_acks_n != 0 || route_may_skip_down(wr->w))) {
             atomic_fetch_add(&a->stats.replica_skipped, 1);
+        } else if (route_peer_down(res)) {
+            wr->tried++;
+            atomic_fetch_add(&a->stats.replica_unskipped, 1);
         } else {
             wr->tried++;
             atomic_fetch_add(&a->stats.replica_failed, 1);
@@ -182,7 +197,9 @@ static void route_broadcast_reply(void *ctx, peer_result_t res, const peer_msg_t
     if (!wr) return;
     wr->outstanding--;
     wr->broadcasts--;
-    if (!(res == PEER_OK && resp->type == PEER_MSG_INVALIDATE_RESP) && !route_peer_down(res)) wr->broadcast_failed = true;
+    if (!(res == PEER_OK && resp->type == PEER_MSG_INVALIDATE_RESP) &&
+        !(route_peer_down(res) && route_may_skip_down(wr->w)))
+        wr->broadcast_failed = true;
     route_write_check(wr);
 }
 
@@ -214,7 +231,7 @@ static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint3
                 wr->outstanding++;
                 wr->broadcasts++;
             }
-        } else if (wr && !route_peer_down(res)) {
+        } else if (wr && !(route_peer_down(res) && route_may_skip_down(w))) {
             wr->broadcast_failed = true;
         }
     }

@@ -156,14 +156,22 @@ int64_t tomb_expiry_of(const tomb_t *t, uint64_t version)
 
 bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t now_ms)
 {
+    return tomb_add_pattern_until(t, pattern, plen, version, now_ms + t->ttl_ms, now_ms);
+}
+
+bool tomb_add_pattern_until(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t expires_ms,
+                            int64_t now_ms)
+{
     if (!pattern || plen == 0 || plen > LIMITS_KEY_MAX) return false;
+    if (expires_ms > now_ms + t->ttl_ms) expires_ms = now_ms + t->ttl_ms;
+    if (expires_ms <= now_ms) return true;
     pthread_mutex_lock(&t->lock);
     tomb_pattern_t *victim = NULL;
     for (size_t i = 0; i < TOMB_PATTERNS; i++) {
         tomb_pattern_t *p = &t->patterns[i];
         if (p->expires > now_ms && p->len == plen && memcmp(p->bytes, pattern, plen) == 0) {
             if (version > p->version) p->version = version;
-            p->expires = now_ms + t->ttl_ms;
+            if (expires_ms > p->expires) p->expires = expires_ms;
             pthread_mutex_unlock(&t->lock);
             return true;
         }
@@ -176,11 +184,28 @@ bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t vers
     }
     if (victim->expires == 0) atomic_fetch_add(&t->npatterns, 1);
     victim->version = version;
-    victim->expires = now_ms + t->ttl_ms;
+    victim->expires = expires_ms;
     victim->len = plen;
     memcpy(victim->bytes, pattern, plen);
     pthread_mutex_unlock(&t->lock);
     return true;
+}
+
+long tomb_copy_patterns(tomb_t *t, int64_t now_ms, tomb_pattern_item_t *items, size_t cap)
+{
+    long n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < TOMB_PATTERNS && (size_t)n < cap; i++) {
+        const tomb_pattern_t *p = &t->patterns[i];
+        if (p->expires <= now_ms) continue;
+        items[n].version = p->version;
+        items[n].expires = p->expires;
+        items[n].len = p->len;
+        memcpy(items[n].bytes, p->bytes, p->len);
+        n++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 /* Under the lock: whether a live pattern tombstone newer than version

@@ -93,6 +93,22 @@ long tomb_copy(tomb_t *t, int64_t now_ms, tomb_item_t **items, size_t *cap);
  * version). False, and nothing recorded, for a pattern out of those
  * bounds. */
 bool tomb_add_pattern(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t now_ms);
+/* The same until expires_ms (at most ttl_ms from now; nothing when it is
+ * past; true all the same): a pattern tombstone learnt from another node
+ * expires at tomb_expiry_of(version), however often it is passed on. */
+bool tomb_add_pattern_until(tomb_t *t, const char *pattern, size_t plen, uint64_t version, int64_t expires_ms,
+                            int64_t now_ms);
+/* The live pattern tombstones, at most cap of them (TOMB_PATTERNS is all),
+ * copied into items (the caller's), for work that must not hold the lock
+ * (handoff: a member back in the ring learns the patterns it missed).
+ * Returns how many. */
+typedef struct tomb_pattern_item {
+    uint64_t version;
+    int64_t expires;
+    size_t len;
+    char bytes[LIMITS_KEY_MAX];
+} tomb_pattern_item_t;
+long tomb_copy_patterns(tomb_t *t, int64_t now_ms, tomb_pattern_item_t *items, size_t cap);
 /* What the tombstones say of a fill of key at version: TOMB_DELETED when a
  * live tombstone newer than version covers it (its own, or a pattern's
  * that matches it), TOMB_IN_DOUBT when only a floor does (version not newer

@@ -31,6 +31,8 @@ typedef struct harness {
     size_t nevents;
     swim_addr_t push_pull_to;
     size_t npush_pulls;
+    char heard[16][SWIM_NAME_MAX];
+    size_t nheard;
 } harness_t;
 
 static harness_t H;
@@ -67,6 +69,12 @@ static void on_push_pull(void *ctx, const swim_addr_t *to)
     H.npush_pulls++;
 }
 
+static void on_heard(void *ctx, const swim_member_info_t *info)
+{
+    (void)ctx;
+    if (H.nheard < 16) snprintf(H.heard[H.nheard++], SWIM_NAME_MAX, "%s", info->name);
+}
+
 static swim_member_info_t member(int i)
 {
     swim_member_info_t m;
@@ -91,7 +99,8 @@ static void start(bool lifeguard)
     c.lifeguard = lifeguard;
     c.push_pull_interval_ms = 0;
     c.seed = 42;
-    swim_callbacks_t cb = {.send = on_send, .event = on_event, .push_pull = on_push_pull, .ctx = NULL};
+    swim_callbacks_t cb = {.send = on_send, .event = on_event, .push_pull = on_push_pull, .heard = on_heard,
+                           .ctx = NULL};
     H.core = swim_new(&c, &cb, 0);
     assert_non_null(H.core);
 }
@@ -315,6 +324,39 @@ static void test_ack_keeps_member_alive_and_buddy_system(void **state)
     stop();
 }
 
+/* Contact evidence: a member that pings this node or answers its probe
+ * is heard; news about a member (gossip from a third) is not, and neither
+ * is a member this node does not know. */
+static void test_heard(void **state)
+{
+    start(true);
+    alive(1, 1, 0);
+    alive(2, 1, 0);
+    assert_int_equal(H.nheard, 0);
+    swim_msg_t ping = {.type = SWIM_MSG_PING, .seq = 5, .target = member(0).id, .source = member(2).id};
+    deliver(&ping, 1, 2, 10);
+    assert_int_equal(H.nheard, 1);
+    assert_string_equal(H.heard[0], "m2");
+    ping.source = member(7).id; /* unknown */
+    deliver(&ping, 1, 7, 20);
+    assert_int_equal(H.nheard, 1);
+    suspect(1, 1, 2, 30);
+    assert_int_equal(H.nheard, 1);
+    for (int64_t t = 40; t < 5000 && H.nheard < 2; t += 10) {
+        size_t before = H.nsent;
+        swim_tick(H.core, t);
+        for (size_t k = before; k < H.nsent; k++)
+            for (size_t j = 0; j < H.sent[k].n; j++)
+                if (H.sent[k].msgs[j].type == SWIM_MSG_PING && H.sent[k].msgs[j].target.b[0] == 1) {
+                    swim_msg_t ack = {.type = SWIM_MSG_ACK, .seq = H.sent[k].msgs[j].seq, .source = member(1).id};
+                    deliver(&ack, 1, 1, t + 5);
+                }
+    }
+    assert_int_equal(H.nheard, 2);
+    assert_string_equal(H.heard[1], "m1");
+    stop();
+}
+
 static void test_ping_answers_and_wrong_target(void **state)
 {
     start(true);
@@ -443,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_probe_failure_suspect_then_dead),
         cmocka_unit_test(test_ack_keeps_member_alive_and_buddy_system),
         cmocka_unit_test(test_ping_answers_and_wrong_target),
+        cmocka_unit_test(test_heard),
         cmocka_unit_test(test_leave),
         cmocka_unit_test(test_restart_replaces_record),
         cmocka_unit_test(test_earlier_run_of_self),

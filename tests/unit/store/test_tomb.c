@@ -128,6 +128,41 @@ static void test_pattern_refuses_older_fills(void **state)
     tomb_free(t);
 }
 
+/* A pattern learnt from another node lives until the expiry it was given
+ * (never past ttl from now), is not recorded once that is past, and a
+ * copy of the live ones carries pattern, version and expiry. */
+static void test_pattern_until_and_copy(void **state)
+{
+    (void)state;
+    tomb_t *t = tomb_new(64, 1000);
+    assert_non_null(t);
+    assert_true(tomb_add_pattern_until(t, "a:*", 3, 10, 400, 100));
+    assert_true(tomb_add_pattern_until(t, "b:*", 3, 10, 50, 100)); /* already past */
+    assert_int_equal(tomb_pattern_count(t, 100), 1);
+    assert_true(tomb_add_pattern_until(t, "c:*", 3, 12, 99999, 100)); /* capped at ttl */
+    /* Passed on again with an earlier expiry: the later one stays. */
+    assert_true(tomb_add_pattern_until(t, "a:*", 3, 11, 200, 150));
+    tomb_pattern_item_t items[TOMB_PATTERNS];
+    long n = tomb_copy_patterns(t, 150, items, TOMB_PATTERNS);
+    assert_int_equal(n, 2);
+    for (long i = 0; i < n; i++) {
+        if (items[i].len == 3 && memcmp(items[i].bytes, "a:*", 3) == 0) {
+            assert_int_equal(items[i].version, 11);
+            assert_int_equal(items[i].expires, 400);
+        } else {
+            assert_memory_equal(items[i].bytes, "c:*", 3);
+            assert_int_equal(items[i].expires, 1100);
+        }
+    }
+    assert_int_equal(tomb_copy_patterns(t, 150, items, 1), 1);
+    assert_true(tomb_blocks(t, "a:1", 3, 9, 399));
+    assert_false(tomb_blocks(t, "a:1", 3, 9, 400));
+    assert_true(tomb_blocks(t, "c:1", 3, 9, 1099));
+    assert_false(tomb_blocks(t, "c:1", 3, 9, 1100));
+    assert_int_equal(tomb_copy_patterns(t, 1100, items, TOMB_PATTERNS), 0);
+    tomb_free(t);
+}
+
 /* Patterns out of bounds are not recorded. */
 static void test_pattern_bad_input(void **state)
 {
@@ -250,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_pattern_refuses_older_fills),
         cmocka_unit_test(test_pattern_bad_input),
         cmocka_unit_test(test_pattern_bounded),
+        cmocka_unit_test(test_pattern_until_and_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
