@@ -186,3 +186,11 @@ const char *http_status_reason(int status)
     default: return "Unknown";
     }
 }
+
+void *http_request_app(const http_request_t *r)
+{
+    /* Like strchr: the application's state is its own to change, whatever
+     * the constness of the request it reads it through (the response hook
+     * gets a const one). */
+    return (void *)r->app;
+}

@@ -78,6 +78,12 @@ int http_request_tag(const http_request_t *r);
 #define HTTP_EXTRA_HEADERS_MAX 1024
 bool http_request_add_headers(http_request_t *r, const char *lines, size_t len);
 
+/* Room the application may use for its own state of this request (who
+ * asked, the request id), suitably aligned for any type. Not cleared
+ * between requests: the application sets it up when on_request starts. */
+#define HTTP_REQUEST_APP_BYTES 160
+void *http_request_app(const http_request_t *r);
+
 typedef struct http_response {
     int status;
     const char *content_type;      /* NULL = no Content-Type header */

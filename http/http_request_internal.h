@@ -5,6 +5,8 @@
 #ifndef DCACHE_HTTP_REQUEST_INTERNAL_H
 #define DCACHE_HTTP_REQUEST_INTERNAL_H
 
+#include <stddef.h>
+
 #include "http/http_request.h"
 
 typedef struct http_header_ref {
@@ -37,6 +39,8 @@ struct http_request {
      * the reset. */
     char *extra;
     size_t extra_len, extra_cap;
+    /* The application's per-request state (http_request_app). */
+    _Alignas(max_align_t) unsigned char app[HTTP_REQUEST_APP_BYTES];
 };
 
 #endif

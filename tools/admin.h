@@ -39,6 +39,10 @@ typedef struct admin_opts {
     /* invalidate-pattern */
     bool dry_run;
 
+    /* audit */
+    const char *since, *until;  /* NULL: unbounded */
+    const char *action, *actor; /* NULL: any */
+
     /* ring */
     const char *key;          /* --key: also show this key's owners; NULL: none */
 

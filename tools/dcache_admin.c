@@ -3,7 +3,7 @@
  * This file parses the command line and prints help; the commands live in
  * admin_cache.c (get, put, del, keys), admin_ops.c (invalidate,
  * invalidate-pattern, preview, metrics, health, members, ring) and
- * admin_token.c (token add), HTTP in admin_http.c.
+ * admin_audit.c (audit), admin_token.c (token add), HTTP in admin_http.c.
  */
 #include "autoconfig.h"
 
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "tools/admin.h"
+#include "tools/admin_audit.h"
 #include "tools/admin_cache.h"
 #include "tools/admin_fmt.h"
 #include "tools/admin_http.h"
@@ -28,6 +29,7 @@
 enum {
     O_NODE, O_JSON, O_TIMEOUT, O_TOKEN, O_HELP, O_VERSION, O_GLOBAL_END,
     O_TTL = O_GLOBAL_END, O_CONTENT_TYPE, O_FILE, O_LIMIT, O_CURSOR, O_ALL, O_DRY_RUN, O_KEY,
+    O_SINCE, O_UNTIL, O_ACTION, O_ACTOR,
     O_COUNT
 };
 
@@ -50,6 +52,10 @@ static const struct option_def {
     [O_ALL] = {"all", 0, false},
     [O_DRY_RUN] = {"dry-run", 0, false},
     [O_KEY] = {"key", 0, true},
+    [O_SINCE] = {"since", 0, true},
+    [O_UNTIL] = {"until", 0, true},
+    [O_ACTION] = {"action", 0, true},
+    [O_ACTOR] = {"actor", 0, true},
 };
 
 #define BIT(o) (1u << (o))
@@ -125,6 +131,21 @@ static const struct command {
      "                              zone, peer and HTTP addresses and the share of\n"
      "                              the key hash space it owns as primary (percent).\n"
      "      --key KEY               also print the owners of KEY, primary first\n"},
+    {"audit", "audit [--since T] [--until T] [--action A] [--actor A] [--limit N] [--cursor C] [--all]",
+     0, 0, BIT(O_SINCE) | BIT(O_UNTIL) | BIT(O_ACTION) | BIT(O_ACTOR) | BIT(O_LIMIT) | BIT(O_CURSOR) | BIT(O_ALL),
+     admin_audit,
+     "  audit                       The node's audit trail, newest first: time, node,\n"
+     "                              actor (token name or client address), action,\n"
+     "                              status, result, invalidated/matched, keys or\n"
+     "                              pattern. Needs an admin token with --tokens.\n"
+     "      --since T, --until T    bounds: an age (90s, 30m, 1h, 7d), an RFC 3339\n"
+     "                              UTC time (2026-12-02T16:00:00Z) or epoch ms\n"
+     "      --action A              delete, invalidate, invalidate_pattern, warm or\n"
+     "                              tokens_reload\n"
+     "      --actor A               a token name, or a client address\n"
+     "      --limit N               records per page (default 100, at most 1000)\n"
+     "      --cursor C              the page after the one that printed C\n"
+     "      --all                   follow the pages to the end\n"},
     {"token", "token add NAME ROLE --file FILE",
      3, 3, BIT(O_FILE), NULL, /* talks to no node: main runs admin_token_run */
      "  token add NAME ROLE --file FILE\n"
@@ -374,6 +395,10 @@ static int build_opts(const parsed *p, const struct command *cmd, admin_opts *o)
     o->cursor = p->values[O_CURSOR];
     o->all = p->given & BIT(O_ALL);
     o->dry_run = p->given & BIT(O_DRY_RUN);
+    o->since = p->values[O_SINCE];
+    o->until = p->values[O_UNTIL];
+    o->action = p->values[O_ACTION];
+    o->actor = p->values[O_ACTOR];
     o->key = p->values[O_KEY];
     if (o->key && !o->key[0])
         return usage("%s", "--key wants a key");

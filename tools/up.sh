@@ -35,7 +35,7 @@ stop_all
 gport=${DCACHE_CLUSTER_PORT:-7946}
 for i in 1 2 3; do
   "$top/build/dcache-node" --name "node$i" --http-host 127.0.0.1 --http-port $((port + i - 1)) \
-    --cluster-port $((gport + i - 1)) --seeds "127.0.0.1:$gport" \
+    --cluster-port $((gport + i - 1)) --seeds "127.0.0.1:$gport" --audit-dir "$run/audit" \
     >"$run/node$i.out" 2>"$run/node$i.log" &
   echo $! >"$run/node$i.pid"
 done

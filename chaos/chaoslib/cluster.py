@@ -165,7 +165,8 @@ class Cluster:
                          for k in range(min(3, len(self.nodes))))
         argv = [self.binary, "--name", n.name, "--http-host", host, "--http-port", str(n.http_port),
                 "--cluster-host", host, "--cluster-port", str(n.cluster_port), "--replicas", str(self.replicas),
-                "--seeds", seeds, "--cluster-key", self.cluster_key] + FAST_FLAGS + self.extra
+                "--seeds", seeds, "--cluster-key", self.cluster_key,
+                "--audit-dir", os.path.join(self.workdir, "audit")] + FAST_FLAGS + self.extra
         if not self.topo.node_host(i).startswith("127."):
             # Namespaces' addresses are not loopback; nothing else reaches them.
             argv += ["--allow-anonymous"]

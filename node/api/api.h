@@ -6,8 +6,8 @@
  * (api_cache, api_cluster, api_health, api_metrics), which answer with
  * api_http.
  *
- * Ownership: api_t owns its api_auth_t; it borrows the config, store, metrics and history (owned by
- * main) for its whole life. Main sets route.keyring and route.l2 before the
+ * Ownership: api_t owns its api_auth_t; it borrows the config, store, metrics, history and audit
+ * trail (owned by main) for its whole life. Main sets route.keyring and route.l2 before the
  * workers start, and publishes gossip and route.self_name once membership
  * runs. A worker owns its api_worker_t (api_worker_init, api_worker_close,
  * then api_worker_free).
@@ -52,6 +52,7 @@ typedef struct api {
     api_auth_t auth;                           /* tokens, roles, rate limits */
     atomic_int scans;                          /* scans in flight, at most API_MAX_SCANS */
     atomic_uint_fast64_t scans_refused;
+    struct audit *audit;                       /* the audit trail (owned by main; NULL: none) */
     /* The GET histogram at the previous history sample (main loop only). */
     uint64_t sample_buckets[METRICS_BUCKETS + 1];
 } api_t;

@@ -27,6 +27,21 @@
 
 struct json_t;
 
+/* What the API keeps of a request while it is served, in the request's
+ * application area (http_request_app): set up by the router as each
+ * request starts, read by the response hook. */
+typedef struct api_req {
+    uint32_t token_slot;             /* the caller's token (api_auth's name slot); UINT32_MAX: anonymous */
+    bool audited;                    /* an action the audit trail records (api_audit) */
+    int64_t matched, invalidated;    /* what an invalidation reported; -1: not known */
+    char id[48];                     /* X-Request-Id of an audited request, NUL-terminated */
+} api_req_t;
+_Static_assert(sizeof(api_req_t) <= HTTP_REQUEST_APP_BYTES, "api_req_t must fit the request's application area");
+static inline api_req_t *api_req(const http_request_t *r)
+{
+    return (api_req_t *)http_request_app(r);
+}
+
 /* "X-Cache-Node: ..\r\nX-Cache-Owner: ..\r\n" fits this many bytes. */
 #define API_HTTP_NODE_HEADERS_MAX (2 * SWIM_NAME_MAX + 40)
 

@@ -8,6 +8,7 @@
 
 #include "autoconfig.h"
 #include "http/http_url.h"
+#include "node/audit/audit.h"
 #include "node/api/api_http.h"
 #include "node/core/sysinfo.h"
 
@@ -37,6 +38,7 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     tomb_metrics_t tb;
     tomb_get_metrics(a->route.tomb, store_now_ms(a->store), &tb);
     metrics_render_one(b, &tomb_metrics_table, &tb);
+    if (a->audit) metrics_render_one(b, &audit_metrics_table, audit_stats(a->audit));
 }
 
 static void api_metrics_l2(api_t *a, sbuf_t *b)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 
+#include "node/api/api_audit.h"
 #include "node/api/api_cache.h"
 #include "node/api/api_cluster.h"
 #include "node/api/api_health.h"
@@ -48,6 +49,7 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_json},
     {"/api/metrics/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_history},
     {"/api/cluster/members", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_members},
+    {"/api/audit", false, API_ROUTER_GET, METRICS_OP_OTHER, A, 0, api_audit_list},
     {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_ring},
     {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
     {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},
@@ -152,6 +154,7 @@ static bool api_router_admit(api_t *a, http_request_t *r, const api_router_row_t
 static void api_router_on_request(http_request_t *r, void *ctx)
 {
     api_worker_t *w = ctx;
+    api_audit_start(r);
     size_t plen;
     const char *path = http_request_path(r, &plen);
     unsigned method = 1u << http_request_method(r);
@@ -172,6 +175,9 @@ static void api_router_on_request(http_request_t *r, void *ctx)
         }
         if (row->methods & method) {
             api_http_set_op(r, row->op);
+            if (row->op == METRICS_OP_DELETE || row->op == METRICS_OP_INVALIDATE ||
+                row->op == METRICS_OP_INVALIDATE_PATTERN)
+                api_audit_mark(w->api, r);
             if (api_router_admit(w->api, r, row)) row->handler(w, r);
             return;
         }
@@ -205,6 +211,7 @@ static void api_router_on_response(const http_request_t *r, int status, void *ct
     api_t *a = ((api_worker_t *)ctx)->api;
     metrics_t *m = a->metrics;
     if (api_http_scan(r)) atomic_fetch_sub(&a->scans, 1);
+    api_audit_responded(a, r, status);
     metrics_count_status(m, status);
     metrics_op_t op = api_http_op(r);
     uint64_t start = http_request_start_ns(r);

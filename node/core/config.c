@@ -157,6 +157,13 @@ static const config_option_t config_options[] = {
      "(default RPS); more get 429 with Retry-After (none: no limit)"},
     {"cors-origins", "DCACHE_CORS_ORIGINS", NULL, OPT_STRING, OPT(cors_origins), "", 0, 0,
      "https://a.example,...: origins whose browser pages may call the API (none: no cross-origin access)"},
+    {"audit-dir", "DCACHE_AUDIT_DIR", NULL, OPT_STRING, OPT(audit_dir), "dcache-audit", 0, 0,
+     "directory of this node's audit trail, NAME.jsonl rotated by size (deletes, invalidations, warming, tokens "
+     "reloads); created if missing"},
+    {"audit-file-size", "DCACHE_AUDIT_FILE_SIZE", NULL, OPT_SIZE, OPT(audit_file_size), "64mb", 4096, U64_MAX,
+     "size past which the audit file is rotated"},
+    {"audit-files", "DCACHE_AUDIT_FILES", NULL, OPT_UINT, OPT(audit_files), "4", 1, 64,
+     "rotated audit files kept (the oldest is removed)"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])

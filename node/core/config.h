@@ -96,6 +96,9 @@ typedef struct config {
     double rate_rps;              /* parsed; 0 = no limit */
     double rate_burst;
     char *cors_origins;           /* "https://a.example,..." */
+    char *audit_dir;
+    uint64_t audit_file_size;
+    uint64_t audit_files;
 } config_t;
 
 /* A number option with no default that was not given (before validation). */

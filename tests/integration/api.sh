@@ -235,7 +235,7 @@ assert_eq 405 "$STATUS" "PATCH on a key"
 
 # SO_REUSEPORT would let a second node share the port silently: it must refuse.
 rc=0
-"$DCACHE_NODE_BIN" --http-port "$NODE_PORT" --cluster-port 0 --peer-port 0 2>"$TEST_TMP/second.log" || rc=$?
+"$DCACHE_NODE_BIN" --http-port "$NODE_PORT" --cluster-port 0 --peer-port 0 --audit-dir "$TEST_TMP/audit-second" 2>"$TEST_TMP/second.log" || rc=$?
 assert_eq 1 "$rc" "a second node on a port in use exits 1"
 assert_match 'cannot listen.*address already in use' "$(cat "$TEST_TMP/second.log")" "and says why"
 

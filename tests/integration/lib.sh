@@ -48,7 +48,9 @@ launch_node() {
   local name=$1; shift
   NODE_LOG="$TEST_TMP/$name.log"
   : >"$NODE_LOG"
-  "$DCACHE_NODE_BIN" "$@" >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
+  # In the test's directory: what a node keeps in relative directories by
+  # default (the audit trail) stays there.
+  (cd "$TEST_TMP" && exec "$DCACHE_NODE_BIN" "$@") >"$TEST_TMP/$name.out" 2>>"$NODE_LOG" &
   NODE_PID=$!
   NODE_PIDS+=("$NODE_PID")
   local deadline=$((SECONDS + 20))

@@ -38,7 +38,7 @@ free_port() {
 # start_dcache [flags...]: starts a node on a free port; sets DC_PORT, DC_PID.
 start_dcache() {
   local log="$BENCH_TMP/dcache.log"
-  "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --peer-port 0 "$@" 2>"$log" &
+  "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --peer-port 0 --audit-dir "$BENCH_TMP/audit" "$@" 2>"$log" &
   DC_PID=$!
   BENCH_PIDS+=("$DC_PID")
   DC_PORT=""

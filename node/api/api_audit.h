@@ -1,0 +1,30 @@
+/* api_audit: what the HTTP API gives the audit trail (node/audit). The
+ * router marks requests of audited actions as they start (DELETE of a
+ * key, key and pattern invalidations, warming triggers), gives each a
+ * request id (the client's X-Request-Id when it is a sane one, else a new
+ * one) returned as X-Request-Id, and its response hook turns the request
+ * and its answer into one record: actor (token name, else the client's
+ * address), keys or pattern, dry run, counts, status, result, duration.
+ * GET /api/audit reads the trail back.
+ *
+ * Threads: the request's loop thread; records go to the audit writer
+ * through audit_submit (thread-safe).
+ */
+#ifndef DCACHE_API_AUDIT_H
+#define DCACHE_API_AUDIT_H
+
+#include "http/http_server.h"
+#include "node/api/api.h"
+
+/* Sets up the request's state (every request, first thing). */
+void api_audit_start(http_request_t *r);
+/* The request is an audited action: gives it its request id and header. */
+void api_audit_mark(api_t *a, http_request_t *r);
+/* What an invalidation reported, for its record. */
+void api_audit_counts(http_request_t *r, int64_t matched, int64_t invalidated);
+/* From the response hook: records the request when it was marked. */
+void api_audit_responded(api_t *a, const http_request_t *r, int status);
+/* GET /api/audit?since=&until=&action=&actor=&limit=&cursor= */
+void api_audit_list(api_worker_t *w, http_request_t *r);
+
+#endif
