@@ -64,6 +64,9 @@ static bool msg_ok(const peer_msg_t *m)
         return m->count <= PEER_OFFER_MAX && (m->count == 0 || m->answers);
     case PEER_MSG_SYNC:
         return m->name.len >= 1 && text_ok(m->name, PEER_NAME_MAX);
+    case PEER_MSG_EVENT:
+        return m->name.len >= 1 && text_ok(m->name, PEER_NAME_MAX) && m->message.len >= 1 &&
+               text_ok(m->message, PEER_MESSAGE_MAX) && bytes_ok(m->blob) && m->blob.len <= PEER_BLOB_MAX;
     case PEER_MSG_GET:
     case PEER_MSG_DELETE:
         return key_ok(m->key);
@@ -124,7 +127,7 @@ static const uint8_t msg_fields[] = {
     [PEER_MSG_KEYS_RESP] = 2,     [PEER_MSG_HANDOFF] = 1,       [PEER_MSG_HANDOFF_RESP] = 1,
     [PEER_MSG_ERROR] = 2,         [PEER_MSG_SYNC] = 2,          [PEER_MSG_SYNC_RESP] = 2,
     [PEER_MSG_REPAIR_DIGEST] = 5, [PEER_MSG_REPAIR_DIGEST_RESP] = 2, [PEER_MSG_REPAIR_OFFER] = 1,
-    [PEER_MSG_REPAIR_OFFER_RESP] = 1,
+    [PEER_MSG_REPAIR_OFFER_RESP] = 1, [PEER_MSG_EVENT] = 3,
 };
 
 /* Fields appended to a type's body after it was first defined: a decoder
@@ -233,6 +236,8 @@ static int pack_msg(msgpack_packer *pk, const peer_msg_t *m)
                 msgpack_pack_uint64(pk, m->answers[i].version))
                 return -1;
         return 0;
+    case PEER_MSG_EVENT:
+        return pack_str(pk, m->name) || pack_str(pk, m->message) || pack_bin(pk, m->blob);
     }
     return -1;
 }
@@ -514,6 +519,12 @@ static st_t rd_fields(cur_t *c, peer_msg_t *m)
     case PEER_MSG_REPAIR_OFFER:
     case PEER_MSG_REPAIR_OFFER_RESP:
         return rd_items(c, m, PEER_OFFER_MAX);
+    case PEER_MSG_EVENT:
+        if ((rc = rd_text(c, PEER_NAME_MAX, &m->name)) != PEER_PROTO_OK) return rc;
+        if (m->name.len == 0) return PEER_PROTO_LIMIT;
+        if ((rc = rd_text(c, PEER_MESSAGE_MAX, &m->message)) != PEER_PROTO_OK) return rc;
+        if (m->message.len == 0) return PEER_PROTO_LIMIT;
+        return rd_bin_len(c, 0, PEER_BLOB_MAX, &m->blob);
     }
     return PEER_PROTO_MALFORMED;
 }
@@ -737,7 +748,7 @@ bool peer_msg_is_request(peer_msg_type_t t)
     switch (t) {
     case PEER_MSG_PING: case PEER_MSG_GET: case PEER_MSG_PUT: case PEER_MSG_DELETE: case PEER_MSG_INVALIDATE:
     case PEER_MSG_INVALIDATE_PATTERN: case PEER_MSG_KEYS: case PEER_MSG_HANDOFF: case PEER_MSG_SYNC:
-    case PEER_MSG_REPAIR_DIGEST: case PEER_MSG_REPAIR_OFFER:
+    case PEER_MSG_REPAIR_DIGEST: case PEER_MSG_REPAIR_OFFER: case PEER_MSG_EVENT:
         return true;
     default:
         return false;
@@ -769,6 +780,7 @@ const char *peer_msg_type_name(peer_msg_type_t t)
         [PEER_MSG_REPAIR_DIGEST_RESP] = "repair_digest_resp",
         [PEER_MSG_REPAIR_OFFER] = "repair_offer",
         [PEER_MSG_REPAIR_OFFER_RESP] = "repair_offer_resp",
+        [PEER_MSG_EVENT] = "event",
     };
     if ((unsigned)t >= 1 && (unsigned)t <= PEER_MSG_MAX) return names[t];
     return "unknown";

@@ -41,6 +41,8 @@
  *     REPAIR_OFFER        [21, id, flags, array(n <= PEER_OFFER_MAX) of
  *                              [hash u64, version u64, tomb bool, key bin 0..1024]]
  *     REPAIR_OFFER_RESP   [22, id, flags, array(n) of [index u32, version u64]]
+ *     EVENT               [23, id, flags, name str, message str, blob bin <= PEER_BLOB_MAX]
+ *                              (answered with PONG)
  *
  *   SYNC: "have you handed me (this run of me) what I own?"; the answer
  *   carries the answering node's clock, which is also all an invalidation's
@@ -51,6 +53,9 @@
  *   tombstone (tomb true; its key when known, else an empty key: a
  *   tombstone is known by its hash); an answer names an offered item by
  *   index: version 0 = "send it", else "deleted here at this version".
+ *   EVENT: an entry of the sending node's event feed (node/api/events.h)
+ *   for the receiver's: name is the sender, message the event's type, blob
+ *   its JSON object.
  *
  *   key = bin 1..1024 bytes; pattern = bin 1..1024 bytes (a glob, glob.h);
  *   content_type = str <= 255 bytes, message = str <= 1024 bytes, neither
@@ -138,8 +143,9 @@ typedef enum {
     PEER_MSG_REPAIR_DIGEST_RESP = 20,
     PEER_MSG_REPAIR_OFFER = 21,
     PEER_MSG_REPAIR_OFFER_RESP = 22,
+    PEER_MSG_EVENT = 23,
 } peer_msg_type_t;
-#define PEER_MSG_MAX PEER_MSG_REPAIR_OFFER_RESP
+#define PEER_MSG_MAX PEER_MSG_EVENT
 /* REPAIR_DIGEST's digests and REPAIR_DIGEST_RESP's bitmap (their exact
  * sizes are cluster/digest.h's business). */
 #define PEER_BLOB_MAX ((size_t)1 << 20)
@@ -229,12 +235,13 @@ typedef struct peer_msg {
     uint32_t limit;              /* KEYS */
     uint32_t accepted;           /* HANDOFF_RESP */
     uint32_t code;               /* ERROR (peer_status_t) */
-    peer_bytes_t message;        /* ERROR */
-    peer_bytes_t name;           /* SYNC, REPAIR_DIGEST: the asking member */
+    peer_bytes_t message;        /* ERROR; EVENT: its type */
+    peer_bytes_t name;           /* SYNC, REPAIR_DIGEST: the asking member; EVENT: the sender */
     uint8_t run[PEER_ID_LEN];    /* SYNC, REPAIR_DIGEST: its run (SWIM id) */
     uint64_t ring;               /* REPAIR_DIGEST: the ring's fingerprint */
     uint64_t cut;                /* REPAIR_DIGEST: the round's cut time (ms) */
-    peer_bytes_t blob;           /* REPAIR_DIGEST: digests; REPAIR_DIGEST_RESP: differing buckets
+    peer_bytes_t blob;           /* REPAIR_DIGEST: digests; REPAIR_DIGEST_RESP: differing buckets;
+                                  * EVENT: the event's JSON
                                   * (status REPAIR_DIGEST_RESP too) */
     bool done;                   /* SYNC_RESP */
     uint64_t clock;              /* SYNC_RESP: the answering node's clock */

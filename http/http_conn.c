@@ -1,4 +1,5 @@
 #include "http/http_conn.h"
+#include "http/http_stream.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -294,8 +295,10 @@ static char *http_put_uint(char *p, uint64_t v)
     return p;
 }
 
+/* streamed: no Content-Length, the body follows until the connection
+ * closes (http_stream.h). */
 static void http_conn_queue_response(http_conn_t *c, http_method_t method, bool http10, const http_response_t *resp,
-                                     bool keep_alive)
+                                     bool keep_alive, bool streamed)
 {
     const char *reason = http_status_reason(resp->status);
     size_t ct_len = resp->content_type ? (resp->content_type_len ? resp->content_type_len : strlen(resp->content_type)) : 0;
@@ -332,7 +335,7 @@ static void http_conn_queue_response(http_conn_t *c, http_method_t method, bool 
         *p++ = '\r';
         *p++ = '\n';
     }
-    if (!no_body) {
+    if (!no_body && !streamed) {
         memcpy(p, "Content-Length: ", 16);
         p = http_put_uint(p + 16, resp->body_len);
         *p++ = '\r';
@@ -433,7 +436,7 @@ static void http_conn_respond(http_request_t *r, const http_response_t *resp)
         return;
     }
     bool keep_alive = r->keep_alive && !c->env->draining;
-    http_conn_queue_response(c, r->method, c->parser.http_minor == 0, resp, keep_alive);
+    http_conn_queue_response(c, r->method, c->parser.http_minor == 0, resp, keep_alive, false);
     if (h->on_response) h->on_response(r, resp->status, h->ctx);
     http_request_reset(r);
     c->responded = true;
@@ -452,7 +455,7 @@ static void http_conn_send_error(http_conn_t *c, int status, const char *code, c
     char body[256];
     int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"code\":\"%s\"}", message, code);
     http_response_t resp = {.status = status, .content_type = "application/json", .body = body, .body_len = (size_t)n};
-    http_conn_queue_response(c, HTTP_M_OTHER, false, &resp, false);
+    http_conn_queue_response(c, HTTP_M_OTHER, false, &resp, false, false);
     const http_handler_t *h = c->env->handler;
     if (h->on_response) h->on_response(&c->req, status, h->ctx);
     c->close_after_write = true;
@@ -485,8 +488,8 @@ static void http_conn_dispatch(http_conn_t *c)
 static size_t http_conn_parse(http_conn_t *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && c->state != HTTP_CONN_HANDLING && c->state != HTTP_CONN_CLOSING && !c->close_after_write &&
-           !http_conn_output_full(c)) {
+    while (off < len && c->state != HTTP_CONN_HANDLING && c->state != HTTP_CONN_CLOSING &&
+           c->state != HTTP_CONN_STREAMING && !c->close_after_write && !http_conn_output_full(c)) {
         llhttp_errno_t err = llhttp_execute(&c->parser, data + off, len - off);
         if (err == HPE_OK) return len;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -555,7 +558,8 @@ static void http_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     if (nread == 0) return;
     atomic_fetch_add_explicit(&c->env->stats->bytes_in, (uint64_t)nread, memory_order_relaxed);
     c->last_activity_ms = uv_now(c->env->loop);
-    if (c->close_after_write || c->state == HTTP_CONN_CLOSING) return; /* lingering: discard */
+    if (c->close_after_write || c->state == HTTP_CONN_CLOSING || c->state == HTTP_CONN_STREAMING)
+        return; /* lingering, or a stream's client, which has nothing more to say: discard */
     c->processing = true;
     c->refs++;
     size_t used = 0;
@@ -697,6 +701,12 @@ static void http_close_cb(uv_handle_t *h)
 {
     http_conn_t *c = h->data;
     c->env->closed(c, c->env->ctx);
+    if (c->stream_live) {
+        c->stream_live = false;
+        atomic_fetch_sub_explicit(&c->env->stats->streams_active, 1, memory_order_relaxed);
+        c->stream_closed(c->stream_ctx);
+        http_conn_unref(c); /* the stream's hold */
+    }
     http_conn_unref(c);
 }
 
@@ -710,6 +720,11 @@ void http_conn_close(http_conn_t *c)
 
 bool http_conn_close_if_idle(http_conn_t *c)
 {
+    /* A stream waits for nothing from its client: shutting down ends it. */
+    if (c->state == HTTP_CONN_STREAMING) {
+        http_conn_close(c);
+        return true;
+    }
     if (c->state != HTTP_CONN_IDLE || c->in_len || c->writes_in_flight) return false;
     http_conn_close(c);
     return true;
@@ -727,6 +742,10 @@ void http_conn_check_timeouts(http_conn_t *c, uint64_t now_ms)
         } else if (c->close_after_write && now_ms - c->last_activity_ms > HTTP_LINGER_MS) {
             http_conn_close(c);
         }
+        break;
+    case HTTP_CONN_STREAMING:
+        /* Ended and half-closed: the client has a linger to hang up. */
+        if (c->close_after_write && c->shut_down && now_ms - c->last_activity_ms > HTTP_LINGER_MS) http_conn_close(c);
         break;
     case HTTP_CONN_IDLE:
     case HTTP_CONN_BODY:
@@ -771,4 +790,84 @@ void http_conn_start(http_conn_env_t *env, http_conn_t *c)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     http_conn_update_reading(c);
+}
+
+/* ---------- streamed responses (http_stream.h) ---------- */
+
+#define HTTP_STREAM_MAX_DEFAULT (256u << 10)
+
+static http_conn_t *http_conn_of_stream(http_stream_t *s)
+{
+    return (http_conn_t *)(void *)s;
+}
+
+http_stream_t *http_respond_stream(http_request_t *r, const http_response_t *head, const http_stream_config_t *cfg)
+{
+    http_conn_t *c = (http_conn_t *)((char *)r - offsetof(http_conn_t, req));
+    const http_handler_t *h = c->env->handler;
+    if (!r->in_handler) return NULL;
+    r->in_handler = false;
+    if (h->on_response) h->on_response(r, head->status, h->ctx);
+    if (c->state == HTTP_CONN_CLOSING) {
+        http_conn_unref(c); /* the handler's hold */
+        return NULL;
+    }
+    /* The head as any response's, then no Content-Length: the body runs
+     * until the connection closes. */
+    http_response_t resp = *head;
+    resp.body = NULL;
+    resp.body_len = 0;
+    resp.body_release = NULL;
+    http_conn_queue_response(c, r->method, c->parser.http_minor == 0, &resp, false, true);
+    c->in_len = 0; /* requests pipelined behind this one are never answered */
+    http_request_reset(r);
+    c->responded = true;
+    c->state = HTTP_CONN_STREAMING;
+    c->stream_live = true;
+    c->stream_max = cfg->max_buffered ? cfg->max_buffered : HTTP_STREAM_MAX_DEFAULT;
+    c->stream_closed = cfg->closed;
+    c->stream_ctx = cfg->ctx;
+    atomic_fetch_add_explicit(&c->env->stats->streams_active, 1, memory_order_relaxed);
+    /* The handler's hold on the connection is the stream's now. */
+    http_conn_flush(c);
+    http_conn_update_reading(c);
+    return (http_stream_t *)(void *)c;
+}
+
+size_t http_stream_buffered(http_stream_t *s)
+{
+    http_conn_t *c = http_conn_of_stream(s);
+    if (c->state == HTTP_CONN_CLOSING) return 0;
+    return c->wbuf_len + c->segs_bytes + uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+bool http_stream_write(http_stream_t *s, const void *data, size_t len)
+{
+    http_conn_t *c = http_conn_of_stream(s);
+    if (c->state == HTTP_CONN_CLOSING) return false;
+    if (http_stream_buffered(s) + len > c->stream_max) {
+        atomic_fetch_add_explicit(&c->env->stats->streams_slow, 1, memory_order_relaxed);
+        http_conn_close(c);
+        return false;
+    }
+    if (!http_wbuf_append(c, data, len)) {
+        http_conn_close(c);
+        return false;
+    }
+    c->last_activity_ms = uv_now(c->env->loop);
+    http_conn_flush(c);
+    return c->state != HTTP_CONN_CLOSING;
+}
+
+void http_stream_end(http_stream_t *s)
+{
+    http_conn_t *c = http_conn_of_stream(s);
+    if (!c->stream_live) return;
+    c->stream_live = false;
+    atomic_fetch_sub_explicit(&c->env->stats->streams_active, 1, memory_order_relaxed);
+    if (c->state != HTTP_CONN_CLOSING) {
+        c->close_after_write = true;
+        http_conn_flush(c);
+    }
+    http_conn_unref(c);
 }

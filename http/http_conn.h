@@ -66,6 +66,7 @@ typedef enum {
     HTTP_CONN_READING,    /* a request has started arriving */
     HTTP_CONN_BODY,       /* headers done, reading the body */
     HTTP_CONN_HANDLING,   /* the handler has the request */
+    HTTP_CONN_STREAMING,  /* answered with a stream the application writes (http_stream.h) */
     HTTP_CONN_CLOSING,
 } http_conn_state_t;
 
@@ -98,6 +99,11 @@ struct http_conn {
     size_t segs_bytes;        /* bytes in segs, not yet handed to libuv */
     unsigned writes_in_flight;
     char peer[64];
+    /* A streamed response (http_stream.h), which holds a ref while live. */
+    bool stream_live;
+    size_t stream_max;
+    void (*stream_closed)(void *ctx);
+    void *stream_ctx;
 };
 
 /* Sets up a connection the server accepted (c->tcp, zeroed otherwise) and

@@ -34,6 +34,8 @@ typedef struct http_server_stats {
     atomic_uint_fast64_t body_too_large;         /* 413 */
     atomic_uint_fast64_t header_timeouts;        /* 408 */
     atomic_uint_fast64_t idle_timeouts;
+    atomic_int_fast64_t streams_active;          /* streamed responses open (http_stream) */
+    atomic_uint_fast64_t streams_slow;           /* ... closed because the client fell behind */
     atomic_uint_fast64_t bytes_in;
     atomic_uint_fast64_t bytes_out;
 } http_server_stats_t;

@@ -12,11 +12,13 @@
 
 #include "autoconfig.h"
 #include "node/api/api.h"
+#include "node/api/api_events.h"
 #include "node/api/api_metrics.h"
 #include "node/audit/audit.h"
 #include "node/core/config.h"
 #include "node/member/gossip.h"
 #include "node/core/log.h"
+#include "node/core/sbuf.h"
 #include "node/metrics/metrics.h"
 #include "node/metrics/metrics_history.h"
 #include "node/store/store.h"
@@ -41,7 +43,7 @@ typedef struct node {
     unsigned nworkers;
     unsigned next_peer_worker;   /* round robin of peer connections handed over */
     uv_loop_t *loop;
-    uv_timer_t maintain, sample;
+    uv_timer_t maintain, sample, tick;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
     gossip_t *gossip;
@@ -56,6 +58,7 @@ typedef struct node {
     handoff_t *handoff;
     resync_t *resync;            /* catching up after a start, a stall or a rejoin */
     audit_t *audit;              /* the audit trail's writer */
+    api_events_relay_t *relay;   /* this node's events to the other members' feeds */
     repair_t *repair;            /* anti-entropy with the other owners */
     uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
     l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
@@ -81,6 +84,14 @@ static void node_sample_cb(uv_timer_t *t)
     api_metrics_sample(&n->api);
 }
 
+#define NODE_TICK_MS 1000
+
+static void node_tick_cb(uv_timer_t *t)
+{
+    node_t *n = t->data;
+    api_metrics_tick(&n->api, NODE_TICK_MS);
+}
+
 static void node_gossip_closed(void *arg)
 {
     (void)arg;
@@ -94,6 +105,7 @@ static void node_finish(void *arg)
     if (n->gossip) gossip_stop(n->gossip, node_gossip_closed, n);
     uv_timer_stop(&n->maintain);
     uv_timer_stop(&n->sample);
+    uv_timer_stop(&n->tick);
     uv_timer_stop(&n->ring_timer);
     uv_close((uv_handle_t *)&n->ring_timer, NULL);
     uv_timer_stop(&n->prev_timer);
@@ -101,10 +113,12 @@ static void node_finish(void *arg)
     if (n->handoff) handoff_close(n->handoff, node_gossip_closed, n);
     if (n->resync) resync_close(n->resync, node_gossip_closed, n);
     if (n->repair) repair_close(n->repair, node_gossip_closed, n);
+    if (n->relay) api_events_relay_close(n->relay, node_gossip_closed, n);
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
     uv_close((uv_handle_t *)&n->sample, NULL);
+    uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->sigint, NULL);
     uv_close((uv_handle_t *)&n->sighup, NULL);
@@ -298,6 +312,14 @@ static void node_rebuild_ring(node_t *n)
     ring_get_stats(t->ring, &rs);
     log_info("ring updated", "\"version\":%llu,\"members\":%zu,\"replicas\":%u,\"balance\":%.3f",
              (unsigned long long)n->ring_version, rs.members, rs.replicas, rs.balance);
+    {
+        char ev[256];
+        int len = snprintf(ev, sizeof ev,
+                           "{\"version\":%llu,\"members\":%zu,\"replicas\":%u,\"balance\":%.3f,\"time_ms\":%lld}",
+                           (unsigned long long)n->ring_version, rs.members, rs.replicas, rs.balance,
+                           (long long)sysinfo_now_ms());
+        api_events_publish(&n->api, "ring", ev, (size_t)len, false);
+    }
     topo_slot_publish(&n->api.route.topo, t);
 }
 
@@ -312,10 +334,33 @@ static void node_gossip_heard(const char *name, void *ctx)
     topo_note_heard(n->topo, name, uv_now(n->loop));
 }
 
+/* A membership change on /api/events. */
+static void node_member_event(node_t *n, const swim_event_t *ev)
+{
+    static const char *const what[] = {"joined", "updated", "suspect", "alive", "dead", "left", "reaped",
+                                       "declared_dead"};
+    static const char *const states[] = {"alive", "suspect", "dead", "left"};
+    if ((size_t)ev->type >= sizeof what / sizeof what[0]) return;
+    char gaddr[64];
+    gossip_addr_text(&ev->member->info->gossip, gaddr, sizeof gaddr);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"node\":");
+    sbuf_json_string(&b, n->self_name ? n->self_name : "", n->self_name ? strlen(n->self_name) : 0);
+    sbuf_puts(&b, ",\"member\":");
+    sbuf_json_string(&b, ev->member->info->name, strlen(ev->member->info->name));
+    sbuf_printf(&b, ",\"event\":\"%s\",\"state\":\"%s\",\"gossip\":\"%s\",\"incarnation\":%llu,\"time_ms\":%lld}",
+                what[ev->type], (size_t)ev->member->state < 4 ? states[ev->member->state] : "unknown", gaddr,
+                (unsigned long long)ev->member->incarnation, (long long)sysinfo_now_ms());
+    if (!b.failed) api_events_publish(&n->api, "member", b.data, b.len, false);
+    sbuf_free(&b);
+}
+
 static void node_gossip_event(const swim_event_t *ev, void *ctx)
 {
     node_t *n = ctx;
     if (n->stopping) return;
+    node_member_event(n, ev);
     if (ev->type == SWIM_EV_LEFT && n->resync) resync_member_left(n->resync);
     /* The cluster wrote and deleted this node's keys elsewhere meanwhile,
      * even if this node's own view never lost anyone (a one-sided
@@ -572,7 +617,8 @@ int main(int argc, char **argv)
     n.loop = uv_default_loop();
     uv_timer_init(n.loop, &n.maintain);
     uv_timer_init(n.loop, &n.sample);
-    n.maintain.data = n.sample.data = &n;
+    uv_timer_init(n.loop, &n.tick);
+    n.maintain.data = n.sample.data = n.tick.data = &n;
     uv_signal_init(n.loop, &n.sigterm);
     uv_signal_init(n.loop, &n.sigint);
     uv_signal_init(n.loop, &n.sighup);
@@ -608,6 +654,9 @@ int main(int argc, char **argv)
         repair_config_t rpc = {.interval_ms = n.cfg.repair_interval_ms};
         pc.request_timeout_ms = n.cfg.peer_timeout_ms * 5;
         n.repair = repair_new(n.loop, &n.api.route, &pc, &rpc);
+        pc.request_timeout_ms = n.cfg.peer_timeout_ms;
+        n.relay = api_events_relay_new(n.loop, &n.api, &pc);
+        if (!n.relay) log_warn("no event relay (out of memory): /api/events shows this node's events only", NULL);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
@@ -644,6 +693,8 @@ int main(int argc, char **argv)
     uv_timer_start(&n.maintain, node_maintain_cb, MAINTAIN_INTERVAL_MS, MAINTAIN_INTERVAL_MS);
     api_metrics_sample(&n.api);
     uv_timer_start(&n.sample, node_sample_cb, n.cfg.metrics_interval_ms, n.cfg.metrics_interval_ms);
+    api_metrics_tick(&n.api, NODE_TICK_MS);
+    uv_timer_start(&n.tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
     uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
     uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
     uv_signal_start(&n.sighup, node_sighup_cb, SIGHUP);
@@ -658,6 +709,7 @@ teardown:
     handoff_free(n.handoff);
     resync_free(n.resync);
     repair_free(n.repair);
+    api_events_relay_free(n.relay);
     l2_drainer_free(n.drainer);
     l2_sentinel_free(n.sentinel);
     l2_shared_destroy(&n.l2);

@@ -1,7 +1,9 @@
 #include "node/api/api.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "node/api/events.h"
 #include "node/core/sysinfo.h"
 #include "node/route/route_serve.h"
 
@@ -15,6 +17,15 @@ bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
     a->metrics = metrics;
     a->history = history;
     a->started_ms = sysinfo_now_ms();
+    events_config_t ec = {.run = a->started_ms};
+    a->events = events_new(&ec);
+    a->route.on_event = api_events_received;
+    a->route.on_event_ctx = a;
+    if (!a->events) {
+        snprintf(err, errcap, "out of memory");
+        api_destroy(a);
+        return false;
+    }
     if (api_auth_init(&a->auth, cfg, err, errcap)) return true;
     api_destroy(a);
     return false;
@@ -22,6 +33,8 @@ bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
 
 void api_destroy(api_t *a)
 {
+    events_free(a->events);
+    a->events = NULL;
     api_auth_destroy(&a->auth);
     route_destroy(&a->route);
 }
@@ -29,11 +42,14 @@ void api_destroy(api_t *a)
 int api_worker_init(api_worker_t *w, api_t *a, uv_loop_t *loop)
 {
     w->api = a;
-    return route_worker_init(&w->route, &a->route, loop, route_serve, &w->route);
+    int rc = route_worker_init(&w->route, &a->route, loop, route_serve, &w->route);
+    if (rc == 0) rc = api_events_worker_init(&w->events, a, loop);
+    return rc;
 }
 
 void api_worker_close(api_worker_t *w, void (*done)(void *arg), void *arg)
 {
+    api_events_worker_close(&w->events);
     route_worker_close(&w->route, done, arg);
 }
 

@@ -25,6 +25,7 @@
 
 #include "http/http_server.h"
 #include "node/api/api_auth.h"
+#include "node/api/api_events.h"
 #include "node/core/config.h"
 #include "node/member/gossip.h"
 #include "node/metrics/metrics.h"
@@ -53,6 +54,11 @@ typedef struct api {
     atomic_int scans;                          /* scans in flight, at most API_MAX_SCANS */
     atomic_uint_fast64_t scans_refused;
     struct audit *audit;                       /* the audit trail (owned by main; NULL: none) */
+    struct events *events;                     /* the /api/events feed (owned; NULL: none) */
+    atomic_int event_streams;                  /* /api/events clients, at most API_EVENTS_CLIENTS */
+    /* The metrics event's previous reading (main loop only). */
+    uint64_t tick_requests, tick_hits, tick_misses, tick_invalidations;
+    uint64_t tick_buckets[METRICS_BUCKETS + 1];
     /* The GET histogram at the previous history sample (main loop only). */
     uint64_t sample_buckets[METRICS_BUCKETS + 1];
 } api_t;
@@ -61,6 +67,7 @@ typedef struct api {
 typedef struct api_worker {
     api_t *api;
     route_worker_t route;
+    api_events_worker_t events;                /* this loop's /api/events streams */
 } api_worker_t;
 
 /* false with a message in err when the tokens file does not load. */

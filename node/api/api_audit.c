@@ -14,6 +14,7 @@
 #include "cluster/limits.h"
 #include "http/http_url.h"
 #include "node/api/api_cache.h"
+#include "node/api/api_events.h"
 #include "node/api/api_http.h"
 #include "node/audit/audit.h"
 #include "node/core/sysinfo.h"
@@ -178,6 +179,13 @@ void api_audit_responded(api_t *a, const http_request_t *r, int status)
     default: return;
     }
     json_decref(body);
+    /* The same record, live, on /api/events (keyed by its request id). */
+    sbuf_t ev;
+    sbuf_init(&ev);
+    const char *self = atomic_load(&a->route.self_name);
+    audit_record_json(&ev, &rec, self ? self : "", rec.request_id);
+    if (!ev.failed) api_events_publish(a, audit_action_name(rec.action), ev.data, ev.len, true);
+    sbuf_free(&ev);
     audit_submit(a->audit, &rec);
 }
 

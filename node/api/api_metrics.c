@@ -8,6 +8,8 @@
 
 #include "autoconfig.h"
 #include "http/http_url.h"
+#include "node/api/api_events.h"
+#include "node/api/events.h"
 #include "node/audit/audit.h"
 #include "node/api/api_http.h"
 #include "node/core/sysinfo.h"
@@ -39,6 +41,7 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     tomb_get_metrics(a->route.tomb, store_now_ms(a->store), &tb);
     metrics_render_one(b, &tomb_metrics_table, &tb);
     if (a->audit) metrics_render_one(b, &audit_metrics_table, audit_stats(a->audit));
+    if (a->events) metrics_render_one(b, &events_metrics_table, events_stats(a->events));
 }
 
 static void api_metrics_l2(api_t *a, sbuf_t *b)
@@ -99,6 +102,10 @@ static const metrics_desc_t api_metrics_http_rows[] = {
     API_METRICS_HTTP(body_too_large, "http_body_too_large_total", "Requests refused over the body limits (413)."),
     API_METRICS_HTTP(header_timeouts, "http_header_timeouts_total", "Connections whose headers came too slowly (408)."),
     API_METRICS_HTTP(idle_timeouts, "http_idle_timeouts_total", "Connections closed after --idle-timeout of silence."),
+    METRICS_ATOMIC_GAUGE(http_server_stats_t, streams_active, "http_streams_active", NULL,
+                         "Streamed responses open (/api/events clients)."),
+    API_METRICS_HTTP(streams_slow, "http_streams_slow_total",
+                     "Streams closed because their client fell 256 KiB behind (slow consumers are dropped)."),
     API_METRICS_HTTP(bytes_in, "http_received_bytes_total", "Bytes read from clients."),
     API_METRICS_HTTP(bytes_out, "http_sent_bytes_total", "Bytes written to clients."),
 };
@@ -295,4 +302,47 @@ void api_metrics_sample(api_t *a)
     metrics_percentiles(&delta, &pc);
     s.get_p99_s = pc.p99_s;
     metrics_history_record(a->history, &s);
+}
+
+void api_metrics_tick(api_t *a, uint64_t interval_ms)
+{
+    metrics_t *m = a->metrics;
+    uint64_t requests = metrics_requests(m), hits = metrics_read(&m->hits), misses = metrics_read(&m->misses);
+    uint64_t invalidations = metrics_read(&m->invalidations);
+    metrics_histogram_t delta;
+    memset(&delta, 0, sizeof delta);
+    metrics_histogram_t *h = &m->latency[METRICS_OP_GET];
+    for (int i = 0; i <= METRICS_BUCKETS; i++) {
+        uint64_t now = metrics_read(&h->buckets[i]);
+        atomic_store_explicit(&delta.buckets[i], now - a->tick_buckets[i], memory_order_relaxed);
+        a->tick_buckets[i] = now;
+    }
+    metrics_percentiles_t pc;
+    metrics_percentiles(&delta, &pc);
+    store_stats_t st;
+    store_get_stats(a->store, &st);
+    sysinfo_process_t p;
+    sysinfo_process(&p);
+    double per_s = interval_ms ? 1000.0 / (double)interval_ms : 1.0;
+    uint64_t dh = hits - a->tick_hits, dm = misses - a->tick_misses;
+    const char *self = atomic_load(&a->route.self_name);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_puts(&b, "{\"node\":");
+    sbuf_json_string(&b, self ? self : "", self ? strlen(self) : 0);
+    sbuf_printf(&b,
+                ",\"time_ms\":%lld,\"ops_per_s\":%.1f,\"hits_per_s\":%.1f,\"misses_per_s\":%.1f,\"hit_rate\":%.4f,"
+                "\"invalidations_per_s\":%.1f,\"hits\":%llu,\"misses\":%llu,\"get_p50_ms\":%.3f,\"get_p90_ms\":%.3f,"
+                "\"get_p95_ms\":%.3f,\"get_p99_ms\":%.3f,\"entries\":%llu,\"bytes\":%llu,\"rss_bytes\":%llu}",
+                (long long)sysinfo_now_ms(), (double)(requests - a->tick_requests) * per_s, (double)dh * per_s,
+                (double)dm * per_s, dh + dm ? (double)dh / (double)(dh + dm) : 0.0,
+                (double)(invalidations - a->tick_invalidations) * per_s, (unsigned long long)hits,
+                (unsigned long long)misses, pc.p50_s * 1e3, pc.p90_s * 1e3, pc.p95_s * 1e3, pc.p99_s * 1e3,
+                (unsigned long long)st.entries, (unsigned long long)st.bytes, (unsigned long long)p.rss_bytes);
+    a->tick_requests = requests;
+    a->tick_hits = hits;
+    a->tick_misses = misses;
+    a->tick_invalidations = invalidations;
+    if (!b.failed) api_events_publish(a, "metrics", b.data, b.len, true);
+    sbuf_free(&b);
 }

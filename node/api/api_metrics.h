@@ -13,5 +13,8 @@ void api_metrics_json(api_worker_t *w, http_request_t *r);
 void api_metrics_history(api_worker_t *w, http_request_t *r);
 /* Takes a history sample; called by the main loop every interval. */
 void api_metrics_sample(api_t *a);
+/* The `metrics` event of /api/events (main loop, every second): what
+ * changed since the previous tick, per second, and GET latency over it. */
+void api_metrics_tick(api_t *a, uint64_t interval_ms);
 
 #endif

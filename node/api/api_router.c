@@ -6,6 +6,7 @@
 
 #include "node/api/api_audit.h"
 #include "node/api/api_cache.h"
+#include "node/api/api_events.h"
 #include "node/api/api_cluster.h"
 #include "node/api/api_health.h"
 #include "node/api/api_http.h"
@@ -50,6 +51,7 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/metrics/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_history},
     {"/api/cluster/members", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_members},
     {"/api/audit", false, API_ROUTER_GET, METRICS_OP_OTHER, A, 0, api_audit_list},
+    {"/api/events", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_events_stream},
     {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_ring},
     {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
     {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},

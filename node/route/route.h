@@ -130,6 +130,10 @@ typedef struct route {
     atomic_bool draining;                      /* leaving the cluster: the others own its keys now */
     atomic_uint_fast64_t deletes;              /* bumped by every delete or invalidation applied here:
                                                 * a GET in flight from before is not joined after */
+    /* Another member's event (PEER_MSG_EVENT), for this node's feed: set
+     * before the workers start; called on a worker's loop. */
+    void (*on_event)(void *ctx, const peer_msg_t *m);
+    void *on_event_ctx;
 } route_t;
 
 /* What one worker loop owns. */

@@ -259,6 +259,13 @@ void route_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
         else route_read_serve(w, route_serve_reply(call), (const char *)req->key.p, req->key.len);
         break;
     case PEER_MSG_SYNC: route_serve_sync(w, call, req); break;
+    case PEER_MSG_EVENT: {
+        route_t *a = w->route;
+        if (a->on_event) a->on_event(a->on_event_ctx, req);
+        peer_msg_t m = {.type = PEER_MSG_PONG};
+        peer_server_respond(call, &m);
+        break;
+    }
     case PEER_MSG_REPAIR_DIGEST: repair_serve_digest(w, call, req); break;
     case PEER_MSG_REPAIR_OFFER: repair_serve_offer(w, call, req); break;
     case PEER_MSG_PUT: route_serve_put(w, call, req); break;

@@ -146,6 +146,11 @@ static void make_msg(peer_msg_t *m, peer_msg_type_t t, uint64_t id)
         m->count = 3;
         m->answers = answers;
         break;
+    case PEER_MSG_EVENT:
+        m->name = B("node-5");
+        m->message = B("invalidate_pattern");
+        m->blob = B("{\"pattern\":\"users:*\"}");
+        break;
     }
 }
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "http/http_server.h"
+#include "http/http_stream.h"
 #include "http/http_url.h"
 
 typedef struct fixture {
@@ -31,6 +32,11 @@ typedef struct fixture {
     atomic_int late_responses; /* /async requests answered */
     http_request_t *held;  /* an /async request waiting for its timer */
     uv_timer_t async_timer;
+    http_stream_t *stream; /* /stream or /flood while it lives (server thread) */
+    bool flood;            /* write 16 KiB a tick instead of a line */
+    uv_timer_t stream_timer;
+    atomic_int ticks;      /* writes to the stream */
+    atomic_int stream_closed; /* its `closed` ran */
 } fixture_t;
 
 static char big_body[100000];
@@ -53,6 +59,8 @@ static void respond_echo(http_request_t *r, const char *tag)
     http_respond(r, &resp);
 }
 
+static bool on_stream_request(fixture_t *f, http_request_t *r, const char *path, size_t plen);
+
 static void async_timer_cb(uv_timer_t *t)
 {
     fixture_t *f = t->data;
@@ -72,6 +80,7 @@ static void on_request(http_request_t *r, void *ctx)
         uv_timer_start(&f->async_timer, async_timer_cb, 50, 0);
         return;
     }
+    if (on_stream_request(f, r, path, plen)) return;
     if (plen >= 4 && memcmp(path, "/big", 4) == 0) {
         /* /big: 100000 bytes; /big20: 20000 */
         size_t blen = plen == 6 && memcmp(path, "/big20", 6) == 0 ? 20000 : sizeof big_body;
@@ -86,6 +95,49 @@ static void on_request(http_request_t *r, void *ctx)
     respond_echo(r, "now");
 }
 
+static void stream_closed(void *ctx)
+{
+    fixture_t *f = ctx;
+    f->stream = NULL;
+    uv_timer_stop(&f->stream_timer);
+    atomic_fetch_add(&f->stream_closed, 1);
+}
+
+static void stream_timer_cb(uv_timer_t *t)
+{
+    fixture_t *f = t->data;
+    static char chunk[16384];
+    char line[32];
+    int n = snprintf(line, sizeof line, "tick %d\n", atomic_load(&f->ticks));
+    atomic_fetch_add(&f->ticks, 1);
+    if (f->stream) http_stream_write(f->stream, f->flood ? chunk : line, f->flood ? sizeof chunk : (size_t)n);
+}
+
+/* /stream: a line now and one every 10 ms; /flood: 16 KiB every 10 ms, at
+ * most 64 KiB unsent; /stream-end: "abc", then the end. */
+static bool on_stream_request(fixture_t *f, http_request_t *r, const char *path, size_t plen)
+{
+    bool end = plen == 11 && memcmp(path, "/stream-end", 11) == 0;
+    bool flood = plen == 6 && memcmp(path, "/flood", 6) == 0;
+    if (!end && !flood && !(plen == 7 && memcmp(path, "/stream", 7) == 0)) return false;
+    http_response_t head = {.status = 200, .content_type = "text/event-stream",
+                            .headers = "Cache-Control: no-cache\r\n", .headers_len = 25};
+    http_stream_config_t cfg = {.max_buffered = flood ? 65536 : 0, .closed = stream_closed, .ctx = f};
+    http_stream_t *s = http_respond_stream(r, &head, &cfg);
+    if (!s) return true;
+    if (end) {
+        http_stream_write(s, "ab", 2);
+        http_stream_write(s, "c", 1);
+        http_stream_end(s);
+        return true;
+    }
+    f->stream = s;
+    f->flood = flood;
+    http_stream_write(s, "hello\n", 6);
+    uv_timer_start(&f->stream_timer, stream_timer_cb, 10, 10);
+    return true;
+}
+
 static size_t body_limit(const http_request_t *r, void *ctx)
 {
     return 1000;
@@ -97,6 +149,7 @@ static void drained(void *arg)
     atomic_store(&f->drained, 1);
     uv_close((uv_handle_t *)&f->stop, NULL);
     uv_close((uv_handle_t *)&f->async_timer, NULL);
+    uv_close((uv_handle_t *)&f->stream_timer, NULL);
 }
 
 static void stop_cb(uv_async_t *a)
@@ -119,6 +172,8 @@ static fixture_t *start_server(const http_limits_t *limits)
     f->stop.data = f;
     uv_timer_init(&f->loop, &f->async_timer);
     f->async_timer.data = f;
+    uv_timer_init(&f->loop, &f->stream_timer);
+    f->stream_timer.data = f;
     http_handler_t h = {.body_limit = body_limit, .on_request = on_request, .ctx = f};
     f->server = http_server_new(&f->loop, limits, &h);
     assert_non_null(f->server);
@@ -540,6 +595,61 @@ static void test_shutdown_finishes_in_flight(void **state)
     *state = NULL;
 }
 
+/* A streamed response: headers without Content-Length, what was written,
+ * then the connection closes at the end. */
+static void test_stream_ends(void **state)
+{
+    fixture_t *f = *state;
+    int fd = client(f->port);
+    send_str(fd, "GET /stream-end HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    char *r = read_all(fd, NULL);
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(r, "Content-Type: text/event-stream\r\n"));
+    assert_non_null(strstr(r, "Connection: close\r\n"));
+    assert_null(strstr(r, "Content-Length"));
+    assert_non_null(strstr(r, "\r\n\r\nabc"));
+    assert_null(strstr(r, "/after")); /* nothing pipelined behind a stream is answered */
+    free(r);
+    close(fd);
+    assert_int_equal(atomic_load(&f->stream_closed), 0); /* ended, not closed under it */
+}
+
+/* The client hangs up: `closed` runs and the server goes on; a stream open
+ * at shutdown is closed by it (the teardown checks the drain). */
+static void test_stream_client_leaves(void **state)
+{
+    fixture_t *f = *state;
+    int fd = client(f->port);
+    send_str(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    char *r = read_until(fd, "tick", 3, NULL);
+    assert_non_null(strstr(r, "hello\ntick"));
+    free(r);
+    assert_int_equal(atomic_load(&http_server_stats(f->server)->streams_active), 1);
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&f->stream_closed) == 0; i++) usleep(10000);
+    assert_int_equal(atomic_load(&f->stream_closed), 1);
+    assert_int_equal(atomic_load(&http_server_stats(f->server)->streams_active), 0);
+    fd = client(f->port);
+    send_str(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    free(read_until(fd, "hello", 1, NULL));
+    close(fd);
+}
+
+/* A client that reads nothing is dropped once 64 KiB wait unsent, rather
+ * than buffered without end. */
+static void test_stream_slow_consumer_dropped(void **state)
+{
+    fixture_t *f = *state;
+    int fd = client(f->port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    send_str(fd, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 1000 && atomic_load(&f->stream_closed) == 0; i++) usleep(10000);
+    assert_int_equal(atomic_load(&f->stream_closed), 1);
+    assert_int_equal(atomic_load(&http_server_stats(f->server)->streams_slow), 1);
+    close(fd);
+}
+
 static int teardown_none(void **state)
 {
     return 0;
@@ -587,6 +697,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zero_copy_body_released, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_async_response, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_finishes_in_flight, setup_default, teardown_none),
+        cmocka_unit_test_setup_teardown(test_stream_ends, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_client_leaves, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_slow_consumer_dropped, setup_default, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
