@@ -25,7 +25,7 @@ packages=(
   build-essential autoconf automake pkg-config
   libuv1-dev libsodium-dev libmsgpack-dev libhiredis-dev libpq-dev
   libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
-  curl jq prometheus redis-server wrk nginx-light clang
+  curl jq prometheus redis-server postgresql wrk nginx-light clang
   python3 iproute2 nftables faketime
 )
 
