@@ -591,10 +591,10 @@ int main(int argc, char **argv)
     }
     {
         audit_config_t ac = {.node = n.cfg.name, .dir = n.cfg.audit_dir, .file_max_bytes = n.cfg.audit_file_size,
-                             .files = (unsigned)n.cfg.audit_files};
+                             .files = (unsigned)n.cfg.audit_files, .db = n.cfg.audit_db};
         char err[512];
         if (audit_open(&n.audit, &ac, err, sizeof err) != 0) {
-            fprintf(stderr, "dcache-node: --audit-dir: %s\n", err);
+            fprintf(stderr, "dcache-node: %s%s\n", strncmp(err, "--", 2) == 0 ? "" : "--audit-dir: ", err);
             api_destroy(&n.api);
             metrics_history_free(n.history);
             store_free(n.store);

@@ -17,6 +17,7 @@
 #include "node/api/api_events.h"
 #include "node/api/api_http.h"
 #include "node/audit/audit.h"
+#include "node/audit/audit_pg.h"
 #include "node/core/sysinfo.h"
 
 /* Request ids made here: a random prefix per process (so two nodes, or two
@@ -236,17 +237,34 @@ static bool api_audit_parse_time(const char *s, int64_t now_ms, int64_t *out)
 typedef struct api_audit_work {
     uv_work_t req;
     http_request_t *r;
-    char *dir, *node;
+    char *dir, *node, *db;
     audit_query_t q;
     sbuf_t out;
     bool ok;
     char err[160];
 } api_audit_work_t;
 
+/* From PostgreSQL when there is one; when it does not answer, from this
+ * node's files, saying so: the trail is still there, only not the whole
+ * cluster's. A cursor is of one source or the other. */
 static void api_audit_work_run(uv_work_t *req)
 {
     api_audit_work_t *x = req->data;
+    bool pg_cursor = strncmp(x->q.cursor, "pg.", 3) == 0;
+    if (x->db && (pg_cursor || !x->q.cursor[0])) {
+        x->ok = audit_pg_query(x->db, &x->q, &x->out, x->err, sizeof x->err);
+        if (x->ok || strncmp(x->err, "cursor", 6) == 0 || pg_cursor) return;
+        sbuf_free(&x->out);
+        sbuf_init(&x->out);
+    }
     x->ok = audit_query_file(x->dir, x->node, &x->q, &x->out, x->err, sizeof x->err);
+    if (x->ok && x->db && x->out.len > 0 && x->out.data[x->out.len - 1] == '}') {
+        /* {..."source":"file"} -> {..."source":"file","degraded":"why"} */
+        x->out.len--;
+        sbuf_puts(&x->out, ",\"degraded\":");
+        sbuf_json_string(&x->out, x->err, strlen(x->err));
+        sbuf_puts(&x->out, "}");
+    }
 }
 
 static void api_audit_work_done(uv_work_t *req, int status)
@@ -263,6 +281,7 @@ static void api_audit_work_done(uv_work_t *req, int status)
     sbuf_free(&x->out);
     free(x->dir);
     free(x->node);
+    free(x->db);
     free(x);
 }
 
@@ -334,6 +353,7 @@ void api_audit_list(api_worker_t *w, http_request_t *r)
     x->r = r;
     x->dir = strdup(audit_dir(a->audit));
     x->node = strdup(audit_node(a->audit));
+    if (a->cfg->audit_db[0]) x->db = strdup(a->cfg->audit_db);
     sbuf_init(&x->out);
     x->req.data = x;
     if (!x->dir || !x->node || uv_queue_work(w->route.loop, &x->req, api_audit_work_run, api_audit_work_done) != 0) {

@@ -1,10 +1,13 @@
 /* /health (the process is up) and /ready (it should get traffic). */
 #include "node/api/api_health.h"
 
+#include "node/audit/audit.h"
+
 #include <stdio.h>
 
 #include "autoconfig.h"
 #include "node/api/api_http.h"
+#include "node/audit/audit.h"
 #include "node/core/sysinfo.h"
 
 void api_health_live(api_worker_t *w, http_request_t *r)
@@ -51,12 +54,25 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
                  s->write_mode == L2_WRITE_JOURNAL ? "journal" : "sync",
                  (unsigned long long)(s->journal ? journal_records(s->journal) : 0));
     }
-    char body[640];
+    /* The audit trail never makes the node unready: records wait in the
+     * files while PostgreSQL is away. */
+    char audit[192];
+    if (!a->audit) {
+        snprintf(audit, sizeof audit, "{\"status\":\"disabled\"}");
+    } else {
+        audit_stats_t *as = audit_stats(a->audit);
+        if (!as->pg)
+            snprintf(audit, sizeof audit, "{\"status\":\"ok\",\"sink\":\"file\"}");
+        else
+            snprintf(audit, sizeof audit, "{\"status\":\"%s\",\"sink\":\"postgres\",\"backlog_bytes\":%lld}",
+                     atomic_load(&as->pg_up) ? "ok" : "degraded", (long long)atomic_load(&as->pg_backlog_bytes));
+    }
+    char body[800];
     int n = snprintf(body, sizeof body,
                      "{\"ready\":%s,\"status\":\"%s\",\"dependencies\":{"
                      "\"l1\":{\"status\":\"ok\",\"entries\":%zu},"
                      "\"l2\":%s,"
-                     "\"audit\":{\"status\":\"disabled\"},"
+                     "\"audit\":%s,"
                      "\"cluster\":{\"status\":\"%s\"}}}",
                      draining || syncing || minority || clock ? "false" : "true",
                      draining   ? "draining"
@@ -64,7 +80,7 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
                      : clock    ? "clock_skew"
                      : syncing  ? "syncing"
                                 : "ok",
-                     entries, l2, api_health_cluster_state(a));
+                     entries, l2, audit, api_health_cluster_state(a));
     if (draining) api_http_set_error(r, METRICS_ERR_DRAINING);
     else if (minority) api_http_set_error(r, METRICS_ERR_MINORITY);
     else if (clock) api_http_set_error(r, METRICS_ERR_CLOCK_SKEW);

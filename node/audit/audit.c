@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "node/audit/audit_pg.h"
 #include "node/core/log.h"
 #include "node/core/sysinfo.h"
 
@@ -47,12 +48,18 @@ static const metrics_desc_t audit_metrics_rows[] = {
     AUDIT_COUNTER(recorded, "audit_records_total", NULL,
                   "Audit records taken (deletes, invalidations, warming triggers, tokens reloads)."),
     AUDIT_COUNTER(written, "audit_written_total", "sink=\"file\"", "Audit records written, by where they went."),
+    AUDIT_COUNTER(shipped, "audit_written_total", "sink=\"postgres\"", ""),
     AUDIT_COUNTER(dropped_queue, "audit_dropped_total", "reason=\"queue_full\"",
                   "Audit records lost: the queue to the writer was full (16384), or the sink refused them."),
     AUDIT_COUNTER(dropped_write, "audit_dropped_total", "reason=\"write_failed\"", ""),
+    AUDIT_COUNTER(dropped_spool, "audit_dropped_total", "reason=\"spool_full\"", ""),
     AUDIT_COUNTER(syncs, "audit_syncs_total", NULL, "Group commits (fdatasync) of the audit file."),
     AUDIT_COUNTER(rotations, "audit_rotations_total", NULL, "Audit files rotated (past --audit-file-size)."),
     METRICS_ATOMIC_GAUGE(audit_stats_t, queued, "audit_queued", NULL, "Audit records waiting for the writer."),
+    METRICS_ATOMIC_GAUGE(audit_stats_t, pg_backlog_bytes, "audit_backlog_bytes", NULL,
+                         "With --audit-db: bytes of audit records in the files and not in PostgreSQL yet."),
+    METRICS_ATOMIC_GAUGE(audit_stats_t, pg_up, "audit_db_up", NULL,
+                         "With --audit-db: 1 while audit records reach PostgreSQL."),
 };
 const metrics_table_t audit_metrics_table = METRICS_TABLE(audit_metrics_rows);
 
@@ -120,6 +127,7 @@ struct audit {
     uint64_t submitted, done;     /* records handed in / written (or dropped) and synced */
     bool closing;
     /* Writer thread only. */
+    audit_pg_t *pg;               /* --audit-db's shipper, or NULL */
     int fd;
     bool open_failed;
     uint64_t file_bytes;
@@ -154,6 +162,7 @@ static void audit_sync(audit_t *a)
 static void audit_rotate(audit_t *a)
 {
     audit_sync(a);
+    if (a->pg) audit_pg_rotating(a->pg);
     close(a->fd);
     a->fd = -1;
     size_t cap = strlen(a->path) + 16;
@@ -207,6 +216,7 @@ static void audit_drain(audit_t *a)
     bool named = a->path != NULL;
     pthread_mutex_unlock(&a->lock);
     if (!named) return;
+    if (a->pg) audit_pg_start(a->pg, a->path);
     if (a->fd < 0 && !a->open_failed && audit_file_open(a) != 0) {
         a->open_failed = true;
         log_error("cannot open the audit file; audit records are dropped", "\"path\":\"%s\",\"error\":\"%s\"",
@@ -245,10 +255,12 @@ static void audit_wake_cb(uv_async_t *h)
     pthread_mutex_unlock(&a->lock);
     if (closing) {
         audit_sync(a);
+        if (a->pg) audit_pg_close(a->pg, NULL, NULL);
         uv_close((uv_handle_t *)&a->wake, NULL);
         uv_close((uv_handle_t *)&a->sync_timer, NULL);
         return;
     }
+    if (a->pg) audit_pg_kick(a->pg);
     if (a->written_unsynced && !uv_is_active((uv_handle_t *)&a->sync_timer))
         uv_timer_start(&a->sync_timer, audit_sync_cb, a->cfg.sync_ms, 0);
 }
@@ -325,6 +337,20 @@ int audit_open(audit_t **out, const audit_config_t *cfg, char *err, size_t errca
     uv_async_init(&a->loop, &a->wake, audit_wake_cb);
     uv_timer_init(&a->loop, &a->sync_timer);
     a->wake.data = a->sync_timer.data = a;
+    if (cfg->db && cfg->db[0]) {
+        audit_pg_config_t pc = {.conninfo = cfg->db, .files = a->cfg.files, .stats = &a->stats};
+        a->stats.pg = true;
+        char perr[256];
+        if (!(a->pg = audit_pg_new(&a->loop, &pc, perr, sizeof perr))) {
+            snprintf(err, errcap, "--audit-db: %s", perr);
+            uv_close((uv_handle_t *)&a->wake, NULL);
+            uv_close((uv_handle_t *)&a->sync_timer, NULL);
+            uv_run(&a->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&a->loop);
+            audit_free(a);
+            return -EINVAL;
+        }
+    }
     if (pthread_create(&a->thread, NULL, audit_thread, a) != 0) {
         uv_close((uv_handle_t *)&a->wake, NULL);
         uv_close((uv_handle_t *)&a->sync_timer, NULL);
@@ -413,6 +439,7 @@ void audit_close(audit_t *a)
     uv_async_send(&a->wake);
     if (a->thread_started) pthread_join(a->thread, NULL);
     uv_loop_close(&a->loop);
+    audit_pg_free(a->pg);
     audit_free(a);
 }
 

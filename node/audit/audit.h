@@ -85,6 +85,7 @@ typedef struct audit_config {
     unsigned files;              /* 4 rotated files kept */
     size_t queue_max;            /* 16384 */
     uint64_t sync_ms;            /* 100: group commit interval */
+    const char *db;              /* PostgreSQL (audit_pg.h); NULL or "": files only */
 } audit_config_t;
 
 typedef struct audit_stats {
@@ -95,6 +96,12 @@ typedef struct audit_stats {
     atomic_uint_fast64_t syncs;             /* fdatasync calls */
     atomic_uint_fast64_t rotations;
     atomic_int_fast64_t queued;             /* waiting for the writer */
+    /* With --audit-db (audit_pg.h). */
+    atomic_uint_fast64_t shipped;           /* inserted into PostgreSQL */
+    atomic_uint_fast64_t dropped_spool;     /* rotated away before PostgreSQL took them */
+    atomic_int_fast64_t pg_backlog_bytes;   /* in the files, not in PostgreSQL yet */
+    atomic_int_fast64_t pg_up;              /* 1 while inserts succeed */
+    bool pg;                                /* --audit-db given */
 } audit_stats_t;
 
 /* audit_stats_t's series in /metrics. */

@@ -164,6 +164,9 @@ static const config_option_t config_options[] = {
      "size past which the audit file is rotated"},
     {"audit-files", "DCACHE_AUDIT_FILES", NULL, OPT_UINT, OPT(audit_files), "4", 1, 64,
      "rotated audit files kept (the oldest is removed)"},
+    {"audit-db", "DCACHE_AUDIT_DB", NULL, OPT_STRING, OPT(audit_db), "", 0, 0,
+     "PostgreSQL for the audit trail: postgres://user:password@IP:port/db (table dcache_audit, created if "
+     "missing); the files are then its spool while PostgreSQL is away (none: files only)"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])

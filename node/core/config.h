@@ -99,6 +99,7 @@ typedef struct config {
     char *audit_dir;
     uint64_t audit_file_size;
     uint64_t audit_files;
+    char *audit_db;               /* PostgreSQL conninfo, "" = files only */
 } config_t;
 
 /* A number option with no default that was not given (before validation). */

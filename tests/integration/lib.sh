@@ -12,11 +12,14 @@ trap '' PIPE
 TEST_NAME=$(basename "$0")
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcache-test.XXXXXX")
 NODE_PIDS=()
+PG_PIDS=()
 FAILS=0
 CHECKS=0
 
 cleanup() {
   local pid
+  # A PostgreSQL's backends outlive its postmaster for a moment: kill them too.
+  for pid in "${PG_PIDS[@]}"; do pkill -9 -P "$pid" 2>/dev/null || true; done
   for pid in "${NODE_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   for pid in "${NODE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$TEST_TMP"
@@ -160,4 +163,55 @@ start_redis() {
   echo "redis-server did not start" >&2
   cat "$TEST_TMP/$name.log" >&2
   exit 1
+}
+
+# start_postgres [NAME]: a PostgreSQL on a free loopback port (initdb in a
+# temporary directory, trust authentication, user dcache); sets PG_PORT,
+# PG_PID, PG_DATA and PG_URL. As root it runs as the postgres user, which
+# Debian's package creates (PostgreSQL refuses to run as root). The
+# cleanup kills it with the nodes. restart_postgres starts it again on the
+# same port and data after stop_postgres.
+PG_BIN=""
+postgres_as() {
+  if ((EUID == 0)); then setpriv --reuid postgres --regid postgres --init-groups -- "$@"; else "$@"; fi
+}
+start_postgres() {
+  local name=${1:-pg}
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [[ -x $PG_BIN/initdb ]] || { echo "PostgreSQL is not installed (tools/setup.sh installs it)" >&2; exit 1; }
+  PG_DATA="$TEST_TMP/$name"
+  mkdir -p "$PG_DATA"
+  if ((EUID == 0)); then chmod 755 "$TEST_TMP"; chown postgres "$PG_DATA"; fi
+  postgres_as "$PG_BIN/initdb" -D "$PG_DATA/data" -A trust -U dcache --no-sync -E UTF8 >"$TEST_TMP/$name-initdb.log" 2>&1 ||
+    { cat "$TEST_TMP/$name-initdb.log" >&2; exit 1; }
+  PG_PORT=$(pick_port)
+  PG_URL="postgres://dcache@127.0.0.1:$PG_PORT/postgres"
+  restart_postgres
+}
+restart_postgres() {
+  local argv=("$PG_BIN/postgres" -D "$PG_DATA/data" -k "$PG_DATA" -p "$PG_PORT" -h 127.0.0.1 -F
+    -c fsync=off -c full_page_writes=off)
+  # Not through a shell function: $! must be the postmaster itself, which
+  # setpriv becomes, so that stop_postgres signals it.
+  if ((EUID == 0)); then
+    setpriv --reuid postgres --regid postgres --init-groups -- "${argv[@]}" >>"$PG_DATA.log" 2>&1 &
+  else
+    "${argv[@]}" >>"$PG_DATA.log" 2>&1 &
+  fi
+  PG_PID=$!
+  NODE_PIDS+=("$PG_PID")
+  PG_PIDS+=("$PG_PID")
+  local deadline=$((SECONDS + 20))
+  until psql "$PG_URL" -Atc 'select 1' >/dev/null 2>&1; do
+    kill -0 "$PG_PID" 2>/dev/null && ((SECONDS < deadline)) || { cat "$PG_DATA.log" >&2; echo "postgres did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+# stop_postgres: a fast shutdown (SIGINT), waited for: an outage.
+stop_postgres() {
+  kill -INT "$PG_PID"
+  wait "$PG_PID" 2>/dev/null || true
+}
+pg_sql() { # SQL -> its rows, unaligned
+  psql "$PG_URL" -Atc "$1"
 }
