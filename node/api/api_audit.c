@@ -15,6 +15,7 @@
 #include "http/http_url.h"
 #include "node/api/api_cache.h"
 #include "node/api/api_events.h"
+#include "node/api/events.h"
 #include "node/api/api_http.h"
 #include "node/audit/audit.h"
 #include "node/audit/audit_pg.h"
@@ -145,8 +146,16 @@ static void api_audit_actor(api_t *a, const http_request_t *r, char *out, size_t
     snprintf(out, cap, "%.*s", (int)len, peer);
 }
 
-void api_audit_responded(api_t *a, const http_request_t *r, int status)
+static void api_audit_published(void *ctx, l2_result_t res)
 {
+    events_stats_t *st = ctx;
+    if (res == L2_OK) atomic_fetch_add_explicit(&st->redis_published, 1, memory_order_relaxed);
+    else atomic_fetch_add_explicit(&st->redis_failed, 1, memory_order_relaxed);
+}
+
+void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
+{
+    api_t *a = w->api;
     api_req_t *q = api_req(r);
     if (!q->audited || !a->audit) return;
     audit_record_t rec = {.status = status, .matched = q->matched, .invalidated = q->invalidated};
@@ -186,6 +195,11 @@ void api_audit_responded(api_t *a, const http_request_t *r, int status)
     const char *self = atomic_load(&a->route.self_name);
     audit_record_json(&ev, &rec, self ? self : "", rec.request_id);
     if (!ev.failed) api_events_publish(a, audit_action_name(rec.action), ev.data, ev.len, true);
+    /* For applications' own caches: what was removed, once, by the node
+     * that received it (a dry run removes nothing). */
+    if (!ev.failed && a->cfg->events_channel[0] && w->route.l2 && status < 300 && !rec.dry_run &&
+        rec.action != AUDIT_TOKENS_RELOAD && a->events)
+        l2_publish(w->route.l2, a->cfg->events_channel, ev.data, ev.len, api_audit_published, events_stats(a->events));
     sbuf_free(&ev);
     audit_submit(a->audit, &rec);
 }

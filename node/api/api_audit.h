@@ -22,8 +22,10 @@ void api_audit_start(http_request_t *r);
 void api_audit_mark(api_t *a, http_request_t *r);
 /* What an invalidation reported, for its record. */
 void api_audit_counts(http_request_t *r, int64_t matched, int64_t invalidated);
-/* From the response hook: records the request when it was marked. */
-void api_audit_responded(api_t *a, const http_request_t *r, int status);
+/* From the response hook: records the request when it was marked, puts
+ * it on the event feed and, with --events-channel, publishes a successful
+ * delete or invalidation on Redis. */
+void api_audit_responded(api_worker_t *w, const http_request_t *r, int status);
 /* GET /api/audit?since=&until=&action=&actor=&limit=&cursor= */
 void api_audit_list(api_worker_t *w, http_request_t *r);
 

@@ -213,7 +213,7 @@ static void api_router_on_response(const http_request_t *r, int status, void *ct
     api_t *a = ((api_worker_t *)ctx)->api;
     metrics_t *m = a->metrics;
     if (api_http_scan(r)) atomic_fetch_sub(&a->scans, 1);
-    api_audit_responded(a, r, status);
+    api_audit_responded(ctx, r, status);
     metrics_count_status(m, status);
     metrics_op_t op = api_http_op(r);
     uint64_t start = http_request_start_ns(r);

@@ -34,6 +34,10 @@ static const metrics_desc_t events_metrics_rows[] = {
     EVENTS_COUNTER(relay_failed, "events_relay_failed_total",
                    "Events a member did not take (down, or too far behind): its feed misses them."),
     EVENTS_COUNTER(received, "events_received_total", "Events other members relayed to this node's feed."),
+    EVENTS_COUNTER(redis_published, "events_redis_published_total",
+                   "Invalidation events published on --events-channel."),
+    EVENTS_COUNTER(redis_failed, "events_redis_failed_total",
+                   "Invalidation events --events-channel could not publish (Redis down): applications missed them."),
     EVENTS_COUNTER(dropped, "events_dropped_total",
                    "Events pushed out of the resume buffer by newer ones (a client resuming from before them "
                    "is told of the gap)."),

@@ -41,6 +41,7 @@ typedef struct events_stats {
     atomic_uint_fast64_t published;
     atomic_uint_fast64_t relayed, relay_failed;  /* sent to other members (api_events' relay) */
     atomic_uint_fast64_t received;              /* relayed here by other members */
+    atomic_uint_fast64_t redis_published, redis_failed; /* --events-channel */
     atomic_uint_fast64_t dropped;       /* pushed out of the ring by newer ones */
     atomic_int_fast64_t kept, bytes;
 } events_stats_t;

@@ -164,6 +164,9 @@ static const config_option_t config_options[] = {
      "size past which the audit file is rotated"},
     {"audit-files", "DCACHE_AUDIT_FILES", NULL, OPT_UINT, OPT(audit_files), "4", 1, 64,
      "rotated audit files kept (the oldest is removed)"},
+    {"events-channel", "DCACHE_EVENTS_CHANNEL", NULL, OPT_STRING, OPT(events_channel), "", 0, 0,
+     "with --redis: a Redis channel on which the node publishes, as JSON, every delete and invalidation it "
+     "received, so applications can drop their own in-process caches (none: no publishing)"},
     {"audit-db", "DCACHE_AUDIT_DB", NULL, OPT_STRING, OPT(audit_db), "", 0, 0,
      "PostgreSQL for the audit trail: postgres://user:password@IP:port/db (table dcache_audit, created if "
      "missing); the files are then its spool while PostgreSQL is away (none: files only)"},
@@ -477,6 +480,10 @@ static bool config_validate(config_t *cfg, FILE *err)
     if (cfg->redis[0] && !config_parse_redis_url(cfg->redis, &cfg->redis_target)) {
         /* Not the URL itself: it may hold a password. */
         fprintf(err, "dcache-node: --redis is not redis://[user:password@]host:port/db\n");
+        return false;
+    }
+    if (cfg->events_channel[0] && !cfg->redis[0] && !cfg->redis_sentinel[0]) {
+        fprintf(err, "dcache-node: --events-channel publishes on Redis: it needs --redis\n");
         return false;
     }
     return config_validate_security(cfg, err);

@@ -100,6 +100,7 @@ typedef struct config {
     uint64_t audit_file_size;
     uint64_t audit_files;
     char *audit_db;               /* PostgreSQL conninfo, "" = files only */
+    char *events_channel;         /* Redis channel for invalidation events, "" = none */
 } config_t;
 
 /* A number option with no default that was not given (before validation). */

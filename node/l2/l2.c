@@ -511,6 +511,18 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
     }
 }
 
+void l2_publish(l2_t *l, const char *channel, const void *msg, size_t len, l2_done_fn cb, void *ctx)
+{
+    l2_call_t *c = calloc(1, sizeof *c);
+    if (c) *c = (l2_call_t){.l = l, .done_cb = cb, .ctx = ctx};
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, strlen(channel), len};
+    if (!c || !l2_send(l, 3, argv, lens, l2_done_reply, c)) {
+        free(c);
+        l2_answer_later(l, L2_UNAVAILABLE, NULL, cb, NULL, ctx);
+    }
+}
+
 /* ---------- invalidation: L2_DEL_MANY_SCRIPT by keys, or SCAN MATCH then it ---------- */
 
 /* Arguments before the keys: EVAL script numkeys ... then ver ttl after. */

@@ -166,6 +166,9 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
             uint64_t version, int64_t expires_at_ms, l2_done_fn cb, void *ctx);
 /* Removes prefix+key unless Redis holds a version newer than `version`. */
 void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn cb, void *ctx);
+/* PUBLISH msg on channel (events for applications: --events-channel);
+ * L2_OK once Redis took it, whoever listens. */
+void l2_publish(l2_t *l, const char *channel, const void *msg, size_t len, l2_done_fn cb, void *ctx);
 /* Invalidation at `version`: each key is deleted as by l2_del (unless
  * Redis holds a newer version, it becomes the tombstone `dc0` + version for
  * --l2-tombstone-ttl), many keys per script call. cb(count) at the end,

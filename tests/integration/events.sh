@@ -60,4 +60,26 @@ streams_open() { curl -fsS "$url1/metrics" | grep -q '^http_streams_active 0$'; 
 wait_for "no stream left open" streams_open
 http GET /metrics
 assert_match 'events_received_total [1-9]' "$BODY" "e1 received events from the others"
+
+# --- --events-channel: the same events for applications, on Redis ---
+rc=0; "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --events-channel inv 2>"$TEST_TMP/noredis.log" || rc=$?
+assert_eq 2 "$rc" "--events-channel without --redis is refused"
+assert_match 'events-channel.*needs --redis' "$(cat "$TEST_TMP/noredis.log")" "and says why"
+start_redis redis
+start_node r1 --name r1 --redis "redis://127.0.0.1:$REDIS_PORT" --events-channel dcache-invalidations
+sub="$TEST_TMP/sub"
+redis-cli -p "$REDIS_PORT" --no-raw SUBSCRIBE dcache-invalidations >"$sub" 2>&1 &
+sub_pid=$!
+NODE_PIDS+=("$sub_pid")
+subscribed() { [[ $(redis-cli -p "$REDIS_PORT" PUBSUB NUMSUB dcache-invalidations | tail -n 1) == 1 ]]; }
+wait_for "the subscriber is listening" subscribed
+curl -fsS -X POST "$NODE_URL/api/invalidate/pattern" --data '{"pattern":"dry:*","dry_run":true}' >/dev/null
+curl -fsS -X DELETE "$NODE_URL/api/cache/pub:1" -H 'X-Request-Id: pub-1' >/dev/null
+curl -fsS -X POST "$NODE_URL/api/invalidate" --data '{"keys":["pub:2"]}' -H 'X-Request-Id: pub-2' >/dev/null
+wait_for "both invalidations published" bash -c "grep -q 'pub-1' '$sub' && grep -q 'pub-2' '$sub'"
+assert_eq 1 "$(grep -c 'pub-1' "$sub")" "each once"
+assert_eq 0 "$(grep -c 'dry:' "$sub" || true)" "a dry run is not published"
+assert_match '"action\\":\\"delete\\"' "$(grep 'pub-1' "$sub")" "as the JSON record"
+http GET /metrics
+assert_match 'events_redis_published_total 2' "$BODY" "and counted"
 finish
