@@ -13,6 +13,7 @@
 #include "autoconfig.h"
 #include "node/api/api.h"
 #include "node/api/api_events.h"
+#include "node/api/api_inbound.h"
 #include "node/api/api_metrics.h"
 #include "node/audit/audit.h"
 #include "node/core/config.h"
@@ -59,6 +60,7 @@ typedef struct node {
     resync_t *resync;            /* catching up after a start, a stall or a rejoin */
     audit_t *audit;              /* the audit trail's writer */
     api_events_relay_t *relay;   /* this node's events to the other members' feeds */
+    api_inbound_t *inbound;      /* --invalidate-listen */
     repair_t *repair;            /* anti-entropy with the other owners */
     uv_timer_t prev_timer;       /* forgets the previous ring once a change is old */
     l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
@@ -114,6 +116,7 @@ static void node_finish(void *arg)
     if (n->resync) resync_close(n->resync, node_gossip_closed, n);
     if (n->repair) repair_close(n->repair, node_gossip_closed, n);
     if (n->relay) api_events_relay_close(n->relay, node_gossip_closed, n);
+    if (n->inbound) api_inbound_close(n->inbound, node_gossip_closed, n);
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
     uv_close((uv_handle_t *)&n->maintain, NULL);
@@ -582,6 +585,7 @@ int main(int argc, char **argv)
         return 1;
     }
     char aerr[512];
+    char *inbound_err = NULL; /* --invalidate-listen refused: said once the loop is set up */
     if (!api_init(&n.api, &n.cfg, n.store, &n.metrics, n.history, aerr, sizeof aerr)) {
         fprintf(stderr, "dcache-node: --tokens: %s\n", aerr);
         metrics_history_free(n.history);
@@ -657,6 +661,9 @@ int main(int argc, char **argv)
         pc.request_timeout_ms = n.cfg.peer_timeout_ms;
         n.relay = api_events_relay_new(n.loop, &n.api, &pc);
         if (!n.relay) log_warn("no event relay (out of memory): /api/events shows this node's events only", NULL);
+        char ierr[300];
+        n.inbound = api_inbound_new(n.loop, &n.api, ierr, sizeof ierr);
+        if (ierr[0]) inbound_err = strdup(ierr);
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
@@ -664,6 +671,16 @@ int main(int argc, char **argv)
         if (!n.sentinel) log_error("--redis-sentinel names no usable sentinel", NULL);
     }
     int rc = 0;
+    if (inbound_err) {
+        fprintf(stderr, "dcache-node: %s\n", inbound_err);
+        free(inbound_err);
+        inbound_err = NULL;
+        rc = 2;
+        n.stopping = true;
+        node_finish(&n);
+        uv_run(n.loop, UV_RUN_DEFAULT);
+        goto teardown;
+    }
     if (!n.handoff || !n.resync || !n.repair || (n.l2.journal && !n.drainer) || (n.cfg.redis_sentinel[0] && !n.sentinel) ||
         node_start_workers(&n) != 0 ||
         node_start_gossip(&n, n.workers[0].port, n.workers[0].peer_port) != 0) {
@@ -710,6 +727,7 @@ teardown:
     resync_free(n.resync);
     repair_free(n.repair);
     api_events_relay_free(n.relay);
+    api_inbound_free(n.inbound);
     l2_drainer_free(n.drainer);
     l2_sentinel_free(n.sentinel);
     l2_shared_destroy(&n.l2);

@@ -39,6 +39,12 @@
  * clients looping on them could otherwise hold every node busy. */
 #define API_MAX_SCANS 4
 
+/* Invalidation events from outside (api_inbound.h): atomic, read by /metrics. */
+typedef struct api_inbound_stats {
+    atomic_uint_fast64_t carried, local, malformed, failed;
+    atomic_uint_fast64_t gaps, gap_dropped;
+} api_inbound_stats_t;
+
 typedef struct api {
     route_t route;                             /* the data path's shared state */
     const config_t *cfg;
@@ -56,6 +62,7 @@ typedef struct api {
     struct audit *audit;                       /* the audit trail (owned by main; NULL: none) */
     struct events *events;                     /* the /api/events feed (owned; NULL: none) */
     atomic_int event_streams;                  /* /api/events clients, at most API_EVENTS_CLIENTS */
+    api_inbound_stats_t inbound;
     /* The metrics event's previous reading (main loop only). */
     uint64_t tick_requests, tick_hits, tick_misses, tick_invalidations;
     uint64_t tick_buckets[METRICS_BUCKETS + 1];

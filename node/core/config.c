@@ -167,6 +167,11 @@ static const config_option_t config_options[] = {
     {"events-channel", "DCACHE_EVENTS_CHANNEL", NULL, OPT_STRING, OPT(events_channel), "", 0, 0,
      "with --redis: a Redis channel on which the node publishes, as JSON, every delete and invalidation it "
      "received, so applications can drop their own in-process caches (none: no publishing)"},
+    {"invalidate-listen", "DCACHE_INVALIDATE_LISTEN", NULL, OPT_STRING, OPT(invalidate_listen), "", 0, 0,
+     "a PostgreSQL channel to LISTEN on (with --listen-db or --audit-db): NOTIFY CHANNEL, "
+     "'{\"keys\":[...]}' or '{\"pattern\":\"users:*\"}' invalidates cluster-wide (none: no listening)"},
+    {"listen-db", "DCACHE_LISTEN_DB", NULL, OPT_STRING, OPT(listen_db), "", 0, 0,
+     "PostgreSQL to LISTEN on for --invalidate-listen, postgres://user:password@IP:port/db (none: --audit-db)"},
     {"audit-db", "DCACHE_AUDIT_DB", NULL, OPT_STRING, OPT(audit_db), "", 0, 0,
      "PostgreSQL for the audit trail: postgres://user:password@IP:port/db (table dcache_audit, created if "
      "missing); the files are then its spool while PostgreSQL is away (none: files only)"},
@@ -480,6 +485,10 @@ static bool config_validate(config_t *cfg, FILE *err)
     if (cfg->redis[0] && !config_parse_redis_url(cfg->redis, &cfg->redis_target)) {
         /* Not the URL itself: it may hold a password. */
         fprintf(err, "dcache-node: --redis is not redis://[user:password@]host:port/db\n");
+        return false;
+    }
+    if (cfg->invalidate_listen[0] && !cfg->listen_db[0] && !cfg->audit_db[0]) {
+        fprintf(err, "dcache-node: --invalidate-listen needs a PostgreSQL: --listen-db or --audit-db\n");
         return false;
     }
     if (cfg->events_channel[0] && !cfg->redis[0] && !cfg->redis_sentinel[0]) {

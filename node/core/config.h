@@ -101,6 +101,8 @@ typedef struct config {
     uint64_t audit_files;
     char *audit_db;               /* PostgreSQL conninfo, "" = files only */
     char *events_channel;         /* Redis channel for invalidation events, "" = none */
+    char *invalidate_listen;      /* PostgreSQL channel to LISTEN on, "" = none */
+    char *listen_db;              /* its PostgreSQL, "" = --audit-db */
 } config_t;
 
 /* A number option with no default that was not given (before validation). */
