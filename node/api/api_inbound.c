@@ -13,6 +13,7 @@
 #include "node/audit/audit.h"
 #include "node/core/log.h"
 #include "node/core/sysinfo.h"
+#include "node/l2/redis_sub.h"
 #include "node/pg/pg_uv.h"
 #include "node/route/route_local.h"
 #include "node/route/route_scatter.h"
@@ -25,7 +26,7 @@
     METRICS_ATOMIC_COUNTER(api_inbound_stats_t, F, "invalidation_events_total", labels, help)
 static const metrics_desc_t api_inbound_metrics_rows[] = {
     INBOUND_COUNTER(carried, "result=\"cluster\"",
-                    "Invalidation events heard (NOTIFY): carried out cluster-wide by this node (the event's "
+                    "Invalidation events heard (NOTIFY, PUBLISH): carried out cluster-wide by this node (the event's "
                     "designated node), applied to this node's L1 only, refused as malformed, or carried out "
                     "incompletely (a member or Redis did not answer)."),
     INBOUND_COUNTER(local, "result=\"local\"", ""),
@@ -44,7 +45,8 @@ struct api_inbound {
     api_t *api;
     route_worker_t rw;            /* the main loop's data path, for the scatter */
     bool rw_up;
-    pg_uv_t *pg;
+    pg_uv_t *pg;                  /* --invalidate-listen, or NULL */
+    redis_sub_t *sub;             /* --invalidate-subscribe, or NULL */
     char channel[64];
     unsigned closing;
     void (*done)(void *arg);
@@ -242,9 +244,8 @@ static void api_inbound_notify(void *ctx, const char *channel, const char *paylo
 
 /* Listening again after a loss: whatever was announced meanwhile went
  * unheard here. */
-static void api_inbound_gap(void *ctx)
+static void api_inbound_drop_l1(api_inbound_t *in, const char *source, const char *channel)
 {
-    api_inbound_t *in = ctx;
     api_t *a = in->api;
     size_t dropped = store_delete_matching(a->store, "*", 1);
     atomic_fetch_add_explicit(&a->inbound.gaps, 1, memory_order_relaxed);
@@ -252,7 +253,26 @@ static void api_inbound_gap(void *ctx)
     atomic_fetch_add(&a->route.deletes, 1);
     log_warn("listening for invalidation events again after a lost connection: dropped this node's L1, as it "
              "may have missed some",
-             "\"channel\":\"%s\",\"dropped\":%zu", in->channel, dropped);
+             "\"source\":\"%s\",\"channel\":\"%s\",\"dropped\":%zu", source, channel, dropped);
+}
+
+static void api_inbound_gap(void *ctx)
+{
+    api_inbound_t *in = ctx;
+    api_inbound_drop_l1(in, "pg", in->channel);
+}
+
+/* ---- Redis SUBSCRIBE ---- */
+
+static void api_inbound_message(void *ctx, const char *channel, const char *payload, size_t len)
+{
+    api_inbound_event(ctx, "redis", channel, payload, len);
+}
+
+static void api_inbound_subscribed(void *ctx, bool again)
+{
+    api_inbound_t *in = ctx;
+    if (again) api_inbound_drop_l1(in, "redis", in->api->cfg->invalidate_subscribe);
 }
 
 static bool api_inbound_channel_ok(const char *c)
@@ -269,8 +289,8 @@ api_inbound_t *api_inbound_new(uv_loop_t *loop, api_t *a, char *err, size_t errc
 {
     err[0] = '\0';
     const config_t *cfg = a->cfg;
-    if (!cfg->invalidate_listen[0]) return NULL;
-    if (!api_inbound_channel_ok(cfg->invalidate_listen)) {
+    if (!cfg->invalidate_listen[0] && !cfg->invalidate_subscribe[0]) return NULL;
+    if (cfg->invalidate_listen[0] && !api_inbound_channel_ok(cfg->invalidate_listen)) {
         snprintf(err, errcap, "--invalidate-listen: a channel is a name of letters, digits and _ (at most 63)");
         return NULL;
     }
@@ -282,18 +302,29 @@ api_inbound_t *api_inbound_new(uv_loop_t *loop, api_t *a, char *err, size_t errc
     in->loop = loop;
     in->api = a;
     snprintf(in->channel, sizeof in->channel, "%s", cfg->invalidate_listen);
-    const char *db = cfg->listen_db[0] ? cfg->listen_db : cfg->audit_db;
-    pg_uv_config_t pc = {.conninfo = db};
-    if (!(in->pg = pg_uv_new(loop, &pc))) {
-        snprintf(err, errcap, "--listen-db (or --audit-db) is not a usable PostgreSQL connection string: give "
-                              "postgres://user:password@IP:port/db, with an IP address, not a host name");
-        free(in);
-        return NULL;
+    if (cfg->invalidate_listen[0]) {
+        const char *db = cfg->listen_db[0] ? cfg->listen_db : cfg->audit_db;
+        pg_uv_config_t pc = {.conninfo = db};
+        if (!(in->pg = pg_uv_new(loop, &pc))) {
+            snprintf(err, errcap, "--listen-db (or --audit-db) is not a usable PostgreSQL connection string: give "
+                                  "postgres://user:password@IP:port/db, with an IP address, not a host name");
+            free(in);
+            return NULL;
+        }
     }
-    /* Neither can fail now but for memory, which the start fails on anyway. */
+    /* None of these can fail now but for memory, which the start fails on
+     * anyway. */
     in->rw_up = route_worker_init(&in->rw, &a->route, loop, route_serve, &in->rw) == 0;
-    if (!in->rw_up || pg_uv_listen(in->pg, in->channel, api_inbound_notify, api_inbound_gap, in) != 0)
-        snprintf(err, errcap, "out of memory");
+    bool ok = in->rw_up;
+    if (ok && in->pg) ok = pg_uv_listen(in->pg, in->channel, api_inbound_notify, api_inbound_gap, in) == 0;
+    if (ok && cfg->invalidate_subscribe[0]) {
+        const config_redis_t *r = &cfg->redis_target;
+        redis_sub_config_t sc = {.host = r->host, .port = r->port, .username = r->user, .password = r->password,
+                                 .channel = cfg->invalidate_subscribe, .message = api_inbound_message,
+                                 .subscribed = api_inbound_subscribed, .ctx = in};
+        ok = (in->sub = redis_sub_new(loop, &sc)) != NULL;
+    }
+    if (!ok) snprintf(err, errcap, "out of memory");
     return in;
 }
 
@@ -307,15 +338,18 @@ void api_inbound_close(api_inbound_t *in, void (*done)(void *arg), void *arg)
 {
     in->done = done;
     in->done_arg = arg;
-    in->closing = 1 + (in->rw_up ? 1u : 0u);
-    pg_uv_close(in->pg, api_inbound_part_closed, in);
+    in->closing = 1 + (in->pg ? 1u : 0u) + (in->sub ? 1u : 0u);
+    if (in->pg) pg_uv_close(in->pg, api_inbound_part_closed, in);
+    if (in->sub) redis_sub_close(in->sub, api_inbound_part_closed, in);
     if (in->rw_up) route_worker_close(&in->rw, api_inbound_part_closed, in);
+    else api_inbound_part_closed(in);
 }
 
 void api_inbound_free(api_inbound_t *in)
 {
     if (!in) return;
     if (in->pg) pg_uv_free(in->pg);
+    redis_sub_free(in->sub);
     if (in->rw_up) route_worker_free(&in->rw);
     free(in);
 }

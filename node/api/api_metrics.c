@@ -43,7 +43,8 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     metrics_render_one(b, &tomb_metrics_table, &tb);
     if (a->audit) metrics_render_one(b, &audit_metrics_table, audit_stats(a->audit));
     if (a->events) metrics_render_one(b, &events_metrics_table, events_stats(a->events));
-    if (a->cfg->invalidate_listen[0]) metrics_render_one(b, &api_inbound_metrics_table, &a->inbound);
+    if (a->cfg->invalidate_listen[0] || a->cfg->invalidate_subscribe[0])
+        metrics_render_one(b, &api_inbound_metrics_table, &a->inbound);
 }
 
 static void api_metrics_l2(api_t *a, sbuf_t *b)

@@ -170,6 +170,9 @@ static const config_option_t config_options[] = {
     {"invalidate-listen", "DCACHE_INVALIDATE_LISTEN", NULL, OPT_STRING, OPT(invalidate_listen), "", 0, 0,
      "a PostgreSQL channel to LISTEN on (with --listen-db or --audit-db): NOTIFY CHANNEL, "
      "'{\"keys\":[...]}' or '{\"pattern\":\"users:*\"}' invalidates cluster-wide (none: no listening)"},
+    {"invalidate-subscribe", "DCACHE_INVALIDATE_SUBSCRIBE", NULL, OPT_STRING, OPT(invalidate_subscribe), "", 0, 0,
+     "a Redis channel to SUBSCRIBE to on the --redis server: PUBLISH CHANNEL '{\"keys\":[...]}' or "
+     "'{\"pattern\":\"users:*\"}' invalidates cluster-wide (none: no subscription)"},
     {"listen-db", "DCACHE_LISTEN_DB", NULL, OPT_STRING, OPT(listen_db), "", 0, 0,
      "PostgreSQL to LISTEN on for --invalidate-listen, postgres://user:password@IP:port/db (none: --audit-db)"},
     {"audit-db", "DCACHE_AUDIT_DB", NULL, OPT_STRING, OPT(audit_db), "", 0, 0,
@@ -489,6 +492,10 @@ static bool config_validate(config_t *cfg, FILE *err)
     }
     if (cfg->invalidate_listen[0] && !cfg->listen_db[0] && !cfg->audit_db[0]) {
         fprintf(err, "dcache-node: --invalidate-listen needs a PostgreSQL: --listen-db or --audit-db\n");
+        return false;
+    }
+    if (cfg->invalidate_subscribe[0] && (!cfg->redis[0] || cfg->redis_sentinel[0])) {
+        fprintf(err, "dcache-node: --invalidate-subscribe needs --redis (and no --redis-sentinel yet)\n");
         return false;
     }
     if (cfg->events_channel[0] && !cfg->redis[0] && !cfg->redis_sentinel[0]) {

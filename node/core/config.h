@@ -103,6 +103,7 @@ typedef struct config {
     char *events_channel;         /* Redis channel for invalidation events, "" = none */
     char *invalidate_listen;      /* PostgreSQL channel to LISTEN on, "" = none */
     char *listen_db;              /* its PostgreSQL, "" = --audit-db */
+    char *invalidate_subscribe;   /* Redis channel to SUBSCRIBE to, "" = none */
 } config_t;
 
 /* A number option with no default that was not given (before validation). */
