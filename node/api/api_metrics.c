@@ -268,6 +268,21 @@ void api_metrics_history(api_worker_t *w, http_request_t *r)
 }
 
 
+/* GET latency percentiles over what the histogram gained since `prev`
+ * (its buckets at the previous call), which becomes the current reading. */
+static void api_metrics_get_since(metrics_t *m, uint64_t prev[METRICS_BUCKETS + 1], metrics_percentiles_t *pc)
+{
+    metrics_histogram_t delta;
+    memset(&delta, 0, sizeof delta);
+    metrics_histogram_t *h = &m->latency[METRICS_OP_GET];
+    for (int i = 0; i <= METRICS_BUCKETS; i++) {
+        uint64_t now = metrics_read(&h->buckets[i]);
+        atomic_store_explicit(&delta.buckets[i], now - prev[i], memory_order_relaxed);
+        prev[i] = now;
+    }
+    metrics_percentiles(&delta, pc);
+}
+
 void api_metrics_sample(api_t *a)
 {
     metrics_t *m = a->metrics;
@@ -291,18 +306,9 @@ void api_metrics_sample(api_t *a)
         .connections = t.active > 0 ? (uint64_t)t.active : 0,
     };
     for (int e = 0; e < METRICS_ERR_COUNT; e++) s.errors += metrics_read(&m->errors[e]);
-    /* GET p99 over this interval only: the histogram's growth since the
-     * previous sample. */
-    metrics_histogram_t delta;
-    memset(&delta, 0, sizeof delta);
-    metrics_histogram_t *h = &m->latency[METRICS_OP_GET];
-    for (int i = 0; i <= METRICS_BUCKETS; i++) {
-        uint64_t now = metrics_read(&h->buckets[i]);
-        atomic_store_explicit(&delta.buckets[i], now - a->sample_buckets[i], memory_order_relaxed);
-        a->sample_buckets[i] = now;
-    }
+    /* GET p99 over this interval only. */
     metrics_percentiles_t pc;
-    metrics_percentiles(&delta, &pc);
+    api_metrics_get_since(m, a->sample_buckets, &pc);
     s.get_p99_s = pc.p99_s;
     metrics_history_record(a->history, &s);
 }
@@ -312,16 +318,8 @@ void api_metrics_tick(api_t *a, uint64_t interval_ms)
     metrics_t *m = a->metrics;
     uint64_t requests = metrics_requests(m), hits = metrics_read(&m->hits), misses = metrics_read(&m->misses);
     uint64_t invalidations = metrics_read(&m->invalidations);
-    metrics_histogram_t delta;
-    memset(&delta, 0, sizeof delta);
-    metrics_histogram_t *h = &m->latency[METRICS_OP_GET];
-    for (int i = 0; i <= METRICS_BUCKETS; i++) {
-        uint64_t now = metrics_read(&h->buckets[i]);
-        atomic_store_explicit(&delta.buckets[i], now - a->tick_buckets[i], memory_order_relaxed);
-        a->tick_buckets[i] = now;
-    }
     metrics_percentiles_t pc;
-    metrics_percentiles(&delta, &pc);
+    api_metrics_get_since(m, a->tick_buckets, &pc);
     store_stats_t st;
     store_get_stats(a->store, &st);
     sysinfo_process_t p;

@@ -41,7 +41,7 @@ assert_eq 401 "$STATUS" "an anonymous DELETE is refused"
 http GET /api/cache/users:1 "${auth_w[@]}"
 assert_eq "" "$(header x-request-id)" "reads are not audited"
 kill -HUP "$pid"
-wait_for "the tokens reload is recorded" test "$(records 'action=tokens_reload')" = 1
+wait_for "the tokens reload is recorded" output_is 1 records 'action=tokens_reload'
 
 audit "limit=10"
 assert_eq 200 "$STATUS" "GET /api/audit"
@@ -89,7 +89,7 @@ assert_eq 6 "$("$DCACHE_ADMIN_BIN" --node "$NODE_URL" --token "$admin" --json au
 
 # --- rotation, and a restart keeps the trail ---
 for i in $(seq 1 40); do curl -sS -o /dev/null -X DELETE "${auth_w[@]}" "$NODE_URL/api/cache/bulk:$i"; done
-wait_for "46 records written" test "$(records 'limit=1000')" = 46
+wait_for "46 records written" output_is 46 records 'limit=1000'
 test -f "$TEST_TMP/audit/a1.jsonl.1" && pass || fail "the file was rotated past --audit-file-size"
 test ! -f "$TEST_TMP/audit/a1.jsonl.3" && pass || fail "at most --audit-files rotations are kept"
 stop_node "$pid"

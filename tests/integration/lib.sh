@@ -129,6 +129,31 @@ finish() {
   echo "$TEST_NAME: all $CHECKS checks passed"
 }
 
+# output_is EXPECTED CMD...: CMD prints EXPECTED (run anew each time, so
+# wait_for can poll it: wait_for "..." output_is 2 some_count).
+output_is() {
+  local want=$1; shift
+  [[ $("$@" 2>/dev/null) == "$want" ]]
+}
+
+# status_everywhere KEY STATUS URL...: every node answers GET KEY with STATUS.
+status_everywhere() {
+  local key=$1 want=$2 u; shift 2
+  for u in "$@"; do
+    [[ $(curl -sS -o /dev/null -w '%{http_code}' "$u/api/cache/$key") == "$want" ]] || return 1
+  done
+}
+
+# metric_sum SERIES URL...: the series' value summed over the nodes (0 when absent).
+metric_sum() {
+  local series=$1 u v total=0; shift
+  for u in "$@"; do
+    v=$(curl -fsS "$u/metrics" | awk -v m="$series" '$1 == m {print $2}')
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
 # pick_port: a free loopback port below the kernel's ephemeral range, so
 # no outgoing connection of another test holds it when a server binds it.
 pick_port() {

@@ -22,21 +22,15 @@ wait_for "three ready nodes" formed
 listening() { [[ $(pg_sql "select count(*) from pg_stat_activity where query like 'LISTEN%'") == 3 ]]; }
 wait_for "every node listens" listening
 
-status_everywhere() { # KEY STATUS: every node answers STATUS for KEY
-  local u
-  for u in "${URLS[@]}"; do
-    [[ $(curl -sS -o /dev/null -w '%{http_code}' "$u/api/cache/$1") == "$2" ]] || return 1
-  done
-}
 for k in users:1 users:2 orders:1; do curl -fsS -X PUT "${URLS[0]}/api/cache/$k" --data-binary v >/dev/null; done
-wait_for "the values everywhere" status_everywhere users:2 200
+wait_for "the values everywhere" status_everywhere users:2 200 "${URLS[@]}"
 
 pg_sql "NOTIFY dcache_inv, '{\"keys\":[\"users:1\"]}'" >/dev/null
-wait_for "NOTIFY with a key invalidates it on every node" status_everywhere users:1 404
-status_everywhere users:2 200 && pass || fail "and only that key"
+wait_for "NOTIFY with a key invalidates it on every node" status_everywhere users:1 404 "${URLS[@]}"
+status_everywhere users:2 200 "${URLS[@]}" && pass || fail "and only that key"
 pg_sql "NOTIFY dcache_inv, '{\"pattern\":\"users:*\",\"id\":\"ev-2\"}'" >/dev/null
-wait_for "NOTIFY with a pattern" status_everywhere users:2 404
-status_everywhere orders:1 200 && pass || fail "and only what it matches"
+wait_for "NOTIFY with a pattern" status_everywhere users:2 404 "${URLS[@]}"
+status_everywhere orders:1 200 "${URLS[@]}" && pass || fail "and only what it matches"
 
 # Once cluster-wide: one audit record per event, on the node that carried it out.
 audit_count() { # ACTOR -> records on every node
@@ -46,35 +40,28 @@ audit_count() { # ACTOR -> records on every node
   done
   echo "$total"
 }
-wait_for "one audit record per event" test "$(audit_count pg:dcache_inv)" = 2
+wait_for "one audit record per event" output_is 2 audit_count pg:dcache_inv
 recs=""
 for u in "${URLS[@]}"; do recs+=$(curl -fsS "$u/api/audit?actor=pg:dcache_inv&action=invalidate_pattern" | jq -c '.records[]'); done
 assert_eq "ev-2 ok users:*" "$(jq -r '"\(.request_id) \(.result) \(.pattern)"' <<<"$recs")" "the event's id is the request id"
-metric_sum() { # NAME_AND_LABELS -> the sum over the nodes
-  local u total=0 v
-  for u in "${URLS[@]}"; do
-    v=$(curl -fsS "$u/metrics" | awk -v m="$1" '$1 == m {print $2}')
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
-assert_eq 2 "$(metric_sum 'invalidation_events_total{result="cluster"}')" "carried out once each"
-assert_eq 4 "$(metric_sum 'invalidation_events_total{result="local"}')" "and applied locally by the others"
+assert_eq 2 "$(metric_sum 'invalidation_events_total{result="cluster"}' "${URLS[@]}")" "carried out once each"
+assert_eq 4 "$(metric_sum 'invalidation_events_total{result="local"}' "${URLS[@]}")" "and applied locally by the others"
 
 pg_sql "NOTIFY dcache_inv, 'not json'" >/dev/null
 pg_sql "NOTIFY dcache_inv, '{\"keys\":[]}'" >/dev/null
-wait_for "malformed payloads are counted on every node" test "$(metric_sum 'invalidation_events_total{result="malformed"}')" = 6
-status_everywhere orders:1 200 && pass || fail "and change nothing"
+wait_for "malformed payloads are counted on every node" \
+  output_is 6 metric_sum 'invalidation_events_total{result="malformed"}' "${URLS[@]}"
+status_everywhere orders:1 200 "${URLS[@]}" && pass || fail "and change nothing"
 
 # --- a gap: PostgreSQL goes away and comes back ---
 curl -fsS -X PUT "${URLS[0]}/api/cache/gap:1" --data-binary v >/dev/null
 stop_postgres
 restart_postgres
 wait_for "every node listens again" listening
-WAIT_SECONDS=20 wait_for "each node counts the gap" test "$(metric_sum invalidation_event_gaps_total)" = 3
-status_everywhere gap:1 404 && pass || fail "and dropped its L1 (no Redis: the value is gone)"
+WAIT_SECONDS=20 wait_for "each node counts the gap" output_is 3 metric_sum invalidation_event_gaps_total "${URLS[@]}"
+status_everywhere gap:1 404 "${URLS[@]}" && pass || fail "and dropped its L1 (no Redis: the value is gone)"
 pg_sql "NOTIFY dcache_inv, '{\"keys\":[\"orders:1\"]}'" >/dev/null
-wait_for "events work again" status_everywhere orders:1 404
+wait_for "events work again" status_everywhere orders:1 404 "${URLS[@]}"
 
 rc=0; "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --invalidate-listen dcache_inv 2>"$TEST_TMP/bad.log" || rc=$?
 assert_eq 2 "$rc" "--invalidate-listen without a database is refused"

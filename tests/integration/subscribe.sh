@@ -21,37 +21,24 @@ wait_for "two ready nodes" formed
 subscribers() { [[ $(redis-cli -p "$rport" PUBSUB NUMSUB dcache-inv | tail -n 1) == "$1" ]]; }
 wait_for "both nodes subscribed" subscribers 2
 
-status_everywhere() { # KEY STATUS
-  local u
-  for u in "${URLS[@]}"; do
-    [[ $(curl -sS -o /dev/null -w '%{http_code}' "$u/api/cache/$1") == "$2" ]] || return 1
-  done
-}
 for k in users:1 users:2 orders:1; do curl -fsS -X PUT "${URLS[0]}/api/cache/$k" --data-binary v >/dev/null; done
-wait_for "the values everywhere" status_everywhere users:2 200
+wait_for "the values everywhere" status_everywhere users:2 200 "${URLS[@]}"
 
 redis-cli -p "$rport" PUBLISH dcache-inv '{"keys":["users:1"]}' >/dev/null
-wait_for "PUBLISH with a key invalidates it on every node (and in Redis)" status_everywhere users:1 404
-status_everywhere users:2 200 && pass || fail "and only that key"
+wait_for "PUBLISH with a key invalidates it on every node (and in Redis)" status_everywhere users:1 404 "${URLS[@]}"
+status_everywhere users:2 200 "${URLS[@]}" && pass || fail "and only that key"
 redis-cli -p "$rport" PUBLISH dcache-inv '{"pattern":"users:*"}' >/dev/null
-wait_for "PUBLISH with a pattern" status_everywhere users:2 404
-status_everywhere orders:1 200 && pass || fail "and only what it matches"
+wait_for "PUBLISH with a pattern" status_everywhere users:2 404 "${URLS[@]}"
+status_everywhere orders:1 200 "${URLS[@]}" && pass || fail "and only what it matches"
 audit_count() {
   local u total=0
   for u in "${URLS[@]}"; do total=$((total + $(curl -fsS "$u/api/audit?actor=redis:dcache-inv" | jq '.records | length'))); done
   echo "$total"
 }
-wait_for "one audit record per event" test "$(audit_count)" = 2
+wait_for "one audit record per event" output_is 2 audit_count
 redis-cli -p "$rport" PUBLISH dcache-inv '{"keys":"nope"}' >/dev/null
-malformed() {
-  local u total=0 v
-  for u in "${URLS[@]}"; do
-    v=$(curl -fsS "$u/metrics" | awk '$1 == "invalidation_events_total{result=\"malformed\"}" {print $2}')
-    total=$((total + ${v:-0}))
-  done
-  [[ $total == 2 ]]
-}
-wait_for "a malformed payload is counted on each node" malformed
+wait_for "a malformed payload is counted on each node" \
+  output_is 2 metric_sum 'invalidation_events_total{result="malformed"}' "${URLS[@]}"
 
 # --- Redis goes away and comes back on the same port: a gap ---
 kill -9 "$rpid"
@@ -59,16 +46,8 @@ wait "$rpid" 2>/dev/null || true
 REDIS_FIXED_PORT=$rport start_redis redis
 # Redis restarted empty; what the nodes hold in L1 may be stale now.
 wait_for "both nodes subscribed again" subscribers 2
-gaps() {
-  local u total=0 v
-  for u in "${URLS[@]}"; do
-    v=$(curl -fsS "$u/metrics" | awk '$1 == "invalidation_event_gaps_total" {print $2}')
-    total=$((total + ${v:-0}))
-  done
-  [[ $total == 2 ]]
-}
-wait_for "each node counts the gap" gaps
-status_everywhere orders:1 404 && pass || fail "and dropped its L1 (Redis restarted empty: nothing to read back)"
+wait_for "each node counts the gap" output_is 2 metric_sum invalidation_event_gaps_total "${URLS[@]}"
+status_everywhere orders:1 404 "${URLS[@]}" && pass || fail "and dropped its L1 (Redis restarted empty: nothing to read back)"
 
 rc=0; "$DCACHE_NODE_BIN" --http-port 0 --cluster-port 0 --invalidate-subscribe x 2>"$TEST_TMP/bad.log" || rc=$?
 assert_eq 2 "$rc" "--invalidate-subscribe without --redis is refused"
