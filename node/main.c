@@ -321,7 +321,7 @@ static void node_rebuild_ring(node_t *n)
                            "{\"version\":%llu,\"members\":%zu,\"replicas\":%u,\"balance\":%.3f,\"time_ms\":%lld}",
                            (unsigned long long)n->ring_version, rs.members, rs.replicas, rs.balance,
                            (long long)sysinfo_now_ms());
-        api_events_publish(&n->api, "ring", ev, (size_t)len, false);
+        api_events_publish(&n->api.feed, "ring", ev, (size_t)len, false);
     }
     topo_slot_publish(&n->api.route.topo, t);
 }
@@ -355,7 +355,7 @@ static void node_member_event(node_t *n, const swim_event_t *ev)
     sbuf_printf(&b, ",\"event\":\"%s\",\"state\":\"%s\",\"gossip\":\"%s\",\"incarnation\":%llu,\"time_ms\":%lld}",
                 what[ev->type], (size_t)ev->member->state < 4 ? states[ev->member->state] : "unknown", gaddr,
                 (unsigned long long)ev->member->incarnation, (long long)sysinfo_now_ms());
-    if (!b.failed) api_events_publish(&n->api, "member", b.data, b.len, false);
+    if (!b.failed) api_events_publish(&n->api.feed, "member", b.data, b.len, false);
     sbuf_free(&b);
 }
 
@@ -659,7 +659,7 @@ int main(int argc, char **argv)
         pc.request_timeout_ms = n.cfg.peer_timeout_ms * 5;
         n.repair = repair_new(n.loop, &n.api.route, &pc, &rpc);
         pc.request_timeout_ms = n.cfg.peer_timeout_ms;
-        n.relay = api_events_relay_new(n.loop, &n.api, &pc);
+        n.relay = api_events_relay_new(n.loop, &n.api.feed, &pc);
         if (!n.relay) log_warn("no event relay (out of memory): /api/events shows this node's events only", NULL);
         char ierr[300];
         n.inbound = api_inbound_new(n.loop, &n.api, ierr, sizeof ierr);

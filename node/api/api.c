@@ -18,10 +18,11 @@ bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
     a->history = history;
     a->started_ms = sysinfo_now_ms();
     events_config_t ec = {.run = a->started_ms};
-    a->events = events_new(&ec);
+    a->feed.events = events_new(&ec);
+    a->feed.route = &a->route;
     a->route.on_event = api_events_received;
-    a->route.on_event_ctx = a;
-    if (!a->events) {
+    a->route.on_event_ctx = &a->feed;
+    if (!a->feed.events) {
         snprintf(err, errcap, "out of memory");
         api_destroy(a);
         return false;
@@ -33,8 +34,8 @@ bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics,
 
 void api_destroy(api_t *a)
 {
-    events_free(a->events);
-    a->events = NULL;
+    events_free(a->feed.events);
+    a->feed.events = NULL;
     api_auth_destroy(&a->auth);
     route_destroy(&a->route);
 }
@@ -43,7 +44,7 @@ int api_worker_init(api_worker_t *w, api_t *a, uv_loop_t *loop)
 {
     w->api = a;
     int rc = route_worker_init(&w->route, &a->route, loop, route_serve, &w->route);
-    if (rc == 0) rc = api_events_worker_init(&w->events, a, loop);
+    if (rc == 0) rc = api_events_worker_init(&w->events, &a->feed, loop);
     return rc;
 }
 

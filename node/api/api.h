@@ -60,8 +60,7 @@ typedef struct api {
     atomic_int scans;                          /* scans in flight, at most API_MAX_SCANS */
     atomic_uint_fast64_t scans_refused;
     struct audit *audit;                       /* the audit trail (owned by main; NULL: none) */
-    struct events *events;                     /* the /api/events feed (owned; NULL: none) */
-    atomic_int event_streams;                  /* /api/events clients, at most API_EVENTS_CLIENTS */
+    api_feed_t feed;                           /* the /api/events feed (its events owned; NULL: none) */
     api_inbound_stats_t inbound;
     /* The metrics event's previous reading (main loop only). */
     uint64_t tick_requests, tick_hits, tick_misses, tick_invalidations;

@@ -73,13 +73,6 @@ void api_audit_mark(api_t *a, http_request_t *r)
     http_request_add_headers(r, hdr, (size_t)n);
 }
 
-void api_audit_counts(http_request_t *r, int64_t matched, int64_t invalidated)
-{
-    api_req_t *q = api_req(r);
-    q->matched = matched;
-    q->invalidated = invalidated;
-}
-
 /* A key as a JSON string: readable when it is UTF-8, else said to be binary. */
 static void api_audit_key_json(sbuf_t *b, const char *key, size_t len)
 {
@@ -194,12 +187,12 @@ void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
     sbuf_init(&ev);
     const char *self = atomic_load(&a->route.self_name);
     audit_record_json(&ev, &rec, self ? self : "", rec.request_id);
-    if (!ev.failed) api_events_publish(a, audit_action_name(rec.action), ev.data, ev.len, true);
+    if (!ev.failed) api_events_publish(&a->feed, audit_action_name(rec.action), ev.data, ev.len, true);
     /* For applications' own caches: what was removed, once, by the node
      * that received it (a dry run removes nothing). */
     if (!ev.failed && a->cfg->events_channel[0] && w->route.l2 && status < 300 && !rec.dry_run &&
-        rec.action != AUDIT_TOKENS_RELOAD && a->events)
-        l2_publish(w->route.l2, a->cfg->events_channel, ev.data, ev.len, api_audit_published, events_stats(a->events));
+        rec.action != AUDIT_TOKENS_RELOAD && a->feed.events)
+        l2_publish(w->route.l2, a->cfg->events_channel, ev.data, ev.len, api_audit_published, events_stats(a->feed.events));
     sbuf_free(&ev);
     audit_submit(a->audit, &rec);
 }

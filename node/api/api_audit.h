@@ -20,8 +20,6 @@
 void api_audit_start(http_request_t *r);
 /* The request is an audited action: gives it its request id and header. */
 void api_audit_mark(api_t *a, http_request_t *r);
-/* What an invalidation reported, for its record. */
-void api_audit_counts(http_request_t *r, int64_t matched, int64_t invalidated);
 /* From the response hook: records the request when it was marked, puts
  * it on the event feed and, with --events-channel, publishes a successful
  * delete or invalidation on Redis. */

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "http/http_url.h"
-#include "node/api/api_audit.h"
 #include "node/api/api_http.h"
 #include "node/route/route_local.h"
 #include "node/route/route_read.h"
@@ -185,7 +184,7 @@ static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
     else sbuf_puts(&b, "{");
     switch (kind) {
     case API_CACHE_SC_PATTERN:
-        api_audit_counts(r, (int64_t)res->matched, (int64_t)res->invalidated);
+        api_http_set_counts(r, (int64_t)res->matched, (int64_t)res->invalidated);
         sbuf_printf(&b, "\"matched\":%llu,\"invalidated\":%llu", (unsigned long long)res->matched,
                     (unsigned long long)res->invalidated);
         break;
@@ -198,7 +197,7 @@ static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
         sbuf_puts(&b, "]");
         break;
     case API_CACHE_SC_KEYS:
-        api_audit_counts(r, -1, (int64_t)res->invalidated);
+        api_http_set_counts(r, -1, (int64_t)res->invalidated);
         sbuf_printf(&b, "\"invalidated\":%llu", (unsigned long long)res->invalidated);
         break;
     }

@@ -7,7 +7,6 @@
 
 #include "http/http_stream.h"
 #include "http/http_url.h"
-#include "node/api/api.h"
 #include "node/api/api_http.h"
 #include "node/api/events.h"
 #include "node/member/topo.h"
@@ -26,14 +25,14 @@ struct api_events_client {
     char types[API_EVENTS_TYPES_MAX][EVENTS_TYPE_MAX];
 };
 
-void api_events_publish(api_t *a, const char *type, const char *json, size_t len, bool relay)
+void api_events_publish(api_feed_t *a, const char *type, const char *json, size_t len, bool relay)
 {
     if (a->events) events_publish(a->events, type, json, len, relay);
 }
 
 void api_events_received(void *ctx, const peer_msg_t *m)
 {
-    api_t *a = ctx;
+    api_feed_t *a = ctx;
     char type[EVENTS_TYPE_MAX];
     if (!a->events || m->message.len >= sizeof type || m->blob.len == 0 || m->blob.p[0] != '{') return;
     memcpy(type, m->message.p, m->message.len);
@@ -48,7 +47,7 @@ static void api_events_unlink(api_events_client_t *c)
     if (c->prev) c->prev->next = c->next;
     else ew->clients = c->next;
     if (c->next) c->next->prev = c->prev;
-    atomic_fetch_sub(&ew->api->event_streams, 1);
+    atomic_fetch_sub(&ew->feed->streams, 1);
     free(c);
 }
 
@@ -75,7 +74,7 @@ static void api_events_format(uint64_t seq, const char *type, const char *data, 
     (void)relay;
     api_events_out_t *o = ctx;
     if (!api_events_wanted(o->c, type)) return;
-    api_t *a = o->c->ew->api;
+    api_feed_t *a = o->c->ew->feed;
     sbuf_printf(&o->b, "id: %" PRId64 "-%" PRIu64 "\nevent: %s\ndata: ", events_run(a->events), seq, type);
     sbuf_append(&o->b, data, len);
     sbuf_puts(&o->b, "\n\n");
@@ -85,7 +84,7 @@ static void api_events_format(uint64_t seq, const char *type, const char *data, 
  * under the write (c is gone then, once `closed` runs). */
 static bool api_events_catch_up(api_events_client_t *c)
 {
-    api_t *a = c->ew->api;
+    api_feed_t *a = c->ew->feed;
     for (;;) {
         api_events_out_t o = {.c = c};
         sbuf_init(&o.b);
@@ -133,10 +132,10 @@ static void api_events_wake(void *ctx)
     uv_async_send(ctx);
 }
 
-int api_events_worker_init(api_events_worker_t *ew, api_t *a, uv_loop_t *loop)
+int api_events_worker_init(api_events_worker_t *ew, api_feed_t *a, uv_loop_t *loop)
 {
     memset(ew, 0, sizeof *ew);
-    ew->api = a;
+    ew->feed = a;
     ew->slot = -1;
     int rc = uv_async_init(loop, &ew->wake, api_events_wake_cb);
     if (rc != 0) return rc;
@@ -152,7 +151,7 @@ void api_events_worker_close(api_events_worker_t *ew)
 {
     if (!ew->up) return;
     ew->up = false;
-    if (ew->api->events) events_unsubscribe(ew->api->events, ew->slot);
+    if (ew->feed->events) events_unsubscribe(ew->feed->events, ew->slot);
     while (ew->clients) {
         api_events_client_t *c = ew->clients;
         http_stream_end(c->stream);
@@ -178,29 +177,28 @@ static bool api_events_types(http_request_t *r, api_events_client_t *c)
     return true;
 }
 
-void api_events_stream(api_worker_t *w, http_request_t *r)
+void api_events_stream(api_events_worker_t *ew, http_request_t *r)
 {
-    api_t *a = w->api;
-    api_events_worker_t *ew = &w->events;
+    api_feed_t *a = ew->feed;
     if (!a->events || !ew->up) {
         http_respond_error(r, 404, "no_events", "this node has no event feed");
         return;
     }
-    if (atomic_fetch_add(&a->event_streams, 1) >= API_EVENTS_CLIENTS) {
-        atomic_fetch_sub(&a->event_streams, 1);
+    if (atomic_fetch_add(&a->streams, 1) >= API_EVENTS_CLIENTS) {
+        atomic_fetch_sub(&a->streams, 1);
         api_http_refuse(r, 503, METRICS_ERR_OVERLOADED, "too many event streams on this node", 5);
         return;
     }
     api_events_client_t *c = calloc(1, sizeof *c);
     if (!c) {
-        atomic_fetch_sub(&a->event_streams, 1);
+        atomic_fetch_sub(&a->streams, 1);
         api_http_set_error(r, METRICS_ERR_NO_MEMORY);
         http_respond_error(r, 503, "no_memory", "out of memory");
         return;
     }
     c->ew = ew;
     if (!api_events_types(r, c)) {
-        atomic_fetch_sub(&a->event_streams, 1);
+        atomic_fetch_sub(&a->streams, 1);
         free(c);
         http_respond_error(r, 400, "bad_types", "types is a comma-separated list of at most 8 event types");
         return;
@@ -233,7 +231,7 @@ void api_events_stream(api_worker_t *w, http_request_t *r)
     http_stream_config_t cfg = {.closed = api_events_closed, .ctx = c};
     c->stream = http_respond_stream(r, &head, &cfg);
     if (!c->stream) {
-        atomic_fetch_sub(&a->event_streams, 1);
+        atomic_fetch_sub(&a->streams, 1);
         free(c);
         return;
     }
@@ -257,7 +255,7 @@ void api_events_stream(api_worker_t *w, http_request_t *r)
 #define API_EVENTS_RELAY_BATCH 256
 
 struct api_events_relay {
-    api_t *api;
+    api_feed_t *feed;
     uv_async_t wake;
     int slot;
     peer_pool_t *pool;
@@ -269,7 +267,7 @@ struct api_events_relay {
 
 static void api_events_relay_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
-    api_t *a = ctx;
+    api_feed_t *a = ctx;
     if (res != PEER_OK || resp->type != PEER_MSG_PONG)
         atomic_fetch_add_explicit(&events_stats(a->events)->relay_failed, 1, memory_order_relaxed);
 }
@@ -285,7 +283,7 @@ static void api_events_relay_one(uint64_t seq, const char *type, const char *dat
     (void)seq;
     api_events_relay_batch_t *b = ctx;
     if (!relay || !b->topo) return;
-    api_t *a = b->r->api;
+    api_feed_t *a = b->r->feed;
     peer_msg_t m = {.type = PEER_MSG_EVENT, .flags = PEER_F_FORWARDED};
     m.name = (peer_bytes_t){(const uint8_t *)b->self, strlen(b->self)};
     m.message = (peer_bytes_t){(const uint8_t *)type, strlen(type)};
@@ -304,9 +302,9 @@ static void api_events_relay_one(uint64_t seq, const char *type, const char *dat
 static void api_events_relay_wake_cb(uv_async_t *h)
 {
     api_events_relay_t *r = h->data;
-    api_t *a = r->api;
-    const char *self = atomic_load(&a->route.self_name);
-    api_events_relay_batch_t b = {.r = r, .topo = topo_slot_get(&a->route.topo), .self = self ? self : ""};
+    api_feed_t *a = r->feed;
+    const char *self = atomic_load(&a->route->self_name);
+    api_events_relay_batch_t b = {.r = r, .topo = topo_slot_get(&a->route->topo), .self = self ? self : ""};
     if (!b.self[0]) {
         topo_unref(b.topo);
         b.topo = NULL; /* nobody to relay to before gossip runs */
@@ -320,12 +318,12 @@ static void api_events_relay_wake_cb(uv_async_t *h)
     topo_unref(b.topo);
 }
 
-api_events_relay_t *api_events_relay_new(uv_loop_t *loop, api_t *a, const peer_pool_config_t *pool_cfg)
+api_events_relay_t *api_events_relay_new(uv_loop_t *loop, api_feed_t *a, const peer_pool_config_t *pool_cfg)
 {
     if (!a->events) return NULL;
     api_events_relay_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->api = a;
+    r->feed = a;
     r->pool = peer_pool_new(loop, pool_cfg);
     if (!r->pool || uv_async_init(loop, &r->wake, api_events_relay_wake_cb) != 0) {
         if (r->pool) peer_pool_free(r->pool);
@@ -351,7 +349,7 @@ static void api_events_relay_async_closed(uv_handle_t *h)
 
 void api_events_relay_close(api_events_relay_t *r, void (*done)(void *arg), void *arg)
 {
-    events_unsubscribe(r->api->events, r->slot);
+    events_unsubscribe(r->feed->events, r->slot);
     r->done = done;
     r->done_arg = arg;
     r->closing = 2;

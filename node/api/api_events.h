@@ -21,20 +21,27 @@
 #ifndef DCACHE_API_EVENTS_H
 #define DCACHE_API_EVENTS_H
 
+#include <stdatomic.h>
 #include <uv.h>
 
 #include "cluster/peer_proto.h"
 #include "http/http_server.h"
 #include "node/peer/peer.h"
+#include "node/route/route.h"
 
 #define API_EVENTS_CLIENTS 256
 
-struct api;
-struct api_worker;
 typedef struct api_events_client api_events_client_t;
 
+/* What the streams, the relay and the publishers share: embedded in api_t. */
+typedef struct api_feed {
+    struct events *events;            /* the feed (api_t owns it; NULL: none) */
+    atomic_int streams;               /* /api/events clients, at most API_EVENTS_CLIENTS */
+    route_t *route;                   /* this node's name and ring, for the relay */
+} api_feed_t;
+
 typedef struct api_events_worker {
-    struct api *api;
+    api_feed_t *feed;
     uv_async_t wake;
     uv_timer_t keepalive;
     int slot;                         /* the feed's subscription; -1: none */
@@ -42,15 +49,15 @@ typedef struct api_events_worker {
     bool up;
 } api_events_worker_t;
 
-int api_events_worker_init(api_events_worker_t *ew, struct api *a, uv_loop_t *loop);
+int api_events_worker_init(api_events_worker_t *ew, api_feed_t *feed, uv_loop_t *loop);
 /* Ends every stream and closes the handles (their callbacks on the loop). */
 void api_events_worker_close(api_events_worker_t *ew);
 /* GET /api/events */
-void api_events_stream(struct api_worker *w, http_request_t *r);
+void api_events_stream(api_events_worker_t *ew, http_request_t *r);
 /* Publishes a JSON object of `type` to the feed (any thread); relay: the
  * other members' feeds get it too (events.h). */
-void api_events_publish(struct api *a, const char *type, const char *json, size_t len, bool relay);
-/* route_t's on_event hook: what another member relayed (a worker's loop). */
+void api_events_publish(api_feed_t *feed, const char *type, const char *json, size_t len, bool relay);
+/* route_t's on_event hook (ctx: the api_feed_t): what another member relayed (a worker's loop). */
 void api_events_received(void *ctx, const peer_msg_t *m);
 
 /* The relay: on the main loop, sends every event published with relay
@@ -59,7 +66,7 @@ void api_events_received(void *ctx, const peer_msg_t *m);
  * events_relay_failed_total); its own feed says nothing of the gap.
  * Owns its peer pool. */
 typedef struct api_events_relay api_events_relay_t;
-api_events_relay_t *api_events_relay_new(uv_loop_t *loop, struct api *a, const peer_pool_config_t *pool_cfg);
+api_events_relay_t *api_events_relay_new(uv_loop_t *loop, api_feed_t *feed, const peer_pool_config_t *pool_cfg);
 void api_events_relay_close(api_events_relay_t *r, void (*done)(void *arg), void *arg);
 /* After done. */
 void api_events_relay_free(api_events_relay_t *r);

@@ -61,11 +61,11 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
         snprintf(audit, sizeof audit, "{\"status\":\"disabled\"}");
     } else {
         audit_stats_t *as = audit_stats(a->audit);
-        if (!as->pg)
+        if (!as->pg.configured)
             snprintf(audit, sizeof audit, "{\"status\":\"ok\",\"sink\":\"file\"}");
         else
             snprintf(audit, sizeof audit, "{\"status\":\"%s\",\"sink\":\"postgres\",\"backlog_bytes\":%lld}",
-                     atomic_load(&as->pg_up) ? "ok" : "degraded", (long long)atomic_load(&as->pg_backlog_bytes));
+                     atomic_load(&as->pg.up) ? "ok" : "degraded", (long long)atomic_load(&as->pg.backlog_bytes));
     }
     char body[800];
     int n = snprintf(body, sizeof body,

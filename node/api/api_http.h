@@ -41,6 +41,12 @@ static inline api_req_t *api_req(const http_request_t *r)
 {
     return (api_req_t *)http_request_app(r);
 }
+/* What an invalidation reported, for the request's audit record. */
+static inline void api_http_set_counts(http_request_t *r, int64_t matched, int64_t invalidated)
+{
+    api_req(r)->matched = matched;
+    api_req(r)->invalidated = invalidated;
+}
 
 /* "X-Cache-Node: ..\r\nX-Cache-Owner: ..\r\n" fits this many bytes. */
 #define API_HTTP_NODE_HEADERS_MAX (2 * SWIM_NAME_MAX + 40)

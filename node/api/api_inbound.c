@@ -69,7 +69,7 @@ static void api_inbound_record(api_inbound_job_t *j)
     sbuf_init(&ev);
     const char *self = atomic_load(&a->route.self_name);
     audit_record_json(&ev, &j->rec, self ? self : "", j->rec.request_id);
-    if (!ev.failed) api_events_publish(a, audit_action_name(j->rec.action), ev.data, ev.len, true);
+    if (!ev.failed) api_events_publish(&a->feed, audit_action_name(j->rec.action), ev.data, ev.len, true);
     sbuf_free(&ev);
     if (a->audit) audit_submit(a->audit, &j->rec);
     audit_record_clear(&j->rec);

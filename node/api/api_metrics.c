@@ -42,7 +42,7 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     tomb_get_metrics(a->route.tomb, store_now_ms(a->store), &tb);
     metrics_render_one(b, &tomb_metrics_table, &tb);
     if (a->audit) metrics_render_one(b, &audit_metrics_table, audit_stats(a->audit));
-    if (a->events) metrics_render_one(b, &events_metrics_table, events_stats(a->events));
+    if (a->feed.events) metrics_render_one(b, &events_metrics_table, events_stats(a->feed.events));
     if (a->cfg->invalidate_listen[0] || a->cfg->invalidate_subscribe[0])
         metrics_render_one(b, &api_inbound_metrics_table, &a->inbound);
 }
@@ -344,6 +344,6 @@ void api_metrics_tick(api_t *a, uint64_t interval_ms)
     a->tick_hits = hits;
     a->tick_misses = misses;
     a->tick_invalidations = invalidations;
-    if (!b.failed) api_events_publish(a, "metrics", b.data, b.len, true);
+    if (!b.failed) api_events_publish(&a->feed, "metrics", b.data, b.len, true);
     sbuf_free(&b);
 }

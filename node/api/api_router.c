@@ -33,6 +33,13 @@ typedef struct api_router_row {
     void (*handler)(api_worker_t *w, http_request_t *r);
 } api_router_row_t;
 
+/* The event stream lives on the worker's events part, which knows no
+ * api_worker_t. */
+static void api_router_events(api_worker_t *w, http_request_t *r)
+{
+    api_events_stream(&w->events, r);
+}
+
 #define R TOKENS_ROLE_READER
 #define W TOKENS_ROLE_WRITER
 #define A TOKENS_ROLE_ADMIN
@@ -51,7 +58,7 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/metrics/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_history},
     {"/api/cluster/members", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_members},
     {"/api/audit", false, API_ROUTER_GET, METRICS_OP_OTHER, A, 0, api_audit_list},
-    {"/api/events", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_events_stream},
+    {"/api/events", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_router_events},
     {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_ring},
     {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
     {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},

@@ -17,93 +17,26 @@
 #include "node/core/log.h"
 #include "node/core/sysinfo.h"
 
-static const char *const audit_action_names[AUDIT_ACTIONS] = {
-    "delete", "invalidate", "invalidate_pattern", "warm", "tokens_reload",
-};
-
-const char *audit_action_name(audit_action_t a)
-{
-    return a < AUDIT_ACTIONS ? audit_action_names[a] : "unknown";
-}
-
-bool audit_action_parse(const char *s, size_t len, audit_action_t *out)
-{
-    for (int i = 0; i < AUDIT_ACTIONS; i++)
-        if (strlen(audit_action_names[i]) == len && memcmp(audit_action_names[i], s, len) == 0) {
-            *out = (audit_action_t)i;
-            return true;
-        }
-    return false;
-}
-
-void audit_record_clear(audit_record_t *r)
-{
-    free(r->keys);
-    free(r->pattern);
-    r->keys = r->pattern = NULL;
-}
-
 #define AUDIT_COUNTER(F, name, labels, help) METRICS_ATOMIC_COUNTER(audit_stats_t, F, name, labels, help)
 static const metrics_desc_t audit_metrics_rows[] = {
     AUDIT_COUNTER(recorded, "audit_records_total", NULL,
                   "Audit records taken (deletes, invalidations, warming triggers, tokens reloads)."),
     AUDIT_COUNTER(written, "audit_written_total", "sink=\"file\"", "Audit records written, by where they went."),
-    AUDIT_COUNTER(shipped, "audit_written_total", "sink=\"postgres\"", ""),
+    AUDIT_COUNTER(pg.shipped, "audit_written_total", "sink=\"postgres\"", ""),
     AUDIT_COUNTER(dropped_queue, "audit_dropped_total", "reason=\"queue_full\"",
                   "Audit records lost: the queue to the writer was full (16384), or the sink refused them."),
     AUDIT_COUNTER(dropped_write, "audit_dropped_total", "reason=\"write_failed\"", ""),
-    AUDIT_COUNTER(dropped_spool, "audit_dropped_total", "reason=\"spool_full\"", ""),
+    AUDIT_COUNTER(pg.dropped_spool, "audit_dropped_total", "reason=\"spool_full\"", ""),
+    AUDIT_COUNTER(pg.dropped_torn, "audit_dropped_total", "reason=\"torn_line\"", ""),
     AUDIT_COUNTER(syncs, "audit_syncs_total", NULL, "Group commits (fdatasync) of the audit file."),
     AUDIT_COUNTER(rotations, "audit_rotations_total", NULL, "Audit files rotated (past --audit-file-size)."),
     METRICS_ATOMIC_GAUGE(audit_stats_t, queued, "audit_queued", NULL, "Audit records waiting for the writer."),
-    METRICS_ATOMIC_GAUGE(audit_stats_t, pg_backlog_bytes, "audit_backlog_bytes", NULL,
+    METRICS_ATOMIC_GAUGE(audit_stats_t, pg.backlog_bytes, "audit_backlog_bytes", NULL,
                          "With --audit-db: bytes of audit records in the files and not in PostgreSQL yet."),
-    METRICS_ATOMIC_GAUGE(audit_stats_t, pg_up, "audit_db_up", NULL,
+    METRICS_ATOMIC_GAUGE(audit_stats_t, pg.up, "audit_db_up", NULL,
                          "With --audit-db: 1 while audit records reach PostgreSQL."),
 };
 const metrics_table_t audit_metrics_table = METRICS_TABLE(audit_metrics_rows);
-
-/* ---- JSON ---- */
-
-static void audit_time_text(int64_t ms, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char head[32];
-    strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03dZ", head, (int)(ms % 1000));
-}
-
-void audit_record_json(sbuf_t *b, const audit_record_t *r, const char *node, const char *id)
-{
-    char when[40];
-    audit_time_text(r->time_ms, when, sizeof when);
-    sbuf_puts(b, "{\"id\":");
-    sbuf_json_string(b, id, strlen(id));
-    sbuf_printf(b, ",\"time\":\"%s\",\"time_ms\":%" PRId64 ",\"node\":", when, r->time_ms);
-    sbuf_json_string(b, node, strlen(node));
-    sbuf_puts(b, ",\"actor\":");
-    sbuf_json_string(b, r->actor, strlen(r->actor));
-    sbuf_printf(b, ",\"action\":\"%s\"", audit_action_name(r->action));
-    if (r->keys) {
-        sbuf_puts(b, ",\"keys\":");
-        sbuf_puts(b, r->keys);
-        sbuf_printf(b, ",\"key_count\":%" PRIu64, r->key_count);
-    }
-    if (r->pattern) {
-        sbuf_puts(b, ",\"pattern\":");
-        sbuf_json_string(b, r->pattern, strlen(r->pattern));
-    }
-    if (r->action == AUDIT_INVALIDATE_PATTERN) sbuf_printf(b, ",\"dry_run\":%s", r->dry_run ? "true" : "false");
-    if (r->matched >= 0) sbuf_printf(b, ",\"matched\":%" PRId64, r->matched);
-    if (r->invalidated >= 0) sbuf_printf(b, ",\"invalidated\":%" PRId64, r->invalidated);
-    sbuf_printf(b, ",\"status\":%d,\"result\":", r->status);
-    sbuf_json_string(b, r->result, strlen(r->result));
-    sbuf_printf(b, ",\"duration_ms\":%.3f,\"request_id\":", (double)r->duration_us / 1000.0);
-    sbuf_json_string(b, r->request_id, strlen(r->request_id));
-    sbuf_puts(b, "}");
-}
 
 /* ---- the writer ---- */
 
@@ -338,8 +271,8 @@ int audit_open(audit_t **out, const audit_config_t *cfg, char *err, size_t errca
     uv_timer_init(&a->loop, &a->sync_timer);
     a->wake.data = a->sync_timer.data = a;
     if (cfg->db && cfg->db[0]) {
-        audit_pg_config_t pc = {.conninfo = cfg->db, .files = a->cfg.files, .stats = &a->stats};
-        a->stats.pg = true;
+        audit_pg_config_t pc = {.conninfo = cfg->db, .files = a->cfg.files, .stats = &a->stats.pg};
+        a->stats.pg.configured = true;
         char perr[256];
         if (!(a->pg = audit_pg_new(&a->loop, &pc, perr, sizeof perr))) {
             snprintf(err, errcap, "--audit-db: %s", perr);

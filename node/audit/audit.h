@@ -40,43 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "node/audit/audit_pg.h"
+#include "node/audit/audit_record.h"
 #include "node/core/sbuf.h"
 #include "node/metrics/metrics.h"
-
-typedef enum {
-    AUDIT_DELETE = 0,
-    AUDIT_INVALIDATE,           /* keys */
-    AUDIT_INVALIDATE_PATTERN,   /* dry runs too */
-    AUDIT_WARM,
-    AUDIT_TOKENS_RELOAD,
-    AUDIT_ACTIONS
-} audit_action_t;
-
-const char *audit_action_name(audit_action_t a);
-/* false when s names no action. */
-bool audit_action_parse(const char *s, size_t len, audit_action_t *out);
-
-#define AUDIT_KEYS_MAX 10        /* keys listed in a record; key_count has them all */
-#define AUDIT_ID_MAX 48          /* request ids */
-#define AUDIT_ACTOR_MAX 72       /* a token name, or a client address */
-
-typedef struct audit_record {
-    int64_t time_ms;             /* wall clock when the request arrived */
-    uint64_t duration_us;
-    audit_action_t action;
-    char request_id[AUDIT_ID_MAX];
-    char actor[AUDIT_ACTOR_MAX];
-    uint64_t key_count;          /* keys the request named */
-    char *keys;                  /* JSON array of the first AUDIT_KEYS_MAX keys, or NULL (owned) */
-    char *pattern;               /* the pattern, NUL-terminated, or NULL (owned) */
-    bool dry_run;
-    int64_t matched, invalidated; /* -1: not applicable */
-    int status;                  /* the HTTP status answered */
-    char result[32];             /* "ok", or the error code answered */
-} audit_record_t;
-
-/* Frees the record's heap fields (not the record). */
-void audit_record_clear(audit_record_t *r);
 
 typedef struct audit_config {
     const char *node;            /* this node's name (file name, "node" of each record); NULL: later */
@@ -96,12 +63,7 @@ typedef struct audit_stats {
     atomic_uint_fast64_t syncs;             /* fdatasync calls */
     atomic_uint_fast64_t rotations;
     atomic_int_fast64_t queued;             /* waiting for the writer */
-    /* With --audit-db (audit_pg.h). */
-    atomic_uint_fast64_t shipped;           /* inserted into PostgreSQL */
-    atomic_uint_fast64_t dropped_spool;     /* rotated away before PostgreSQL took them */
-    atomic_int_fast64_t pg_backlog_bytes;   /* in the files, not in PostgreSQL yet */
-    atomic_int_fast64_t pg_up;              /* 1 while inserts succeed */
-    bool pg;                                /* --audit-db given */
+    audit_pg_stats_t pg;                    /* with --audit-db (audit_pg.h) */
 } audit_stats_t;
 
 /* audit_stats_t's series in /metrics. */
@@ -129,18 +91,6 @@ void audit_flush(audit_t *a);
 const char *audit_dir(const audit_t *a);
 /* "" until audit_set_node; then valid until audit_close. */
 const char *audit_node(audit_t *a);
-
-/* One record as a JSON object (no newline). */
-void audit_record_json(sbuf_t *b, const audit_record_t *r, const char *node, const char *id);
-
-/* What GET /api/audit asks for. */
-typedef struct audit_query {
-    int64_t since_ms, until_ms;  /* 0: unbounded */
-    int action;                  /* audit_action_t, or -1: any */
-    char actor[AUDIT_ACTOR_MAX]; /* "": any */
-    unsigned limit;              /* 1..1000 */
-    char cursor[64];             /* "": the newest; else the `next` of the previous page */
-} audit_query_t;
 
 /* Reads `<dir>/<node>.jsonl` and its rotations newest first and appends
  * {"records":[...],"next":"..."|null,"source":"file"} to out. Blocks on

@@ -140,7 +140,7 @@ static void audit_pg_backlog(audit_pg_t *s)
         }
         free(file);
     }
-    atomic_store(&s->cfg.stats->pg_backlog_bytes, (int64_t)bytes);
+    atomic_store(&s->cfg.stats->backlog_bytes, (int64_t)bytes);
 }
 
 static void audit_pg_ship(audit_pg_t *s);
@@ -157,7 +157,7 @@ static void audit_pg_later(audit_pg_t *s)
 
 static void audit_pg_failed(audit_pg_t *s, const char *what, const char *err)
 {
-    if (atomic_exchange(&s->cfg.stats->pg_up, 0) != 0 || !s->schema_done) {
+    if (atomic_exchange(&s->cfg.stats->up, 0) != 0 || !s->schema_done) {
         char esc[300];
         log_warn("audit records wait in the files for PostgreSQL", "\"step\":\"%s\",\"error\":\"%s\"", what,
                  log_escape(err ? err : "", esc, sizeof esc));
@@ -187,7 +187,7 @@ static void audit_pg_insert_cb(void *ctx, pg_uv_result_t res, const PGresult *r,
         audit_pg_failed(s, "insert", res == PG_UV_OK ? PQresultErrorMessage(r) : err);
         return;
     }
-    if (atomic_exchange(&s->cfg.stats->pg_up, 1) == 0) log_info("audit records reach PostgreSQL", NULL);
+    if (atomic_exchange(&s->cfg.stats->up, 1) == 0) log_info("audit records reach PostgreSQL", NULL);
     atomic_fetch_add(&s->cfg.stats->shipped, strtoull(PQcmdTuples((PGresult *)r), NULL, 10));
     /* A rotation in between dropped the file (counted), or moved it. */
     if (s->batch_fno == s->fno) s->offset = s->batch_end;
@@ -231,7 +231,7 @@ static char *audit_pg_batch(audit_pg_t *s, size_t *nlines)
                 sbuf_append(&b, buf + start, i - start);
                 (*nlines)++;
             } else if (i > start) {
-                atomic_fetch_add(&s->cfg.stats->dropped_write, 1);
+                atomic_fetch_add(&s->cfg.stats->dropped_torn, 1);
             }
             json_decref(o);
             start = used = i + 1;

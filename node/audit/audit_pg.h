@@ -36,15 +36,27 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "node/audit/audit.h"
+#include <stdatomic.h>
+
+#include "node/audit/audit_record.h"
 #include "node/core/sbuf.h"
 
 typedef struct audit_pg audit_pg_t;
 
+/* The shipper's counters (embedded in audit_stats_t, which /metrics shows). */
+typedef struct audit_pg_stats {
+    atomic_uint_fast64_t shipped;           /* inserted into PostgreSQL */
+    atomic_uint_fast64_t dropped_spool;     /* rotated away before PostgreSQL took them */
+    atomic_uint_fast64_t dropped_torn;      /* lines that were not JSON (torn by a crash), skipped */
+    atomic_int_fast64_t backlog_bytes;      /* in the files, not in PostgreSQL yet */
+    atomic_int_fast64_t up;                 /* 1 while inserts succeed */
+    bool configured;                        /* --audit-db given */
+} audit_pg_stats_t;
+
 typedef struct audit_pg_config {
     const char *conninfo;
     unsigned files;               /* rotated files kept */
-    audit_stats_t *stats;
+    audit_pg_stats_t *stats;
 } audit_pg_config_t;
 
 /* NULL on a bad conninfo (err says why) or no memory. Ships nothing
