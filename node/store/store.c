@@ -70,6 +70,12 @@ static bool store_expired(const store_entry_t *e, int64_t now)
     return e->expires_at != 0 && now >= e->expires_at;
 }
 
+/* Expired, and past the window store_get_stale may still serve it in. */
+static bool store_gone(const store_entry_t *e, int64_t now)
+{
+    return e->expires_at != 0 && now - (int64_t)e->stale_ms >= e->expires_at;
+}
+
 static store_shard_t *store_shard_of(store_t *s, uint64_t hash)
 {
     /* High bits pick the shard, low bits the bucket: the two never overlap. */
@@ -151,6 +157,7 @@ static store_entry_t *store_entry_create(const store_t *s, const store_put_args_
     if (a->ttl_ms > 0)
         e->expires_at = (now > 0 && a->ttl_ms > INT64_MAX - now) ? INT64_MAX : now + a->ttl_ms;
     e->version = a->version;
+    e->stale_ms = a->stale_ms <= 0 ? 0 : a->stale_ms > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)a->stale_ms;
     e->value_len = (uint32_t)a->value_len;
     atomic_init(&e->refs, 1); /* the table's reference */
     e->key_len = (uint16_t)a->key_len;
@@ -292,7 +299,7 @@ static bool store_evict_one(store_t *s, store_shard_t *sh, store_entry_t *keep, 
 /* ---- lookups and writes ---- */
 
 static store_status_t store_lookup(store_t *s, const void *key, size_t len, store_entry_t **out,
-                                   bool touch)
+                                   bool touch, bool stale)
 {
     if (out) *out = NULL;
     if (!s || !out || !store_key_ok(key, len)) return STORE_BAD_KEY;
@@ -306,10 +313,12 @@ static store_status_t store_lookup(store_t *s, const void *key, size_t len, stor
     store_entry_t **link = store_table_find(&sh->table, h, key, len, &which);
     if (link) {
         store_entry_t *e = *link;
-        if (store_expired(e, now)) {
+        if (store_gone(e, now)) {
             store_table_unlink(&sh->table, link, which);
             store_forget(s, sh, e);
             sh->expirations++;
+        } else if (store_expired(e, now) && !stale) {
+            /* kept for store_get_stale until its window closes */
         } else {
             if (touch) store_touch(s, sh, e, now);
             atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
@@ -323,12 +332,17 @@ static store_status_t store_lookup(store_t *s, const void *key, size_t len, stor
 
 store_status_t store_get(store_t *s, const void *key, size_t key_len, store_entry_t **out)
 {
-    return store_lookup(s, key, key_len, out, true);
+    return store_lookup(s, key, key_len, out, true, false);
 }
 
 store_status_t store_peek(store_t *s, const void *key, size_t key_len, store_entry_t **out)
 {
-    return store_lookup(s, key, key_len, out, false);
+    return store_lookup(s, key, key_len, out, false, false);
+}
+
+store_status_t store_get_stale(store_t *s, const void *key, size_t key_len, store_entry_t **out)
+{
+    return store_lookup(s, key, key_len, out, false, true);
 }
 
 static store_status_t store_put_check(const store_t *s, const store_put_args_t *a, size_t *clen)
@@ -506,7 +520,7 @@ static bool store_expire_visit(store_entry_t *e, void *ctx)
 {
     store_visit_t *v = ctx;
     v->seen++;
-    if (!store_expired(e, v->now)) return false;
+    if (!store_gone(e, v->now)) return false;
     v->sh->expirations++;
     v->expired++;
     store_forget(v->s, v->sh, e);

@@ -114,6 +114,11 @@ store_status_t store_get(store_t *s, const void *key, size_t key_len, store_entr
 /* Like store_get without touching recency or frequency (for listings). */
 store_status_t store_peek(store_t *s, const void *key, size_t key_len, store_entry_t **out);
 
+/* Like store_peek, but also finds an entry that expired less than its
+ * stale_ms ago (store_entry_expires_at tells which it is). Only for
+ * serving a stale value when the fresh one cannot be had. */
+store_status_t store_get_stale(store_t *s, const void *key, size_t key_len, store_entry_t **out);
+
 typedef struct store_put_args {
     const void *key;
     size_t key_len;
@@ -123,6 +128,10 @@ typedef struct store_put_args {
     size_t content_type_len;    /* at most LIMITS_CTYPE_MAX */
     int64_t ttl_ms;             /* 0 = no expiry; > 0 expires at now + ttl_ms */
     uint64_t version;           /* opaque to the store; compared by store_put_if_newer */
+    int64_t stale_ms;           /* 0 = none; else, once expired, the entry is kept this long
+                                 * (at most UINT32_MAX ms) where only store_get_stale sees it:
+                                 * a value an origin may fall back on when it fails (RFC 5861
+                                 * stale-if-error). It still counts against the limits. */
 } store_put_args_t;
 
 /* Inserts or replaces; evicts as needed to honour the limits. *replaced (may

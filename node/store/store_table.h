@@ -47,6 +47,7 @@ struct store_entry {
     } ev;
     int64_t expires_at;                 /* ms since epoch, 0 = never */
     uint64_t version;
+    uint32_t stale_ms;                  /* kept this long past expires_at for store_get_stale */
     uint32_t value_len;
     _Atomic uint32_t refs;              /* the table's reference + readers' */
     uint16_t key_len;

@@ -294,6 +294,50 @@ static void test_ttl_maintain_reclaims(void **state)
     store_free(s);
 }
 
+/* An entry with a stale window: invisible once expired, but kept for
+ * store_get_stale (an origin's stale-if-error fallback) until the window
+ * closes; a delete removes it like a live one. */
+static void test_stale_window(void **state)
+{
+    (void)state;
+    vclock_t clk = {1000};
+    store_config_t cfg = {.clock = vclock_read, .clock_ctx = &clk};
+    store_t *s = store_new(&cfg);
+    store_put_args_t a = {.key = "k", .key_len = 1, .value = "v1", .value_len = 2, .ttl_ms = 100,
+                          .version = 7, .stale_ms = 50};
+    assert_int_equal(store_put(s, &a, NULL), STORE_OK);
+    a.key = "d";
+    assert_int_equal(store_put(s, &a, NULL), STORE_OK);
+    store_entry_t *e;
+    vclock_advance(&clk, 100);
+    assert_false(has(s, "k"));
+    assert_false(touch(s, "k"));
+    assert_int_equal(store_get_stale(s, "k", 1, &e), STORE_OK);
+    assert_int_equal(store_entry_version(e), 7);
+    assert_int_equal(store_entry_expires_at(e), 1100);
+    store_entry_release(e);
+    /* Maintenance leaves it within the window; scans do not see it. */
+    assert_int_equal(store_maintain(s, 1000000), 0);
+    sum_ctx_t c = {0};
+    store_scan(s, 0, NULL, 0, 100, sum_cb, &c);
+    assert_int_equal(c.n, 0);
+    /* A delete takes the stale copy too: an invalidated value is not a
+     * fallback. */
+    store_delete_versioned(s, "d", 1, STORE_DELETE_IF_OLDER, 8);
+    assert_int_equal(store_get_stale(s, "d", 1, &e), STORE_NOT_FOUND);
+    vclock_advance(&clk, 49);
+    assert_int_equal(store_get_stale(s, "k", 1, &e), STORE_OK);
+    store_entry_release(e);
+    vclock_advance(&clk, 1);
+    assert_int_equal(store_get_stale(s, "k", 1, &e), STORE_NOT_FOUND);
+    store_stats_t st;
+    store_get_stats(s, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.expirations, 2);
+    assert_accounting(s);
+    store_free(s);
+}
+
 /* ---- limits ---- */
 
 static void test_entry_limit(void **state)
@@ -875,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_lfu_decay),
         cmocka_unit_test(test_ttl_virtual_time),
         cmocka_unit_test(test_ttl_maintain_reclaims),
+        cmocka_unit_test(test_stale_window),
         cmocka_unit_test(test_entry_limit),
         cmocka_unit_test(test_no_entry_limit),
         cmocka_unit_test(test_byte_limit),
