@@ -12,10 +12,14 @@
 #define ORIGIN_HTTP_CTYPE_MAX 255
 #define ORIGIN_HTTP_BODY_MIN 4096 /* first allocation when no Content-Length says better */
 
-/* One request, from origin_http_get until its callback has returned. */
+/* One request, from origin_http_get until its callback has returned
+ * (what it holds) and its deadline timer has closed (the struct). */
 typedef struct origin_http_req {
     struct origin_http_req *prev, *next; /* the client's in-flight list */
     origin_http_t *c;
+    /* Ours, not curl's: curl (7.88) does not time out a transfer waiting
+     * for a connection under max_host_connections until one frees up. */
+    uv_timer_t deadline;
     CURL *easy;
     struct curl_slist *headers; /* curl's copies of the caller's */
     origin_http_cb cb;
@@ -53,7 +57,8 @@ struct origin_http {
     size_t nreqs;
     origin_http_sock_t *socks; /* polls open, not yet closing */
     bool closing;
-    /* The timer and every poll, from init to their close callbacks. */
+    /* The timers (ours and each request's) and every poll, from init to
+     * their close callbacks. */
     closer_t closer;
 };
 
@@ -270,12 +275,25 @@ static size_t origin_http_write_cb(char *data, size_t size, size_t nmemb, void *
 
 /* ---- requests ---- */
 
+static void origin_http_req_closed(uv_handle_t *h)
+{
+    origin_http_req_t *r = h->data;
+    origin_http_t *c = r->c;
+    free(r);
+    closer_closed(&c->closer);
+}
+
+/* Frees what r holds now (it is out of the multi handle), and r itself
+ * once its timer has closed. */
 static void origin_http_req_free(origin_http_req_t *r)
 {
     if (r->easy) curl_easy_cleanup(r->easy);
+    r->easy = NULL;
     curl_slist_free_all(r->headers);
+    r->headers = NULL;
     free(r->body);
-    free(r);
+    r->body = NULL;
+    uv_close((uv_handle_t *)&r->deadline, origin_http_req_closed);
 }
 
 static void origin_http_unlink(origin_http_t *c, origin_http_req_t *r)
@@ -312,6 +330,7 @@ static origin_http_result_t origin_http_map(const origin_http_req_t *r, CURLcode
 static void origin_http_finish(origin_http_t *c, origin_http_req_t *r, CURLcode rc, bool closing)
 {
     origin_http_unlink(c, r);
+    uv_timer_stop(&r->deadline);
     if (c->multi) curl_multi_remove_handle(c->multi, r->easy);
     long status = origin_http_status(r);
     origin_http_result_t res = closing ? ORIGIN_HTTP_SHUTDOWN : origin_http_map(r, rc, status);
@@ -329,6 +348,12 @@ static void origin_http_finish(origin_http_t *c, origin_http_req_t *r, CURLcode 
     }
     r->cb(r->ctx, res, &resp);
     origin_http_req_free(r);
+}
+
+static void origin_http_deadline_cb(uv_timer_t *t)
+{
+    origin_http_req_t *r = t->data;
+    origin_http_finish(r->c, r, CURLE_OPERATION_TIMEDOUT, false);
 }
 
 /* Every transfer curl finished; after each socket_action. */
@@ -495,6 +520,12 @@ int origin_http_get(origin_http_t *c, const char *url, const char *const *header
     if (!url || !cb || timeout_ms <= 0 || c->closing) return -1;
     origin_http_req_t *r = calloc(1, sizeof *r);
     if (!r) return -1;
+    if (uv_timer_init(c->loop, &r->deadline) != 0) {
+        free(r);
+        return -1;
+    }
+    r->deadline.data = r;
+    closer_add(&c->closer, 1);
     r->c = c;
     r->cb = cb;
     r->ctx = ctx;
@@ -519,6 +550,7 @@ int origin_http_get(origin_http_t *c, const char *url, const char *const *header
         origin_http_req_free(r);
         return -1;
     }
+    uv_timer_start(&r->deadline, origin_http_deadline_cb, (uint64_t)timeout_ms, 0);
     r->next = c->reqs;
     if (r->next) r->next->prev = r;
     c->reqs = r;

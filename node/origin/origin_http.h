@@ -13,10 +13,11 @@
  * Failing, not hanging: once origin_http_get accepted a request its
  * callback runs exactly once, from the loop and never from inside
  * origin_http_get (even a malformed URL is reported on a later turn): at
- * the latest timeout_ms after the loop's next turn, when curl starts the
- * transfer's clock (resolving, waiting for a connection under
- * max_host_connections, connecting and reading all count against it), or
- * from origin_http_close. Redirects are answers, not followed (an origin that
+ * the latest timeout_ms after the call, by the loop's clock (resolving,
+ * waiting for a connection under max_host_connections, connecting and
+ * reading all count against it), or from origin_http_close. The deadline
+ * is a timer of the request's own: curl's (also set) does not run while a
+ * transfer waits for a connection. Redirects are answers, not followed (an origin that
  * moved is misconfigured, and following would hide it); only http and
  * https are spoken.
  *
@@ -37,10 +38,11 @@
  * Ownership: the creator owns the client: origin_http_close, run the loop
  * until `done`, then origin_http_free. The client owns each request (its
  * curl easy handle, a copy of its headers, its body buffer) from
- * origin_http_get until the callback returns; the callback only borrows
- * the response. The client owns its multi handle, its timer and one
- * socket context with its uv_poll_t per socket curl watches, each freed
- * from its uv_close callback. ctx is the caller's, never touched.
+ * origin_http_get until the callback returns, and the request's deadline
+ * timer until its close callback frees the rest; the callback only
+ * borrows the response. The client owns its multi handle, its timer and
+ * one socket context with its uv_poll_t per socket curl watches, freed
+ * from the poll's close callback. ctx is the caller's, never touched.
  */
 #ifndef DCACHE_ORIGIN_HTTP_H
 #define DCACHE_ORIGIN_HTTP_H
