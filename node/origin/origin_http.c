@@ -403,6 +403,7 @@ static void origin_http_poll_cb(uv_poll_t *h, int status, int events)
 {
     origin_http_sock_t *s = h->data;
     origin_http_t *c = s->c;
+    if (!c->multi) return; /* closing: nothing more for curl (defensive: a closing handle gets no callbacks) */
     int flags = 0;
     if (status < 0) flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -451,6 +452,7 @@ static int origin_http_socket_cb(CURL *easy, curl_socket_t fd, int what, void *u
 static void origin_http_timer_fired(uv_timer_t *t)
 {
     origin_http_t *c = t->data;
+    if (!c->multi) return;
     int running;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     origin_http_drain(c);
