@@ -162,6 +162,10 @@ typedef enum {
                                   GET_RESP UNAVAILABLE: a newer write of the key waits in the answering
                                   owner's journal (Redis holds an older value) */
 #define PEER_F_L2 0x40u       /* GET_RESP: the value came from L2 */
+#define PEER_F_ORIGIN 0x80u   /* GET_RESP OK: loaded from the key's origin just now; GET_RESP
+                                 UNAVAILABLE: the key's origin failed (no other owner is asked: it
+                                 would ask the same origin) */
+#define PEER_F_STALE 0x100u   /* GET_RESP OK: a copy past its TTL, served because the origin failed */
 
 typedef enum {
     PEER_STATUS_OK = 0,

@@ -22,6 +22,7 @@
 #include "node/core/sbuf.h"
 #include "node/metrics/metrics.h"
 #include "node/metrics/metrics_history.h"
+#include "node/origin/origin.h"
 #include "node/store/store.h"
 #include "node/core/sysinfo.h"
 #include "node/l2/l2_drainer.h"
@@ -66,6 +67,7 @@ typedef struct node {
     l2_shared_t l2;              /* Redis as L2 (enabled with --redis) */
     l2_drainer_t *drainer;       /* journal mode: replays the journal */
     l2_sentinel_t *sentinel;     /* --redis-sentinel: finds and follows the master */
+    origin_t *origin;            /* --origins: read-through loads (its own thread) */
 } node_t;
 
 /* After a ring change, new owners ask previous owners for keys they miss
@@ -127,14 +129,30 @@ static void node_finish(void *arg)
     uv_close((uv_handle_t *)&n->sighup, NULL);
 }
 
-/* SIGHUP rereads the tokens file (and never stops the node, as its default
- * action would). */
+/* SIGHUP rereads the tokens file and the origins file (and never stops
+ * the node, as its default action would). */
+/* --origins FILE again: a file that does not parse leaves the origins in
+ * force, and says why. */
+static void node_reload_origins(node_t *n)
+{
+    char err[512], esc[600];
+    if (origin_reload(n->origin, n->cfg.origins, err, sizeof err)) {
+        origin_set_t *set = origin_current(n->origin);
+        log_info("origins reloaded", "\"origins\":%zu", set ? set->n : 0);
+        origin_set_unref(set);
+    } else {
+        log_error("origins file not reloaded; the origins in force stay", "\"error\":\"%s\"",
+                  log_escape(err, esc, sizeof esc));
+    }
+}
+
 static void node_sighup_cb(uv_signal_t *s, int signum)
 {
     (void)signum;
     node_t *n = s->data;
+    if (n->origin) node_reload_origins(n);
     if (!n->cfg.tokens[0]) {
-        log_info("SIGHUP: nothing to reload (no --tokens)", NULL);
+        if (!n->origin) log_info("SIGHUP: nothing to reload (no --tokens, no --origins)", NULL);
         return;
     }
     char err[512], esc[600];
@@ -607,8 +625,26 @@ int main(int argc, char **argv)
         }
         n.api.audit = n.audit;
     }
+    if (n.cfg.origins[0]) {
+        char err[512];
+        n.origin = origin_new();
+        if (!n.origin || !origin_reload(n.origin, n.cfg.origins, err, sizeof err) || origin_start(n.origin) != 0) {
+            fprintf(stderr, "dcache-node: --origins: %s\n", n.origin ? err : "out of memory");
+            origin_free(n.origin);
+            audit_close(n.audit);
+            api_destroy(&n.api);
+            metrics_history_free(n.history);
+            store_free(n.store);
+            config_free(&n.cfg);
+            return 2;
+        }
+        n.api.route.origin = n.origin;
+    }
+    n.api.route.refresh_beta = n.cfg.refresh_beta_value;
     l2_shared_init(&n.l2);
     if (!node_setup_l2(&n)) {
+        origin_stop(n.origin);
+        origin_free(n.origin);
         audit_close(n.audit);
         l2_shared_destroy(&n.l2);
         api_destroy(&n.api);
@@ -721,6 +757,9 @@ int main(int argc, char **argv)
 teardown:
     for (unsigned i = 0; i < n.nworkers; i++) worker_join(&n.workers[i]);
     free(n.workers);
+    /* After the workers: their clients are closed. */
+    origin_stop(n.origin);
+    origin_free(n.origin);
     uv_loop_close(n.loop);
     gossip_free(n.gossip);
     handoff_free(n.handoff);

@@ -233,7 +233,9 @@ static void api_http_value(void *rctx, const route_value_t *v, void (*release)(v
     char hdr[256 + API_HTTP_NODE_HEADERS_MAX], *p = hdr;
     p = api_http_str(p, "X-Cache: ");
     /* Where the value was found, whichever node served it. */
-    p = api_http_str(p, v->source == ROUTE_SRC_L2 ? "HIT-L2" : "HIT");
+    static const char *const sources[] = {[ROUTE_SRC_L1] = "HIT", [ROUTE_SRC_L2] = "HIT-L2",
+                                          [ROUTE_SRC_ORIGIN] = "MISS-ORIGIN", [ROUTE_SRC_STALE] = "STALE"};
+    p = api_http_str(p, (unsigned)v->source < sizeof sources / sizeof sources[0] ? sources[v->source] : "HIT");
     p = api_http_str(p, "\r\nETag: \"");
     char *etag = p - 1;
     p = api_http_hex(p, v->version);
@@ -348,6 +350,7 @@ void api_http_route_error(http_request_t *r, route_error_t err, const char *mess
     case ROUTE_ERR_DRAINING: api_http_retry(r, METRICS_ERR_DRAINING, message); break;
     case ROUTE_ERR_JOURNAL_PENDING: api_http_retry(r, METRICS_ERR_JOURNAL_PENDING, message); break;
     case ROUTE_ERR_CLOCK_SKEW: api_http_retry(r, METRICS_ERR_CLOCK_SKEW, message); break;
+    case ROUTE_ERR_ORIGIN: api_http_refuse(r, 502, METRICS_ERR_ORIGIN, message, 1); break;
     default:
         api_http_set_error(r, METRICS_ERR_NO_MEMORY);
         http_respond_error(r, 503, "no_memory", message);

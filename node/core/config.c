@@ -178,6 +178,12 @@ static const config_option_t config_options[] = {
     {"audit-db", "DCACHE_AUDIT_DB", NULL, OPT_STRING, OPT(audit_db), "", 0, 0,
      "PostgreSQL for the audit trail: postgres://user:password@IP:port/db (table dcache_audit, created if "
      "missing); the files are then its spool while PostgreSQL is away (none: files only)"},
+    {"origins", "DCACHE_ORIGINS", NULL, OPT_STRING, OPT(origins), "", 0, 0,
+     "JSON file of origins: where a missing key is loaded from (HTTP or PostgreSQL) by its primary, bound to "
+     "key patterns; SIGHUP reloads it (none: a miss is a 404)"},
+    {"refresh-beta", "DCACHE_REFRESH_BETA", NULL, OPT_STRING, OPT(refresh_beta), "1", 0, 0,
+     "refresh-ahead of keys from origins: a read reloads a key early with the probability XFetch gives "
+     "(larger: earlier; 0: never, keys then expire and miss)"},
 };
 
 #define CONFIG_NOPTS (sizeof config_options / sizeof config_options[0])
@@ -354,6 +360,20 @@ bool config_origin_listed(const char *list, const char *origin, size_t len)
     return false;
 }
 
+static bool config_parse_beta(config_t *cfg, FILE *err)
+{
+    char *end;
+    errno = 0;
+    double beta = strtod(cfg->refresh_beta, &end);
+    if (!isdigit((unsigned char)cfg->refresh_beta[0]) || errno || *end || beta < 0 || beta > 100) {
+        fprintf(err, "dcache-node: --refresh-beta: '%s' must be a number from 0 to 100 (1 is XFetch's usual)\n",
+                cfg->refresh_beta);
+        return false;
+    }
+    cfg->refresh_beta_value = beta;
+    return true;
+}
+
 static bool config_parse_rate(config_t *cfg, FILE *err)
 {
     cfg->rate_rps = cfg->rate_burst = 0;
@@ -401,7 +421,8 @@ static bool config_validate_origins(const char *list, FILE *err)
  * operator says in so many words that anyone may. */
 static bool config_validate_security(config_t *cfg, FILE *err)
 {
-    if (!config_parse_rate(cfg, err) || !config_validate_origins(cfg->cors_origins, err)) return false;
+    if (!config_parse_rate(cfg, err) || !config_parse_beta(cfg, err) || !config_validate_origins(cfg->cors_origins, err))
+        return false;
     if (!cfg->tokens[0] && !cfg->allow_anonymous && !config_host_is_loopback(cfg->http_host)) {
         fprintf(err, "dcache-node: --http-host %s is reachable from other machines and no --tokens file is "
                      "given: anyone there could read, write and wipe the cache. Give --tokens FILE (see "

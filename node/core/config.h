@@ -104,6 +104,9 @@ typedef struct config {
     char *invalidate_listen;      /* PostgreSQL channel to LISTEN on, "" = none */
     char *listen_db;              /* its PostgreSQL, "" = --audit-db */
     char *invalidate_subscribe;   /* Redis channel to SUBSCRIBE to, "" = none */
+    char *origins;                /* --origins FILE, "" = no read-through */
+    char *refresh_beta;           /* XFetch's beta as given */
+    double refresh_beta_value;    /* parsed; 0 = no refresh-ahead */
 } config_t;
 
 /* A number option with no default that was not given (before validation). */

@@ -19,6 +19,7 @@ static const char *const metrics_err_names[METRICS_ERR_COUNT] = {
     "bad_request", "too_large", "timeout", "no_memory", "internal",
     "owner_unavailable", "l2_unavailable", "write_not_replicated", "draining", "overloaded", "syncing", "invalidation_incomplete", "minority",
     "journal_pending", "clock_skew", "unauthorized", "forbidden", "rate_limited",
+    "origin_error",
 };
 
 void metrics_init(metrics_t *m)

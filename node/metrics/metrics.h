@@ -49,6 +49,7 @@ typedef enum {
     METRICS_ERR_UNAUTHORIZED,    /* 401: no token, or an unknown one */
     METRICS_ERR_FORBIDDEN,       /* 403: the token's role is too low */
     METRICS_ERR_RATE_LIMITED,    /* 429: over --rate-limit, or too many scans at once */
+    METRICS_ERR_ORIGIN,          /* 502: the key's origin failed and no stale copy could stand in */
     METRICS_ERR_COUNT
 } metrics_err_t;
 

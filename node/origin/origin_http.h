@@ -131,13 +131,5 @@ void origin_http_close(origin_http_t *c, void (*done)(void *arg), void *arg);
 /* After done. NULL is fine. */
 void origin_http_free(origin_http_t *c);
 
-/* Writes tmpl to out with every "{key}" replaced by the key's klen bytes
- * percent-encoded: RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~)
- * kept, every other byte %XX (upper-case hex), '/' and ':' included, so
- * any key lands in one path segment or query value. Like snprintf: writes
- * at most cap bytes including a NUL (when cap > 0) and returns the length
- * the whole result needs, without the NUL; out may be NULL when cap is 0,
- * to size a buffer. */
-size_t origin_http_expand(const char *tmpl, const char *key, size_t klen, char *out, size_t cap);
 
 #endif

@@ -32,6 +32,13 @@ static const metrics_desc_t route_metrics_rows[] = {
                          "Forwarded GETs in flight (bound: 65536 per worker)."),
     ROUTE_COUNTER(clock_refusals, "route_clock_drift_refusals_total", NULL,
                   "Versions from a clock more than --max-clock-drift ahead: replica writes refused, others not followed."),
+    ROUTE_COUNTER(origin_fills, "route_origin_fills_total", NULL,
+                  "Values loaded from an origin on a miss and stored (then sent to the other owners and Redis)."),
+    ROUTE_COUNTER(origin_stale, "route_origin_stale_served_total", NULL,
+                  "Copies past their TTL served (X-Cache: STALE) because the origin failed, inside stale_if_error."),
+    ROUTE_COUNTER(origin_refreshes, "route_origin_refreshes_total", "result=\"started\"",
+                  "Refresh-ahead: reads of a key near expiry that reloaded it from its origin early (XFetch)."),
+    ROUTE_COUNTER(origin_refreshed, "route_origin_refreshes_total", "result=\"stored\"", ""),
 };
 const metrics_table_t route_metrics_table = METRICS_TABLE(route_metrics_rows);
 
@@ -143,11 +150,20 @@ int route_worker_init(route_worker_t *w, route_t *rt, uv_loop_t *loop, peer_serv
         route_worker_free(w);
         return UV_ENOMEM;
     }
+    /* Last: a client's handle needs the loop to run to be closed. */
+    if (rt->origin && !(w->origin = origin_client_new(rt->origin, loop))) {
+        route_worker_free(w);
+        return UV_ENOMEM;
+    }
     return 0;
 }
 
 void route_worker_close(route_worker_t *w, void (*done)(void *arg), void *arg)
 {
+    /* Loads still out are answered (ORIGIN_SHUTDOWN) before anything they
+     * would use goes. */
+    origin_client_close(w->origin);
+    w->origin = NULL;
     topo_cache_clear(&w->topo);
     closer_add(&w->closer, w->l2 ? 3 : 2);
     peer_server_close(w->peer_server, closer_closed_cb, &w->closer);

@@ -35,6 +35,7 @@
 #include "node/l2/l2.h"
 #include "node/member/topo.h"
 #include "node/metrics/metrics.h"
+#include "node/origin/origin.h"
 #include "node/peer/peer.h"
 #include "node/peer/peer_server.h"
 #include "node/route/handoff.h"
@@ -95,6 +96,10 @@ typedef struct route_stats {
     atomic_uint_fast64_t read_repairs;         /* owners a checked read found behind, sent the newest */
     atomic_int_fast64_t flights;               /* forwarded GETs in flight now */
     atomic_uint_fast64_t clock_refusals;       /* versions from a clock over --max-clock-drift ahead */
+    atomic_uint_fast64_t origin_fills;         /* values loaded from an origin and stored here */
+    atomic_uint_fast64_t origin_stale;         /* stale copies served because the origin failed */
+    atomic_uint_fast64_t origin_refreshes;     /* refresh-ahead loads started (XFetch) */
+    atomic_uint_fast64_t origin_refreshed;     /* ... that stored a newer value */
 } route_stats_t;
 
 /* route_stats_t's series in /metrics. */
@@ -134,6 +139,9 @@ typedef struct route {
      * before the workers start; called on a worker's loop. */
     void (*on_event)(void *ctx, const peer_msg_t *m);
     void *on_event_ctx;
+    origin_t *origin;                          /* read-through (--origins); NULL: none. Owned by main,
+                                                * set before the workers start */
+    double refresh_beta;                       /* XFetch's beta; 0: no refresh-ahead */
 } route_t;
 
 /* What one worker loop owns. */
@@ -144,6 +152,7 @@ typedef struct route_worker {
     peer_server_t *peer_server;
     topo_cache_t topo;
     l2_t *l2;                                  /* this loop's Redis client; NULL without L2 */
+    origin_client_t *origin;                   /* this loop's way to the origins; NULL without */
     struct route_flight **flights;             /* forwarded GETs in flight by key (route_read) */
     size_t nflights;
     closer_t closer;                           /* the peer pool, peer server and Redis client */

@@ -10,6 +10,7 @@
  * them. */
 #include "node/route/route_read.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,8 @@ typedef enum {
     ROUTE_FLIGHT_FORWARD = 0,
     ROUTE_FLIGHT_FALLBACK = 1,
     ROUTE_FLIGHT_L2 = 2,
-    ROUTE_FLIGHT_VERIFY = 3
+    ROUTE_FLIGHT_VERIFY = 3,
+    ROUTE_FLIGHT_ORIGIN = 4         /* an owner found the key nowhere: its origin loads it */
 } route_flight_mode_t;
 
 /* VERIFY: the newest copy or tombstone the other owners had. */
@@ -69,6 +71,12 @@ typedef struct route_flight {
     uint64_t seen[2 * RING_REPLICAS_MAX]; /* VERIFY: what each target answered (version; 0: nothing) */
     bool heard[2 * RING_REPLICAS_MAX];    /* ... and whether it answered */
     uint64_t deletes;               /* route_t.deletes when it started */
+    bool origin_tried;              /* the origin was asked (or the primary for it): a miss now is final */
+    bool origin_via_primary;        /* FORWARD to the primary so that it loads; none answering, load here */
+    bool peer_waiter;               /* a peer forwarded a GET here: never forward this flight */
+    bool origin_keep;               /* ... and what it brought may be stored */
+    int64_t origin_stale_ms;        /* ... kept past its TTL this long for stale-if-error */
+    char origin_error[128];         /* ROUTE_OUT_ORIGIN_FAILED: why */
 } route_flight_t;
 
 /* A value shared by every waiter's response. */
@@ -134,10 +142,16 @@ typedef enum {
     ROUTE_OUT_NO_L2,
     ROUTE_OUT_SYNCING,
     ROUTE_OUT_JOURNAL_PENDING,      /* a newer write waits in a journal (node: whose; NULL: ours) */
-    ROUTE_OUT_JOURNAL_IN_DOUBT      /* our pending table overflowed: Redis's answer cannot be trusted */
+    ROUTE_OUT_JOURNAL_IN_DOUBT,     /* our pending table overflowed: Redis's answer cannot be trusted */
+    ROUTE_OUT_ORIGIN_FAILED         /* the key's origin failed (message in the flight's origin_error) */
 } route_outcome_t;
 
-/* Keeps a value found at a previous owner or in L2; a newer one here wins. */
+static void route_origin_spread(route_worker_t *w, const char *key, size_t klen, const route_found_t *v);
+
+/* Keeps a value found at a previous owner, in L2 or at the origin; a newer
+ * one here wins. What the origin brought goes to the key's other owners
+ * and to Redis too, as a write would: the next miss elsewhere finds it
+ * there, not at the origin. */
 static void route_flight_fill(route_t *a, const route_flight_t *f, const route_found_t *v)
 {
     store_put_args_t args = {.key = f->key,
@@ -147,11 +161,13 @@ static void route_flight_fill(route_t *a, const route_flight_t *f, const route_f
                              .content_type = v->ct,
                              .content_type_len = v->ctlen,
                              .ttl_ms = v->ttl_ms,
-                             .version = v->version};
+                             .version = v->version,
+                             .stale_ms = v->source == ROUTE_SRC_ORIGIN ? f->origin_stale_ms : 0};
     route_observe(a, v->version);
     store_status_t st = store_put_if_newer(a->store, &args, NULL);
     if (f->mode == ROUTE_FLIGHT_FALLBACK) atomic_fetch_add(&a->stats.fallback_filled, 1);
     else if (st == STORE_STALE && a->l2) atomic_fetch_add(&a->l2->stats.fills_stale, 1);
+    if (v->source == ROUTE_SRC_ORIGIN && st == STORE_OK) route_origin_spread(f->w, f->key, f->klen, v);
 }
 
 /* What waits in this node's journal for the key decides whether an answer
@@ -201,6 +217,8 @@ static route_outcome_t route_flight_journal_check(route_flight_t *f, route_outco
     return out;
 }
 
+static bool route_flight_ask_origin(route_flight_t *f);
+
 static void route_flight_answer(route_flight_t *f, route_outcome_t out, const route_found_t *found, const char *node)
 {
     route_t *a = f->w->route;
@@ -208,7 +226,7 @@ static void route_flight_answer(route_flight_t *f, route_outcome_t out, const ro
      * Only in doubt (a floor, tomb.h): served, since Redis and the previous
      * owners hold the delete themselves and this read may have raced it,
      * but not kept. */
-    bool keep = f->mode != ROUTE_FLIGHT_FORWARD;
+    bool keep = f->mode != ROUTE_FLIGHT_FORWARD && (f->mode != ROUTE_FLIGHT_ORIGIN || f->origin_keep);
     if (out == ROUTE_OUT_FOUND && keep) {
         tomb_verdict_t tv = route_tomb_check(a, f->key, f->klen, found->version);
         if (tv == TOMB_DELETED) out = ROUTE_OUT_MISS;
@@ -219,6 +237,10 @@ static void route_flight_answer(route_flight_t *f, route_outcome_t out, const ro
         if (checked == ROUTE_OUT_JOURNAL_PENDING || checked == ROUTE_OUT_JOURNAL_IN_DOUBT) node = NULL;
         out = checked;
     }
+    /* An owner found the key nowhere (or deleted): if an origin serves it,
+     * the origin is asked, once, with the flight still open for others
+     * to join. */
+    if (out == ROUTE_OUT_MISS && f->mode != ROUTE_FLIGHT_FORWARD && route_flight_ask_origin(f)) return;
     /* Off the table first: a waiter's response may start a new GET. */
     if (f->in_table) {
         route_flight_t **pp = route_flight_slot(f->w, f->hash, f->key, f->klen);
@@ -242,6 +264,10 @@ static void route_flight_answer(route_flight_t *f, route_outcome_t out, const ro
             snprintf(msg, sizeof msg, "a newer write of this key waits in %s's journal for Redis",
                      node ? node : "this node");
         for (size_t i = 0; i < f->nwaiters; i++) route_waiter_fail(&f->waiters[i], ROUTE_ERR_JOURNAL_PENDING, msg);
+    } else if (out == ROUTE_OUT_ORIGIN_FAILED) {
+        char msg[sizeof f->origin_error + 32];
+        snprintf(msg, sizeof msg, "the key's origin failed: %s", f->origin_error[0] ? f->origin_error : "(no reason given)");
+        for (size_t i = 0; i < f->nwaiters; i++) route_waiter_fail(&f->waiters[i], ROUTE_ERR_ORIGIN, msg);
     } else if (out != ROUTE_OUT_FOUND) {
         bool l2 = out == ROUTE_OUT_NO_L2;
         if (!l2) atomic_fetch_add(&a->stats.unavailable, f->nwaiters);
@@ -308,6 +334,7 @@ static void route_flight_ask_l2(route_flight_t *f)
 }
 
 static void route_flight_verified(route_flight_t *f);
+static void route_flight_load_origin(route_flight_t *f);
 
 /* Answers from a peer's GET_RESP (found or not), or NULL when no owner
  * answered; a miss at an owner goes on to L2. */
@@ -323,7 +350,10 @@ static void route_flight_finish(route_flight_t *f, const peer_msg_t *resp, const
                                .ct = (const char *)resp->content_type.p, .ctlen = resp->content_type.len,
                                .version = resp->version,
                                .ttl_ms = resp->ttl_ms > INT64_MAX ? INT64_MAX : (int64_t)resp->ttl_ms,
-                               .source = (resp->flags & PEER_F_L2) ? ROUTE_SRC_L2 : ROUTE_SRC_L1};
+                               .source = (resp->flags & PEER_F_STALE)    ? ROUTE_SRC_STALE
+                                         : (resp->flags & PEER_F_ORIGIN) ? ROUTE_SRC_ORIGIN
+                                         : (resp->flags & PEER_F_L2)     ? ROUTE_SRC_L2
+                                                                         : ROUTE_SRC_L1};
         route_flight_answer(f, ROUTE_OUT_FOUND, &found, node);
         return;
     }
@@ -331,6 +361,12 @@ static void route_flight_finish(route_flight_t *f, const peer_msg_t *resp, const
         /* No previous owner has it: an owner's miss goes to L2. */
         if (f->w->l2) route_flight_ask_l2(f);
         else route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+        return;
+    }
+    /* The primary was to load it from the origin and did not answer: this
+     * owner does. */
+    if (!resp && f->origin_via_primary) {
+        route_flight_load_origin(f);
         return;
     }
     /* No owner had the key; if one could not ask Redis, Redis is why. */
@@ -520,6 +556,14 @@ static void route_flight_reply(void *ctx, peer_result_t res, const peer_msg_t *r
         return;
     }
     if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_UNAVAILABLE &&
+        (resp->flags & PEER_F_ORIGIN) && f->mode == ROUTE_FLIGHT_FORWARD) {
+        /* The owner asked the key's origin and it failed: another owner
+         * would ask the same origin. */
+        snprintf(f->origin_error, sizeof f->origin_error, "reported by %s", node);
+        route_flight_answer(f, ROUTE_OUT_ORIGIN_FAILED, NULL, node);
+        return;
+    }
+    if (res == PEER_OK && resp->type == PEER_MSG_GET_RESP && resp->status == PEER_STATUS_UNAVAILABLE &&
         (resp->flags & PEER_F_L2)) {
         /* That owner missed and Redis is down: another owner may hold it. */
         f->l2_down = true;
@@ -578,6 +622,211 @@ static void route_flight_add_owners(route_flight_t *f, topo_t *t, const uint32_t
     }
 }
 
+/* ---------- origins: read-through, stale-if-error, refresh-ahead ---------- */
+
+static void route_origin_spread_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
+{
+    (void)ctx;
+    (void)res;
+    (void)resp;
+}
+
+static void route_origin_l2_done(void *ctx, l2_result_t res)
+{
+    (void)ctx;
+    (void)res;
+}
+
+/* A value the origin brought, stored here: the other owners get it as a
+ * primary's replica write (put-if-newer, refused under a newer delete)
+ * and Redis as a versioned SET. Neither is waited for: a copy that does
+ * not arrive is loaded again on the next miss. */
+static void route_origin_spread(route_worker_t *w, const char *key, size_t klen, const route_found_t *v)
+{
+    route_t *a = w->route;
+    atomic_fetch_add(&a->stats.origin_fills, 1);
+    topo_t *t = route_topo(w);
+    if (t) {
+        uint32_t owners[RING_REPLICAS_MAX];
+        size_t n = topo_owners(t, key, klen, owners, RING_REPLICAS_MAX);
+        peer_msg_t req = {.type = PEER_MSG_PUT, .flags = PEER_F_FORWARDED | PEER_F_REPLICA, .version = v->version,
+                          .ttl_ms = v->ttl_ms > 0 ? (uint64_t)v->ttl_ms : 0};
+        req.key.p = (const uint8_t *)key;
+        req.key.len = klen;
+        req.value.p = (const uint8_t *)v->value;
+        req.value.len = v->len;
+        req.content_type.p = (const uint8_t *)v->ct;
+        req.content_type.len = v->ct ? v->ctlen : 0;
+        for (size_t i = 0; i < n; i++) {
+            const topo_member_t *m = &t->members[owners[i]];
+            if ((int32_t)owners[i] == t->self || m->peer.ss_family == 0) continue;
+            (void)peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
+                                    route_origin_spread_reply, NULL);
+        }
+    }
+    if (w->l2 && l2_available(w->l2))
+        l2_set(w->l2, key, klen, v->value, v->len, v->ct, v->ct ? v->ctlen : 0, v->version,
+               v->ttl_ms > 0 ? store_now_ms(a->store) + v->ttl_ms : 0, route_origin_l2_done, NULL);
+}
+
+/* The version a load starts with: a delete acknowledged after it refuses
+ * what the load brings. 0 when this node may not stamp now (route.h):
+ * the value is served but not kept. */
+static uint64_t route_origin_version(route_worker_t *w)
+{
+    const char *why;
+    return route_write_refusal(w, &why) == ROUTE_ERR_COUNT ? route_stamp(w->route) : 0;
+}
+
+static uint64_t route_origin_min_version(route_t *a, const char *key, size_t klen)
+{
+    return a->tomb ? tomb_version(a->tomb, key, klen, store_now_ms(a->store)) : 0;
+}
+
+static void route_flight_origin_reply(void *ctx, const origin_result_t *r)
+{
+    route_flight_t *f = ctx;
+    route_t *a = f->w->route;
+    if (r->status == ORIGIN_OK) {
+        f->origin_keep = r->keep && r->version != 0;
+        f->origin_stale_ms = r->stale_ms;
+        route_found_t found = {.value = r->value, .len = r->len, .ct = r->ct, .ctlen = r->ctlen,
+                               .version = r->version, .ttl_ms = r->ttl_ms, .source = ROUTE_SRC_ORIGIN};
+        route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
+        return;
+    }
+    if (r->status == ORIGIN_NOT_FOUND || r->status == ORIGIN_UNBOUND) {
+        route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+        return;
+    }
+    /* RFC 5861 stale-if-error: the copy that expired last, if the origin's
+     * window still keeps it and no delete came after it. */
+    store_entry_t *e;
+    if (store_get_stale(a->store, f->key, f->klen, &e) == STORE_OK) {
+        if (route_tomb_check(a, f->key, f->klen, store_entry_version(e)) == TOMB_CLEAR) {
+            route_found_t found = {.version = store_entry_version(e), .source = ROUTE_SRC_STALE};
+            found.value = store_entry_value(e, &found.len);
+            found.ct = store_entry_content_type(e, &found.ctlen);
+            if (!found.ct) found.ctlen = 0;
+            f->origin_keep = false;
+            atomic_fetch_add(&a->stats.origin_stale, f->nwaiters);
+            route_flight_answer(f, ROUTE_OUT_FOUND, &found, NULL);
+            store_entry_release(e);
+            return;
+        }
+        store_entry_release(e);
+    }
+    snprintf(f->origin_error, sizeof f->origin_error, "%s%s%s", r->origin, r->origin[0] ? ": " : "",
+             r->error ? r->error : origin_status_name(r->status));
+    route_flight_answer(f, ROUTE_OUT_ORIGIN_FAILED, NULL, NULL);
+}
+
+static void route_flight_load_origin(route_flight_t *f)
+{
+    route_worker_t *w = f->w;
+    f->mode = ROUTE_FLIGHT_ORIGIN;
+    f->origin_tried = true;
+    origin_client_load(w->origin, f->key, f->klen, route_origin_version(w),
+                       route_origin_min_version(w->route, f->key, f->klen), route_flight_origin_reply, f);
+}
+
+/* An owner found the key nowhere: false when no origin serves it (or it
+ * was asked already). The primary loads it; another owner asks the
+ * primary first (so that the whole cluster's misses meet in one load
+ * there) and loads it itself only if the primary does not answer. A
+ * flight a peer forwarded here is never forwarded again. */
+static bool route_flight_ask_origin(route_flight_t *f)
+{
+    route_worker_t *w = f->w;
+    if (f->origin_tried || !w->origin || !origin_client_match(w->origin, f->key, f->klen, NULL)) return false;
+    f->origin_tried = true;
+    if (!f->peer_waiter && f->topo && f->topo->n > 1) {
+        uint32_t owners[RING_REPLICAS_MAX];
+        size_t n = ring_owners_hash(f->topo->ring, f->hash, owners, RING_REPLICAS_MAX);
+        if (n && (int32_t)owners[0] != f->topo->self) {
+            f->ntargets = f->next_target = 0;
+            route_flight_add_owners(f, f->topo, owners, 1);
+            f->ncurrent = f->ntargets;
+            if (f->ntargets) {
+                f->mode = ROUTE_FLIGHT_FORWARD;
+                f->origin_via_primary = true;
+                route_flight_try(f);
+                return true;
+            }
+        }
+    }
+    route_flight_load_origin(f);
+    return true;
+}
+
+/* A refresh-ahead load: not tied to any request. */
+typedef struct route_refresh {
+    route_worker_t *w;
+    size_t klen;
+    char key[];
+} route_refresh_t;
+
+static void route_origin_refreshed(void *ctx, const origin_result_t *r)
+{
+    route_refresh_t *rf = ctx;
+    route_t *a = rf->w->route;
+    if (r->status == ORIGIN_OK && r->keep && r->version &&
+        route_tomb_check(a, rf->key, rf->klen, r->version) == TOMB_CLEAR) {
+        store_put_args_t args = {.key = rf->key, .key_len = rf->klen, .value = r->value, .value_len = r->len,
+                                 .content_type = r->ct, .content_type_len = r->ctlen, .ttl_ms = r->ttl_ms,
+                                 .version = r->version, .stale_ms = r->stale_ms};
+        route_observe(a, r->version);
+        if (store_put_if_newer(a->store, &args, NULL) == STORE_OK) {
+            atomic_fetch_add(&a->stats.origin_refreshed, 1);
+            route_found_t v = {.value = r->value, .len = r->len, .ct = r->ct, .ctlen = r->ctlen,
+                               .version = r->version, .ttl_ms = r->ttl_ms, .source = ROUTE_SRC_ORIGIN};
+            route_origin_spread(rf->w, rf->key, rf->klen, &v);
+        }
+    }
+    free(rf);
+}
+
+/* A uniform draw in (0, 1], per loop thread. */
+static double route_uniform(void)
+{
+    static _Thread_local uint64_t state;
+    if (!state) state = uv_hrtime() | 1;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return ((double)(state >> 11) + 1.0) / 9007199254740992.0;
+}
+
+/* XFetch (Vattani, Chierichetti, Lowenstein: "Optimal probabilistic cache
+ * stampede prevention", VLDB 2015): a read at time t reloads the key early
+ * when t - delta * beta * ln(U) >= expiry, delta being how long a load
+ * takes. The chance grows as the expiry nears, and one early reload is
+ * expected before it, so a hot key is refreshed in the background once
+ * rather than missed by a herd. Only the primary refreshes: the other
+ * owners get its copy. */
+static void route_origin_maybe_refresh(route_worker_t *w, const route_gkey_t *k, const store_entry_t *e)
+{
+    route_t *a = w->route;
+    int64_t expires = store_entry_expires_at(e);
+    if (!w->origin || a->refresh_beta <= 0 || !expires) return;
+    const origin_def_t *d = origin_client_match(w->origin, k->key, k->klen, NULL);
+    if (!d) return;
+    double delta = origin_client_load_ms(w->origin, d);
+    if (delta <= 0) return;
+    double now = (double)store_now_ms(a->store);
+    if (now - delta * a->refresh_beta * log(route_uniform()) < (double)expires) return;
+    if (k->n && (int32_t)k->owners[0] != route_topo(w)->self) return;
+    uint64_t version = route_origin_version(w);
+    route_refresh_t *rf = version ? malloc(sizeof *rf + k->klen) : NULL;
+    if (!rf) return;
+    rf->w = w;
+    rf->klen = k->klen;
+    memcpy(rf->key, k->key, k->klen);
+    atomic_fetch_add(&a->stats.origin_refreshes, 1);
+    origin_client_load(w->origin, rf->key, rf->klen, version, route_origin_min_version(a, rf->key, rf->klen),
+                       route_origin_refreshed, rf);
+}
+
 /* Joins the flight for this key, or starts one asking the owners of the
  * key in t, then (FALLBACK) those in prev. */
 static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const route_waiter_t *wt, const route_gkey_t *k,
@@ -613,6 +862,7 @@ static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const
             f->cap = cap;
         }
         f->waiters[f->nwaiters++] = *wt;
+        f->peer_waiter |= wt->from_peer;
         atomic_fetch_add(&a->stats.coalesced, 1);
         return;
     }
@@ -637,9 +887,10 @@ static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const
     f->klen = klen;
     f->cap = 4;
     f->waiters[f->nwaiters++] = *wt;
+    f->peer_waiter = wt->from_peer;
     f->topo = topo_ref(t);
     f->prev = topo_ref(prev);
-    if (t && mode != ROUTE_FLIGHT_L2) route_flight_add_owners(f, t, k->owners, k->n);
+    if (t && mode != ROUTE_FLIGHT_L2 && mode != ROUTE_FLIGHT_ORIGIN) route_flight_add_owners(f, t, k->owners, k->n);
     f->ncurrent = f->ntargets;
     if (prev) {
         uint32_t prev_owners[RING_REPLICAS_MAX];
@@ -656,7 +907,9 @@ static void route_flight_join(route_worker_t *w, route_flight_mode_t mode, const
     }
     if (mode == ROUTE_FLIGHT_FALLBACK) atomic_fetch_add(&a->stats.fallbacks, 1);
     if (mode == ROUTE_FLIGHT_L2) route_flight_ask_l2(f);
-    else route_flight_try(f);
+    else if (mode == ROUTE_FLIGHT_ORIGIN) {
+        if (!route_flight_ask_origin(f)) route_flight_answer(f, ROUTE_OUT_MISS, NULL, NULL);
+    } else route_flight_try(f);
     return;
 no_memory:
     route_waiter_fail(wt, ROUTE_ERR_NO_MEMORY, "out of memory");
@@ -703,6 +956,7 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
         return;
     }
     if (store_get(a->store, k->key, k->klen, &e) == STORE_OK) {
+        if (w->origin) route_origin_maybe_refresh(w, k, e);
         route_value_t v = {.version = store_entry_version(e), .ttl_ms = route_entry_ttl_ms(a, e),
                          .node = route_self_name(a), .owner = owner};
         v.value = store_entry_value(e, &v.len);
@@ -716,6 +970,10 @@ static void route_owner_get(route_worker_t *w, topo_t *t, const route_waiter_t *
     }
     if (w->l2) {
         route_flight_join(w, ROUTE_FLIGHT_L2, wt, k, t, NULL, owner);
+        return;
+    }
+    if (w->origin && origin_client_match(w->origin, k->key, k->klen, NULL)) {
+        route_flight_join(w, ROUTE_FLIGHT_ORIGIN, wt, k, t, NULL, owner);
         return;
     }
     route_waiter_miss(a, wt, NULL, owner);

@@ -17,8 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Where a value came from, wherever it was served: some node's L1 or Redis. */
-typedef enum { ROUTE_SRC_L1 = 0, ROUTE_SRC_L2 = 1 } route_source_t;
+/* Where a value came from, wherever it was served: some node's L1, Redis,
+ * the key's origin just now (read-through), or, the origin failing, a
+ * copy past its TTL inside the origin's stale_if_error window. */
+typedef enum { ROUTE_SRC_L1 = 0, ROUTE_SRC_L2 = 1, ROUTE_SRC_ORIGIN = 2, ROUTE_SRC_STALE = 3 } route_source_t;
 
 typedef struct route_value {
     const void *value;
@@ -57,6 +59,7 @@ typedef enum {
     ROUTE_ERR_DRAINING,            /* this node is leaving the cluster */
     ROUTE_ERR_JOURNAL_PENDING,     /* a newer write of the key waits in an owner's journal for Redis */
     ROUTE_ERR_CLOCK_SKEW,          /* this node's clock is apart from the cluster's (or not compared yet) */
+    ROUTE_ERR_ORIGIN,              /* the key's origin failed (and no stale copy may stand in) */
     ROUTE_ERR_COUNT
 } route_error_t;
 

@@ -13,8 +13,11 @@
 
 static void route_serve_value(void *ctx, const route_value_t *v, void (*release)(void *), void *release_ctx)
 {
+    static const uint32_t flags[] = {[ROUTE_SRC_L1] = 0, [ROUTE_SRC_L2] = PEER_F_L2,
+                                     [ROUTE_SRC_ORIGIN] = PEER_F_ORIGIN, [ROUTE_SRC_STALE] = PEER_F_STALE};
     peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_OK, .version = v->version,
-                    .ttl_ms = (uint64_t)v->ttl_ms, .flags = v->source == ROUTE_SRC_L2 ? PEER_F_L2 : 0};
+                    .ttl_ms = (uint64_t)v->ttl_ms,
+                    .flags = (unsigned)v->source < sizeof flags / sizeof flags[0] ? flags[v->source] : 0};
     m.value.p = v->value;
     m.value.len = v->len;
     m.content_type.p = (const uint8_t *)v->ct;
@@ -60,7 +63,9 @@ static void route_serve_deleted(void *ctx, const route_written_t *w)
  * refused because a newer write of the key waits in this node's journal
  * answers GET_RESP UNAVAILABLE with PEER_F_JOURNALED, and the forwarder
  * answers 503 journal_pending rather than ask an owner that would read
- * Redis's older value (an older forwarder just tries the next owner);
+ * Redis's older value (an older forwarder just tries the next owner); a
+ * GET whose origin failed answers GET_RESP UNAVAILABLE with PEER_F_ORIGIN,
+ * and the forwarder answers 502 origin_error;
  * everything else is an ERROR frame, after which the forwarder tries the
  * next owner (except TOO_LARGE). */
 static void route_serve_fail(void *ctx, route_error_t err, const char *message)
@@ -68,8 +73,9 @@ static void route_serve_fail(void *ctx, route_error_t err, const char *message)
     peer_call_t *call = ctx;
     peer_msg_type_t type = peer_call_type(call);
     bool write = type == PEER_MSG_PUT || type == PEER_MSG_DELETE;
-    if (type == PEER_MSG_GET && err == ROUTE_ERR_JOURNAL_PENDING) {
-        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE, .flags = PEER_F_JOURNALED};
+    if (type == PEER_MSG_GET && (err == ROUTE_ERR_JOURNAL_PENDING || err == ROUTE_ERR_ORIGIN)) {
+        peer_msg_t m = {.type = PEER_MSG_GET_RESP, .status = PEER_STATUS_UNAVAILABLE,
+                        .flags = err == ROUTE_ERR_ORIGIN ? PEER_F_ORIGIN : PEER_F_JOURNALED};
         peer_server_respond(call, &m);
         return;
     }

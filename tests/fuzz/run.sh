@@ -60,7 +60,7 @@ for t in $targets; do
     esac
     bin="$work/fuzz_$t"
     extra=""
-    [ "$t" = http ] && extra="-I$llhttp_inc $(pkg-config --cflags jansson hiredis libpq) $(pkg-config --libs jansson hiredis libpq)"
+    [ "$t" = http ] && extra="-I$llhttp_inc $(pkg-config --cflags jansson hiredis libpq libcurl) $(pkg-config --libs jansson hiredis libpq libcurl)"
     # shellcheck disable=SC2086
     $cc $cflags "$top/tests/fuzz/fuzz_$t.c" $srcs -o "$bin" $libs $extra
     corpus="$work/corpus_$t"

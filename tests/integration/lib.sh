@@ -240,3 +240,20 @@ stop_postgres() {
 pg_sql() { # SQL -> its rows, unaligned
   psql "$PG_URL" -Atc "$1"
 }
+
+# start_origin: the test HTTP origin (origin_server.py) on a free loopback
+# port; sets ORIGIN_URL. origin_count PATH: how many times it was asked
+# for PATH; origin_control QUERY: changes how it answers (see the script).
+start_origin() {
+  local out="$TEST_TMP/origin.port"
+  python3 "$(dirname "${BASH_SOURCE[0]}")/origin_server.py" 0 >"$out" 2>"$TEST_TMP/origin.log" &
+  NODE_PIDS+=("$!")
+  wait_for "the test origin listening" test -s "$out"
+  ORIGIN_URL="http://127.0.0.1:$(head -n 1 "$out")"
+}
+origin_count() {
+  curl -fsS "$ORIGIN_URL/_stats" | jq -r --arg p "$1" '.[$p] // 0'
+}
+origin_control() {
+  curl -fsS "$ORIGIN_URL/_control?$1" >/dev/null
+}

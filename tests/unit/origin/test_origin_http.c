@@ -754,42 +754,6 @@ static void test_close_at_once(void **state)
     assert_int_equal(f->done_calls, 1);
 }
 
-/* ---- URL templates ---- */
-
-static void expect_expand(const char *tmpl, const char *key, size_t klen, const char *want)
-{
-    char out[512];
-    size_t need = origin_http_expand(tmpl, key, klen, NULL, 0);
-    assert_int_equal(need, strlen(want));
-    memset(out, '#', sizeof out);
-    assert_int_equal(origin_http_expand(tmpl, key, klen, out, need + 1), need);
-    assert_string_equal(out, want);
-}
-
-static void test_expand(void **state)
-{
-    expect_expand("http://o/v/{key}", "a/b:c d", 7, "http://o/v/a%2Fb%3Ac%20d");
-    expect_expand("http://o/v/{key}", "caf\xc3\xa9", 5, "http://o/v/caf%C3%A9");
-    expect_expand("/{key}", "AZaz09-._~", 10, "/AZaz09-._~");
-    expect_expand("/{key}", "?#%+&=", 6, "/%3F%23%25%2B%26%3D");
-    expect_expand("/{key}/{key}?k={key}", "x y", 3, "/x%20y/x%20y?k=x%20y");
-    expect_expand("/{key}", "a\0b", 3, "/a%00b");
-    expect_expand("/{key}", "", 0, "/");
-    expect_expand("/static", "k", 1, "/static");
-    expect_expand("/{ke}{KEY}{key", "k", 1, "/{ke}{KEY}{key");
-    expect_expand("{{key}}", "k", 1, "{k}");
-    expect_expand("", "k", 1, "");
-
-    /* Too small: cut, NUL-terminated, and the whole length returned. */
-    char out[8];
-    memset(out, '#', sizeof out);
-    assert_int_equal(origin_http_expand("http://o/{key}", "a b", 3, out, 5), strlen("http://o/a%20b"));
-    assert_string_equal(out, "http");
-    assert_int_equal(out[5], '#'); /* nothing past cap */
-    assert_int_equal(origin_http_expand("/{key}", "a b", 3, out, 1), 6);
-    assert_string_equal(out, "");
-}
-
 int main(void)
 {
     /* A proxy from the environment would take the loopback requests away. */
@@ -808,7 +772,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_at_once, setup, teardown),
-        cmocka_unit_test(test_expand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
