@@ -23,6 +23,7 @@
 #include "node/metrics/metrics.h"
 #include "node/metrics/metrics_history.h"
 #include "node/origin/origin.h"
+#include "node/warm/warm.h"
 #include "node/store/store.h"
 #include "node/core/sysinfo.h"
 #include "node/l2/l2_drainer.h"
@@ -68,6 +69,7 @@ typedef struct node {
     l2_drainer_t *drainer;       /* journal mode: replays the journal */
     l2_sentinel_t *sentinel;     /* --redis-sentinel: finds and follows the master */
     origin_t *origin;            /* --origins: read-through loads (its own thread) */
+    warm_t *warm;                /* warming jobs */
 } node_t;
 
 /* After a ring change, new owners ask previous owners for keys they miss
@@ -121,6 +123,10 @@ static void node_finish(void *arg)
     if (n->inbound) api_inbound_close(n->inbound, node_gossip_closed, n);
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
+    if (n->warm) {
+        n->api.warm = NULL;
+        warm_close(n->warm, node_gossip_closed, n);
+    }
     uv_close((uv_handle_t *)&n->maintain, NULL);
     uv_close((uv_handle_t *)&n->sample, NULL);
     uv_close((uv_handle_t *)&n->tick, NULL);
@@ -129,10 +135,8 @@ static void node_finish(void *arg)
     uv_close((uv_handle_t *)&n->sighup, NULL);
 }
 
-/* SIGHUP rereads the tokens file and the origins file (and never stops
- * the node, as its default action would). */
-/* --origins FILE again: a file that does not parse leaves the origins in
- * force, and says why. */
+/* --origins FILE again, its origins and its jobs: a part that does not
+ * parse leaves what is in force, and says why. */
 static void node_reload_origins(node_t *n)
 {
     char err[512], esc[600];
@@ -144,8 +148,37 @@ static void node_reload_origins(node_t *n)
         log_error("origins file not reloaded; the origins in force stay", "\"error\":\"%s\"",
                   log_escape(err, esc, sizeof esc));
     }
+    if (!n->warm) return;
+    if (warm_reload(n->warm, n->cfg.origins, err, sizeof err))
+        log_info("warming jobs reloaded", "\"jobs\":%lld", (long long)atomic_load(&warm_stats(n->warm)->jobs));
+    else
+        log_error("warming jobs not reloaded; the jobs in force stay", "\"error\":\"%s\"",
+                  log_escape(err, esc, sizeof esc));
 }
 
+/* A warming run started, moved or ended: the event feed shows it (to every
+ * member's), the trail keeps its end. */
+static void node_warm_run(void *ctx, const warm_run_info_t *r, bool ended)
+{
+    node_t *n = ctx;
+    sbuf_t b;
+    sbuf_init(&b);
+    warm_run_json(r, &b);
+    if (!b.failed) api_events_publish(&n->api.feed, "warm", b.data, b.len, true);
+    sbuf_free(&b);
+    if (!ended) return;
+    audit_record_t rec = {.time_ms = r->started_ms, .action = AUDIT_WARM, .key_count = r->total,
+                          .matched = (int64_t)r->loaded, .invalidated = -1,
+                          .status = strcmp(r->state, "done") == 0 ? 200 : 500};
+    rec.duration_us = (uint64_t)(r->ended_ms - r->started_ms) * 1000;
+    snprintf(rec.request_id, sizeof rec.request_id, "%.47s", r->id);
+    snprintf(rec.actor, sizeof rec.actor, "%.71s", r->trigger);
+    snprintf(rec.result, sizeof rec.result, "%s", strcmp(r->state, "done") == 0 ? "ok" : r->state);
+    audit_submit(n->audit, &rec);
+}
+
+/* SIGHUP rereads the tokens file and the origins file (and never stops
+ * the node, as its default action would). */
 static void node_sighup_cb(uv_signal_t *s, int signum)
 {
     (void)signum;
@@ -700,6 +733,16 @@ int main(int argc, char **argv)
         char ierr[300];
         n.inbound = api_inbound_new(n.loop, &n.api, ierr, sizeof ierr);
         if (ierr[0]) inbound_err = strdup(ierr);
+        warm_hooks_t wh = {.on_run = node_warm_run, .ctx = &n};
+        if (!inbound_err) {
+            n.warm = warm_new(n.loop, &n.api.route, n.cfg.origins[0] ? n.cfg.origins : NULL, &wh, ierr, sizeof ierr);
+            if (!n.warm) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "--origins: %s", ierr);
+                inbound_err = strdup(msg);
+            }
+            n.api.warm = n.warm;
+        }
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);
     if (n.l2.enabled && n.cfg.redis_sentinel[0]) {
@@ -751,6 +794,7 @@ int main(int argc, char **argv)
     uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
     uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
     uv_signal_start(&n.sighup, node_sighup_cb, SIGHUP);
+    warm_start(n.warm);
 
     uv_run(n.loop, UV_RUN_DEFAULT);
 
@@ -767,6 +811,7 @@ teardown:
     repair_free(n.repair);
     api_events_relay_free(n.relay);
     api_inbound_free(n.inbound);
+    warm_free(n.warm);
     l2_drainer_free(n.drainer);
     l2_sentinel_free(n.sentinel);
     l2_shared_destroy(&n.l2);

@@ -62,6 +62,8 @@ typedef struct api {
     struct audit *audit;                       /* the audit trail (owned by main; NULL: none) */
     api_feed_t feed;                           /* the /api/events feed (its events owned; NULL: none) */
     api_inbound_stats_t inbound;
+    struct warm *warm;                         /* warming jobs (owned by main; NULL before they run
+                                                * and once they stop) */
     /* The metrics event's previous reading (main loop only). */
     uint64_t tick_requests, tick_hits, tick_misses, tick_invalidations;
     uint64_t tick_buckets[METRICS_BUCKETS + 1];

@@ -125,7 +125,7 @@ static char *api_audit_body_keys(json_t *root, uint64_t *count)
     return b.failed ? (sbuf_free(&b), NULL) : sbuf_steal(&b, NULL);
 }
 
-static void api_audit_actor(api_t *a, const http_request_t *r, char *out, size_t cap)
+void api_audit_actor(api_t *a, const http_request_t *r, char *out, size_t cap)
 {
     uint32_t slot = api_req(r)->token_slot;
     if (slot != UINT32_MAX) {

@@ -26,5 +26,8 @@ void api_audit_mark(api_t *a, http_request_t *r);
 void api_audit_responded(api_worker_t *w, const http_request_t *r, int status);
 /* GET /api/audit?since=&until=&action=&actor=&limit=&cursor= */
 void api_audit_list(api_worker_t *w, http_request_t *r);
+/* Who made the request, as the trail names it: the token's name, or the
+ * client's address without its port. */
+void api_audit_actor(api_t *a, const http_request_t *r, char *out, size_t cap);
 
 #endif

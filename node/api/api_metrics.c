@@ -11,6 +11,7 @@
 #include "node/api/api_events.h"
 #include "node/api/api_inbound.h"
 #include "node/api/events.h"
+#include "node/warm/warm.h"
 #include "node/audit/audit.h"
 #include "node/api/api_http.h"
 #include "node/core/sysinfo.h"
@@ -35,6 +36,7 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     metrics_render_one(b, &peer_metrics_table, &a->route.peer_stats);
     metrics_render_one(b, &route_metrics_table, &a->route.stats);
     if (a->route.origin) origin_metrics(a->route.origin, b);
+    if (a->warm) warm_metrics(a->warm, b);
     metrics_render_one(b, &handoff_metrics_table, &a->route.handoff);
     metrics_render_one(b, &route_sync_metrics_table, &a->route.sync);
     metrics_render_one(b, &repair_metrics_table, &a->route.repair);

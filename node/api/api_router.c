@@ -5,6 +5,7 @@
 
 
 #include "node/api/api_audit.h"
+#include "node/api/api_warm.h"
 #include "node/api/api_cache.h"
 #include "node/api/api_events.h"
 #include "node/api/api_cluster.h"
@@ -60,6 +61,12 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/audit", false, API_ROUTER_GET, METRICS_OP_OTHER, A, 0, api_audit_list},
     {"/api/events", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_router_events},
     {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_ring},
+    {"/api/warming/jobs", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_jobs},
+    {"/api/warming/jobs", false, API_ROUTER_POST, METRICS_OP_OTHER, A, 0, api_warm_put},
+    {API_WARM_JOBS_PREFIX, true, API_ROUTER_DELETE, METRICS_OP_OTHER, A, 0, api_warm_delete},
+    {"/api/warming/trigger", false, API_ROUTER_POST, METRICS_OP_OTHER, W, 0, api_warm_trigger},
+    {"/api/warming/cancel", false, API_ROUTER_POST, METRICS_OP_OTHER, W, 0, api_warm_cancel},
+    {"/api/warming/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_history},
     {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
     {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},
 };

@@ -130,6 +130,7 @@ typedef struct l2_deferred {
     l2_get_fn get_cb;
     l2_done_fn done_cb;
     l2_count_fn count_cb;
+    l2_reply_fn reply_cb;
     void *ctx;
 } l2_deferred_t;
 
@@ -273,6 +274,7 @@ static void l2_defer_cb(uv_timer_t *t)
     while (d) {
         l2_deferred_t *next = d->next;
         if (d->get_cb) d->get_cb(d->ctx, d->res, NULL);
+        else if (d->reply_cb) d->reply_cb(d->ctx, d->res, NULL);
         else if (d->done_cb) d->done_cb(d->ctx, d->res);
         else d->count_cb(d->ctx, d->res, 0);
         free(d);
@@ -375,6 +377,7 @@ typedef struct l2_call {
     l2_t *l;
     l2_get_fn get_cb;
     l2_done_fn done_cb;
+    l2_reply_fn reply_cb;
     void *ctx;
 } l2_call_t;
 
@@ -509,6 +512,43 @@ void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn 
         free(c);
         l2_answer_later(l, L2_UNAVAILABLE, NULL, cb, NULL, ctx);
     }
+}
+
+static void l2_command_reply(void *ctx, redis_uv_result_t res, const redisReply *reply, const char *err)
+{
+    (void)err;
+    l2_call_t *c = ctx;
+    l2_account(c->l, res);
+    if (res == REDIS_UV_OK) c->reply_cb(c->ctx, L2_OK, reply);
+    else {
+        atomic_fetch_add(&c->l->s->stats.errors, 1);
+        c->reply_cb(c->ctx, L2_UNAVAILABLE, NULL);
+    }
+    free(c);
+}
+
+void l2_command(l2_t *l, int argc, const char **argv, const size_t *lens, l2_reply_fn cb, void *ctx)
+{
+    l2_call_t *c = calloc(1, sizeof *c);
+    if (c) *c = (l2_call_t){.l = l, .reply_cb = cb, .ctx = ctx};
+    if (!c || !l2_send(l, argc, argv, lens, l2_command_reply, c)) {
+        free(c);
+        l2_deferred_t *d = calloc(1, sizeof *d);
+        if (!d) abort(); /* a few bytes; a lost callback would hang its caller */
+        d->res = L2_UNAVAILABLE;
+        d->reply_cb = cb;
+        d->ctx = ctx;
+        if (l->deferred_tail) l->deferred_tail->next = d;
+        else l->deferred = d;
+        l->deferred_tail = d;
+        if (!uv_is_active((uv_handle_t *)&l->defer_timer)) uv_timer_start(&l->defer_timer, l2_defer_cb, 0, 0);
+    }
+}
+
+const char *l2_prefix(const l2_t *l, size_t *len)
+{
+    *len = l->s->prefix_len;
+    return l->s->prefix;
 }
 
 void l2_publish(l2_t *l, const char *channel, const void *msg, size_t len, l2_done_fn cb, void *ctx)

@@ -166,6 +166,15 @@ void l2_set(l2_t *l, const void *key, size_t klen, const void *value, size_t vle
             uint64_t version, int64_t expires_at_ms, l2_done_fn cb, void *ctx);
 /* Removes prefix+key unless Redis holds a version newer than `version`. */
 void l2_del(l2_t *l, const void *key, size_t klen, uint64_t version, l2_done_fn cb, void *ctx);
+/* Any other command (the warming jobs' records, leases and key scans),
+ * through this loop's connection to the master and the shared breaker.
+ * cb runs once, later, from the loop: L2_OK with the reply (an error
+ * reply is L2_OK too: look at its type), else L2_UNAVAILABLE and NULL.
+ * The reply is valid during the call only. Keys are the caller's: add
+ * l2_prefix's prefix to keep them beside dcache's others. */
+typedef void (*l2_reply_fn)(void *ctx, l2_result_t res, const redisReply *reply);
+void l2_command(l2_t *l, int argc, const char **argv, const size_t *lens, l2_reply_fn cb, void *ctx);
+const char *l2_prefix(const l2_t *l, size_t *len);
 /* PUBLISH msg on channel (events for applications: --events-channel);
  * L2_OK once Redis took it, whoever listens. */
 void l2_publish(l2_t *l, const char *channel, const void *msg, size_t len, l2_done_fn cb, void *ctx);

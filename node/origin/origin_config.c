@@ -233,9 +233,13 @@ origin_set_t *origin_set_parse(const char *text, size_t len, char *err, size_t e
         return NULL;
     }
     origin_set_t *s = NULL;
+    /* "jobs" are the warming module's (node/warm). */
     json_t *list = json_object_get(root, "origins");
-    if (!json_is_object(root) || !json_is_array(list) || json_object_size(root) != 1) {
-        origin_err(err, errlen, "expected {\"origins\": [...]} and nothing else");
+    size_t known = (list != NULL) + (json_object_get(root, "jobs") != NULL);
+    if (!list) list = json_array();
+    else json_incref(list);
+    if (!json_is_object(root) || !json_is_array(list) || json_object_size(root) != known) {
+        origin_err(err, errlen, "expected {\"origins\": [...], \"jobs\": [...]} and nothing else");
         goto out;
     }
     size_t n = json_array_size(list);
@@ -270,6 +274,7 @@ fail:
     }
     s = NULL;
 out:
+    json_decref(list);
     json_decref(root);
     return s;
 }

@@ -12,7 +12,8 @@
  *      "timeout": "2s", "concurrency": 16, "max_value_bytes": "1mb"},
  *     {"name": "db", "type": "postgres", "conninfo": "host=127.0.0.1 dbname=app",
  *      "query": "SELECT body FROM items WHERE id = $1", "param": "rest", "keys": ["items:*"]}
- *   ]}
+ *   ],
+ *   "jobs": [...]}                    (warming jobs: node/warm reads them)
  * The first origin (in file order) with a matching pattern serves a key.
  * {key} is the whole key, {rest} what follows the matching pattern's
  * literal prefix ("products:42" under "products:*" -> "42"); both are

@@ -89,7 +89,7 @@ static void test_errors(void **state)
     } cases[] = {
         {"not json", "not JSON"},
         {"{\"origins\": {}}", "expected {\"origins\""},
-        {"{\"origins\": [], \"jobs\": []}", "nothing else"},
+        {"{\"origins\": [], \"other\": []}", "nothing else"},
         {"{\"origins\": [1]}", "origins[0] is not an object"},
         {"{\"origins\": [{\"type\": \"http\"}]}", "\"name\""},
         {"{\"origins\": [{\"name\": \"a b\", \"type\": \"http\"}]}", "\"name\""},
