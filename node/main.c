@@ -70,6 +70,8 @@ typedef struct node {
     l2_sentinel_t *sentinel;     /* --redis-sentinel: finds and follows the master */
     origin_t *origin;            /* --origins: read-through loads (its own thread) */
     warm_t *warm;                /* warming jobs */
+    _Atomic(warm_t *) warm_shared; /* the same, for workers' hot lists (NULL once it stops) */
+    uint64_t ticks;
 } node_t;
 
 /* After a ring change, new owners ask previous owners for keys they miss
@@ -91,11 +93,44 @@ static void node_sample_cb(uv_timer_t *t)
 }
 
 #define NODE_TICK_MS 1000
+#define NODE_HOT_EVERY 5         /* ticks between sharing this node's hot keys */
+#define NODE_HOT_LOCAL 256       /* keys of this node's merged list kept for warming */
+
+/* This node's hot keys (the workers' lists merged) for warming, and the
+ * first of them shared with the other members. */
+static void node_hot_share(node_t *n)
+{
+    struct hotkeys *hs[API_MAX_WORKERS];
+    size_t k = api_hotkeys(&n->api, hs);
+    hotkeys_entry_t *top = malloc(NODE_HOT_LOCAL * sizeof *top);
+    if (!top || !k || !n->warm) {
+        free(top);
+        return;
+    }
+    size_t m = hotkeys_merge(hs, k, top, NODE_HOT_LOCAL);
+    warm_hot_local(n->warm, top, m);
+    if (m && n->api.feed.events) {
+        sbuf_t b;
+        sbuf_init(&b);
+        warm_hot_event(route_self_name(&n->api.route), top, m, &b);
+        if (!b.failed) api_events_publish(&n->api.feed, "hot", b.data, b.len, true);
+        sbuf_free(&b);
+    }
+    free(top);
+}
 
 static void node_tick_cb(uv_timer_t *t)
 {
     node_t *n = t->data;
     api_metrics_tick(&n->api, NODE_TICK_MS);
+    if (++n->ticks % NODE_HOT_EVERY == 0) node_hot_share(n);
+}
+
+static void node_hot_received(void *ctx, const char *json, size_t len)
+{
+    node_t *n = ctx;
+    warm_t *w = atomic_load(&n->warm_shared);
+    if (w) warm_hot_remote(w, json, len);
 }
 
 static void node_gossip_closed(void *arg)
@@ -124,7 +159,8 @@ static void node_finish(void *arg)
     if (n->drainer) l2_drainer_close(n->drainer, node_gossip_closed, n);
     if (n->sentinel) l2_sentinel_close(n->sentinel, node_gossip_closed, n);
     if (n->warm) {
-        n->api.warm = NULL;
+        atomic_store(&n->api.warm, NULL);
+        atomic_store(&n->warm_shared, NULL);
         warm_close(n->warm, node_gossip_closed, n);
     }
     uv_close((uv_handle_t *)&n->maintain, NULL);
@@ -375,6 +411,7 @@ static void node_rebuild_ring(node_t *n)
         api_events_publish(&n->api.feed, "ring", ev, (size_t)len, false);
     }
     topo_slot_publish(&n->api.route.topo, t);
+    if (n->warm) warm_ring_changed(n->warm);
 }
 
 static void node_ring_timer_cb(uv_timer_t *t)
@@ -741,7 +778,10 @@ int main(int argc, char **argv)
                 snprintf(msg, sizeof msg, "--origins: %s", ierr);
                 inbound_err = strdup(msg);
             }
-            n.api.warm = n.warm;
+            atomic_store(&n.api.warm, n.warm);
+            atomic_store(&n.warm_shared, n.warm);
+            n.api.feed.on_hot = node_hot_received;
+            n.api.feed.on_hot_ctx = &n;
         }
     }
     if (n.l2.journal) n.drainer = l2_drainer_new(n.loop, &n.l2);

@@ -62,7 +62,8 @@ typedef struct api {
     struct audit *audit;                       /* the audit trail (owned by main; NULL: none) */
     api_feed_t feed;                           /* the /api/events feed (its events owned; NULL: none) */
     api_inbound_stats_t inbound;
-    struct warm *warm;                         /* warming jobs (owned by main; NULL before they run
+    _Atomic(struct hotkeys *) hot[API_MAX_WORKERS]; /* each worker's hot-key counts (owned by the worker) */
+    _Atomic(struct warm *) warm;               /* warming jobs (owned by main; NULL before they run
                                                 * and once they stop) */
     /* The metrics event's previous reading (main loop only). */
     uint64_t tick_requests, tick_hits, tick_misses, tick_invalidations;
@@ -71,17 +72,27 @@ typedef struct api {
     uint64_t sample_buckets[METRICS_BUCKETS + 1];
 } api_t;
 
+/* How often a worker publishes its hot-key list (hotkeys.h) when quiet. */
+#define API_HOT_PUBLISH_MS 2000
+
 /* What one worker loop owns. */
 typedef struct api_worker {
     api_t *api;
     route_worker_t route;
     api_events_worker_t events;                /* this loop's /api/events streams */
+    struct hotkeys *hot;                       /* the GETs this loop served: predicted hot keys
+                                                * (owned; NULL if it could not be made) */
+    uv_timer_t hot_publish;                    /* publishes hot's top list when the loop is quiet */
+    bool hot_timer;
 } api_worker_t;
 
 /* false with a message in err when the tokens file does not load. */
 bool api_init(api_t *a, const config_t *cfg, store_t *store, metrics_t *metrics, metrics_history_t *history,
               char *err, size_t errcap);
 void api_destroy(api_t *a);
+/* The workers' hot-key counters (at most API_MAX_WORKERS into out). Any
+ * thread: hotkeys_top, _merge and _stats read them safely. */
+size_t api_hotkeys(api_t *a, struct hotkeys **out);
 /* Registers a worker's server counters for /metrics; returns false when full. */
 bool api_register_server(api_t *a, http_server_stats_t *stats);
 /* Sets up a worker's state on its loop: the data path's peer pool, peer

@@ -14,6 +14,7 @@
 #include "node/route/route_read.h"
 #include "node/route/route_scatter.h"
 #include "node/route/route_write.h"
+#include "node/warm/hotkeys.h"
 
 /* Ten years: far enough for "long", near enough that ms arithmetic stays in
  * range. */
@@ -58,7 +59,9 @@ void api_cache_get(api_worker_t *w, http_request_t *r)
 {
     char key[LIMITS_KEY_MAX];
     long klen = api_cache_key(r, key);
-    if (klen >= 0) route_read_get(&w->route, api_http_reply(r), key, (size_t)klen);
+    if (klen < 0) return;
+    if (w->hot) hotkeys_record(w->hot, key, (size_t)klen);
+    route_read_get(&w->route, api_http_reply(r), key, (size_t)klen);
 }
 
 void api_cache_delete(api_worker_t *w, http_request_t *r)

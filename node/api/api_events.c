@@ -38,6 +38,10 @@ void api_events_received(void *ctx, const peer_msg_t *m)
     memcpy(type, m->message.p, m->message.len);
     type[m->message.len] = '\0';
     atomic_fetch_add_explicit(&events_stats(a->events)->received, 1, memory_order_relaxed);
+    if (strcmp(type, "hot") == 0) {
+        if (a->on_hot) a->on_hot(a->on_hot_ctx, (const char *)m->blob.p, m->blob.len);
+        return;
+    }
     events_publish(a->events, type, (const char *)m->blob.p, m->blob.len, false);
 }
 

@@ -38,6 +38,10 @@ typedef struct api_feed {
     struct events *events;            /* the feed (api_t owns it; NULL: none) */
     atomic_int streams;               /* /api/events clients, at most API_EVENTS_CLIENTS */
     route_t *route;                   /* this node's name and ring, for the relay */
+    /* Another member's "hot" event (its hot keys): given here instead of
+     * the feed. Set before the workers start; called on a worker's loop. */
+    void (*on_hot)(void *ctx, const char *json, size_t len);
+    void *on_hot_ctx;
 } api_feed_t;
 
 typedef struct api_events_worker {

@@ -11,6 +11,7 @@
 #include "node/api/api_events.h"
 #include "node/api/api_inbound.h"
 #include "node/api/events.h"
+#include "node/warm/hotkeys.h"
 #include "node/warm/warm.h"
 #include "node/audit/audit.h"
 #include "node/api/api_http.h"
@@ -36,7 +37,30 @@ static void api_metrics_route(api_t *a, sbuf_t *b)
     metrics_render_one(b, &peer_metrics_table, &a->route.peer_stats);
     metrics_render_one(b, &route_metrics_table, &a->route.stats);
     if (a->route.origin) origin_metrics(a->route.origin, b);
-    if (a->warm) warm_metrics(a->warm, b);
+    warm_t *wm = atomic_load(&a->warm);
+    if (wm) warm_metrics(wm, b);
+    {
+        struct hotkeys *hs[API_MAX_WORKERS];
+        size_t n = api_hotkeys(a, hs);
+        hotkeys_stats_t sum = {0};
+        for (size_t i = 0; i < n; i++) {
+            hotkeys_stats_t st;
+            hotkeys_stats(hs[i], &st);
+            sum.records += st.records;
+            sum.resets += st.resets;
+            sum.keys += st.keys;
+            sum.memory_bytes += st.memory_bytes;
+        }
+        metrics_prom_header(b, "hotkeys_records_total", "counter",
+                            "GETs counted for hot-key prediction (a count-min sketch and a top-K per worker).");
+        metrics_prom_uint(b, "hotkeys_records_total", NULL, sum.records);
+        metrics_prom_header(b, "hotkeys_resets_total", "counter", "Agings of the hot-key counts (all halved).");
+        metrics_prom_uint(b, "hotkeys_resets_total", NULL, sum.resets);
+        metrics_prom_header(b, "hotkeys_tracked", "gauge", "Keys in the workers' top lists (128 each at most).");
+        metrics_prom_uint(b, "hotkeys_tracked", NULL, sum.keys);
+        metrics_prom_header(b, "hotkeys_memory_bytes", "gauge", "Memory of the hot-key counters and lists.");
+        metrics_prom_uint(b, "hotkeys_memory_bytes", NULL, sum.memory_bytes);
+    }
     metrics_render_one(b, &handoff_metrics_table, &a->route.handoff);
     metrics_render_one(b, &route_sync_metrics_table, &a->route.sync);
     metrics_render_one(b, &repair_metrics_table, &a->route.repair);

@@ -67,6 +67,7 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/warming/trigger", false, API_ROUTER_POST, METRICS_OP_OTHER, W, 0, api_warm_trigger},
     {"/api/warming/cancel", false, API_ROUTER_POST, METRICS_OP_OTHER, W, 0, api_warm_cancel},
     {"/api/warming/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_history},
+    {"/api/warming/hot", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_hot},
     {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
     {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},
 };

@@ -9,11 +9,12 @@
 #include "node/api/api_http.h"
 #include "node/warm/warm.h"
 
-static bool api_warm_ready(api_t *a, http_request_t *r)
+/* The warming engine, or NULL with a 503 answered. */
+static warm_t *api_warm_engine(api_t *a, http_request_t *r)
 {
-    if (a->warm) return true;
-    api_http_retry(r, METRICS_ERR_DRAINING, "warming is not running on this node (starting or stopping)");
-    return false;
+    warm_t *w = atomic_load(&a->warm);
+    if (!w) api_http_retry(r, METRICS_ERR_DRAINING, "warming is not running on this node (starting or stopping)");
+    return w;
 }
 
 static void api_warm_refused(http_request_t *r, warm_api_result_t res, const char *name)
@@ -39,16 +40,18 @@ static void api_warm_refused(http_request_t *r, warm_api_result_t res, const cha
 
 void api_warm_jobs(api_worker_t *w, http_request_t *r)
 {
-    if (!api_warm_ready(w->api, r)) return;
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
     sbuf_t b;
     sbuf_init(&b);
-    warm_api_jobs_json(w->api->warm, &b);
+    warm_api_jobs_json(engine, &b);
     api_http_sbuf(r, 200, &b);
 }
 
 void api_warm_put(api_worker_t *w, http_request_t *r)
 {
-    if (!api_warm_ready(w->api, r)) return;
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
     json_t *body = api_http_json_body(r);
     if (!body) return;
     warm_job_t job;
@@ -59,7 +62,7 @@ void api_warm_put(api_worker_t *w, http_request_t *r)
         return;
     }
     json_decref(body);
-    warm_api_result_t res = warm_api_put(w->api->warm, &job);
+    warm_api_result_t res = warm_api_put(engine, &job);
     if (res != WARM_API_OK) {
         api_warm_refused(r, res, job.name);
         warm_job_clear(&job);
@@ -76,7 +79,8 @@ void api_warm_put(api_worker_t *w, http_request_t *r)
 
 void api_warm_delete(api_worker_t *w, http_request_t *r)
 {
-    if (!api_warm_ready(w->api, r)) return;
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
     size_t plen;
     const char *path = http_request_path(r, &plen);
     size_t pre = strlen(API_WARM_JOBS_PREFIX);
@@ -91,7 +95,7 @@ void api_warm_delete(api_worker_t *w, http_request_t *r)
         http_respond_error(r, 400, "bad_name", "a job name is 1 to 63 letters, digits, '_', '-' or '.'");
         return;
     }
-    warm_api_result_t res = warm_api_delete(w->api->warm, name);
+    warm_api_result_t res = warm_api_delete(engine, name);
     if (res != WARM_API_OK) {
         api_warm_refused(r, res, name);
         return;
@@ -104,7 +108,8 @@ void api_warm_delete(api_worker_t *w, http_request_t *r)
  * with a job's optional priority, batch_size and concurrency. */
 void api_warm_trigger(api_worker_t *w, http_request_t *r)
 {
-    if (!api_warm_ready(w->api, r)) return;
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
     json_t *body = api_http_json_body(r);
     if (!body) return;
     char actor[80], run_id[128] = "";
@@ -119,7 +124,7 @@ void api_warm_trigger(api_worker_t *w, http_request_t *r)
         char copy[WARM_NAME_MAX];
         snprintf(copy, sizeof copy, "%s", name);
         json_decref(body);
-        warm_api_result_t res = warm_api_trigger(w->api->warm, copy, actor, NULL, 0);
+        warm_api_result_t res = warm_api_trigger(engine, copy, actor, NULL, 0);
         if (res != WARM_API_OK) {
             api_warm_refused(r, res, copy);
             return;
@@ -164,7 +169,7 @@ void api_warm_trigger(api_worker_t *w, http_request_t *r)
         http_respond_error(r, 400, "bad_job", err);
         return;
     }
-    warm_api_result_t res = warm_api_trigger_adhoc(w->api->warm, &parsed, actor, run_id, sizeof run_id);
+    warm_api_result_t res = warm_api_trigger_adhoc(engine, &parsed, actor, run_id, sizeof run_id);
     warm_job_clear(&parsed);
     if (res != WARM_API_OK) {
         api_warm_refused(r, res, "adhoc");
@@ -180,7 +185,8 @@ void api_warm_trigger(api_worker_t *w, http_request_t *r)
 
 void api_warm_cancel(api_worker_t *w, http_request_t *r)
 {
-    if (!api_warm_ready(w->api, r)) return;
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
     json_t *body = api_http_json_body(r);
     if (!body) return;
     const char *name = json_string_value(json_object_get(body, "job"));
@@ -191,7 +197,7 @@ void api_warm_cancel(api_worker_t *w, http_request_t *r)
         http_respond_error(r, 400, "bad_request", "{\"job\": NAME} names the job whose run to cancel");
         return;
     }
-    warm_api_result_t res = warm_api_cancel(w->api->warm, copy);
+    warm_api_result_t res = warm_api_cancel(engine, copy);
     if (res != WARM_API_OK) {
         api_warm_refused(r, res, copy);
         return;
@@ -202,11 +208,24 @@ void api_warm_cancel(api_worker_t *w, http_request_t *r)
 
 void api_warm_history(api_worker_t *w, http_request_t *r)
 {
-    if (!api_warm_ready(w->api, r)) return;
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
     uint64_t limit;
     if (!api_http_query_uint(r, "limit", 50, 1, WARM_HISTORY_MAX, &limit)) return;
     sbuf_t b;
     sbuf_init(&b);
-    warm_api_history_json(w->api->warm, (size_t)limit, &b);
+    warm_api_history_json(engine, (size_t)limit, &b);
+    api_http_sbuf(r, 200, &b);
+}
+
+void api_warm_hot(api_worker_t *w, http_request_t *r)
+{
+    warm_t *engine = api_warm_engine(w->api, r);
+    if (!engine) return;
+    uint64_t limit;
+    if (!api_http_query_uint(r, "limit", 50, 1, 1000, &limit)) return;
+    sbuf_t b;
+    sbuf_init(&b);
+    warm_api_hot_json(engine, (size_t)limit, &b);
     api_http_sbuf(r, 200, &b);
 }

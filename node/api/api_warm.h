@@ -18,5 +18,6 @@ void api_warm_delete(api_worker_t *w, http_request_t *r);      /* DELETE /api/wa
 void api_warm_trigger(api_worker_t *w, http_request_t *r);     /* POST /api/warming/trigger */
 void api_warm_cancel(api_worker_t *w, http_request_t *r);      /* POST /api/warming/cancel */
 void api_warm_history(api_worker_t *w, http_request_t *r);     /* GET /api/warming/history */
+void api_warm_hot(api_worker_t *w, http_request_t *r);         /* GET /api/warming/hot */
 
 #endif

@@ -1,7 +1,7 @@
 /* warm: warming jobs. A job names keys (a list, a pattern over Redis, a
  * query on a postgres origin's database, or the cluster's predicted hot
  * keys, warm_job.h) and, optionally, a schedule; running it loads each
- * key into its owners' L1 ahead of demand. A key is warmed by a GET
+ * key into its primary's L1 ahead of demand. A key is warmed by a GET
  * through the data path from this node (route_read_get on a route_worker
  * of the main loop): its primary serves it from L1, or fills it from
  * Redis or its origin, with every check a read makes (tombstones, the
@@ -37,11 +37,17 @@
 
 #include "node/core/sbuf.h"
 #include "node/route/route.h"
+#include "node/warm/hotkeys.h"
 #include "node/warm/warm_job.h"
 
 #define WARM_JOBS_MAX 256
 #define WARM_IN_FLIGHT_MAX 2048
 #define WARM_HISTORY_MAX 200
+#define WARM_HOT_SHARED 32          /* keys of its top list a node shares with the others */
+#define WARM_HOT_NODES 256          /* other members' lists kept */
+#define WARM_HOT_FRESH_MS 30000     /* a list older than this is forgotten */
+#define WARM_PREFETCH_KEYS 1000     /* hot keys a node warms after a ring change */
+#define WARM_PREFETCH_DELAY_MS 6000 /* ... once the others' lists had time to arrive */
 
 typedef struct warm warm_t;
 
@@ -69,14 +75,9 @@ typedef struct warm_stats {
     atomic_int_fast64_t running, in_flight, jobs;
 } warm_stats_t;
 
-/* The predicted hot keys, cluster-wide, highest first: at most cap keys
- * into keys[i] (LIMITS_KEY_MAX bytes each) and lens; returns how many. */
-typedef size_t (*warm_hot_fn)(void *ctx, char (*keys)[1024], size_t *lens, size_t cap);
-
 typedef struct warm_hooks {
     /* A run started, made progress (about every second) or ended. */
     void (*on_run)(void *ctx, const warm_run_info_t *r, bool ended);
-    warm_hot_fn hot;
     void *ctx;
 } warm_hooks_t;
 
@@ -95,6 +96,26 @@ void warm_free(warm_t *w);
 warm_stats_t *warm_stats(warm_t *w);
 /* warm_stats_t's series in /metrics. */
 void warm_metrics(warm_t *w, sbuf_t *out);
+
+/* ---- predicted hot keys ----
+ * Each node counts the GETs it receives (hotkeys.h, one per worker);
+ * every few seconds main hands this node's merged top list here and
+ * shares its first WARM_HOT_SHARED keys with the other members (an event
+ * relayed to each, type "hot"), whose lists come back here. The cluster's
+ * hot keys are the sum of the lists fresher than WARM_HOT_FRESH_MS. */
+
+/* This node's list (copied). Main loop. */
+void warm_hot_local(warm_t *w, const hotkeys_entry_t *e, size_t n);
+/* Another member's list, as its "hot" event carries it:
+ * {"node": NAME, "keys": [{"key": K, "count": N}, ...]}. Any thread. */
+void warm_hot_remote(warm_t *w, const char *json, size_t len);
+/* The event this node shares: its list as above. */
+void warm_hot_event(const char *node, const hotkeys_entry_t *e, size_t n, sbuf_t *out);
+/* The ring changed: in WARM_PREFETCH_DELAY_MS this node warms the hot keys
+ * it owns now (from their previous owners, Redis or origins). Main loop. */
+void warm_ring_changed(warm_t *w);
+/* {"keys":[{"key","count"}], "nodes": lists merged}, at most limit. Any thread. */
+void warm_api_hot_json(warm_t *w, size_t limit, sbuf_t *out);
 
 /* ---- the API's calls: any thread ---- */
 
