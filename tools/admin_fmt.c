@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void admin_fmt_error(const char *fmt, ...)
 {
@@ -265,6 +266,17 @@ char *admin_fmt_duration(double seconds)
     if (m)
         return admin_fmt_xasprintf("%lldm %llds", m, s);
     return admin_fmt_xasprintf("%llds", s);
+}
+
+char *admin_fmt_time_ms(long long ms)
+{
+    /* Floor division: a time before 1970 still rounds down. */
+    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    struct tm tm;
+    char buf[64];
+    if (!gmtime_r(&t, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return admin_fmt_xasprintf("%lld ms", ms);
+    return admin_fmt_xstrdup(buf);
 }
 
 bool admin_fmt_json_number(const json_t *obj, const char *field, double *out)

@@ -45,6 +45,9 @@ void admin_fmt_pad(const char *s, size_t width);
 char *admin_fmt_bytes(double n);
 /* "3d 4h 5m 6s", "42s". Negative: "-". */
 char *admin_fmt_duration(double seconds);
+/* Milliseconds since the epoch as an RFC 3339 UTC time to the second,
+ * "2026-12-02T16:00:00Z" (rounded down). */
+char *admin_fmt_time_ms(long long ms);
 
 /* JSON field access, tolerant of integers sent as reals and vice versa.
  * Return false when the field is missing or has another type. */

@@ -3,7 +3,8 @@
  * This file parses the command line and prints help; the commands live in
  * admin_cache.c (get, put, del, keys), admin_ops.c (invalidate,
  * invalidate-pattern, preview, metrics, health, members, ring) and
- * admin_audit.c (audit), admin_token.c (token add), HTTP in admin_http.c.
+ * admin_audit.c (audit), admin_warm.c (warm), admin_token.c (token add),
+ * HTTP in admin_http.c.
  */
 #include "autoconfig.h"
 
@@ -21,6 +22,7 @@
 #include "tools/admin_http.h"
 #include "tools/admin_ops.h"
 #include "tools/admin_token.h"
+#include "tools/admin_warm.h"
 
 #define DEFAULT_NODE "http://127.0.0.1:8080"
 #define DEFAULT_TIMEOUT_S 30
@@ -146,6 +148,28 @@ static const struct command {
      "      --limit N               records per page (default 100, at most 1000)\n"
      "      --cursor C              the page after the one that printed C\n"
      "      --all                   follow the pages to the end\n"},
+    {"warm", "warm jobs | add FILE | delete NAME | run NAME | keys KEY... | pattern PATTERN | cancel NAME | "
+             "history [--limit N]",
+     1, -1, BIT(O_LIMIT), admin_warm,
+     "  warm SUBCOMMAND             Warming jobs (README \"Warming\"):\n"
+     "    jobs                      the jobs: name, source, schedule, priority,\n"
+     "                              enabled, next run, last run (state, keys,\n"
+     "                              loaded, failed), the run in progress (keys done\n"
+     "                              of the list, or of those taken so far) and FILE\n"
+     "                              (yes: declared in the --origins file, read-only)\n"
+     "    add FILE                  create or replace a job from a JSON file ('-' =\n"
+     "                              stdin): {\"name\": N, \"source\": {\"keys\": [...]}}\n"
+     "    delete NAME               delete a job\n"
+     "    run NAME                  run a job now\n"
+     "    keys KEY...               warm these keys now (an ad-hoc run on this node);\n"
+     "                              prints the run's id\n"
+     "    pattern PATTERN           warm the keys Redis holds that match PATTERN now\n"
+     "                              (an ad-hoc SCAN); prints the run's id\n"
+     "    cancel NAME               stop the job's run, on whichever node runs it\n"
+     "    history [--limit N]       runs, newest first: id, job, node, trigger,\n"
+     "                              state, start, duration, keys, loaded, missing,\n"
+     "                              failed, keys/s (and why, when one failed)\n"
+     "      --limit N               at most N runs (default 50, at most 200)\n"},
     {"token", "token add NAME ROLE --file FILE",
      3, 3, BIT(O_FILE), NULL, /* talks to no node: main runs admin_token_run */
      "  token add NAME ROLE --file FILE\n"
@@ -214,7 +238,7 @@ static void print_help(const struct command *only)
     printf("Usage: dcache-admin [OPTIONS] COMMAND [ARGS]\n"
            "\n"
            "Operate a dcache node: read and write keys, invalidate, inspect metrics,\n"
-           "health and the cluster.\n"
+           "health and the cluster, run warming jobs.\n"
            "\n"
            "Commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dcache-admin against a real node: every command, tables and --json, and
-# its exit codes on errors.
+# its exit codes on errors (warm: jobs through the API, no Redis).
 source "$(dirname "$0")/lib.sh"
 
 start_node admin --workers 1
@@ -64,6 +64,26 @@ assert_eq "$self" "$(adm --json ring --key 'a+b' | jq -r '.owners[0]')" "ring --
 assert_eq 'a+b' "$(adm --json ring --key 'a+b' | jq -r .key)" "ring --key sends '+' as itself"
 assert_eq 2 "$(rc_of adm ring --key '')" "ring --key '' is a usage error"
 assert_match 'ring \[--key KEY\]' "$("$DCACHE_ADMIN_BIN" --help)" "--help lists ring"
+
+# warm: without Redis a job created through the API lives on this node
+printf '%s' '{"name":"t","source":{"keys":["a","b"]}}' >"$TEST_TMP/job.json"
+assert_eq 'saved job t: 2 keys, runs when triggered' "$(adm warm add "$TEST_TMP/job.json")" "warm add"
+assert_match '^t +2 keys +- +0 +yes +- +- +- +no$' "$(adm warm jobs | sed -n 2p)" "warm jobs lists the job"
+assert_eq t "$(adm warm jobs --json | jq -r '.jobs[0].name')" "warm jobs --json"
+assert_eq 'triggered job t' "$(adm warm run t)" "warm run"
+t_done() { adm warm history | grep -E '^t-[0-9]+ +t +[^ ]+ +api:[^ ]+ +done +[0-9T:-]+Z +[0-9dhms ]+ +2 +0 +2 +0 +[0-9.]+$' >/dev/null; }
+wait_for "warm history shows t done: 2 keys, 0 loaded, 2 missing, 0 failed" t_done
+assert_match 'done: 2 keys, 0 loaded, 0 failed' "$(adm warm jobs)" "warm jobs shows the last run"
+assert_match '^started run adhoc-[0-9-]+$' "$(adm warm keys x y)" "warm keys prints the run's id"
+assert_eq 1 "$(adm warm history --limit 1 --json | jq '.runs | length')" "warm history --limit"
+assert_eq 'deleted job t' "$(adm warm delete t)" "warm delete"
+assert_eq 0 "$(adm --json warm jobs | jq '.jobs | length')" "the job is gone"
+rc=0
+adm warm delete nosuch >/dev/null 2>"$TEST_TMP/err" || rc=$?
+assert_eq 1 "$rc" "warm delete of an absent job exits 1"
+assert_match 'job_not_found' "$(cat "$TEST_TMP/err")" "with the node's code on stderr"
+assert_eq 2 "$(rc_of adm warm bogus)" "an unknown warm subcommand exits 2"
+assert_eq 2 "$(rc_of adm warm run)" "warm run without a name exits 2"
 
 # exit codes
 assert_eq 2 "$(rc_of adm frobnicate)" "unknown command exits 2"
