@@ -42,22 +42,6 @@ struct ring {
     uint32_t *zpoint;        /* npoints: the point index of each zpos entry */
 };
 
-/* The high and low halves of a 64x64-bit product, xored. */
-static inline uint64_t ring_mum(uint64_t a, uint64_t b)
-{
-#ifdef __SIZEOF_INT128__
-    __uint128_t p = (__uint128_t)a * b;
-    return (uint64_t)p ^ (uint64_t)(p >> 64);
-#else
-    uint64_t ha = a >> 32, la = (uint32_t)a, hb = b >> 32, lb = (uint32_t)b;
-    uint64_t rh = ha * hb, rm0 = ha * lb, rm1 = hb * la, rl = la * lb;
-    uint64_t t = rl + (rm0 << 32), c = t < rl;
-    uint64_t lo = t + (rm1 << 32);
-    c += lo < t;
-    uint64_t hi = rh + (rm0 >> 32) + (rm1 >> 32) + c;
-    return lo ^ hi;
-#endif
-}
 
 _Static_assert(RING_PROBES % 4 == 0 && RING_PROBES <= 64, "probes: a multiple of 4, at most 64 (walk bitmask)");
 

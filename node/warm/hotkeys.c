@@ -62,21 +62,6 @@ struct hotkeys {
 
 /* ---------- hashing ---------- */
 
-static inline uint64_t hk_mum(uint64_t a, uint64_t b)
-{
-#ifdef __SIZEOF_INT128__
-    __uint128_t p = (__uint128_t)a * b;
-    return (uint64_t)p ^ (uint64_t)(p >> 64);
-#else
-    uint64_t ha = a >> 32, la = (uint32_t)a, hb = b >> 32, lb = (uint32_t)b;
-    uint64_t rh = ha * hb, rm0 = ha * lb, rm1 = hb * la, rl = la * lb;
-    uint64_t t = rl + (rm0 << 32), c = t < rl;
-    uint64_t lo = t + (rm1 << 32);
-    c += lo < t;
-    uint64_t hi = rh + (rm0 >> 32) + (rm1 >> 32) + c;
-    return lo ^ hi;
-#endif
-}
 
 static uint64_t hk_splitmix(uint64_t *s)
 {
@@ -90,7 +75,7 @@ static uint64_t hk_splitmix(uint64_t *s)
  * compute a key's cells from it; one multiply with secret keys hides them. */
 static inline uint64_t hk_mix(const hotkeys_t *h, uint64_t ring_hash)
 {
-    return hk_mum(ring_hash ^ h->k0, h->k1);
+    return ring_mum(ring_hash ^ h->k0, h->k1);
 }
 
 /* ---------- the sketch ---------- */
