@@ -22,6 +22,8 @@ export interface ChartProps {
   yMin?: number;
   yMax?: number;
   format?: (v: number) => string;
+  /** Axis ticks (short); defaults to `format`. */
+  axisFormat?: (v: number) => string;
   label: string;
 }
 
@@ -29,7 +31,7 @@ function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
 }
 
-export function Chart({ t, series, height = 180, xRange, yMin, yMax, format, label }: ChartProps) {
+export function Chart({ t, series, height = 180, xRange, yMin, yMax, format, axisFormat, label }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const theme = useStore(themeStore);
@@ -44,6 +46,7 @@ export function Chart({ t, series, height = 180, xRange, yMin, yMax, format, lab
     const axisColor = cssVar('--muted');
     const gridColor = cssVar('--grid');
     const fmt = format ?? ((v: number) => String(v));
+    const axisFmt = axisFormat ?? fmt;
     const opts: Options = {
       width: Math.max(200, el.clientWidth),
       height,
@@ -69,8 +72,8 @@ export function Chart({ t, series, height = 180, xRange, yMin, yMax, format, lab
           stroke: axisColor,
           grid: { stroke: gridColor, width: 1 },
           ticks: { stroke: gridColor },
-          size: 60,
-          values: (_u, splits) => splits.map((v) => fmt(v)),
+          size: 72,
+          values: (_u, splits) => splits.map((v) => axisFmt(v)),
         },
       ],
       series: [

@@ -264,6 +264,7 @@ function BulkKeys() {
 }
 
 export function describeAudit(r: AuditRecord): string {
+  if (r.action === 'warm') return `run ${r.request_id ?? ''}${r.key_count !== undefined ? `, ${r.key_count} keys` : ''}`;
   if (r.pattern !== undefined) return `${r.pattern}${r.dry_run ? ' (dry run)' : ''}`;
   if (r.keys) {
     const more = (r.key_count ?? r.keys.length) - r.keys.length;

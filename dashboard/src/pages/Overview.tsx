@@ -16,6 +16,11 @@ function pct(v: number) {
 function ms(v: number) {
   return formatDuration(v);
 }
+/** Axis ticks of latency: "0.5 ms", "12 ms", "1.5 s". */
+function msAxis(v: number) {
+  if (v === 0) return '0';
+  return v < 1000 ? `${+v.toFixed(2)} ms` : `${+(v / 1000).toFixed(2)} s`;
+}
 function rate(v: number) {
   return formatCount(v, v < 10 ? 1 : 0);
 }
@@ -127,7 +132,7 @@ function LiveCharts() {
           label="GET latency over the last 5 minutes"
           t={s.t}
           xRange={xRange}
-          format={ms}
+          format={ms} axisFormat={msAxis}
           series={[
             { label: 'p50', color: '--c3', values: s.selfP50 },
             { label: 'p99', color: '--c1', values: s.selfP99 },
@@ -196,7 +201,7 @@ function History() {
         </div>
         <div className="chart-box">
           <h3>GET p99</h3>
-          <Chart label={`GET p99 latency, ${win}`} t={t} format={ms} series={[{ label: 'p99', color: '--c1', values: pts.map((p) => p.get_p99_ms) }]} />
+          <Chart label={`GET p99 latency, ${win}`} t={t} format={ms} axisFormat={msAxis} series={[{ label: 'p99', color: '--c1', values: pts.map((p) => p.get_p99_ms) }]} />
         </div>
         <div className="chart-box">
           <h3>Evictions, expirations, invalidations</h3>
