@@ -53,9 +53,11 @@ export function Stat({
   testId?: string;
 }) {
   return (
-    <div className="stat" title={title} data-testid={testId}>
+    <div className="stat" title={title}>
       <div className="stat-label">{label}</div>
-      <div className="stat-value">{value}</div>
+      <div className="stat-value" data-testid={testId}>
+        {value}
+      </div>
       {sub !== undefined && <div className="stat-sub">{sub}</div>}
     </div>
   );
