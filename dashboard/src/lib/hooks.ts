@@ -3,6 +3,7 @@ import { useEffect, useRef } from 'react';
 import {
   api,
   authHeaders,
+  type HistoryResponse,
   type MembersResponse,
   type MetricsResponse,
   type ReadyResponse,
@@ -83,12 +84,25 @@ interface RingEvent {
   time_ms?: number;
 }
 
+/** Fill the 5-minute charts of this node from its history, so they do not start empty. */
+async function seedFromHistory(): Promise<void> {
+  try {
+    const h = await api<HistoryResponse>('api/metrics/history?window=5m');
+    live.seed(h.points);
+  } catch {
+    /* the charts fill from the stream anyway */
+  }
+}
+
 /** Wire the event stream to the caches; once, in App. */
 export function useEventWiring(qc: QueryClient): void {
   const members = useMembers();
   const self = members.data?.self;
   useEffect(() => {
-    if (self) live.setSelf(self);
+    if (self) {
+      live.setSelf(self);
+      void seedFromHistory();
+    }
   }, [self]);
 
   useEffect(() => {
@@ -134,6 +148,7 @@ export function useEventWiring(qc: QueryClient): void {
         live.clear();
         warmRuns.set({});
         void qc.invalidateQueries();
+        void seedFromHistory();
       }),
     ];
     return () => offs.forEach((o) => o());
@@ -149,8 +164,10 @@ export function useEventWiring(qc: QueryClient): void {
       return;
     }
     live.clear();
+    warmRuns.set({});
     events.restart();
-    void qc.invalidateQueries();
+    // Drop what the previous token was shown, rather than keep it beside a 403.
+    void qc.resetQueries();
   }, [token, qc]);
 
   // One sample a second into the 5-minute charts (they keep moving without events).

@@ -210,6 +210,31 @@ export class LiveMetrics {
     this.bump();
   }
 
+  /**
+   * This node's history points (every --metrics-interval) placed before the first
+   * live sample, so the 5-minute charts show the recent past at once.
+   */
+  seed(points: { t: number; requests_per_sec: number; hits: number; misses: number; hit_rate: number; get_p99_ms: number; entries: number }[], now = Date.now()): void {
+    const s = this.series;
+    const first = s.t.length ? (s.t[0] as number) : Math.floor(now / 1000) + 1;
+    const cut = Math.floor(now / 1000) - WINDOW_S;
+    const older = points.map((p) => ({ ...p, t: Math.floor(p.t / 1000) })).filter((p) => p.t < first && p.t > cut);
+    if (!older.length) return;
+    const n = older.length;
+    const nulls = () => new Array<number | null>(n).fill(null);
+    s.t.unshift(...older.map((p) => p.t));
+    s.selfOps.unshift(...older.map((p) => p.requests_per_sec));
+    s.selfHitRate.unshift(...older.map((p) => (p.hits + p.misses > 0 ? p.hit_rate * 100 : null)));
+    s.selfP50.unshift(...nulls());
+    s.selfP99.unshift(...older.map((p) => p.get_p99_ms));
+    s.selfEntries.unshift(...older.map((p) => p.entries));
+    s.clusterOps.unshift(...nulls());
+    s.clusterHitRate.unshift(...nulls());
+    s.clusterP99.unshift(...nulls());
+    s.clusterEntries.unshift(...nulls());
+    this.bump();
+  }
+
   note(kind: ChangeEntry['kind'], text: string, time_ms = Date.now()): void {
     this.changes.unshift({ kind, text, time_ms });
     if (this.changes.length > 200) this.changes.length = 200;

@@ -138,7 +138,7 @@ function PatternConsole({ initial }: { initial: string }) {
         {pattern.trim() && !stale && p && !preview.isFetching && (
           <>
             <div>
-              <strong data-testid="preview-count">{formatCount(p.matched)}</strong> key{p.matched === 1 ? '' : 's'} match{' '}
+              <strong data-testid="preview-count">{formatCount(p.matched)}</strong> key{p.matched === 1 ? ' matches' : 's match'}{' '}
               <code>{debounced}</code> on {p.nodes} node{p.nodes === 1 ? '' : 's'}
               {p.unreachable.length > 0 && <span className="warn-text"> (not counted: {p.unreachable.join(', ')})</span>}.
             </div>

@@ -53,7 +53,7 @@ function Numbers({
   latencyNote,
 }: {
   title: React.ReactNode;
-  m: Pick<NodeMetrics, 'ops_per_s' | 'get_p50_ms' | 'get_p90_ms' | 'get_p95_ms' | 'get_p99_ms' | 'entries' | 'bytes'> | null;
+  m: Pick<NodeMetrics, 'ops_per_s' | 'hits_per_s' | 'misses_per_s' | 'get_p50_ms' | 'get_p90_ms' | 'get_p95_ms' | 'get_p99_ms' | 'entries' | 'bytes'> | null;
   hitRate: number | null | undefined;
   evictions: number | null | undefined;
   expirations: number | null | undefined;
@@ -64,6 +64,9 @@ function Numbers({
   latencyNote?: string;
 }) {
   const missing = (v: number | null | undefined) => (v === null || v === undefined ? NEEDS : undefined);
+  // A second without GETs has no latency (the node sends 0).
+  const gets = m ? m.hits_per_s + m.misses_per_s : 0;
+  const lat = (v: number | undefined) => (m && gets > 0 && v !== undefined ? ms(v) : '—');
   return (
     <div className="numbers" data-testid={testId}>
       <h3>{title}</h3>
@@ -72,12 +75,12 @@ function Numbers({
         <Stat label="Requests/s" value={formatRate(m?.ops_per_s ?? null)} testId={`${testId}-rps`} />
         <Stat
           label="GET p50 / p90"
-          value={`${ms(m?.get_p50_ms ?? NaN)} / ${ms(m?.get_p90_ms ?? NaN)}`}
+          value={`${lat(m?.get_p50_ms)} / ${lat(m?.get_p90_ms)}`}
           title={latencyNote}
         />
         <Stat
           label="GET p95 / p99"
-          value={`${ms(m?.get_p95_ms ?? NaN)} / ${ms(m?.get_p99_ms ?? NaN)}`}
+          value={`${lat(m?.get_p95_ms)} / ${lat(m?.get_p99_ms)}`}
           title={latencyNote}
         />
         <Stat label="Entries" value={formatCount(m?.entries ?? null)} testId={`${testId}-entries`} />
