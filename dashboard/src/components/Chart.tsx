@@ -27,6 +27,21 @@ export interface ChartProps {
   label: string;
 }
 
+function two(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** x ticks in local time: HH:MM:SS over short spans, HH:MM over longer ones, with the date past a day. */
+export function timeTicks(splits: number[], span: number): string[] {
+  return splits.map((v) => {
+    const d = new Date(v * 1000);
+    const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+    if (span <= 15 * 60) return `${hm}:${two(d.getSeconds())}`;
+    if (span <= 36 * 3600) return hm;
+    return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+  });
+}
+
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
 }
@@ -67,7 +82,13 @@ export function Chart({ t, series, height = 180, xRange, yMin, yMax, format, axi
         },
       },
       axes: [
-        { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor } },
+        {
+          stroke: axisColor,
+          grid: { stroke: gridColor, width: 1 },
+          ticks: { stroke: gridColor },
+          space: 70,
+          values: (u, splits) => timeTicks(splits, (u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)),
+        },
         {
           stroke: axisColor,
           grid: { stroke: gridColor, width: 1 },
