@@ -38,6 +38,7 @@ void api_audit_start(http_request_t *r)
 {
     api_req_t *q = api_req(r);
     q->token_slot = UINT32_MAX;
+    q->role = TOKENS_ROLE_NONE;
     q->audited = false;
     q->matched = q->invalidated = -1;
     q->id[0] = '\0';

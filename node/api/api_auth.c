@@ -149,6 +149,7 @@ bool api_auth_admit(api_auth_t *a, http_request_t *r, tokens_role_t need, bool l
         }
         if (slot != UINT32_MAX) atomic_fetch_add_explicit(&a->names[slot].requests, 1, memory_order_relaxed);
         api_req(r)->token_slot = slot;
+        api_req(r)->role = (uint8_t)role;
         if (role < need) {
             atomic_fetch_add_explicit(&a->stats.forbidden, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&a->names[slot].forbidden, 1, memory_order_relaxed);

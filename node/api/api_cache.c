@@ -210,7 +210,22 @@ static void api_cache_scatter_done(void *ctx, const route_scatter_result_t *res)
         if (i) sbuf_puts(&b, ",");
         sbuf_json_string(&b, res->unreachable[i], strlen(res->unreachable[i]));
     }
-    sbuf_printf(&b, "],\"nodes\":%zu}", res->nodes);
+    sbuf_printf(&b, "],\"nodes\":%zu", res->nodes);
+    if (kind != API_CACHE_SC_PREVIEW) {
+        /* Each member's part, so an operator sees where the keys were. */
+        sbuf_puts(&b, ",\"per_node\":[");
+        for (size_t i = 0; i < res->nodes; i++) {
+            const route_scatter_node_t *n = &res->per_node[i];
+            sbuf_puts(&b, i ? ",{\"node\":" : "{\"node\":");
+            sbuf_json_string(&b, n->name, strlen(n->name));
+            sbuf_printf(&b, ",\"answered\":%s,", n->answered ? "true" : "false");
+            if (kind == API_CACHE_SC_PATTERN)
+                sbuf_printf(&b, "\"matched\":%llu,", (unsigned long long)n->matched);
+            sbuf_printf(&b, "\"invalidated\":%llu}", (unsigned long long)n->invalidated);
+        }
+        sbuf_puts(&b, "]");
+    }
+    sbuf_puts(&b, "}");
     if (l2_failed || incomplete) {
         static const char hdr[] = "Retry-After: 1\r\n";
         api_http_set_error(r, l2_failed ? METRICS_ERR_L2_UNAVAILABLE : METRICS_ERR_INCOMPLETE);

@@ -4,10 +4,12 @@
 #include "node/audit/audit.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "autoconfig.h"
 #include "node/api/api_http.h"
 #include "node/audit/audit.h"
+#include "node/core/sbuf.h"
 #include "node/core/sysinfo.h"
 
 void api_health_live(api_worker_t *w, http_request_t *r)
@@ -17,6 +19,46 @@ void api_health_live(api_worker_t *w, http_request_t *r)
     int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"uptime_seconds\":%lld,\"version\":\"%s\"}",
                      (long long)((sysinfo_now_ms() - a->started_ms) / 1000), PACKAGE_VERSION);
     http_respond_json(r, 200, body, (size_t)n);
+}
+
+void api_health_whoami(api_worker_t *w, http_request_t *r)
+{
+    api_t *a = w->api;
+    const api_req_t *q = api_req(r);
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "{\"tokens\":%s,\"name\":", a->auth.enabled ? "true" : "false");
+    if (q->token_slot != UINT32_MAX) {
+        const char *name = a->auth.names[q->token_slot].name;
+        sbuf_json_string(&b, name, strlen(name));
+    } else {
+        sbuf_puts(&b, "null");
+    }
+    tokens_role_t role = a->auth.enabled ? (tokens_role_t)q->role : TOKENS_ROLE_ADMIN;
+    sbuf_printf(&b, ",\"role\":\"%s\"}", tokens_role_name(role));
+    api_http_sbuf(r, 200, &b);
+}
+
+const char *api_health_state(api_t *a)
+{
+    if (atomic_load(&a->draining)) return "draining";
+    if (atomic_load(&a->route.sync.minority)) return "minority";
+    if (atomic_load(&a->route.sync.syncing)) return "syncing";
+    return "ok";
+}
+
+const char *api_health_l2_state(api_t *a)
+{
+    l2_shared_t *s = a->route.l2;
+    if (!s) return "disabled";
+    return breaker_state(&s->breaker) == BREAKER_CLOSED ? "ok" : "degraded";
+}
+
+const char *api_health_audit_state(api_t *a)
+{
+    if (!a->audit) return "disabled";
+    audit_stats_t *as = audit_stats(a->audit);
+    return !as->pg.configured || atomic_load(&as->pg.up) ? "ok" : "degraded";
 }
 
 static const char *api_health_cluster_state(api_t *a)

@@ -32,6 +32,7 @@ struct json_t;
  * request starts, read by the response hook. */
 typedef struct api_req {
     uint32_t token_slot;             /* the caller's token (api_auth's name slot); UINT32_MAX: anonymous */
+    uint8_t role;                    /* the caller's token's tokens_role_t (NONE: anonymous or no --tokens) */
     bool audited;                    /* an action the audit trail records (api_audit) */
     int64_t matched, invalidated;    /* what an invalidation reported; -1: not known */
     char id[48];                     /* X-Request-Id of an audited request, NUL-terminated */

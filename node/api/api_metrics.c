@@ -2,6 +2,8 @@
  * JSON, /api/metrics/history) and the periodic history sample. */
 #include "node/api/api_metrics.h"
 
+#include "node/api/api_health.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,12 +363,18 @@ void api_metrics_tick(api_t *a, uint64_t interval_ms)
     sbuf_printf(&b,
                 ",\"time_ms\":%lld,\"ops_per_s\":%.1f,\"hits_per_s\":%.1f,\"misses_per_s\":%.1f,\"hit_rate\":%.4f,"
                 "\"invalidations_per_s\":%.1f,\"hits\":%llu,\"misses\":%llu,\"get_p50_ms\":%.3f,\"get_p90_ms\":%.3f,"
-                "\"get_p95_ms\":%.3f,\"get_p99_ms\":%.3f,\"entries\":%llu,\"bytes\":%llu,\"rss_bytes\":%llu}",
+                "\"get_p95_ms\":%.3f,\"get_p99_ms\":%.3f,\"entries\":%llu,\"bytes\":%llu,\"rss_bytes\":%llu,"
+                "\"evictions\":%llu,\"expirations\":%llu,\"invalidations\":%llu,\"max_bytes\":%llu,"
+                "\"max_entries\":%llu,\"state\":\"%s\",\"l2\":\"%s\",\"audit\":\"%s\"}",
                 (long long)sysinfo_now_ms(), (double)(requests - a->tick_requests) * per_s, (double)dh * per_s,
                 (double)dm * per_s, dh + dm ? (double)dh / (double)(dh + dm) : 0.0,
                 (double)(invalidations - a->tick_invalidations) * per_s, (unsigned long long)hits,
                 (unsigned long long)misses, pc.p50_s * 1e3, pc.p90_s * 1e3, pc.p95_s * 1e3, pc.p99_s * 1e3,
-                (unsigned long long)st.entries, (unsigned long long)st.bytes, (unsigned long long)p.rss_bytes);
+                (unsigned long long)st.entries, (unsigned long long)st.bytes, (unsigned long long)p.rss_bytes,
+                (unsigned long long)st.evictions, (unsigned long long)st.expirations,
+                (unsigned long long)invalidations, (unsigned long long)a->cfg->l1_max_memory,
+                (unsigned long long)a->cfg->l1_max_entries, api_health_state(a), api_health_l2_state(a),
+                api_health_audit_state(a));
     a->tick_requests = requests;
     a->tick_hits = hits;
     a->tick_misses = misses;

@@ -179,7 +179,17 @@ bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint6
         free(k.bytes);
         return false;
     }
-    page->next = store_scan(w->route->store, cursor, pattern, plen, limit, route_list_one, &k);
+    /* One scan examines a bounded number of buckets and may find few
+     * matches (or none) where they are sparse; a page filled by a few
+     * scans spares the client round trips and lets a preview's sample hold
+     * what its count says. Bounded too, so a sparse pattern over a big
+     * store does not hold the loop. */
+    uint64_t next = cursor;
+    unsigned scans = 0;
+    do {
+        next = store_scan(w->route->store, next, pattern, plen, limit, route_list_one, &k);
+    } while (next != 0 && k.n < limit && !k.oom && ++scans < ROUTE_LOCAL_KEYS_SCANS);
+    page->next = next;
     if (k.oom) {
         free(k.items);
         free(k.bytes);

@@ -47,8 +47,11 @@ typedef struct route_local_page {
 } route_local_page_t;
 
 /* limit 0 = ROUTE_LOCAL_KEYS_DEFAULT; capped at ROUTE_LOCAL_KEYS_MAX (a page
- * may hold a little more: a bucket comes whole). False when out of
- * memory. */
+ * may hold a little more: a bucket comes whole). Scans on until the page
+ * holds `limit` keys or ROUTE_LOCAL_KEYS_SCANS scans (of at most 10 * limit
+ * buckets each) were made, so a page may still hold fewer with more to
+ * come. False when out of memory. */
+#define ROUTE_LOCAL_KEYS_SCANS 32
 bool route_local_keys(route_worker_t *w, const char *pattern, size_t plen, uint64_t cursor, uint32_t limit,
                       bool primary_only, route_local_page_t *page);
 void route_local_page_free(route_local_page_t *page);

@@ -21,6 +21,7 @@ typedef struct route_scatter {
     topo_t *topo;
     unsigned pending;          /* replies outstanding, +1 while sending */
     bool *failed;              /* by ring index */
+    route_scatter_node_t *per_node; /* by ring index (one entry without a ring) */
     uint64_t matched, invalidated;
     peer_bytes_t *sample;      /* keys point into sample_bytes (offsets until the end) */
     char *sample_bytes;
@@ -57,6 +58,7 @@ static void route_scatter_free(route_scatter_t *s)
 {
     topo_unref(s->topo);
     free(s->failed);
+    free(s->per_node);
     free(s->pattern);
     free(s->keys);
     free(s->key_bytes);
@@ -157,6 +159,10 @@ static void route_scatter_answer(route_scatter_t *s)
     const char **unreachable = calloc(nodes, sizeof *unreachable);
     for (size_t i = 0; unreachable && s->topo && i < s->topo->n; i++)
         if (s->failed[i]) unreachable[nun++] = s->topo->members[i].name;
+    for (size_t i = 0; i < nodes; i++) {
+        s->per_node[i].name = s->topo ? s->topo->members[i].name : route_self_name(s->w->route);
+        s->per_node[i].answered = !s->failed[i];
+    }
     route_scatter_result_t res = {.matched = s->matched,
                                   .invalidated = s->invalidated,
                                   .sample = s->sample,
@@ -164,6 +170,7 @@ static void route_scatter_answer(route_scatter_t *s)
                                   .unreachable = unreachable,
                                   .nunreachable = nun,
                                   .nodes = nodes,
+                                  .per_node = s->per_node,
                                   .l2 = s->l2,
                                   .l2_unlinked = s->l2_unlinked};
     s->done(s->ctx, &res);
@@ -183,6 +190,8 @@ static void route_scatter_reply(void *ctx, peer_result_t res, const peer_msg_t *
     if (res == PEER_OK && resp->type == PEER_MSG_INVALIDATE_RESP) {
         s->matched += resp->matched;
         s->invalidated += resp->invalidated;
+        s->per_node[q->node].matched += resp->matched;
+        s->per_node[q->node].invalidated += resp->invalidated;
     } else if (res == PEER_OK && resp->type == PEER_MSG_KEYS_RESP) {
         peer_iter_t it;
         peer_iter_init(&it, resp);
@@ -240,6 +249,11 @@ static void route_scatter_members(route_scatter_t *s)
     }
     s->matched += matched;
     s->invalidated += invalidated;
+    if (!s->topo || s->topo->self >= 0) {
+        route_scatter_node_t *self = &s->per_node[s->topo ? (size_t)s->topo->self : 0];
+        self->matched += matched;
+        self->invalidated += invalidated;
+    }
     for (uint32_t i = 0; s->topo && i < s->topo->n; i++) {
         if ((int32_t)i == s->topo->self) continue;
         peer_msg_t req = {.flags = PEER_F_FORWARDED, .version = s->version};
@@ -275,8 +289,10 @@ static route_scatter_t *route_scatter_new(route_worker_t *w, route_scatter_kind_
     s->done = done;
     s->ctx = ctx;
     s->topo = topo_ref(route_topo(w));
-    s->failed = calloc(s->topo ? s->topo->n : 1, sizeof *s->failed);
-    if (!s->failed) {
+    size_t n = s->topo ? s->topo->n : 1;
+    s->failed = calloc(n, sizeof *s->failed);
+    s->per_node = calloc(n, sizeof *s->per_node);
+    if (!s->failed || !s->per_node) {
         route_scatter_free(s);
         return NULL;
     }

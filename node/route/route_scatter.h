@@ -41,6 +41,13 @@ typedef enum {
     ROUTE_SCATTER_L2_UNAVAILABLE,  /* Redis was down: it may still hold the old values */
 } route_scatter_l2_t;
 
+/* One member's part of a cluster-wide operation. */
+typedef struct route_scatter_node {
+    const char *name;
+    bool answered;                   /* false: unreachable (its counts are 0) */
+    uint64_t matched, invalidated;   /* of the keys it is primary for */
+} route_scatter_node_t;
+
 typedef struct route_scatter_result {
     uint64_t matched, invalidated;   /* each key counted once, by its primary */
     const peer_bytes_t *sample;      /* PREVIEW: keys of matches */
@@ -48,6 +55,7 @@ typedef struct route_scatter_result {
     const char *const *unreachable;  /* members that did not answer */
     size_t nunreachable;
     size_t nodes;                    /* members asked, this one included */
+    const route_scatter_node_t *per_node;  /* `nodes` of them, in ring order */
     route_scatter_l2_t l2;
     uint64_t l2_unlinked;
 } route_scatter_result_t;

@@ -26,6 +26,10 @@ wait_for "the pattern invalidation" grep -q '"pattern":"users:\*"' "$stream"
 assert_match '"node":"e2"' "$(grep '"request_id":"del-via-e2"' "$stream")" "it names the node that received it"
 assert_eq "delete" "$(grep -B1 '"request_id":"del-via-e2"' "$stream" | sed -n 's/^event: //p')" "as a delete event"
 wait_for "metrics ticks from both nodes" bash -c "grep -A1 '^event: metrics' '$stream' | grep -q '\"node\":\"e2\"' && grep -A1 '^event: metrics' '$stream' | grep -q '\"node\":\"e1\"'"
+tick=$(grep -A1 '^event: metrics' "$stream" | grep -m1 '"node":"e1"' | sed 's/^data: //')
+assert_eq "ok disabled 0 0" "$(jq -r '"\(.state) \(.l2) \(.evictions) \(.expirations)"' <<<"$tick")" \
+  "a metrics tick carries the node's state, its L2's and its totals"
+assert_match '^[1-9][0-9]*$' "$(jq -r .max_bytes <<<"$tick")" "and its memory limit"
 start_node e3 --name e3 --cluster-key "$key" --seeds "127.0.0.1:$gport1"
 pid3=$NODE_PID
 wait_for "e3 joining is a member event" bash -c "grep -A1 '^event: member' '$stream' | grep -q '\"member\":\"e3\"'"

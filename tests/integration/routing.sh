@@ -134,6 +134,9 @@ assert_eq "50 []" "$(json '"\(.invalidated) \(.unreachable)"')" "50 keys invalid
 k2=$(matching k2)
 NODE_URL=${URL[n3]} http POST /api/invalidate/pattern -d '{"pattern":"k2*"}'
 assert_eq "$k2 $k2" "$(json '"\(.matched) \(.invalidated)"')" "pattern invalidation through n3"
+assert_eq "3 true $k2 $k2" "$(json '"\(.per_node | length) \([.per_node[].answered] | all) \([.per_node[].matched] | add) \([.per_node[].invalidated] | add)"')" \
+  "per_node: every member answered, and their parts add up to the totals"
+assert_eq "n1 n2 n3" "$(json '[.per_node[].node] | sort | join(" ")')" "per_node names the members"
 for n in n1 n2 n3; do
   batch "inv-$n" GET "$n" 101 150
   assert_eq "404:50" "$(run_batch "inv-$n" | count_codes)" "invalidated keys are gone through $n"
