@@ -5,17 +5,21 @@
 #
 #   tools/setup.sh            install + build
 #   tools/setup.sh --asan     also build with AddressSanitizer + UBSan
+#   tools/setup.sh --test     also install what the tests need beyond the
+#                             build (Chromium for the dashboard's browser test)
 #   tools/setup.sh --no-build install only
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 asan=0
 build=1
+tests=0
 for a in "$@"; do
   case $a in
     --asan) asan=1 ;;
+    --test) tests=1 ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +32,10 @@ packages=(
   curl jq prometheus redis-server postgresql wrk nginx-light clang
   python3 iproute2 nftables faketime
 )
+# The dashboard is built with Node.js and npm (the machine's own when it
+# has them); its browser test drives Debian's Chromium.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+((tests)) && packages+=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -42,6 +50,11 @@ if ((${#missing[@]})); then
   # Package scripts may try to start services (redis, nginx, prometheus);
   # the project never uses those system instances, so a refusal is fine.
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Vite needs Node.js 20.19 or newer (dashboard/package.json's engines).
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "setup: the dashboard needs Node.js 20.19 or newer; this machine has $(node --version 2>&1)" >&2
+  exit 1
 fi
 ((build)) || exit 0
 

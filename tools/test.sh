@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: unit and
-# integration tests (make check) in a normal build and again under
+# Installs what is missing, builds, and runs every test: the dashboard's
+# component tests, unit and integration tests (make check, the dashboard's
+# browser test among them) in a normal build and again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, a short libFuzzer run of
 # the wire codecs, the chaos harness's short suite, then make distcheck.
 # This is what CI runs (.ci/run).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/tools/setup.sh" --asan
+"$top/tools/setup.sh" --asan --test
 jobs=$(nproc 2>/dev/null || echo 2)
 
 run_check() { # dir
@@ -19,8 +20,13 @@ run_check() { # dir
   fi
 }
 
+echo "test: dashboard component tests ($(date +%T))"
+(cd "$top/dashboard" && npm test --silent)
 run_check build
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_check build-asan
+# The browser drives the normal build's nodes only: under the sanitizers
+# dashboard.sh checks the serving, not the page again.
+DCACHE_E2E=0 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_check build-asan
 echo "test: fuzzing at $(date +%T) (short run; tests/fuzz/run.sh SECONDS for longer)"
 "$top/tests/fuzz/run.sh" 10
 echo "test: chaos at $(date +%T) (checkers' unit tests, then the short suite; chaos/run --help for longer runs)"

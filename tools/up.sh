@@ -55,6 +55,7 @@ dcache is running: a 3-node cluster on loopback (logs in .run/, stop with tools/
   node1      http://127.0.0.1:$port       (gossip and peer 127.0.0.1:$gport)
   node2      http://127.0.0.1:$((port + 1))       (gossip and peer 127.0.0.1:$((gport + 1)))
   node3      http://127.0.0.1:$((port + 2))       (gossip and peer 127.0.0.1:$((gport + 2)))
+  dashboard  http://127.0.0.1:$port/
   API        http://127.0.0.1:$port/api/cache/{key}
   members    http://127.0.0.1:$port/api/cluster/members
   metrics    http://127.0.0.1:$port/metrics   (JSON: /api/metrics)

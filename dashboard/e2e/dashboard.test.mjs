@@ -258,6 +258,10 @@ describe('dashboard', { skip }, () => {
   });
 
   it('screenshots of every page (light), and the overview dark and narrow', { skip: !SHOTS && 'DCACHE_SHOTS not set' }, async () => {
+    // A token change (the previous test) starts the live figures afresh:
+    // wait until every node reported again, so the pictures show them.
+    await page.goto(pageUrl('overview'));
+    await until('3 nodes reporting metrics', async () => (await page.getByTestId('cluster').textContent()).includes('3 nodes reporting'));
     for (const route of ['overview', 'cluster', 'keys', 'invalidate', 'warming', 'audit', 'settings']) {
       await page.goto(pageUrl(route));
       await page.locator('h1').first().waitFor();

@@ -9,6 +9,7 @@
 #include "node/api/api_cache.h"
 #include "node/api/api_events.h"
 #include "node/api/api_cluster.h"
+#include "node/api/api_dashboard.h"
 #include "node/api/api_health.h"
 #include "node/api/api_http.h"
 #include "node/api/api_metrics.h"
@@ -57,6 +58,7 @@ static const api_router_row_t api_router_rows[] = {
     {"/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, R, API_ROUTER_METRICS, api_metrics_prometheus},
     {"/api/metrics", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_json},
     {"/api/metrics/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_metrics_history},
+    {"/api/whoami", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_health_whoami},
     {"/api/cluster/members", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_members},
     {"/api/audit", false, API_ROUTER_GET, METRICS_OP_OTHER, A, 0, api_audit_list},
     {"/api/events", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_router_events},
@@ -70,6 +72,10 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/warming/hot", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_hot},
     {"/health", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_live},
     {"/ready", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, API_ROUTER_PROBE, api_health_ready},
+    /* The dashboard's files hold no data; its API calls carry the token. */
+    {"/", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, 0, api_dashboard_serve},
+    {"/index.html", false, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, 0, api_dashboard_serve},
+    {API_DASHBOARD_ASSETS_PREFIX, true, API_ROUTER_GET, METRICS_OP_OTHER, TOKENS_ROLE_NONE, 0, api_dashboard_serve},
 };
 #undef R
 #undef W

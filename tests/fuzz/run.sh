@@ -53,8 +53,10 @@ for t in $targets; do
             $cc -std=gnu11 -g -O1 -w -fsanitize=fuzzer-no-link,address,undefined -I"$llhttp_inc" \
                 -c "$llhttp_src/$f.c" -o "$work/llhttp/$f.o"
         done
+        # The dashboard's files, as the build embeds them (it built them).
+        "$top/tools/dashboard-embed.sh" --no-build "$top/dashboard" "$work/api_dashboard_assets.c"
         srcs="$(find "$top/node" "$top/cluster" -name '*.c' ! -name main.c ! -name worker.c | sort)
-              $(find "$top/http" -name '*.c' ! -name 'llhttp_*.c' | sort) $work/llhttp/*.o"
+              $(find "$top/http" -name '*.c' ! -name 'llhttp_*.c' | sort) $work/api_dashboard_assets.c $work/llhttp/*.o"
         ;;
     *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
     esac

@@ -63,6 +63,12 @@ assert_eq 403 "$STATUS" "a reader may not PUT"
 assert_eq forbidden "$(json .code)" "403 code"
 http PUT /api/cache/k -H "$(bearer "$writer")" --data-binary v1
 assert_eq 201 "$STATUS" "a writer may PUT"
+http GET /api/whoami -H "$(bearer "$reader")"
+assert_eq "dash reader true" "$(json '"\(.name) \(.role) \(.tokens)"')" "whoami names the token and its role"
+http GET /api/whoami -H "$(bearer "$admin")"
+assert_eq "ops admin" "$(json '"\(.name) \(.role)"')" "and an admin's"
+http GET /api/whoami
+assert_eq 401 "$STATUS" "whoami without a token is 401"
 http GET /api/cache/k -H "$(bearer "$reader")"
 assert_eq 200 "$STATUS" "a reader may GET"
 assert_eq v1 "$BODY" "and gets the value"
