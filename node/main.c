@@ -176,7 +176,13 @@ static void node_finish(void *arg)
 static void node_reload_origins(node_t *n)
 {
     char err[512], esc[600];
-    if (origin_reload(n->origin, n->cfg.origins, err, sizeof err)) {
+    int64_t started = sysinfo_now_ms();
+    bool ok = origin_reload(n->origin, n->cfg.origins, err, sizeof err);
+    audit_record_t rec = {.time_ms = started, .action = AUDIT_ORIGINS_RELOAD, .matched = -1, .invalidated = -1,
+                          .status = ok ? 200 : 500};
+    snprintf(rec.actor, sizeof rec.actor, "SIGHUP");
+    snprintf(rec.result, sizeof rec.result, "%s", ok ? "ok" : "origins_file_refused");
+    if (ok) {
         origin_set_t *set = origin_current(n->origin);
         log_info("origins reloaded", "\"origins\":%zu", set ? set->n : 0);
         origin_set_unref(set);
@@ -184,12 +190,18 @@ static void node_reload_origins(node_t *n)
         log_error("origins file not reloaded; the origins in force stay", "\"error\":\"%s\"",
                   log_escape(err, esc, sizeof esc));
     }
-    if (!n->warm) return;
-    if (warm_reload(n->warm, n->cfg.origins, err, sizeof err))
-        log_info("warming jobs reloaded", "\"jobs\":%lld", (long long)atomic_load(&warm_stats(n->warm)->jobs));
-    else
-        log_error("warming jobs not reloaded; the jobs in force stay", "\"error\":\"%s\"",
-                  log_escape(err, esc, sizeof esc));
+    if (n->warm) {
+        if (warm_reload(n->warm, n->cfg.origins, err, sizeof err)) {
+            log_info("warming jobs reloaded", "\"jobs\":%lld", (long long)atomic_load(&warm_stats(n->warm)->jobs));
+        } else {
+            log_error("warming jobs not reloaded; the jobs in force stay", "\"error\":\"%s\"",
+                      log_escape(err, esc, sizeof esc));
+            rec.status = 500;
+            snprintf(rec.result, sizeof rec.result, "jobs_refused");
+        }
+    }
+    rec.duration_us = (uint64_t)(sysinfo_now_ms() - started) * 1000;
+    audit_submit(n->audit, &rec);
 }
 
 /* A warming run started, moved or ended: the event feed shows it (to every

@@ -39,6 +39,7 @@ void api_audit_start(http_request_t *r)
     api_req_t *q = api_req(r);
     q->token_slot = UINT32_MAX;
     q->role = TOKENS_ROLE_NONE;
+    q->config_action = API_REQ_BY_OP;
     q->audited = false;
     q->matched = q->invalidated = -1;
     q->id[0] = '\0';
@@ -74,6 +75,12 @@ void api_audit_mark(api_t *a, http_request_t *r)
     http_request_add_headers(r, hdr, (size_t)n);
 }
 
+void api_audit_mark_config(api_t *a, http_request_t *r, audit_action_t action)
+{
+    api_audit_mark(a, r);
+    api_req(r)->config_action = (uint8_t)action;
+}
+
 /* A key as a JSON string: readable when it is UTF-8, else said to be binary. */
 static void api_audit_key_json(sbuf_t *b, const char *key, size_t len)
 {
@@ -81,11 +88,17 @@ static void api_audit_key_json(sbuf_t *b, const char *key, size_t len)
     else sbuf_printf(b, "\"(%zu binary bytes)\"", len);
 }
 
+/* The path's last part, decoded, as a one-key JSON array: the key of a
+ * DELETE, the name of a job. */
 static char *api_audit_path_key(const http_request_t *r, uint64_t *count)
 {
     size_t plen;
     const char *path = http_request_path(r, &plen);
     size_t pre = sizeof API_CACHE_PREFIX - 1;
+    if (plen < pre || memcmp(path, API_CACHE_PREFIX, pre) != 0) {
+        const char *slash = memrchr(path, '/', plen);
+        pre = slash ? (size_t)(slash - path) + 1 : plen;
+    }
     char decoded[3 * LIMITS_KEY_MAX];
     if (plen <= pre || plen - pre > sizeof decoded) return NULL;
     long klen = http_url_decode(path + pre, plen - pre, decoded, false);
@@ -147,6 +160,8 @@ static void api_audit_published(void *ctx, l2_result_t res)
     else atomic_fetch_add_explicit(&st->redis_failed, 1, memory_order_relaxed);
 }
 
+static void api_audit_record(api_worker_t *w, audit_record_t *rec, int status);
+
 void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
 {
     api_t *a = w->api;
@@ -163,6 +178,26 @@ void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
     else if (api_http_error(r, &cause)) snprintf(rec.result, sizeof rec.result, "%s", metrics_err_name(cause));
     else snprintf(rec.result, sizeof rec.result, "http_%d", status);
     json_t *body = NULL;
+    if (q->config_action == AUDIT_WARM_JOB) {
+        rec.action = AUDIT_WARM_JOB;
+        if (http_request_method(r) == HTTP_M_DELETE) {
+            rec.keys = api_audit_path_key(r, &rec.key_count);
+        } else if ((body = api_audit_body(r))) {
+            json_t *name = json_object_get(body, "name");
+            if (json_is_string(name)) {
+                sbuf_t b;
+                sbuf_init(&b);
+                sbuf_puts(&b, "[");
+                api_audit_key_json(&b, json_string_value(name), json_string_length(name));
+                sbuf_puts(&b, "]");
+                rec.keys = b.failed ? (sbuf_free(&b), NULL) : sbuf_steal(&b, NULL);
+                rec.key_count = 1;
+            }
+        }
+        json_decref(body);
+        api_audit_record(w, &rec, status);
+        return;
+    }
     switch (api_http_op(r)) {
     case METRICS_OP_DELETE:
         rec.action = AUDIT_DELETE;
@@ -183,6 +218,14 @@ void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
     default: return;
     }
     json_decref(body);
+    api_audit_record(w, &rec, status);
+}
+
+/* Submits the record, and puts it on the event feed. */
+static void api_audit_record(api_worker_t *w, audit_record_t *rec_, int status)
+{
+    api_t *a = w->api;
+    audit_record_t rec = *rec_;
     /* The same record, live, on /api/events (keyed by its request id). */
     sbuf_t ev;
     sbuf_init(&ev);
@@ -191,8 +234,10 @@ void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
     if (!ev.failed) api_events_publish(&a->feed, audit_action_name(rec.action), ev.data, ev.len, true);
     /* For applications' own caches: what was removed, once, by the node
      * that received it (a dry run removes nothing). */
-    if (!ev.failed && a->cfg->events_channel[0] && w->route.l2 && status < 300 && !rec.dry_run &&
-        rec.action != AUDIT_TOKENS_RELOAD && a->feed.events)
+    bool removal = rec.action == AUDIT_DELETE || rec.action == AUDIT_INVALIDATE ||
+                   rec.action == AUDIT_INVALIDATE_PATTERN;
+    if (!ev.failed && a->cfg->events_channel[0] && w->route.l2 && status < 300 && !rec.dry_run && removal &&
+        a->feed.events)
         l2_publish(w->route.l2, a->cfg->events_channel, ev.data, ev.len, api_audit_published, events_stats(a->feed.events));
     sbuf_free(&ev);
     audit_submit(a->audit, &rec);
@@ -353,7 +398,8 @@ void api_audit_list(api_worker_t *w, http_request_t *r)
         if (!audit_action_parse(action, strlen(action), &act)) {
             free(x);
             http_respond_error(r, 400, "bad_action",
-                               "action is one of delete, invalidate, invalidate_pattern, warm, tokens_reload");
+                               "action is one of delete, invalidate, invalidate_pattern, warm, tokens_reload, warm_job, "
+                               "origins_reload");
             return;
         }
         x->q.action = (int)act;

@@ -1,6 +1,6 @@
 /* api_audit: what the HTTP API gives the audit trail (node/audit). The
  * router marks requests of audited actions as they start (DELETE of a
- * key, key and pattern invalidations, warming triggers), gives each a
+ * key, key and pattern invalidations, warming jobs created or deleted), gives each a
  * request id (the client's X-Request-Id when it is a sane one, else a new
  * one) returned as X-Request-Id, and its response hook turns the request
  * and its answer into one record: actor (token name, else the client's
@@ -15,11 +15,16 @@
 
 #include "http/http_server.h"
 #include "node/api/api.h"
+#include "node/audit/audit_record.h"
 
 /* Sets up the request's state (every request, first thing). */
 void api_audit_start(http_request_t *r);
-/* The request is an audited action: gives it its request id and header. */
+/* The request is an audited action: gives it its request id and header.
+ * Its action follows from the operation it is measured as (DELETE, key or
+ * pattern invalidation); a configuration change (a warming job created,
+ * replaced or deleted) is marked with its action instead. */
 void api_audit_mark(api_t *a, http_request_t *r);
+void api_audit_mark_config(api_t *a, http_request_t *r, audit_action_t action);
 /* From the response hook: records the request when it was marked, puts
  * it on the event feed and, with --events-channel, publishes a successful
  * delete or invalidation on Redis. */

@@ -30,9 +30,11 @@ struct json_t;
 /* What the API keeps of a request while it is served, in the request's
  * application area (http_request_app): set up by the router as each
  * request starts, read by the response hook. */
+#define API_REQ_BY_OP 0xff
 typedef struct api_req {
     uint32_t token_slot;             /* the caller's token (api_auth's name slot); UINT32_MAX: anonymous */
     uint8_t role;                    /* the caller's token's tokens_role_t (NONE: anonymous or no --tokens) */
+    uint8_t config_action;           /* audited as this audit_action_t; API_REQ_BY_OP: from the operation */
     bool audited;                    /* an action the audit trail records (api_audit) */
     int64_t matched, invalidated;    /* what an invalidation reported; -1: not known */
     char id[48];                     /* X-Request-Id of an audited request, NUL-terminated */

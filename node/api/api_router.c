@@ -24,6 +24,7 @@
 #define API_ROUTER_PROBE 2u        /* a health probe: open, never rate-limited */
 #define API_ROUTER_METRICS 4u      /* open unless --metrics-auth */
 #define API_ROUTER_VALUE_READ 8u   /* open with --public-read */
+#define API_ROUTER_AUDIT 16u       /* a warming job change the audit trail records */
 
 typedef struct api_router_row {
     const char *path;
@@ -64,8 +65,8 @@ static const api_router_row_t api_router_rows[] = {
     {"/api/events", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_router_events},
     {"/api/cluster/ring", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_cluster_ring},
     {"/api/warming/jobs", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_jobs},
-    {"/api/warming/jobs", false, API_ROUTER_POST, METRICS_OP_OTHER, A, 0, api_warm_put},
-    {API_WARM_JOBS_PREFIX, true, API_ROUTER_DELETE, METRICS_OP_OTHER, A, 0, api_warm_delete},
+    {"/api/warming/jobs", false, API_ROUTER_POST, METRICS_OP_OTHER, A, API_ROUTER_AUDIT, api_warm_put},
+    {API_WARM_JOBS_PREFIX, true, API_ROUTER_DELETE, METRICS_OP_OTHER, A, API_ROUTER_AUDIT, api_warm_delete},
     {"/api/warming/trigger", false, API_ROUTER_POST, METRICS_OP_OTHER, W, 0, api_warm_trigger},
     {"/api/warming/cancel", false, API_ROUTER_POST, METRICS_OP_OTHER, W, 0, api_warm_cancel},
     {"/api/warming/history", false, API_ROUTER_GET, METRICS_OP_OTHER, R, 0, api_warm_history},
@@ -201,6 +202,8 @@ static void api_router_on_request(http_request_t *r, void *ctx)
             if (row->op == METRICS_OP_DELETE || row->op == METRICS_OP_INVALIDATE ||
                 row->op == METRICS_OP_INVALIDATE_PATTERN)
                 api_audit_mark(w->api, r);
+            else if (row->flags & API_ROUTER_AUDIT)
+                api_audit_mark_config(w->api, r, AUDIT_WARM_JOB);
             if (api_router_admit(w->api, r, row)) row->handler(w, r);
             return;
         }

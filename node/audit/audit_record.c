@@ -7,7 +7,7 @@
 #include <time.h>
 
 static const char *const audit_action_names[AUDIT_ACTIONS] = {
-    "delete", "invalidate", "invalidate_pattern", "warm", "tokens_reload",
+    "delete", "invalidate", "invalidate_pattern", "warm", "tokens_reload", "warm_job", "origins_reload",
 };
 
 const char *audit_action_name(audit_action_t a)

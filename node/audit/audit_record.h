@@ -20,6 +20,8 @@ typedef enum {
     AUDIT_INVALIDATE_PATTERN,   /* dry runs too */
     AUDIT_WARM,
     AUDIT_TOKENS_RELOAD,
+    AUDIT_WARM_JOB,             /* a warming job created, replaced or deleted through the API */
+    AUDIT_ORIGINS_RELOAD,       /* the --origins file reread (SIGHUP) */
     AUDIT_ACTIONS
 } audit_action_t;
 

@@ -17,9 +17,12 @@ auth_a=(-H "Authorization: Bearer $admin")
 audit() { # QUERY -> BODY of GET /api/audit?QUERY
   http GET "/api/audit?$1" "${auth_a[@]}"
 }
-records() { # QUERY -> the number of records
+# The node's own warming runs are recorded too: the prefetch of hot keys
+# that follows the ring's forming may land anywhere in this test, so the
+# counts leave it out.
+records() { # QUERY -> the number of records, warming runs aside
   audit "$1"
-  json '.records | length'
+  json '[.records[] | select(.action != "warm")] | length'
 }
 
 # --- one record per audited request ---
@@ -47,7 +50,7 @@ audit "limit=10"
 assert_eq 200 "$STATUS" "GET /api/audit"
 assert_eq file "$(json .source)" "without a database the trail is the file"
 assert_eq "tokens_reload http_401 invalidate_pattern invalidate_pattern invalidate delete" \
-  "$(json '[.records[] | if .status == 401 then "http_401" else .action end] | join(" ")')" "newest first, one each"
+  "$(json '[.records[] | select(.action != "warm") | if .status == 401 then "http_401" else .action end] | join(" ")')" "newest first, one each"
 assert_eq "ops" "$(json '.records[2].actor')" "actor: the token's name"
 assert_eq "127.0.0.1" "$(json '.records[1].actor')" "actor: an anonymous client's address"
 assert_eq "unauthorized" "$(json '.records[1].result')" "a refused request says why"
@@ -84,7 +87,7 @@ assert_eq 403 "$STATUS" "the trail needs the admin role"
 out=$("$DCACHE_ADMIN_BIN" --node "$NODE_URL" --token "$admin" audit --action delete)
 assert_match 'TIME +NODE +ACTOR +ACTION' "$out" "dcache-admin audit prints a table"
 assert_match 'a1 +app +delete +200 +ok .*users:1' "$out" "with the delete"
-assert_eq 6 "$("$DCACHE_ADMIN_BIN" --node "$NODE_URL" --token "$admin" --json audit --all --limit 2 | jq '.records | length')" \
+assert_eq 6 "$("$DCACHE_ADMIN_BIN" --node "$NODE_URL" --token "$admin" --json audit --all --limit 2 | jq '[.records[] | select(.action != "warm")] | length')" \
   "--all follows the pages"
 
 # --- rotation, and a restart keeps the trail ---

@@ -74,7 +74,10 @@ origin_control "delay=0"
 curl -fsS -X DELETE "${URLS[2]}/api/cache/products:1" >/dev/null
 NODE_URL=${URLS[0]}
 http GET /api/cache/products:1
-assert_eq "MISS-ORIGIN 2" "$(header x-cache) $(json .n)" "a deleted key is loaded again"
+# Loaded by this read, or just before it by the prefetch of hot keys that
+# follows the ring's forming (a slow machine may run it this late): either
+# way the origin's second answer, never the deleted first.
+assert_match "^(MISS-ORIGIN|HIT) 2$" "$(header x-cache) $(json .n)" "a deleted key is loaded again"
 
 # --- the origin fails: 502, or the expired copy inside stale_if_error ---
 http GET /api/cache/short:1
@@ -117,6 +120,8 @@ kill -HUP "${PIDS[0]}"
 wait_for "a bad file is refused and says why" grep -q 'origins file not reloaded' "$TEST_TMP/n1.log"
 http GET /api/cache/products:2
 assert_eq "200" "$STATUS" "the origins in force stay"
+reloads() { curl -fsS "${URLS[0]}/api/audit?action=origins_reload" | jq -r '[.records[].result] | join(" ")'; }
+wait_for "both reloads are in the trail" output_is "origins_file_refused ok" reloads
 
 # --- metrics (each primary counts its own loads) ---
 loads=$(metric_sum 'origin_loads_total{origin="catalog"}' "${URLS[@]}")

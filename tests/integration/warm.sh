@@ -148,6 +148,9 @@ wait_for "the job gone from every node" gone
 # --- the trail and the feed ---
 trail=$(for u in "${URLS[@]}"; do curl -fsS "$u/api/audit?action=warm&limit=1000" | jq -c '.records[]'; done)
 assert_match '"action":"warm"' "$trail" "runs are in the audit trail"
+jobs_trail=$(curl -fsS "${URLS[1]}/api/audit?action=warm_job&limit=1000")
+assert_match '"keys":\["featured"\]' "$(jq -c '.records[] | select(.status == 200)' <<<"$jobs_trail")" \
+  "a job deleted through the API is in the trail, by the node that received it"
 m=$(metric_sum 'warm_runs_total{result="done"}' "${URLS[@]}")
 ((m >= 3)) && pass || fail "warm_runs_total counts runs: $m"
 
