@@ -124,16 +124,6 @@ function Preferences() {
               ))}
             </select>
           </label>
-          <label>
-            <span className="label">Refresh what the stream lacks (readiness, limits), every</span>
-            <select value={prefs.slowSeconds} onChange={(e) => setPrefs({ slowSeconds: Number(e.target.value) })}>
-              {[10, 30, 60, 300].map((n) => (
-                <option key={n} value={n}>
-                  {n} s
-                </option>
-              ))}
-            </select>
-          </label>
         </div>
         <label className="check-label">
           <input type="checkbox" checked={prefs.utc} onChange={(e) => setPrefs({ utc: e.target.checked })} /> Show times in UTC
