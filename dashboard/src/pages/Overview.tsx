@@ -3,9 +3,10 @@ import { useQuery } from '@tanstack/react-query';
 import { api, type HistoryResponse } from '../lib/api';
 import { formatBytes, formatCount, formatDuration, formatPercent, formatRate } from '../lib/format';
 import { useMembers, useNodeMetrics, useReady, useStreamStatus } from '../lib/hooks';
-import { live, summarize, summarizeState, WINDOW_S, type NodeMetrics, type StateField } from '../lib/live';
+import { live, summarize, WINDOW_S, type NodeMetrics } from '../lib/live';
 import { useStore } from '../lib/store';
 import { Chart } from '../components/Chart';
+import { ClusterState } from '../components/ClusterState';
 import { Badge, ErrorMessage, Section, Stat } from '../components/common';
 
 const NEEDS = 'Not sent by every node (a node of an older version)';
@@ -234,23 +235,6 @@ function History() {
         </div>
       </div>
     </Section>
-  );
-}
-
-/** A state over the cluster: "3 ok", or "1 degraded of 3" with the nodes named. */
-export function ClusterState({ list, field, testId }: { list: NodeMetrics[]; field: StateField; testId: string }) {
-  if (!list.length) return <span className="muted">—</span>;
-  const sum = summarizeState(list, field);
-  return (
-    <span data-testid={testId}>
-      <Badge state={sum.worst}>{sum.label}</Badge>
-      {sum.notOk.map((n) => (
-        <span key={n.state} className="small state-nodes">
-          {' '}
-          {n.state}: <strong>{n.nodes.join(', ')}</strong>
-        </span>
-      ))}
-    </span>
   );
 }
 
