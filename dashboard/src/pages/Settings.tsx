@@ -8,7 +8,7 @@ import { ErrorMessage, Section } from '../components/common';
 const MAY: Record<string, string> = {
   reader: 'read values, keys, metrics and the cluster; preview invalidations',
   writer: 'also write and delete values, invalidate lists of keys, run and cancel warming jobs',
-  admin: 'everything: also invalidate by pattern, manage warming jobs, read the audit trail',
+  admin: 'do everything, also invalidate by pattern, manage warming jobs and read the audit trail',
 };
 
 /** "Signed in as NAME (ROLE)", from GET /api/whoami. */
