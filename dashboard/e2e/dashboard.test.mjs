@@ -104,24 +104,39 @@ describe('dashboard', { skip }, () => {
     await browser?.close();
   });
 
-  async function setToken(token) {
+  /** Set the token in Settings; wait until the page shows the role whoami gives it. */
+  async function setToken(token, role) {
     await page.goto(pageUrl('settings'));
     const input = page.getByTestId('token-input');
     await input.fill(token);
     await input.press('Enter');
     await page.getByTestId('token-saved').waitFor();
+    const re = new RegExp(`Signed in as \\S+ \\(${role}\\)`);
+    await until(`Settings to say the token's role is ${role}`, async () => re.test(await text('whoami')), 10000);
   }
 
   async function text(testId) {
     return (await page.getByTestId(testId).textContent()) ?? '';
   }
 
+  it('settings: the role of each token, from whoami', async () => {
+    const who = await call(NODES[0], '/api/whoami', { token: READER });
+    assert.equal(who.status, 200);
+    assert.equal(who.json.role, 'reader');
+    await setToken(READER, 'reader');
+    assert.ok((await text('whoami')).includes(`Signed in as ${who.json.name} (reader)`));
+    await setToken(ADMIN, 'admin');
+  });
+
   it('overview: 3 members, numbers that move under load', async () => {
-    await setToken(ADMIN);
     await page.goto(pageUrl('overview'));
     await until('3 alive members on the overview', async () => (await text('members-count')).includes('3 alive'));
     await until('the event stream to be live', async () => (await text('stream-status')).includes('Live'));
     await until('3 nodes reporting metrics', async () => (await page.getByTestId('cluster').textContent()).includes('3 nodes reporting'));
+    // readiness, L2 and audit of the whole cluster, from the metrics events
+    await until('the cluster ready', async () => (await text('cluster-state')) === '3 ok');
+    assert.match(await text('cluster-l2'), /^3 (ok|disabled)$/);
+    assert.match(await text('cluster-audit'), /^3 (ok|disabled)$/);
     const entriesBefore = await text('cluster-entries');
 
     // A bounded load through the API of every node while the page is watched.
@@ -197,6 +212,13 @@ describe('dashboard', { skip }, () => {
     await dialog.getByRole('button', { name: 'Invalidate', exact: true }).click();
     await until('the result', async () => (await page.getByTestId('invalidated-count').textContent().catch(() => '')) !== '');
     assert.match(await page.getByTestId('invalidate-result').textContent(), /on 3 nodes/);
+    // each member's part: 3 rows that answered, their counts adding up to the total
+    const rows = await page.locator('[data-testid="per-node"] tbody tr').allTextContents();
+    assert.equal(rows.length, 3, `one row per member: ${rows}`);
+    assert.ok(rows.every((r) => r.includes('yes')), `every member answered: ${rows}`);
+    const cells = await page.locator('[data-testid="per-node"] tbody td.num:last-child').allTextContents();
+    assert.equal(cells.reduce((a, c) => a + Number(c), 0), 6, `per-node invalidated adds up to 6: ${cells}`);
+    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'invalidate-result.png'), fullPage: true });
     for (const node of NODES) {
       for (const k of keys) {
         await until(`${k} to answer 404 on ${node}`, async () => (await call(node, `/api/cache/${encodeURIComponent(k)}`)).status === 404, 10000);
@@ -227,7 +249,7 @@ describe('dashboard', { skip }, () => {
     await call(DASH.replace(/\/?(#.*)?$/, ''), `/api/warming/jobs/${encodeURIComponent(name)}`, { method: 'DELETE' });
   });
 
-  it('with the reader token, invalidating is refused and the page says why', async () => {
+  it('with the reader token, what it may not do is disabled with the reason, and a refusal shows the 403', async () => {
     const direct = await call(NODES[0], '/api/invalidate/pattern', {
       method: 'POST',
       token: READER,
@@ -235,25 +257,36 @@ describe('dashboard', { skip }, () => {
       body: JSON.stringify({ pattern: `${RUN}:nothing:*`, dry_run: false }),
     });
     assert.equal(direct.status, 403);
+    const audit = await call(NODES[0], '/api/audit?limit=1', { token: READER });
+    assert.equal(audit.status, 403);
     await put(NODES[0], `${RUN}:ro:1`, '"keep"');
-    await setToken(READER);
+    await setToken(READER, 'reader');
     try {
       await page.goto(pageUrl('invalidate'));
       const input = page.getByTestId('pattern-input');
       await input.fill(`${RUN}:ro:*`);
       await until('the preview (a reader may preview)', async () => (await page.getByTestId('preview-count').textContent().catch(() => '')) === '1');
+      const button = page.getByTestId('pattern-invalidate');
+      await until('the pattern-invalidate button disabled', async () => button.isDisabled());
+      assert.match((await button.getAttribute('title')) ?? '', /needs the admin role/);
+      const note = page.locator('#pattern-role');
+      assert.match(await note.textContent(), /Pattern invalidation .*needs the admin role .*is a reader/);
       await input.press('Enter');
-      const dialog = page.getByRole('dialog');
-      await dialog.getByRole('button', { name: 'Invalidate', exact: true }).click();
-      const alert = page.locator('.alert-auth', { hasText: 'Invalidated' });
+      assert.equal(await page.getByRole('dialog').count(), 0, 'Enter does not open the confirmation either');
+      if (SHOTS) await page.screenshot({ path: join(SHOTS, 'invalidate-reader.png'), fullPage: true });
+      assert.equal((await call(NODES[1], `/api/cache/${encodeURIComponent(`${RUN}:ro:1`)}`)).status, 200, 'nothing was deleted');
+
+      // The audit trail is admin's: its page asks anyway and shows the node's 403.
+      await page.goto(pageUrl('audit'));
+      const alert = page.locator('.alert-auth', { hasText: 'Audit trail' });
       await alert.waitFor({ timeout: 10000 });
       const shown = await alert.textContent();
-      assert.ok(shown.includes(direct.json.error), `the page shows the API's message "${direct.json.error}": ${shown}`);
+      assert.ok(shown.includes(audit.json.error), `the page shows the API's message "${audit.json.error}": ${shown}`);
       assert.match(shown, /403/);
-      assert.equal((await call(NODES[1], `/api/cache/${encodeURIComponent(`${RUN}:ro:1`)}`)).status, 200, 'nothing was deleted');
-      if (SHOTS) await page.screenshot({ path: join(SHOTS, 'invalidate-reader-403.png'), fullPage: true });
+      assert.match(await page.getByTestId('role-note').first().textContent(), /needs the admin role/);
+      if (SHOTS) await page.screenshot({ path: join(SHOTS, 'audit-reader-403.png'), fullPage: true });
     } finally {
-      await setToken(ADMIN);
+      await setToken(ADMIN, 'admin');
     }
   });
 

@@ -3,7 +3,8 @@ import { useMutation, useQuery } from '@tanstack/react-query';
 import { api, keyPath, request, type KeyRef, type RingResponse } from '../lib/api';
 import { formatBytes, formatTTL } from '../lib/format';
 import { imageType, viewValue } from '../lib/value';
-import { Dialog, ErrorMessage } from './common';
+import { useCan } from '../lib/role';
+import { Dialog, ErrorMessage, RoleNote } from './common';
 
 const SHOWN_HEADERS = [
   'content-type',
@@ -130,6 +131,7 @@ export function KeyViewer({ keyRef, onClose, onDeleted }: { keyRef: KeyRef; onCl
   const [editing, setEditing] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [saved, setSaved] = useState<string | null>(null);
+  const can = useCan('writer');
   const value = useQuery({ queryKey: ['value', keyRef.key, keyRef.base64 ?? ''], queryFn: () => loadValue(keyRef), retry: false });
   const owners = useQuery({
     queryKey: ['owners', keyRef.key, keyRef.base64 ?? ''],
@@ -204,12 +206,26 @@ export function KeyViewer({ keyRef, onClose, onDeleted }: { keyRef: KeyRef; onCl
       </div>
       <div className="dialog-foot">
         {!editing && (
-          <button type="button" className="btn" onClick={() => { setSaved(null); setEditing(true); }} disabled={value.isPending}>
+          <button
+            type="button"
+            className="btn"
+            onClick={() => { setSaved(null); setEditing(true); }}
+            disabled={value.isPending || !can.ok}
+            title={can.ok ? undefined : `Writing a value ${can.reason}`}
+            aria-describedby={can.ok ? undefined : 'value-role'}
+          >
             {notFound ? 'Create' : 'Edit'}
           </button>
         )}
         {!confirmDelete ? (
-          <button type="button" className="btn btn-danger" onClick={() => setConfirmDelete(true)} disabled={!value.data}>
+          <button
+            type="button"
+            className="btn btn-danger"
+            onClick={() => setConfirmDelete(true)}
+            disabled={!value.data || !can.ok}
+            title={can.ok ? undefined : `Deleting ${can.reason}`}
+            aria-describedby={can.ok ? undefined : 'value-role'}
+          >
             Delete…
           </button>
         ) : (
@@ -223,6 +239,7 @@ export function KeyViewer({ keyRef, onClose, onDeleted }: { keyRef: KeyRef; onCl
             </button>
           </span>
         )}
+        <RoleNote perm={can} what="Editing and deleting" id="value-role" />
         {del.data && <span role="status">{del.data.deleted ? 'Deleted.' : 'It was not there.'}</span>}
         <ErrorMessage error={del.error} action="Deleting" />
       </div>

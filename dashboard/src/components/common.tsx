@@ -1,5 +1,6 @@
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { ApiError } from '../lib/api';
+import type { Permission } from '../lib/role';
 
 /** An error as the user should read it; 401/403 say what to do about it. */
 export function ErrorMessage({ error, action }: { error: unknown; action?: string }) {
@@ -72,6 +73,8 @@ const STATE_CLASS: Record<string, string> = {
   joining: 'info',
   suspect: 'warn',
   degraded: 'warn',
+  draining: 'warn',
+  minority: 'bad',
   cancelled: 'warn',
   dead: 'bad',
   failed: 'bad',
@@ -183,4 +186,14 @@ export function Section({ title, children, actions, id }: { title: string; child
 
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
+}
+
+/** Why an action is disabled for this token's role: "Pattern invalidation needs the admin role (…)". */
+export function RoleNote({ perm, what, id }: { perm: Permission; what: string; id?: string }) {
+  if (perm.ok) return null;
+  return (
+    <p className="role-note" id={id} data-testid="role-note">
+      {what} {perm.reason}. <a href="#/settings">Settings</a>
+    </p>
+  );
 }

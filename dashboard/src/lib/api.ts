@@ -219,7 +219,36 @@ export interface InvalidateResult {
   nodes: number;
   unreachable: string[];
   l2?: { status: string; unlinked?: number };
-  per_node?: Record<string, { matched?: number; invalidated?: number }>;
+  /** Each member's part; `matched` for pattern invalidations only. */
+  per_node?: NodePart[];
+}
+export interface NodePart {
+  node: string;
+  /** false: the member did not answer (it is also in `unreachable`). */
+  answered: boolean;
+  matched?: number;
+  invalidated?: number;
+}
+
+/** The per_node lists of several answers (batches of keys) as one: counts added, answered only if every batch was. */
+export function mergeParts(lists: (NodePart[] | undefined)[]): NodePart[] | undefined {
+  const by = new Map<string, NodePart>();
+  let any = false;
+  for (const list of lists) {
+    if (!Array.isArray(list)) continue;
+    any = true;
+    for (const p of list) {
+      const o = by.get(p.node);
+      if (!o) {
+        by.set(p.node, { ...p });
+        continue;
+      }
+      o.answered = o.answered && p.answered;
+      if (p.matched !== undefined) o.matched = (o.matched ?? 0) + p.matched;
+      if (p.invalidated !== undefined) o.invalidated = (o.invalidated ?? 0) + p.invalidated;
+    }
+  }
+  return any ? [...by.values()] : undefined;
 }
 export interface AuditRecord {
   id: string;

@@ -33,25 +33,18 @@ export async function fetchReady(): Promise<ReadyResponse> {
   return body;
 }
 
-/** The slow refresh of what the event stream does not carry. */
-export function useSlowInterval(): number | false {
-  const { slowSeconds, pollSeconds } = useStore(prefsStore);
-  const s = useStreamStatus();
-  return (s.state === 'open' ? slowSeconds : pollSeconds) * 1000;
-}
-
+/**
+ * /ready and /api/metrics are read when a page opens and on demand: while the
+ * stream is up the `metrics` events carry every node's counters, limits and
+ * states; while it is down the poll below refreshes both.
+ */
 export function useReady() {
-  const interval = useSlowInterval();
-  return useQuery({ queryKey: ['ready'], queryFn: fetchReady, refetchInterval: interval });
+  return useQuery({ queryKey: ['ready'], queryFn: fetchReady });
 }
 
+/** This node's /api/metrics; while the stream is down the poll below keeps it current. */
 export function useNodeMetrics() {
-  const interval = useSlowInterval();
-  return useQuery({
-    queryKey: ['metrics'],
-    queryFn: () => api<MetricsResponse>('api/metrics'),
-    refetchInterval: interval,
-  });
+  return useQuery({ queryKey: ['metrics'], queryFn: () => api<MetricsResponse>('api/metrics') });
 }
 
 /** Live progress of warming runs, by run id, from `warm` events. */
@@ -143,6 +136,10 @@ export function useEventWiring(qc: QueryClient): void {
           refreshAudit();
         }),
       ),
+      // The tokens file was reloaded: this token's role may have changed.
+      events.on('tokens_reload', () => {
+        void qc.invalidateQueries({ queryKey: ['whoami'] });
+      }),
       events.on('reset', () => {
         // The node lost our place in its feed: reload everything shown.
         live.clear();
@@ -176,7 +173,7 @@ export function useEventWiring(qc: QueryClient): void {
     return () => clearInterval(t);
   }, []);
 
-  // While the stream is down, poll /api/metrics and feed this node's numbers.
+  // While the stream is down, poll /api/metrics and /ready and feed this node's numbers.
   const status = useStreamStatus();
   const { pollSeconds } = useStore(prefsStore);
   const selfName = self ?? '';
@@ -186,10 +183,17 @@ export function useEventWiring(qc: QueryClient): void {
     let stopped = false;
     const poll = async () => {
       try {
-        const m = await api<MetricsResponse>('api/metrics');
+        const [m, r] = await Promise.all([api<MetricsResponse>('api/metrics'), fetchReady().catch(() => null)]);
         if (stopped) return;
         const at = Date.now();
-        live.ingest(metricsFromPoll(selfName, prev, m, at), at);
+        const nm = metricsFromPoll(selfName, prev, m, at);
+        if (r) {
+          nm.state = r.status;
+          nm.l2 = r.dependencies.l2?.status;
+          nm.audit = r.dependencies.audit?.status;
+          qc.setQueryData(['ready'], r);
+        }
+        live.ingest(nm, at);
         prev = { hits: m.hits, misses: m.misses, requests: m.requests, invalidations: m.invalidations, at };
         qc.setQueryData(['metrics'], m);
       } catch {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LiveMetrics, metricsFromPoll, summarize, type NodeMetrics } from './live';
+import { LiveMetrics, metricsFromPoll, summarize, summarizeState, type NodeMetrics } from './live';
 
 const m = (node: string, over: Partial<NodeMetrics> = {}): NodeMetrics => ({
   node,
@@ -35,6 +35,43 @@ describe('summarize', () => {
     const s = summarize([m('a', { evictions: 2, max_bytes: 10 }), m('b', { evictions: 3, max_bytes: 10 })]);
     expect(s.evictions).toBe(5);
     expect(s.max_bytes).toBe(20);
+  });
+  it('a node without a limit (0) leaves the cluster without one', () => {
+    const s = summarize([m('a', { max_bytes: 10, max_entries: 5 }), m('b', { max_bytes: 0, max_entries: 5 }), m('c', { max_bytes: 10, max_entries: 5 })]);
+    expect(s.max_bytes).toBe(0);
+    expect(s.max_entries).toBe(15);
+    expect(summarize([m('a', { max_bytes: 0 }), m('b', { max_bytes: 7 })]).max_bytes).toBe(0);
+    expect(summarize([m('a', { max_bytes: 3 }), m('b')]).max_bytes).toBeNull();
+  });
+});
+
+describe('summarizeState', () => {
+  it('all alike: "3 ok", "3 disabled"', () => {
+    const s = summarizeState([m('a', { l2: 'ok' }), m('b', { l2: 'ok' }), m('c', { l2: 'ok' })], 'l2');
+    expect(s.label).toBe('3 ok');
+    expect(s.worst).toBe('ok');
+    expect(s.notOk).toEqual([]);
+    expect(summarizeState([m('a', { audit: 'disabled' }), m('b', { audit: 'disabled' })], 'audit').label).toBe('2 disabled');
+  });
+  it('names the nodes that are not ok, worst first', () => {
+    const s = summarizeState([m('n2', { l2: 'degraded' }), m('n0', { l2: 'ok' }), m('n1', { l2: 'ok' })], 'l2');
+    expect(s.label).toBe('1 degraded of 3');
+    expect(s.worst).toBe('degraded');
+    expect(s.notOk).toEqual([{ state: 'degraded', nodes: ['n2'] }]);
+    const r = summarizeState(
+      [m('a', { state: 'syncing' }), m('b', { state: 'minority' }), m('c', { state: 'ok' }), m('d', { state: 'syncing' })],
+      'state',
+    );
+    expect(r.label).toBe('1 minority, 2 syncing of 4');
+    expect(r.worst).toBe('minority');
+    expect(r.notOk[1]).toEqual({ state: 'syncing', nodes: ['a', 'd'] });
+  });
+  it('counts nodes that do not send the field as unknown; a mix of ok and disabled is not a problem', () => {
+    const s = summarizeState([m('a', { audit: 'ok' }), m('b')], 'audit');
+    expect(s.label).toBe('1 unknown of 2');
+    expect(s.notOk).toEqual([{ state: 'unknown', nodes: ['b'] }]);
+    expect(summarizeState([m('a', { l2: 'ok' }), m('b', { l2: 'disabled' })], 'l2').label).toBe('1 disabled, 1 ok');
+    expect(summarizeState([], 'l2').label).toBe('—');
   });
 });
 

@@ -20,11 +20,64 @@ export interface NodeMetrics {
   entries: number;
   bytes: number;
   rss_bytes: number;
-  // Not in the event today (see API-NEEDS.md); used when a node sends them.
+  // Optional: nodes of older versions do not send them.
+  /** Totals since the node started. */
   evictions?: number;
   expirations?: number;
   invalidations?: number;
+  /** L1 limits; 0: none. */
   max_bytes?: number;
+  max_entries?: number;
+  /** Readiness as /ready says it: ok, syncing, minority, draining. */
+  state?: string;
+  /** disabled, ok or degraded. */
+  l2?: string;
+  audit?: string;
+}
+
+export type StateField = 'state' | 'l2' | 'audit';
+
+/** How bad a state is, for ordering and for the badge of a summary (higher: worse). */
+const SEVERITY: Record<string, number> = { ok: 0, disabled: 0, syncing: 1, unknown: 2, degraded: 3, draining: 3, minority: 4 };
+function severity(s: string): number {
+  return SEVERITY[s] ?? 2;
+}
+
+export interface StateSummary {
+  /** Nodes counted. */
+  total: number;
+  /** Nodes by state; a node that does not send the field counts as "unknown". */
+  counts: Record<string, number>;
+  /** The nodes of each state other than ok and disabled, worst first. */
+  notOk: { state: string; nodes: string[] }[];
+  /** The worst state seen (for a badge). */
+  worst: string;
+  /** "3 ok", "3 disabled", "1 degraded of 3", "1 syncing, 1 minority of 3". */
+  label: string;
+}
+
+/** One of the states (readiness, L2, audit) over the nodes that report. */
+export function summarizeState(list: NodeMetrics[], field: StateField): StateSummary {
+  const counts: Record<string, number> = {};
+  const byState = new Map<string, string[]>();
+  for (const m of list) {
+    const v = typeof m[field] === 'string' && m[field] ? (m[field] as string) : 'unknown';
+    counts[v] = (counts[v] ?? 0) + 1;
+    const names = byState.get(v) ?? [];
+    names.push(m.node);
+    byState.set(v, names);
+  }
+  const states = [...byState.keys()].sort((a, b) => severity(b) - severity(a) || a.localeCompare(b));
+  const notOk = states
+    .filter((s) => s !== 'ok' && s !== 'disabled')
+    .map((s) => ({ state: s, nodes: [...(byState.get(s) ?? [])].sort() }));
+  const worst = states[0] ?? 'unknown';
+  let label: string;
+  if (list.length === 0) label = '—';
+  else if (states.length === 1) label = `${list.length} ${worst}`;
+  else if (notOk.length === 0) label = states.map((s) => `${counts[s]} ${s}`).join(', ');
+  else label = `${notOk.map((n) => `${n.nodes.length} ${n.state}`).join(', ')} of ${list.length}`;
+  return { total: list.length, counts, notOk, worst, label };
 }
 
 export interface ChangeEntry {
@@ -83,7 +136,9 @@ export interface ClusterSummary {
   evictions: number | null;
   expirations: number | null;
   invalidations: number | null;
+  /** The sum of the nodes' limits; 0 when some node has none; null when not sent. */
   max_bytes: number | null;
+  max_entries: number | null;
 }
 
 export function summarize(list: NodeMetrics[]): ClusterSummary {
@@ -105,7 +160,15 @@ export function summarize(list: NodeMetrics[]): ClusterSummary {
     expirations: 0,
     invalidations: 0,
     max_bytes: 0,
+    max_entries: 0,
   };
+  // A limit of 0 is "none": one node without a limit leaves the cluster without one.
+  const addLimit = (sum: number | null, v: number | undefined, first: boolean): number | null => {
+    if (sum === null || typeof v !== 'number') return null;
+    if (v === 0 || (sum === 0 && !first)) return 0;
+    return sum + v;
+  };
+  let first = true;
   for (const m of list) {
     s.ops_per_s += m.ops_per_s;
     s.hits_per_s += m.hits_per_s;
@@ -122,12 +185,14 @@ export function summarize(list: NodeMetrics[]): ClusterSummary {
     s.expirations = typeof m.expirations === 'number' && s.expirations !== null ? s.expirations + m.expirations : null;
     s.invalidations =
       typeof m.invalidations === 'number' && s.invalidations !== null ? s.invalidations + m.invalidations : null;
-    s.max_bytes = typeof m.max_bytes === 'number' && s.max_bytes !== null ? s.max_bytes + m.max_bytes : null;
+    s.max_bytes = addLimit(s.max_bytes, m.max_bytes, first);
+    s.max_entries = addLimit(s.max_entries, m.max_entries, first);
+    first = false;
   }
   const gets = s.hits_per_s + s.misses_per_s;
-  s.hit_rate = gets > 0 ? s.hits_per_s / gets : list.length ? null : null;
+  s.hit_rate = gets > 0 ? s.hits_per_s / gets : null;
   if (list.length === 0) {
-    s.evictions = s.expirations = s.invalidations = s.max_bytes = null;
+    s.evictions = s.expirations = s.invalidations = s.max_bytes = s.max_entries = null;
   }
   return s;
 }
@@ -270,6 +335,7 @@ export function metricsFromPoll(
     evictions: number;
     expirations: number;
     max_bytes?: number;
+    max_entries?: number;
     latency?: Record<string, { p50_ms: number; p90_ms: number; p95_ms: number; p99_ms: number }>;
   },
   at: number,
@@ -301,5 +367,6 @@ export function metricsFromPoll(
     expirations: cur.expirations,
     invalidations: cur.invalidations,
     max_bytes: cur.max_bytes,
+    max_entries: cur.max_entries,
   };
 }

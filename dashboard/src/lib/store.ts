@@ -60,13 +60,11 @@ export interface Prefs {
   theme: ThemePref;
   /** Seconds between /api/metrics polls while the event stream is down. */
   pollSeconds: number;
-  /** Seconds between refreshes of what the stream does not carry (/ready, limits, evictions). */
-  slowSeconds: number;
   /** UTC times in tables instead of local time. */
   utc: boolean;
 }
 
-export const DEFAULT_PREFS: Prefs = { theme: 'system', pollSeconds: 5, slowSeconds: 30, utc: false };
+export const DEFAULT_PREFS: Prefs = { theme: 'system', pollSeconds: 5, utc: false };
 
 function loadPrefs(): Prefs {
   const raw = safeGet('local', 'dcache.prefs');
@@ -76,7 +74,6 @@ function loadPrefs(): Prefs {
     return {
       theme: p.theme === 'light' || p.theme === 'dark' ? p.theme : 'system',
       pollSeconds: typeof p.pollSeconds === 'number' && p.pollSeconds >= 1 ? p.pollSeconds : DEFAULT_PREFS.pollSeconds,
-      slowSeconds: typeof p.slowSeconds === 'number' && p.slowSeconds >= 5 ? p.slowSeconds : DEFAULT_PREFS.slowSeconds,
       utc: p.utc === true,
     };
   } catch {

@@ -3,7 +3,8 @@ import { useQuery } from '@tanstack/react-query';
 import { api, type AuditResponse } from '../lib/api';
 import { formatDuration, formatTime } from '../lib/format';
 import { prefsStore, useStore } from '../lib/store';
-import { Badge, Empty, ErrorMessage, Section } from '../components/common';
+import { useCan } from '../lib/role';
+import { Badge, Empty, ErrorMessage, RoleNote, Section } from '../components/common';
 import { describeAudit } from './Invalidate';
 
 const ACTIONS = ['', 'delete', 'invalidate', 'invalidate_pattern', 'warm', 'tokens_reload'];
@@ -47,6 +48,8 @@ export default function Audit() {
   const [stack, setStack] = useState<(string | null)[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [expanded, setExpanded] = useState<string | null>(null);
+  const can = useCan('admin');
+  // Asked even when whoami says the role is too low: the node's own answer (its 403) is shown.
   const q = useQuery({
     queryKey: ['audit', 'page', filters, cursor],
     queryFn: () => api<AuditResponse>(`api/audit?${auditQuery(filters, cursor)}`),
@@ -66,6 +69,7 @@ export default function Audit() {
       <div className="page-head">
         <h1>Audit trail</h1>
         <p className="muted">Deletes, invalidations, warming runs and token reloads, newest first. Needs the admin role.</p>
+        <RoleNote perm={can} what="Reading the audit trail" />
       </div>
       <Section title="Filter" id="filter-title">
         <form className="row wrap-row" onSubmit={apply}>

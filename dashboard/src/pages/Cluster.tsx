@@ -2,14 +2,13 @@ import { useState, type FormEvent } from 'react';
 import { useMutation } from '@tanstack/react-query';
 import { api, type RingResponse } from '../lib/api';
 import { formatBytes, formatPercent, formatRate, formatRelative, formatTime } from '../lib/format';
-import { useMembers, useReady, useRing } from '../lib/hooks';
+import { useMembers, useRing } from '../lib/hooks';
 import { live } from '../lib/live';
 import { prefsStore, useStore } from '../lib/store';
 import { Badge, Empty, ErrorMessage, Section, useNow } from '../components/common';
 
 function Members() {
   const q = useMembers();
-  const ready = useReady();
   const { utc } = useStore(prefsStore);
   useStore(live.version);
   const now = useNow(5000);
@@ -25,6 +24,8 @@ function Members() {
             <tr>
               <th>Name</th>
               <th>State</th>
+              <th title="L2 (Redis) state, from the member's metrics events">L2</th>
+              <th title="Audit sink state, from the member's metrics events">Audit</th>
               <th>Zone</th>
               <th>HTTP</th>
               <th>Gossip</th>
@@ -38,17 +39,26 @@ function Members() {
           <tbody>
             {members.map((m) => {
               const mm = fresh.get(m.name);
-              // /ready tells whether this node syncs; other members' readiness is not in the API.
-              const state = m.self && ready.data?.status === 'syncing' ? 'syncing' : m.state;
+              // Gossip says whether it is alive; its own metrics events say whether it is ready.
+              const readiness = mm?.state;
               return (
                 <tr key={m.name}>
                   <td>
                     <strong>{m.name}</strong> {m.self && <span className="tag">this node</span>}
                     <div className="muted small mono" title="Run id">{m.id.slice(0, 12)}</div>
                   </td>
-                  <td>
-                    <Badge state={state} />
+                  <td data-testid={`member-state-${m.name}`}>
+                    <span className="badges">
+                      <Badge state={m.state} />
+                      {readiness && readiness !== 'ok' && (
+                        <span title="Its readiness (/ready), from its metrics events">
+                          <Badge state={readiness} />
+                        </span>
+                      )}
+                    </span>
                   </td>
+                  <td>{mm?.l2 ? <Badge state={mm.l2} /> : <span className="muted">—</span>}</td>
+                  <td>{mm?.audit ? <Badge state={mm.audit} /> : <span className="muted">—</span>}</td>
                   <td>{m.zone || <span className="muted">—</span>}</td>
                   <td className="mono">{m.http}</td>
                   <td className="mono">{m.gossip}</td>

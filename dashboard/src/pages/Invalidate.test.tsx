@@ -3,11 +3,15 @@ import { fireEvent, screen, waitFor, within } from '@testing-library/react';
 import Invalidate, { parseKeyList } from './Invalidate';
 import { mockFetch, renderWithQuery, type Call } from '../test/util';
 import { tokenStore } from '../lib/store';
+import { mergeParts } from '../lib/api';
 
 const audit = { records: [], next: null, source: 'file' };
 
-function routes(post: (c: Call) => { status?: number; body: unknown }) {
+const WHO = { tokens: true, name: 'ops', role: 'admin' };
+
+function routes(post: (c: Call) => { status?: number; body: unknown }, who: unknown = WHO) {
   return (c: Call) => {
+    if (c.url === 'api/whoami') return { body: who };
     if (c.url.startsWith('api/invalidate/preview')) {
       const pattern = new URL(c.url, 'http://x/').searchParams.get('pattern');
       return pattern === 'users:*'
@@ -24,7 +28,21 @@ function routes(post: (c: Call) => { status?: number; body: unknown }) {
 describe('invalidation console', () => {
   it('previews, asks for confirmation, then shows the result', async () => {
     tokenStore.set('dct_admin');
-    const calls = mockFetch(routes(() => ({ body: { matched: 3, invalidated: 3, nodes: 3, unreachable: ['n2'] } })));
+    const calls = mockFetch(
+      routes(() => ({
+        body: {
+          matched: 3,
+          invalidated: 3,
+          nodes: 3,
+          unreachable: ['n2'],
+          per_node: [
+            { node: 'n1', answered: true, matched: 2, invalidated: 2 },
+            { node: 'n0', answered: true, matched: 1, invalidated: 1 },
+            { node: 'n2', answered: false, matched: 0, invalidated: 0 },
+          ],
+        },
+      })),
+    );
     renderWithQuery(<Invalidate query={new URLSearchParams()} />);
 
     fireEvent.change(screen.getByTestId('pattern-input'), { target: { value: 'users:*' } });
@@ -48,6 +66,9 @@ describe('invalidation console', () => {
     expect(post.body).toEqual({ pattern: 'users:*', dry_run: false });
     expect(screen.getByTestId('invalidate-result').textContent).toContain('Unreachable: n2');
     expect(screen.queryByRole('dialog')).toBeNull();
+    // each member's part, by name, the one that did not answer without counts
+    const rows = within(screen.getByTestId('per-node')).getAllByRole('row').map((r) => r.textContent);
+    expect(rows).toEqual(['NodeAnsweredMatchedInvalidated', 'n0yes11', 'n1yes22', 'n2no answer——']);
   });
 
   it('cancelling the confirmation deletes nothing; Escape closes it', async () => {
@@ -69,7 +90,7 @@ describe('invalidation console', () => {
     expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ pattern: 'users:*', dry_run: true });
   });
 
-  it('shows the 403 message when the token lacks the role', async () => {
+  it('shows the 403 message when the API refuses anyway (the role changed since whoami)', async () => {
     tokenStore.set('dct_reader');
     mockFetch(
       routes(() => ({ status: 403, body: { error: 'this needs the admin role; the token has reader', code: 'forbidden' } })),
@@ -101,13 +122,91 @@ describe('invalidation console', () => {
   });
 
   it('invalidates a pasted list of keys after confirmation', async () => {
-    const calls = mockFetch(routes(() => ({ body: { invalidated: 2, nodes: 3, unreachable: [] } })));
+    const calls = mockFetch(
+      routes(() => ({
+        body: {
+          invalidated: 2,
+          nodes: 3,
+          unreachable: [],
+          per_node: [
+            { node: 'n0', answered: true, invalidated: 2 },
+            { node: 'n1', answered: true, invalidated: 0 },
+            { node: 'n2', answered: true, invalidated: 0 },
+          ],
+        },
+      })),
+    );
     renderWithQuery(<Invalidate query={new URLSearchParams()} />);
     fireEvent.change(screen.getByPlaceholderText(/users:1/), { target: { value: 'a\n b \n\na\nc' } });
     fireEvent.click(screen.getByRole('button', { name: /Invalidate 3 keys/ }));
     fireEvent.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Invalidate 3' }));
     await waitFor(() => expect(screen.getByTestId('invalidated-count').textContent).toBe('2'));
     expect(calls.find((c) => c.method === 'POST')!.body).toEqual({ keys: ['a', 'b', 'c'] });
+    // key invalidations have no "matched" column
+    const table = screen.getByTestId('per-node');
+    expect(within(table).queryByText('Matched')).toBeNull();
+    expect(within(table).getAllByRole('row').map((r) => r.textContent)).toEqual(['NodeAnsweredInvalidated', 'n0yes2', 'n1yes0', 'n2yes0']);
+  });
+
+  it('a reader: pattern and key invalidation disabled with the reason, the audit trail not asked for', async () => {
+    const calls = mockFetch(routes(() => ({ body: {} }), { tokens: true, name: 'viewer', role: 'reader' }));
+    renderWithQuery(<Invalidate query={new URLSearchParams('pattern=users:*')} />);
+    // a reader may preview
+    await waitFor(() => expect(screen.getByTestId('preview-count').textContent).toBe('3'));
+    const inv = screen.getByTestId('pattern-invalidate') as HTMLButtonElement;
+    await waitFor(() => expect(inv.disabled).toBe(true));
+    expect(inv.title).toBe('Pattern invalidation needs the admin role (this token, viewer, is a reader)');
+    expect((screen.getByRole('button', { name: 'Dry run' }) as HTMLButtonElement).disabled).toBe(true);
+    const notes = screen.getAllByTestId('role-note').map((n) => n.textContent);
+    expect(notes).toContain('Pattern invalidation (and its dry run) needs the admin role (this token, viewer, is a reader). Settings');
+    expect(notes.some((n) => n?.startsWith('Invalidating keys needs the writer role'))).toBe(true);
+    expect(notes.some((n) => n?.startsWith('Reading the audit trail needs the admin role'))).toBe(true);
+    // Enter in the pattern field does not open the confirmation either
+    fireEvent.submit(screen.getByTestId('pattern-input').closest('form')!);
+    expect(screen.queryByRole('dialog')).toBeNull();
+    fireEvent.change(screen.getByPlaceholderText(/users:1/), { target: { value: 'a' } });
+    expect((screen.getByRole('button', { name: /Invalidate 1 keys/ }) as HTMLButtonElement).disabled).toBe(true);
+    expect(calls.some((c) => c.url.startsWith('api/audit'))).toBe(false);
+    expect(calls.filter((c) => c.method === 'POST')).toHaveLength(0);
+  });
+
+  it('a writer may invalidate keys but not patterns', async () => {
+    mockFetch(routes(() => ({ body: {} }), { tokens: true, name: 'app', role: 'writer' }));
+    renderWithQuery(<Invalidate query={new URLSearchParams('pattern=users:*')} />);
+    const inv = screen.getByTestId('pattern-invalidate') as HTMLButtonElement;
+    await waitFor(() => expect(inv.disabled).toBe(true));
+    expect(inv.title).toContain('needs the admin role (this token, app, is a writer)');
+    fireEvent.change(screen.getByPlaceholderText(/users:1/), { target: { value: 'a' } });
+    expect((screen.getByRole('button', { name: /Invalidate 1 keys/ }) as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it('without --tokens everything is allowed (whoami: admin)', async () => {
+    mockFetch(routes(() => ({ body: {} }), { tokens: false, name: null, role: 'admin' }));
+    renderWithQuery(<Invalidate query={new URLSearchParams('pattern=users:*')} />);
+    await waitFor(() => expect(screen.getByTestId('preview-count').textContent).toBe('3'));
+    expect((screen.getByTestId('pattern-invalidate') as HTMLButtonElement).disabled).toBe(false);
+    expect(screen.queryByTestId('role-note')).toBeNull();
+  });
+});
+
+describe('mergeParts', () => {
+  it('adds the batches of a long key list by node', () => {
+    expect(
+      mergeParts([
+        [
+          { node: 'a', answered: true, invalidated: 2 },
+          { node: 'b', answered: true, invalidated: 1 },
+        ],
+        [
+          { node: 'a', answered: true, invalidated: 3 },
+          { node: 'b', answered: false, invalidated: 0 },
+        ],
+      ]),
+    ).toEqual([
+      { node: 'a', answered: true, invalidated: 5 },
+      { node: 'b', answered: false, invalidated: 1 },
+    ]);
+    expect(mergeParts([undefined, undefined])).toBeUndefined();
   });
 });
 

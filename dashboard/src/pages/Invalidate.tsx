@@ -1,9 +1,19 @@
 import { useState, type FormEvent } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { api, ApiError, type AuditRecord, type AuditResponse, type InvalidateResult, type PreviewResponse } from '../lib/api';
+import {
+  api,
+  ApiError,
+  mergeParts,
+  type AuditRecord,
+  type AuditResponse,
+  type InvalidateResult,
+  type NodePart,
+  type PreviewResponse,
+} from '../lib/api';
 import { formatCount, formatTime } from '../lib/format';
 import { prefsStore, useStore } from '../lib/store';
-import { Badge, Dialog, Empty, ErrorMessage, Section, useDebounced } from '../components/common';
+import { useCan } from '../lib/role';
+import { Badge, Dialog, Empty, ErrorMessage, RoleNote, Section, useDebounced } from '../components/common';
 
 /** Keys pasted one a line (commas or tabs also split); blank lines dropped, duplicates once. */
 export function parseKeyList(text: string): string[] {
@@ -17,6 +27,37 @@ export function parseKeyList(text: string): string[] {
 
 export const MAX_KEYS_PER_REQUEST = 10000;
 
+/** Each member's part of an invalidation (the answer's per_node), by node name. */
+export function PerNode({ parts }: { parts: NodePart[] }) {
+  const withMatched = parts.some((p) => p.matched !== undefined);
+  const rows = [...parts].sort((a, b) => a.node.localeCompare(b.node));
+  return (
+    <div className="table-wrap">
+      <table className="table table-compact per-node" data-testid="per-node">
+        <caption className="sr-only">Per node</caption>
+        <thead>
+          <tr>
+            <th>Node</th>
+            <th>Answered</th>
+            {withMatched && <th className="num">Matched</th>}
+            <th className="num">Invalidated</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((p) => (
+            <tr key={p.node} data-node={p.node}>
+              <td>{p.node}</td>
+              <td>{p.answered ? <Badge state="ok">yes</Badge> : <Badge state="failed">no answer</Badge>}</td>
+              {withMatched && <td className="num">{p.answered && p.matched !== undefined ? formatCount(p.matched) : '—'}</td>}
+              <td className="num">{p.answered && p.invalidated !== undefined ? formatCount(p.invalidated) : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 /** The result of an invalidation, a 503 invalidation_incomplete included. */
 export function InvalidateOutcome({ result, what, incomplete }: { result: InvalidateResult; what: string; incomplete?: boolean }) {
   const unreachable = result.unreachable ?? [];
@@ -29,26 +70,7 @@ export function InvalidateOutcome({ result, what, incomplete }: { result: Invali
       {result.l2 && (
         <> Redis: {result.l2.status}{result.l2.unlinked !== undefined ? `, ${result.l2.unlinked} unlinked` : ''}.</>
       )}
-      {result.per_node && (
-        <table className="table table-compact">
-          <thead>
-            <tr>
-              <th>Node</th>
-              <th className="num">Matched</th>
-              <th className="num">Invalidated</th>
-            </tr>
-          </thead>
-          <tbody>
-            {Object.entries(result.per_node).map(([n, c]) => (
-              <tr key={n}>
-                <td>{n}</td>
-                <td className="num">{c.matched ?? '—'}</td>
-                <td className="num">{c.invalidated ?? '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      {Array.isArray(result.per_node) && result.per_node.length > 0 && <PerNode parts={result.per_node} />}
       {unreachable.length > 0 && (
         <div>
           Unreachable: <strong>{unreachable.join(', ')}</strong>. They may still serve the old values: retry (it is idempotent).
@@ -79,6 +101,7 @@ function ResultOrError({ data, error, what }: { data: InvalidateResult | undefin
 
 function PatternConsole({ initial }: { initial: string }) {
   const qc = useQueryClient();
+  const can = useCan('admin');
   const [pattern, setPattern] = useState(initial);
   const [confirming, setConfirming] = useState(false);
   const debounced = useDebounced(pattern.trim(), 350);
@@ -102,7 +125,7 @@ function PatternConsole({ initial }: { initial: string }) {
   const stale = debounced !== pattern.trim();
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    if (pattern.trim()) setConfirming(true);
+    if (pattern.trim() && can.ok) setConfirming(true);
   };
   const lastDry = run.variables === true;
   return (
@@ -124,13 +147,28 @@ function PatternConsole({ initial }: { initial: string }) {
               data-testid="pattern-input"
             />
           </label>
-          <button type="button" className="btn" disabled={!pattern.trim() || run.isPending} onClick={() => run.mutate(true)}>
+          <button
+            type="button"
+            className="btn"
+            disabled={!pattern.trim() || run.isPending || !can.ok}
+            title={can.ok ? 'Count what it matches on every member, delete nothing' : `A dry run ${can.reason}`}
+            aria-describedby={can.ok ? undefined : 'pattern-role'}
+            onClick={() => run.mutate(true)}
+          >
             Dry run
           </button>
-          <button type="submit" className="btn btn-danger" disabled={!pattern.trim() || run.isPending}>
+          <button
+            type="submit"
+            className="btn btn-danger"
+            disabled={!pattern.trim() || run.isPending || !can.ok}
+            title={can.ok ? undefined : `Pattern invalidation ${can.reason}`}
+            aria-describedby={can.ok ? undefined : 'pattern-role'}
+            data-testid="pattern-invalidate"
+          >
             Invalidate…
           </button>
         </div>
+        <RoleNote perm={can} what="Pattern invalidation (and its dry run)" id="pattern-role" />
       </form>
       <div className="preview" aria-live="polite" data-testid="preview">
         {!pattern.trim() && <span className="muted">Type a pattern to see what it matches before anything is deleted.</span>}
@@ -190,12 +228,14 @@ function PatternConsole({ initial }: { initial: string }) {
 
 function BulkKeys() {
   const qc = useQueryClient();
+  const can = useCan('writer');
   const [text, setText] = useState('');
   const [confirming, setConfirming] = useState(false);
   const keys = parseKeyList(text);
   const run = useMutation({
     mutationFn: async (list: string[]) => {
       const total: InvalidateResult = { invalidated: 0, nodes: 0, unreachable: [] };
+      const parts: (NodePart[] | undefined)[] = [];
       for (let i = 0; i < list.length; i += MAX_KEYS_PER_REQUEST) {
         const r = await api<InvalidateResult>('api/invalidate', {
           method: 'POST',
@@ -204,7 +244,11 @@ function BulkKeys() {
         total.invalidated += r.invalidated;
         total.nodes = Math.max(total.nodes, r.nodes);
         total.unreachable = [...new Set([...total.unreachable, ...(r.unreachable ?? [])])];
+        if (r.l2) total.l2 = r.l2;
+        parts.push(r.per_node);
       }
+      const merged = mergeParts(parts);
+      if (merged) total.per_node = merged;
       return total;
     },
     onSettled: () => {
@@ -218,7 +262,7 @@ function BulkKeys() {
         className="form"
         onSubmit={(e) => {
           e.preventDefault();
-          if (keys.length) setConfirming(true);
+          if (keys.length && can.ok) setConfirming(true);
         }}
       >
         <label>
@@ -230,10 +274,17 @@ function BulkKeys() {
             {keys.length} distinct key{keys.length === 1 ? '' : 's'}
             {keys.length > MAX_KEYS_PER_REQUEST ? `, sent in ${Math.ceil(keys.length / MAX_KEYS_PER_REQUEST)} requests` : ''}
           </span>
-          <button type="submit" className="btn btn-danger" disabled={!keys.length || run.isPending}>
+          <button
+            type="submit"
+            className="btn btn-danger"
+            disabled={!keys.length || run.isPending || !can.ok}
+            title={can.ok ? undefined : `Invalidating keys ${can.reason}`}
+            aria-describedby={can.ok ? undefined : 'bulk-role'}
+          >
             Invalidate {keys.length || ''} keys…
           </button>
         </div>
+        <RoleNote perm={can} what="Invalidating keys" id="bulk-role" />
       </form>
       <ResultOrError data={run.data} error={run.error} what="Invalidated the keys" />
       {confirming && (
@@ -275,6 +326,7 @@ export function describeAudit(r: AuditRecord): string {
 
 function Recent() {
   const { utc } = useStore(prefsStore);
+  const can = useCan('admin');
   const q = useQuery({
     queryKey: ['audit', 'recent-invalidations'],
     queryFn: async () => {
@@ -285,9 +337,12 @@ function Recent() {
       return [...a.records, ...b.records].sort((x, y) => y.time_ms - x.time_ms).slice(0, 20);
     },
     retry: false,
+    // The audit trail needs the admin role: do not ask for what would be refused.
+    enabled: can.ok && can.settled,
   });
   return (
     <Section title="Recent invalidations (this node’s audit trail)" id="recent-title">
+      <RoleNote perm={can} what="Reading the audit trail" />
       <ErrorMessage error={q.error} action="Audit trail" />
       {q.data && q.data.length === 0 && <Empty>None recorded on this node.</Empty>}
       {q.data && q.data.length > 0 && (

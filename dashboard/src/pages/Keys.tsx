@@ -3,7 +3,8 @@ import { useMutation } from '@tanstack/react-query';
 import { api, keyRefOf, type InvalidateResult, type KeyEntry, type KeyRef, type KeysPage } from '../lib/api';
 import { formatBytes, formatCount, formatTTL } from '../lib/format';
 import { gatherKeys, keysUrl } from '../lib/paginate';
-import { Dialog, Empty, ErrorMessage, Section } from '../components/common';
+import { useCan } from '../lib/role';
+import { Dialog, Empty, ErrorMessage, RoleNote, Section } from '../components/common';
 import { KeyViewer } from '../components/KeyViewer';
 import { InvalidateOutcome } from './Invalidate';
 
@@ -29,6 +30,7 @@ export default function Keys({ query }: { query: URLSearchParams }) {
   const [direct, setDirect] = useState('');
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [confirm, setConfirm] = useState(false);
+  const can = useCan('writer');
 
   const load = useCallback(
     async (pat: string, from: ListState | null) => {
@@ -129,12 +131,20 @@ export default function Keys({ query }: { query: URLSearchParams }) {
         id="results-title"
         actions={
           selectedKeys.length > 0 && (
-            <button type="button" className="btn btn-danger" onClick={() => setConfirm(true)}>
+            <button
+              type="button"
+              className="btn btn-danger"
+              onClick={() => setConfirm(true)}
+              disabled={!can.ok}
+              title={can.ok ? undefined : `Invalidating keys ${can.reason}`}
+              aria-describedby={can.ok ? undefined : 'selected-role'}
+            >
               Invalidate {selectedKeys.length} selected…
             </button>
           )
         }
       >
+        {selectedKeys.length > 0 && <RoleNote perm={can} what="Invalidating the selected keys" id="selected-role" />}
         <ErrorMessage error={error} action="Listing" />
         {inv.data && <InvalidateOutcome result={inv.data} what="Invalidated the selected keys" />}
         <ErrorMessage error={inv.error} action="Invalidating" />

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { api, type HistoryResponse } from '../lib/api';
 import { formatBytes, formatCount, formatDuration, formatPercent, formatRate } from '../lib/format';
@@ -6,9 +6,10 @@ import { useMembers, useNodeMetrics, useReady, useStreamStatus } from '../lib/ho
 import { live, summarize, WINDOW_S, type NodeMetrics } from '../lib/live';
 import { useStore } from '../lib/store';
 import { Chart } from '../components/Chart';
+import { ClusterState } from '../components/ClusterState';
 import { Badge, ErrorMessage, Section, Stat } from '../components/common';
 
-const NEEDS = 'Not in the metrics events yet (see API-NEEDS.md)';
+const NEEDS = 'Not sent by every node (a node of an older version)';
 
 function pct(v: number) {
   return `${v.toFixed(0)}%`;
@@ -27,6 +28,12 @@ function rate(v: number) {
 
 function MemoryValue({ bytes, max }: { bytes: number | undefined; max: number | null | undefined }) {
   if (bytes === undefined) return <>—</>;
+  if (max === 0) return (
+    <>
+      {formatBytes(bytes)}
+      <span className="muted small"> no limit</span>
+    </>
+  );
   if (!max) return <>{formatBytes(bytes)}</>;
   const ratio = bytes / max;
   return (
@@ -48,6 +55,7 @@ function Numbers({
   expirations,
   invalidations,
   maxBytes,
+  maxEntries,
   extra,
   testId,
   latencyNote,
@@ -59,6 +67,7 @@ function Numbers({
   expirations: number | null | undefined;
   invalidations: number | null | undefined;
   maxBytes: number | null | undefined;
+  maxEntries?: number | null | undefined;
   extra?: React.ReactNode;
   testId: string;
   latencyNote?: string;
@@ -83,8 +92,13 @@ function Numbers({
           value={`${lat(m?.get_p95_ms)} / ${lat(m?.get_p99_ms)}`}
           title={latencyNote}
         />
-        <Stat label="Entries" value={formatCount(m?.entries ?? null)} testId={`${testId}-entries`} />
-        <Stat label="Memory" value={<MemoryValue bytes={m?.bytes} max={maxBytes} />} />
+        <Stat
+          label="Entries"
+          value={formatCount(m?.entries ?? null)}
+          sub={maxEntries ? `of at most ${formatCount(maxEntries)}` : undefined}
+          testId={`${testId}-entries`}
+        />
+        <Stat label="Memory" value={<MemoryValue bytes={m?.bytes} max={maxBytes} />} testId={`${testId}-memory`} />
         <Stat label="Evictions" value={formatCount(evictions ?? null)} title={missing(evictions)} />
         <Stat label="Expirations" value={formatCount(expirations ?? null)} title={missing(expirations)} />
         <Stat label="Invalidations" value={formatCount(invalidations ?? null)} title={missing(invalidations)} />
@@ -240,6 +254,25 @@ export function Overview() {
   const deps = ready.data?.dependencies ?? {};
   const l2 = deps.l2;
   const audit = deps.audit;
+  // The events say when this node's states change; /ready has the details (breaker, sink): read it again then.
+  const refetchReady = ready.refetch;
+  const meStates = me ? `${me.state ?? ''}/${me.l2 ?? ''}/${me.audit ?? ''}` : '';
+  useEffect(() => {
+    if (meStates) void refetchReady();
+  }, [meStates, refetchReady]);
+  const myState = me?.state ?? ready.data?.status;
+  const myL2 = me?.l2 ?? l2?.status;
+  const myAudit = me?.audit ?? audit?.status;
+  const l2Detail = l2 && l2.status !== 'disabled' ? `breaker ${String(l2.breaker ?? '—')}, ${String(l2.write_mode ?? '')}` : undefined;
+  // Uptime from the one /api/metrics read, moving on with the clock.
+  const uptimeMs = nm ? nm.uptime_seconds * 1000 + (Date.now() - metrics.dataUpdatedAt) : null;
+  const mine = (v: string | undefined, detail?: string) =>
+    v ? (
+      <>
+        this node <Badge state={v} />
+        {detail ? <span className="muted"> {detail}</span> : null}
+      </>
+    ) : undefined;
 
   return (
     <div className="page">
@@ -261,20 +294,43 @@ export function Overview() {
         />
         <Stat
           label="Readiness"
-          value={ready.data ? <Badge state={ready.data.status === 'ok' ? 'ok' : ready.data.status}>{ready.data.status}</Badge> : '—'}
-          sub={ready.data ? `cluster: ${deps.cluster?.status ?? '—'}` : undefined}
+          title="Each node's readiness (/ready), from its metrics events"
+          value={<ClusterState list={fresh} field="state" testId="cluster-state" />}
+          sub={mine(myState, deps.cluster && deps.cluster.status !== 'ok' ? `cluster ${deps.cluster.status}` : undefined)}
         />
         <Stat
           label="L2 (Redis)"
-          value={l2 ? <Badge state={l2.status}>{l2.status}</Badge> : '—'}
-          sub={l2 && l2.status !== 'disabled' ? `breaker ${String(l2.breaker ?? '—')}, ${String(l2.write_mode ?? '')}` : (l2?.detail as string | undefined)}
+          title="Each node's L2 state, from its metrics events"
+          value={<ClusterState list={fresh} field="l2" testId="cluster-l2" />}
+          sub={mine(myL2, l2Detail)}
         />
         <Stat
           label="Audit"
-          value={audit ? <Badge state={audit.status}>{audit.status}</Badge> : '—'}
-          sub={audit ? `sink: ${String(audit.sink ?? '—')}` : undefined}
+          title="Each node's audit sink, from its metrics events"
+          value={<ClusterState list={fresh} field="audit" testId="cluster-audit" />}
+          sub={mine(myAudit, audit?.sink !== undefined ? `sink ${String(audit.sink)}` : undefined)}
         />
-        <Stat label="Uptime" value={nm ? formatDuration(nm.uptime_seconds * 1000) : '—'} sub={nm ? `${nm.eviction_policy ?? ''} eviction`.trim() : undefined} />
+        <Stat
+          label="Uptime"
+          value={uptimeMs !== null ? formatDuration(uptimeMs) : '—'}
+          sub={
+            <>
+              {nm?.eviction_policy ? `${nm.eviction_policy} eviction · ` : ''}
+              <button
+                type="button"
+                className="link small"
+                onClick={() => {
+                  void metrics.refetch();
+                  void ready.refetch();
+                }}
+                disabled={metrics.isFetching || ready.isFetching}
+                title="Read /api/metrics and /ready of this node again (the stream carries the rest)"
+              >
+                refresh details
+              </button>
+            </>
+          }
+        />
       </div>
 
       <div className="two-col">
@@ -287,6 +343,7 @@ export function Overview() {
           expirations={me?.expirations ?? nm?.expirations}
           invalidations={me?.invalidations ?? nm?.invalidations}
           maxBytes={me?.max_bytes ?? nm?.max_bytes}
+          maxEntries={me?.max_entries ?? nm?.max_entries}
           latencyNote="GET latency over the last second"
         />
         <Numbers
@@ -298,6 +355,7 @@ export function Overview() {
           expirations={cluster?.expirations}
           invalidations={cluster?.invalidations}
           maxBytes={cluster?.max_bytes}
+          maxEntries={cluster?.max_entries}
           latencyNote="The slowest node's percentile (percentiles of nodes do not add up)"
         />
       </div>

@@ -1,9 +1,51 @@
 import { useState, type FormEvent } from 'react';
-import { useMutation } from '@tanstack/react-query';
-import { api, ApiError, type MembersResponse } from '../lib/api';
+import { ApiError } from '../lib/api';
 import { prefsStore, setPrefs, tokenStore, useStore, type ThemePref } from '../lib/store';
 import { useStreamStatus } from '../lib/hooks';
+import { useWhoAmI } from '../lib/role';
 import { ErrorMessage, Section } from '../components/common';
+
+const MAY: Record<string, string> = {
+  reader: 'read values, keys, metrics and the cluster; preview invalidations',
+  writer: 'also write and delete values, invalidate lists of keys, run and cancel warming jobs',
+  admin: 'do everything, also invalidate by pattern, manage warming jobs and read the audit trail',
+};
+
+/** "Signed in as NAME (ROLE)", from GET /api/whoami. */
+export function WhoAmI() {
+  const q = useWhoAmI();
+  const w = q.data;
+  return (
+    <div className="whoami" aria-live="polite">
+      {q.isPending && <p className="muted">Asking the node who this token is…</p>}
+      {w && (
+        <p className="alert alert-ok" data-testid="whoami">
+          {w.tokens ? (
+            <>
+              Signed in as <strong>{w.name ?? '(unnamed)'}</strong> (<strong>{w.role}</strong>).
+            </>
+          ) : (
+            <>
+              The node runs without tokens: everyone is <strong>{w.role}</strong>.
+            </>
+          )}{' '}
+          <span className="alert-text">May {MAY[w.role] ?? w.role}.</span>
+        </p>
+      )}
+      {q.error instanceof ApiError && q.error.status === 401 ? (
+        <p className="alert alert-auth" data-testid="whoami">
+          Not signed in: <span className="alert-text">{q.error.message}</span> <code className="muted">401 {q.error.code}</code>
+          <span className="alert-hint"> The node runs with tokens: paste one above.</span>
+        </p>
+      ) : (
+        <ErrorMessage error={q.error} action="Who am I" />
+      )}
+      <button type="button" className="btn-small" onClick={() => void q.refetch()} disabled={q.isFetching}>
+        Check again
+      </button>
+    </div>
+  );
+}
 
 function TokenForm() {
   const token = useStore(tokenStore);
@@ -11,24 +53,10 @@ function TokenForm() {
   const [show, setShow] = useState(false);
   const [saved, setSaved] = useState<string | null>(null);
   const stream = useStreamStatus();
-  // What the token may do: a reader endpoint, then an admin-only one (read-only probes).
-  const check = useMutation({
-    mutationFn: async () => {
-      await api<MembersResponse>('api/cluster/members');
-      try {
-        await api('api/audit?limit=1');
-        return 'admin';
-      } catch (e) {
-        if (e instanceof ApiError && e.status === 403) return 'reader or writer';
-        throw e;
-      }
-    },
-  });
   const submit = (e: FormEvent) => {
     e.preventDefault();
     tokenStore.set(draft.trim());
     setSaved(draft.trim() ? 'Token saved for this tab.' : 'Token cleared.');
-    check.reset();
   };
   return (
     <Section title="API token" id="token-title">
@@ -70,13 +98,9 @@ function TokenForm() {
               setDraft('');
               tokenStore.set('');
               setSaved('Token cleared.');
-              check.reset();
             }}
           >
             Clear
-          </button>
-          <button type="button" className="btn" onClick={() => check.mutate()} disabled={check.isPending}>
-            Check token
           </button>
         </div>
       </form>
@@ -85,12 +109,7 @@ function TokenForm() {
           {saved}
         </p>
       )}
-      {check.data && (
-        <p className="alert alert-ok" role="status">
-          The node accepts this token; its role is {check.data}.
-        </p>
-      )}
-      <ErrorMessage error={check.error} action="Token check" />
+      <WhoAmI />
       <p className="muted small">
         Event stream: {stream.state}
         {stream.error ? ` (${stream.error})` : ''}
@@ -118,16 +137,6 @@ function Preferences() {
             <span className="label">Poll /api/metrics while the stream is down, every</span>
             <select value={prefs.pollSeconds} onChange={(e) => setPrefs({ pollSeconds: Number(e.target.value) })}>
               {[1, 2, 5, 10, 30].map((n) => (
-                <option key={n} value={n}>
-                  {n} s
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            <span className="label">Refresh what the stream lacks (readiness, limits), every</span>
-            <select value={prefs.slowSeconds} onChange={(e) => setPrefs({ slowSeconds: Number(e.target.value) })}>
-              {[10, 30, 60, 300].map((n) => (
                 <option key={n} value={n}>
                   {n} s
                 </option>

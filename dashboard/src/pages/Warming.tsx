@@ -4,7 +4,8 @@ import { api, jobSpec, type WarmJob, type WarmJobSpec, type WarmRun, type WarmSo
 import { formatCount, formatDuration, formatPercent, formatRate, formatRelative, formatTime } from '../lib/format';
 import { warmRuns } from '../lib/hooks';
 import { prefsStore, useStore } from '../lib/store';
-import { Badge, Dialog, Empty, ErrorMessage, Section, useNow } from '../components/common';
+import { useCan } from '../lib/role';
+import { Badge, Dialog, Empty, ErrorMessage, RoleNote, Section, useNow } from '../components/common';
 import { parseKeyList } from './Invalidate';
 
 type SourceType = 'keys' | 'pattern' | 'hot' | 'query';
@@ -179,6 +180,8 @@ function Jobs() {
   const [editing, setEditing] = useState<WarmJob | 'new' | null>(null);
   const [deleting, setDeleting] = useState<WarmJob | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  const canRun = useCan('writer');
+  const canManage = useCan('admin');
   const q = useQuery({ queryKey: ['warming', 'jobs'], queryFn: () => api<{ jobs: WarmJob[] }>('api/warming/jobs') });
   const refresh = () => void qc.invalidateQueries({ queryKey: ['warming'] });
   const act = useMutation({
@@ -216,11 +219,20 @@ function Jobs() {
       title="Jobs"
       id="jobs-title"
       actions={
-        <button type="button" className="btn btn-primary" onClick={() => setEditing('new')}>
+        <button
+          type="button"
+          className="btn btn-primary"
+          onClick={() => setEditing('new')}
+          disabled={!canManage.ok}
+          title={canManage.ok ? undefined : `Creating a job ${canManage.reason}`}
+          aria-describedby={canManage.ok ? undefined : 'manage-role'}
+        >
           New job
         </button>
       }
     >
+      <RoleNote perm={canManage} what="Creating, editing, enabling and deleting jobs" id="manage-role" />
+      <RoleNote perm={canRun} what="Running and cancelling jobs" id="run-role" />
       <ErrorMessage error={q.error} action="Jobs" />
       <ErrorMessage error={act.error} action="Warming" />
       {notice && !act.error && (
@@ -281,23 +293,37 @@ function Jobs() {
                     <td className="num">{last ? formatPercent(last.success_rate) : '—'}</td>
                     <td>
                       <div className="actions">
-                        <button type="button" className="btn-small" onClick={() => act.mutate({ kind: 'trigger', job: j })} disabled={!!running}>
+                        <button
+                          type="button"
+                          className="btn-small"
+                          onClick={() => act.mutate({ kind: 'trigger', job: j })}
+                          disabled={!!running || !canRun.ok}
+                          title={canRun.ok ? undefined : `Running a job ${canRun.reason}`}
+                          aria-describedby={canRun.ok ? undefined : 'run-role'}
+                        >
                           Run now
                         </button>
                         {running && (
-                          <button type="button" className="btn-small" onClick={() => act.mutate({ kind: 'cancel', job: j })}>
+                          <button
+                            type="button"
+                            className="btn-small"
+                            onClick={() => act.mutate({ kind: 'cancel', job: j })}
+                            disabled={!canRun.ok}
+                            title={canRun.ok ? undefined : `Cancelling a run ${canRun.reason}`}
+                            aria-describedby={canRun.ok ? undefined : 'run-role'}
+                          >
                             Cancel run
                           </button>
                         )}
                         {!j.from_file && (
                           <>
-                            <button type="button" className="btn-small" onClick={() => act.mutate({ kind: 'toggle', job: j })}>
+                            <button type="button" className="btn-small" onClick={() => act.mutate({ kind: 'toggle', job: j })} disabled={!canManage.ok} title={canManage.ok ? undefined : `Changing a job ${canManage.reason}`} aria-describedby={canManage.ok ? undefined : 'manage-role'}>
                               {j.enabled === false ? 'Enable' : 'Disable'}
                             </button>
-                            <button type="button" className="btn-small" onClick={() => setEditing(j)}>
+                            <button type="button" className="btn-small" onClick={() => setEditing(j)} disabled={!canManage.ok} title={canManage.ok ? undefined : `Changing a job ${canManage.reason}`} aria-describedby={canManage.ok ? undefined : 'manage-role'}>
                               Edit
                             </button>
-                            <button type="button" className="btn-small btn-danger" onClick={() => setDeleting(j)}>
+                            <button type="button" className="btn-small btn-danger" onClick={() => setDeleting(j)} disabled={!canManage.ok} title={canManage.ok ? undefined : `Changing a job ${canManage.reason}`} aria-describedby={canManage.ok ? undefined : 'manage-role'}>
                               Delete
                             </button>
                           </>
