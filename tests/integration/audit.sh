@@ -43,8 +43,13 @@ http DELETE /api/cache/users:2
 assert_eq 401 "$STATUS" "an anonymous DELETE is refused"
 http GET /api/cache/users:1 "${auth_w[@]}"
 assert_eq "" "$(header x-request-id)" "reads are not audited"
+curl -sN "${auth_a[@]}" "$NODE_URL/api/events?types=tokens_reload" >"$TEST_TMP/reload.events" 2>/dev/null &
+stream_pid=$!
+wait_for "the event stream open" grep -q '^retry:' "$TEST_TMP/reload.events"
 kill -HUP "$pid"
 wait_for "the tokens reload is recorded" output_is 1 records 'action=tokens_reload'
+wait_for "and is an event" grep -q '"action":"tokens_reload"' "$TEST_TMP/reload.events"
+kill "$stream_pid" 2>/dev/null || true
 
 audit "limit=10"
 assert_eq 200 "$STATUS" "GET /api/audit"

@@ -131,11 +131,16 @@ export function useEventWiring(qc: QueryClient): void {
         warmRuns.set({ ...warmRuns.get(), [r.id]: r });
         if (r.state !== 'running') refreshWarming();
       }),
-      ...['delete', 'invalidate', 'invalidate_pattern', 'tokens_reload'].map((t) =>
+      ...['delete', 'invalidate', 'invalidate_pattern', 'tokens_reload', 'origins_reload'].map((t) =>
         events.on(t, () => {
           refreshAudit();
         }),
       ),
+      // A job created, changed or deleted through any node.
+      events.on('warm_job', () => {
+        refreshAudit();
+        refreshWarming();
+      }),
       // The tokens file was reloaded: this token's role may have changed.
       events.on('tokens_reload', () => {
         void qc.invalidateQueries({ queryKey: ['whoami'] });

@@ -7,7 +7,7 @@ import { useCan } from '../lib/role';
 import { Badge, Empty, ErrorMessage, RoleNote, Section } from '../components/common';
 import { describeAudit } from './Invalidate';
 
-const ACTIONS = ['', 'delete', 'invalidate', 'invalidate_pattern', 'warm', 'tokens_reload'];
+const ACTIONS = ['', 'delete', 'invalidate', 'invalidate_pattern', 'warm', 'warm_job', 'tokens_reload', 'origins_reload'];
 const SINCE = [
   ['15m', 'last 15 minutes'],
   ['1h', 'last hour'],
