@@ -4,7 +4,7 @@ import { api, keyPath, request, type KeyRef, type RingResponse } from '../lib/ap
 import { formatBytes, formatTTL } from '../lib/format';
 import { imageType, viewValue } from '../lib/value';
 import { useCan } from '../lib/role';
-import { Dialog, ErrorMessage, RoleNote } from './common';
+import { Dialog, ErrorMessage, OwnerList, RoleNote } from './common';
 
 const SHOWN_HEADERS = [
   'content-type',
@@ -171,13 +171,7 @@ export function KeyViewer({ keyRef, onClose, onDeleted }: { keyRef: KeyRef; onCl
           <h3>Owners</h3>
           {owners.data?.owners ? (
             <p data-testid="value-owners">
-              {owners.data.owners.map((o, i) => (
-                <span key={o}>
-                  {i > 0 && ', '}
-                  <strong>{o}</strong>
-                  {i === 0 ? ' (primary)' : ''}
-                </span>
-              ))}
+              <OwnerList owners={owners.data.owners} />
             </p>
           ) : (
             <ErrorMessage error={owners.error} action="Owners" />

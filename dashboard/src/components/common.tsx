@@ -197,3 +197,18 @@ export function RoleNote({ perm, what, id }: { perm: Permission; what: string; i
     </p>
   );
 }
+
+/** A key's owners as the ring lists them, the primary first and named so. */
+export function OwnerList({ owners }: { owners: string[] }) {
+  return (
+    <>
+      {owners.map((o, i) => (
+        <span key={o}>
+          {i > 0 && ', '}
+          <strong>{o}</strong>
+          {i === 0 ? ' (primary)' : ''}
+        </span>
+      ))}
+    </>
+  );
+}

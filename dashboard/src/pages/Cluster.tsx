@@ -5,7 +5,7 @@ import { formatBytes, formatPercent, formatRate, formatRelative, formatTime } fr
 import { useMembers, useRing } from '../lib/hooks';
 import { live } from '../lib/live';
 import { prefsStore, useStore } from '../lib/store';
-import { Badge, Empty, ErrorMessage, Section, useNow } from '../components/common';
+import { Badge, Empty, ErrorMessage, OwnerList, Section, useNow } from '../components/common';
 
 function Members() {
   const q = useMembers();
@@ -141,14 +141,7 @@ function Owners() {
       <ErrorMessage error={m.error} action="Owners" />
       {m.data?.owners && (
         <p data-testid="owners">
-          <code>{m.data.key ?? m.data.key_base64}</code>:{' '}
-          {m.data.owners.map((o, i) => (
-            <span key={o}>
-              {i > 0 && ', '}
-              <strong>{o}</strong>
-              {i === 0 ? ' (primary)' : ''}
-            </span>
-          ))}
+          <code>{m.data.key ?? m.data.key_base64}</code>: <OwnerList owners={m.data.owners} />
         </p>
       )}
     </Section>
