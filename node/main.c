@@ -108,7 +108,7 @@ static void node_hot_share(node_t *n)
         return;
     }
     size_t m = hotkeys_merge(hs, k, top, NODE_HOT_LOCAL);
-    warm_hot_local(n->warm, top, m);
+    warm_hot_local(warm_predicted(n->warm), top, m);
     if (m && n->api.feed.events) {
         sbuf_t b;
         sbuf_init(&b);
@@ -130,7 +130,7 @@ static void node_hot_received(void *ctx, const char *json, size_t len)
 {
     node_t *n = ctx;
     warm_t *w = atomic_load(&n->warm_shared);
-    if (w) warm_hot_remote(w, json, len);
+    if (w) warm_hot_remote(warm_predicted(w), json, len);
 }
 
 static void node_gossip_closed(void *arg)

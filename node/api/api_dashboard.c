@@ -69,11 +69,13 @@ static bool api_dashboard_etag_matches(http_request_t *r, const char *etag)
     size_t len;
     const char *inm = http_request_header(r, "if-none-match", &len);
     if (!inm) return false;
+    /* "*", or a list of tags (weak ones too: W/"..."); ours are hex, so
+     * finding ours, quotes included, is finding it in the list. */
+    const char *p = api_dashboard_trim(inm, inm + len);
+    if (inm + len - p >= 1 && *p == '*') return true;
     size_t elen = strlen(etag);
     for (size_t i = 0; i + elen <= len; i++)
         if (memcmp(inm + i, etag, elen) == 0) return true;
-    for (size_t i = 0; i < len; i++)
-        if (inm[i] == '*') return true;
     return false;
 }
 

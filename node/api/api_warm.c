@@ -226,6 +226,6 @@ void api_warm_hot(api_worker_t *w, http_request_t *r)
     if (!api_http_query_uint(r, "limit", 50, 1, 1000, &limit)) return;
     sbuf_t b;
     sbuf_init(&b);
-    warm_api_hot_json(engine, (size_t)limit, &b);
+    warm_hot_json(warm_predicted(engine), (size_t)limit, &b);
     api_http_sbuf(r, 200, &b);
 }

@@ -30,20 +30,6 @@
 
 typedef struct warm_run warm_run_t;
 
-typedef struct warm_hot_item {
-    uint64_t count;
-    size_t klen;
-    char *key;                   /* owned */
-} warm_hot_item_t;
-
-/* Another member's shared list. */
-typedef struct warm_hot_list {
-    char node[64];               /* "" = slot free */
-    int64_t at;                  /* when it arrived (wall ms) */
-    warm_hot_item_t *items;
-    size_t n;
-} warm_hot_list_t;
-
 /* A job known here, by name. */
 typedef struct warm_entry {
     bool used;
@@ -112,10 +98,7 @@ struct warm {
     void *done_arg;
     warm_stats_t stats;
     bool pumping, pump_again;
-    /* Predicted hot keys (under mu): this node's list and the others'. */
-    warm_hot_item_t *local;
-    size_t nlocal;
-    warm_hot_list_t remote[WARM_HOT_NODES];
+    warm_hot_t hot;                            /* predicted hot keys */
     uv_timer_t prefetch;
 };
 
@@ -319,173 +302,6 @@ static bool warm_load_file(warm_t *w, const char *file, char *err, size_t errlen
     return ok;
 }
 
-/* ---------- predicted hot keys ---------- */
-
-static void warm_hot_items_free(warm_hot_item_t *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(items[i].key);
-    free(items);
-}
-
-static int warm_hot_by_key(const void *a, const void *b)
-{
-    const warm_hot_item_t *x = a, *y = b;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-static int warm_hot_by_count(const void *a, const void *b)
-{
-    const warm_hot_item_t *x = a, *y = b;
-    if (x->count != y->count) return x->count < y->count ? 1 : -1;
-    return warm_hot_by_key(a, b);
-}
-
-static bool warm_hot_push(warm_hot_item_t **items, size_t *n, size_t *cap, uint64_t count, const char *key,
-                          size_t klen)
-{
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 256;
-        warm_hot_item_t *more = realloc(*items, c * sizeof *more);
-        if (!more) return false;
-        *items = more;
-        *cap = c;
-    }
-    char *k = malloc(klen ? klen : 1);
-    if (!k) return false;
-    memcpy(k, key, klen);
-    (*items)[(*n)++] = (warm_hot_item_t){.count = count, .klen = klen, .key = k};
-    return true;
-}
-
-/* This node's list and the others' fresh ones, summed by key, hottest
- * first; *out is the caller's (warm_hot_items_free). */
-static size_t warm_hot_merged(warm_t *w, warm_hot_item_t **out)
-{
-    warm_hot_item_t *items = NULL;
-    size_t n = 0, cap = 0;
-    int64_t now = warm_now();
-    pthread_mutex_lock(&w->mu);
-    for (size_t i = 0; i < w->nlocal; i++)
-        if (!warm_hot_push(&items, &n, &cap, w->local[i].count, w->local[i].key, w->local[i].klen)) break;
-    for (size_t k = 0; k < WARM_HOT_NODES; k++) {
-        warm_hot_list_t *l = &w->remote[k];
-        if (!l->node[0] || now - l->at > WARM_HOT_FRESH_MS) continue;
-        for (size_t i = 0; i < l->n; i++)
-            if (!warm_hot_push(&items, &n, &cap, l->items[i].count, l->items[i].key, l->items[i].klen)) break;
-    }
-    pthread_mutex_unlock(&w->mu);
-    if (n) {
-        qsort(items, n, sizeof *items, warm_hot_by_key);
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (m && warm_hot_by_key(&items[m - 1], &items[i]) == 0) {
-                items[m - 1].count += items[i].count;
-                free(items[i].key);
-            } else {
-                items[m++] = items[i];
-            }
-        }
-        n = m;
-        qsort(items, n, sizeof *items, warm_hot_by_count);
-    }
-    *out = items;
-    return n;
-}
-
-void warm_hot_local(warm_t *w, const hotkeys_entry_t *e, size_t n)
-{
-    warm_hot_item_t *items = NULL;
-    size_t m = 0, cap = 0;
-    for (size_t i = 0; i < n; i++)
-        if (e[i].count && !warm_hot_push(&items, &m, &cap, e[i].count, e[i].key, e[i].klen)) break;
-    pthread_mutex_lock(&w->mu);
-    warm_hot_item_t *old = w->local;
-    size_t nold = w->nlocal;
-    w->local = items;
-    w->nlocal = m;
-    pthread_mutex_unlock(&w->mu);
-    warm_hot_items_free(old, nold);
-}
-
-void warm_hot_event(const char *node, const hotkeys_entry_t *e, size_t n, sbuf_t *out)
-{
-    sbuf_puts(out, "{\"node\":");
-    sbuf_json_string(out, node, strlen(node));
-    sbuf_puts(out, ",\"keys\":[");
-    size_t shown = 0;
-    for (size_t i = 0; i < n && shown < WARM_HOT_SHARED; i++) {
-        /* JSON carries text: a key that is not UTF-8 stays this node's own. */
-        if (!e[i].count || !sbuf_utf8_valid(e[i].key, e[i].klen)) continue;
-        if (shown++) sbuf_puts(out, ",");
-        sbuf_puts(out, "{\"key\":");
-        sbuf_json_string(out, e[i].key, e[i].klen);
-        sbuf_printf(out, ",\"count\":%llu}", (unsigned long long)e[i].count);
-    }
-    sbuf_puts(out, "]}");
-}
-
-void warm_hot_remote(warm_t *w, const char *json, size_t len)
-{
-    json_t *root = json_loadb(json, len, 0, NULL);
-    const char *node = json_string_value(json_object_get(root, "node"));
-    json_t *keys = json_object_get(root, "keys");
-    if (!node || !json_is_array(keys)) {
-        json_decref(root);
-        return;
-    }
-    warm_hot_item_t *items = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < json_array_size(keys) && i < WARM_HOT_SHARED; i++) {
-        json_t *it = json_array_get(keys, i);
-        json_t *k = json_object_get(it, "key"), *c = json_object_get(it, "count");
-        size_t klen = json_string_length(k);
-        if (!json_is_string(k) || !klen || klen > LIMITS_KEY_MAX || !json_is_integer(c) || json_integer_value(c) < 0)
-            continue;
-        if (!warm_hot_push(&items, &n, &cap, (uint64_t)json_integer_value(c), json_string_value(k), klen)) break;
-    }
-    int64_t now = warm_now();
-    pthread_mutex_lock(&w->mu);
-    warm_hot_list_t *slot = NULL, *oldest = &w->remote[0];
-    for (size_t i = 0; i < WARM_HOT_NODES && !slot; i++) {
-        warm_hot_list_t *l = &w->remote[i];
-        if (strcmp(l->node, node) == 0) slot = l;
-        else if (!l->node[0] || l->at < oldest->at) oldest = l;
-    }
-    if (!slot) slot = oldest;
-    warm_hot_item_t *old = slot->items;
-    size_t nold = slot->n;
-    snprintf(slot->node, sizeof slot->node, "%s", node);
-    slot->at = now;
-    slot->items = items;
-    slot->n = n;
-    pthread_mutex_unlock(&w->mu);
-    warm_hot_items_free(old, nold);
-    json_decref(root);
-}
-
-void warm_api_hot_json(warm_t *w, size_t limit, sbuf_t *out)
-{
-    warm_hot_item_t *items = NULL;
-    size_t n = warm_hot_merged(w, &items), lists = 0;
-    int64_t now = warm_now();
-    pthread_mutex_lock(&w->mu);
-    lists = w->nlocal ? 1 : 0;
-    for (size_t k = 0; k < WARM_HOT_NODES; k++)
-        if (w->remote[k].node[0] && now - w->remote[k].at <= WARM_HOT_FRESH_MS) lists++;
-    pthread_mutex_unlock(&w->mu);
-    sbuf_puts(out, "{\"keys\":[");
-    for (size_t i = 0; i < n && i < limit; i++) {
-        if (i) sbuf_puts(out, ",");
-        sbuf_puts(out, "{");
-        sbuf_json_bytes_member(out, "key", items[i].key, items[i].klen);
-        sbuf_printf(out, ",\"count\":%llu}", (unsigned long long)items[i].count);
-    }
-    sbuf_printf(out, "],\"nodes\":%zu}", lists);
-    warm_hot_items_free(items, n);
-}
-
 /* ---------- running ---------- */
 
 static void warm_pump(warm_t *w);
@@ -669,7 +485,7 @@ static void warm_fetch_list(warm_run_t *r)
     warm_t *w = r->w;
     if (r->job.source == WARM_SRC_HOT) {
         warm_hot_item_t *items = NULL;
-        size_t n = warm_hot_merged(w, &items);
+        size_t n = warm_hot_merged(&w->hot, &items);
         r->list = calloc(r->job.hot, sizeof *r->list);
         r->own_list = true;
         topo_t *t = r->owned_only ? route_topo(&w->rw) : NULL;
@@ -1354,7 +1170,7 @@ static void warm_prefetch_cb(uv_timer_t *t)
                       .priority = -1, .enabled = true};
     snprintf(job.name, sizeof job.name, "prefetch");
     warm_hot_item_t *items = NULL;
-    size_t n = warm_hot_merged(w, &items);
+    size_t n = warm_hot_merged(&w->hot, &items);
     warm_hot_items_free(items, n);
     if (n == 0) return;
     warm_run_t *r = warm_run_start(w, &job, "ring", true, NULL, NULL);
@@ -1380,6 +1196,7 @@ warm_t *warm_new(uv_loop_t *loop, route_t *rt, const char *file, const warm_hook
     w->rt = rt;
     if (hooks) w->hooks = *hooks;
     pthread_mutex_init(&w->mu, NULL);
+    warm_hot_init(&w->hot);
     if (file && *file && !warm_load_file(w, file, err, errlen)) {
         warm_free(w);
         return NULL;
@@ -1448,14 +1265,18 @@ void warm_free(warm_t *w)
     for (size_t i = 0; i < WARM_JOBS_MAX; i++)
         if (w->jobs[i].used) warm_job_clear(&w->jobs[i].job);
     for (size_t i = 0; i < w->nhistory; i++) free(w->history[i]);
-    warm_hot_items_free(w->local, w->nlocal);
-    for (size_t i = 0; i < WARM_HOT_NODES; i++) warm_hot_items_free(w->remote[i].items, w->remote[i].n);
+    warm_hot_destroy(&w->hot);
     for (size_t i = 0; i < w->nadhoc; i++) warm_job_clear(&w->adhoc[i]);
     free(w->adhoc);
     free(w->adhoc_actor);
     free(w->adhoc_id);
     pthread_mutex_destroy(&w->mu);
     free(w);
+}
+
+warm_hot_t *warm_predicted(warm_t *w)
+{
+    return &w->hot;
 }
 
 warm_stats_t *warm_stats(warm_t *w)

@@ -37,15 +37,12 @@
 
 #include "node/core/sbuf.h"
 #include "node/route/route.h"
-#include "node/warm/hotkeys.h"
+#include "node/warm/warm_hot.h"
 #include "node/warm/warm_job.h"
 
 #define WARM_JOBS_MAX 256
 #define WARM_IN_FLIGHT_MAX 2048
 #define WARM_HISTORY_MAX 200
-#define WARM_HOT_SHARED 32          /* keys of its top list a node shares with the others */
-#define WARM_HOT_NODES 256          /* other members' lists kept */
-#define WARM_HOT_FRESH_MS 30000     /* a list older than this is forgotten */
 #define WARM_PREFETCH_KEYS 1000     /* hot keys a node warms after a ring change */
 #define WARM_PREFETCH_DELAY_MS 6000 /* ... once the others' lists had time to arrive */
 
@@ -97,25 +94,14 @@ warm_stats_t *warm_stats(warm_t *w);
 /* warm_stats_t's series in /metrics. */
 void warm_metrics(warm_t *w, sbuf_t *out);
 
-/* ---- predicted hot keys ----
- * Each node counts the GETs it receives (hotkeys.h, one per worker);
- * every few seconds main hands this node's merged top list here and
- * shares its first WARM_HOT_SHARED keys with the other members (an event
- * relayed to each, type "hot"), whose lists come back here. The cluster's
- * hot keys are the sum of the lists fresher than WARM_HOT_FRESH_MS. */
+/* ---- predicted hot keys (warm_hot.h) ---- */
 
-/* This node's list (copied). Main loop. */
-void warm_hot_local(warm_t *w, const hotkeys_entry_t *e, size_t n);
-/* Another member's list, as its "hot" event carries it:
- * {"node": NAME, "keys": [{"key": K, "count": N}, ...]}. Any thread. */
-void warm_hot_remote(warm_t *w, const char *json, size_t len);
-/* The event this node shares: its list as above. */
-void warm_hot_event(const char *node, const hotkeys_entry_t *e, size_t n, sbuf_t *out);
+/* The table the `hot` source and the prefetch read; main and the API hand
+ * it lists and read it (any thread). Lives as long as w. */
+warm_hot_t *warm_predicted(warm_t *w);
 /* The ring changed: in WARM_PREFETCH_DELAY_MS this node warms the hot keys
  * it owns now (from their previous owners, Redis or origins). Main loop. */
 void warm_ring_changed(warm_t *w);
-/* {"keys":[{"key","count"}], "nodes": lists merged}, at most limit. Any thread. */
-void warm_api_hot_json(warm_t *w, size_t limit, sbuf_t *out);
 
 /* ---- the API's calls: any thread ---- */
 
