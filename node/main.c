@@ -12,6 +12,7 @@
 
 #include "autoconfig.h"
 #include "node/api/api.h"
+#include "node/api/api_audit.h"
 #include "node/api/api_events.h"
 #include "node/api/api_inbound.h"
 #include "node/api/api_metrics.h"
@@ -171,20 +172,6 @@ static void node_finish(void *arg)
     uv_close((uv_handle_t *)&n->sighup, NULL);
 }
 
-/* A reload's record: in the trail, and on the event feed (relayed to the
- * other members) as the API's records are. */
-static void node_audit_reload(node_t *n, audit_record_t *rec)
-{
-    if (n->api.feed.events) {
-        sbuf_t b;
-        sbuf_init(&b);
-        audit_record_json(&b, rec, n->self_name ? n->self_name : "", rec->request_id);
-        if (!b.failed) api_events_publish(&n->api.feed, audit_action_name(rec->action), b.data, b.len, true);
-        sbuf_free(&b);
-    }
-    audit_submit(n->audit, rec);
-}
-
 /* --origins FILE again, its origins and its jobs: a part that does not
  * parse leaves what is in force, and says why. */
 static void node_reload_origins(node_t *n)
@@ -215,7 +202,7 @@ static void node_reload_origins(node_t *n)
         }
     }
     rec.duration_us = (uint64_t)(sysinfo_now_ms() - started) * 1000;
-    node_audit_reload(n, &rec);
+    api_audit_publish(&n->api, &rec, NULL);
 }
 
 /* A warming run started, moved or ended: the event feed shows it (to every
@@ -264,7 +251,7 @@ static void node_sighup_cb(uv_signal_t *s, int signum)
     rec.duration_us = (uint64_t)(sysinfo_now_ms() - started) * 1000;
     snprintf(rec.actor, sizeof rec.actor, "SIGHUP");
     snprintf(rec.result, sizeof rec.result, "%s", ok ? "ok" : "tokens_file_refused");
-    node_audit_reload(n, &rec);
+    api_audit_publish(&n->api, &rec, NULL);
 }
 
 static void node_signal_cb(uv_signal_t *s, int signum)

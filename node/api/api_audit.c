@@ -160,8 +160,6 @@ static void api_audit_published(void *ctx, l2_result_t res)
     else atomic_fetch_add_explicit(&st->redis_failed, 1, memory_order_relaxed);
 }
 
-static void api_audit_record(api_worker_t *w, audit_record_t *rec, int status);
-
 void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
 {
     api_t *a = w->api;
@@ -195,7 +193,7 @@ void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
             }
         }
         json_decref(body);
-        api_audit_record(w, &rec, status);
+        api_audit_publish(a, &rec, NULL);
         return;
     }
     switch (api_http_op(r)) {
@@ -218,29 +216,23 @@ void api_audit_responded(api_worker_t *w, const http_request_t *r, int status)
     default: return;
     }
     json_decref(body);
-    api_audit_record(w, &rec, status);
+    /* For applications' own caches: what was removed, once, by the node
+     * that received it (a dry run removes nothing). */
+    api_audit_publish(a, &rec, status < 300 && !rec.dry_run ? w->route.l2 : NULL);
 }
 
-/* Submits the record, and puts it on the event feed. */
-static void api_audit_record(api_worker_t *w, audit_record_t *rec_, int status)
+void api_audit_publish(api_t *a, audit_record_t *rec, l2_t *channel)
 {
-    api_t *a = w->api;
-    audit_record_t rec = *rec_;
     /* The same record, live, on /api/events (keyed by its request id). */
     sbuf_t ev;
     sbuf_init(&ev);
     const char *self = atomic_load(&a->route.self_name);
-    audit_record_json(&ev, &rec, self ? self : "", rec.request_id);
-    if (!ev.failed) api_events_publish(&a->feed, audit_action_name(rec.action), ev.data, ev.len, true);
-    /* For applications' own caches: what was removed, once, by the node
-     * that received it (a dry run removes nothing). */
-    bool removal = rec.action == AUDIT_DELETE || rec.action == AUDIT_INVALIDATE ||
-                   rec.action == AUDIT_INVALIDATE_PATTERN;
-    if (!ev.failed && a->cfg->events_channel[0] && w->route.l2 && status < 300 && !rec.dry_run && removal &&
-        a->feed.events)
-        l2_publish(w->route.l2, a->cfg->events_channel, ev.data, ev.len, api_audit_published, events_stats(a->feed.events));
+    audit_record_json(&ev, rec, self ? self : "", rec->request_id);
+    if (!ev.failed) api_events_publish(&a->feed, audit_action_name(rec->action), ev.data, ev.len, true);
+    if (!ev.failed && channel && a->cfg->events_channel[0] && a->feed.events)
+        l2_publish(channel, a->cfg->events_channel, ev.data, ev.len, api_audit_published, events_stats(a->feed.events));
     sbuf_free(&ev);
-    audit_submit(a->audit, &rec);
+    if (a->audit) audit_submit(a->audit, rec);
 }
 
 /* ---- GET /api/audit ---- */

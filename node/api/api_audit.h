@@ -29,6 +29,12 @@ void api_audit_mark_config(api_t *a, http_request_t *r, audit_action_t action);
  * it on the event feed and, with --events-channel, publishes a successful
  * delete or invalidation on Redis. */
 void api_audit_responded(api_worker_t *w, const http_request_t *r, int status);
+/* A record made elsewhere (an inbound event, a reload) or by the response
+ * hook: on the event feed (relayed to the other members) and in the trail,
+ * which takes its heap fields. With `channel` (this loop's Redis client,
+ * given for a removal that succeeded) and --events-channel, also published
+ * on Redis. */
+void api_audit_publish(api_t *a, audit_record_t *rec, l2_t *channel);
 /* GET /api/audit?since=&until=&action=&actor=&limit=&cursor= */
 void api_audit_list(api_worker_t *w, http_request_t *r);
 /* Who made the request, as the trail names it: the token's name, or the

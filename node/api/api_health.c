@@ -90,9 +90,8 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
     if (!s) {
         snprintf(l2, sizeof l2, "{\"status\":\"disabled\",\"detail\":\"no --redis configured\"}");
     } else {
-        breaker_state_t bs = breaker_state(&s->breaker);
         snprintf(l2, sizeof l2, "{\"status\":\"%s\",\"breaker\":\"%s\",\"write_mode\":\"%s\",\"journal_records\":%llu}",
-                 bs == BREAKER_CLOSED ? "ok" : "degraded", breaker_state_name(bs),
+                 api_health_l2_state(a), breaker_state_name(breaker_state(&s->breaker)),
                  s->write_mode == L2_WRITE_JOURNAL ? "journal" : "sync",
                  (unsigned long long)(s->journal ? journal_records(s->journal) : 0));
     }
@@ -107,7 +106,7 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
             snprintf(audit, sizeof audit, "{\"status\":\"ok\",\"sink\":\"file\"}");
         else
             snprintf(audit, sizeof audit, "{\"status\":\"%s\",\"sink\":\"postgres\",\"backlog_bytes\":%lld}",
-                     atomic_load(&as->pg.up) ? "ok" : "degraded", (long long)atomic_load(&as->pg.backlog_bytes));
+                     api_health_audit_state(a), (long long)atomic_load(&as->pg.backlog_bytes));
     }
     char body[800];
     int n = snprintf(body, sizeof body,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cluster/limits.h"
+#include "node/api/api_audit.h"
 #include "node/api/api_events.h"
 #include "node/api/api_http.h"
 #include "node/api/events.h"
@@ -65,13 +66,7 @@ static void api_inbound_record(api_inbound_job_t *j)
 {
     api_t *a = j->in->api;
     j->rec.duration_us = (uv_hrtime() - j->started_ns) / 1000;
-    sbuf_t ev;
-    sbuf_init(&ev);
-    const char *self = atomic_load(&a->route.self_name);
-    audit_record_json(&ev, &j->rec, self ? self : "", j->rec.request_id);
-    if (!ev.failed) api_events_publish(&a->feed, audit_action_name(j->rec.action), ev.data, ev.len, true);
-    sbuf_free(&ev);
-    if (a->audit) audit_submit(a->audit, &j->rec);
+    api_audit_publish(a, &j->rec, NULL);
     audit_record_clear(&j->rec);
     free(j);
 }
