@@ -14,11 +14,15 @@ static const metrics_desc_t route_metrics_rows[] = {
     ROUTE_COUNTER(unavailable, "route_unavailable_total", NULL, "Requests answered 503 because no owner answered."),
     ROUTE_COUNTER(coalesced, "route_coalesced_total", NULL, "GETs that joined a forwarded GET for the same key in flight."),
     ROUTE_COUNTER(replica_ok, "route_replica_writes_total", "result=\"ok\"",
-                  "Writes sent to replicas, by result (skipped: the replica was known down; down_no_majority: "
-                  "known down, but this node had not heard from a majority lately, so the write failed)."),
+                  "Writes sent to replicas, by result (skipped: the replica was down and a majority of the "
+                  "members answered after the write began; down_no_majority: down, and no majority answered "
+                  "(the small side of a partition?), so the write failed)."),
     ROUTE_COUNTER(replica_failed, "route_replica_writes_total", "result=\"failed\"", ""),
     ROUTE_COUNTER(replica_skipped, "route_replica_writes_total", "result=\"skipped\"", ""),
     ROUTE_COUNTER(replica_unskipped, "route_replica_writes_total", "result=\"down_no_majority\"", ""),
+    ROUTE_COUNTER(majority_rounds, "route_majority_checks_total", NULL,
+                  "Rounds of SYNCs to every member that writes with an owner down sent, to learn whether this "
+                  "node is in touch with a majority before leaving the owner out."),
     ROUTE_COUNTER(writes_unreplicated, "route_writes_unreplicated_total", NULL,
                   "Writes refused with 503 because fewer owners than --write-acks stored them."),
     ROUTE_COUNTER(broadcasts, "route_invalidation_broadcasts_total", NULL,
@@ -95,9 +99,6 @@ void route_init(route_t *rt, const config_t *cfg, store_t *store, metrics_t *met
     rt->tomb = tomb_new(65536, (int64_t)cfg->tombstone_grace_ms);
     rt->dedupe = route_dedupe_new();
     repair_book_init(&rt->repair_book);
-    rt->contact_window_ms = cfg->peer_timeout_ms;
-    uint64_t suspicion = (uint64_t)cfg->suspicion_mult * cfg->probe_interval_ms;
-    if (suspicion && suspicion < rt->contact_window_ms) rt->contact_window_ms = suspicion;
 }
 
 void route_pool_heard(void *ctx, const char *name, uint64_t now_ms)
@@ -108,14 +109,11 @@ void route_pool_heard(void *ctx, const char *name, uint64_t now_ms)
     topo_unref(t);
 }
 
-bool route_majority_heard(route_t *rt, const topo_t *t, uint64_t now_ms)
+size_t route_cluster_size(route_t *rt, const topo_t *t)
 {
-    if (!t) return false;
-    uint64_t since = now_ms > rt->contact_window_ms ? now_ms - rt->contact_window_ms : 1;
-    size_t size = t->n;
+    size_t size = t ? t->n : 1;
     size_t peak = (size_t)atomic_load_explicit(&rt->sync.peak, memory_order_relaxed);
-    if (peak > size) size = peak;
-    return topo_heard_since(t, since) * 2 > size;
+    return peak > size ? peak : size;
 }
 
 void route_destroy(route_t *rt)

@@ -88,7 +88,8 @@ typedef struct route_stats {
     atomic_uint_fast64_t unavailable;          /* no owner answered: 503 */
     atomic_uint_fast64_t coalesced;            /* GETs that joined a forward already in flight */
     atomic_uint_fast64_t replica_ok, replica_failed, replica_skipped; /* writes to replicas */
-    atomic_uint_fast64_t replica_unskipped;    /* ... down, but not skipped: no majority heard lately */
+    atomic_uint_fast64_t replica_unskipped;    /* ... down, but not skipped: no majority answered */
+    atomic_uint_fast64_t majority_rounds;      /* route_quorum's rounds of SYNCs */
     atomic_uint_fast64_t writes_unreplicated;  /* writes refused: too few owners stored them */
     atomic_uint_fast64_t broadcasts;           /* invalidations sent to non-owners */
     atomic_uint_fast64_t fallbacks;            /* misses at a new owner that asked previous owners */
@@ -129,8 +130,6 @@ typedef struct route {
                                                 * loop reads the same monotonic clock) */
     atomic_uint_fast64_t heartbeat_ms;         /* the main loop's last tick (uv_now) */
     uint64_t stall_ms;                         /* a heartbeat older than this: the process stood still */
-    uint64_t contact_window_ms;                /* route_majority_heard's: --peer-timeout, or the
-                                                * shortest suspicion timeout if that is shorter */
     atomic_bool woke;                          /* back from a stall and not synced yet: no writes */
     atomic_bool draining;                      /* leaving the cluster: the others own its keys now */
     atomic_uint_fast64_t deletes;              /* bumped by every delete or invalidation applied here:
@@ -155,6 +154,9 @@ typedef struct route_worker {
     origin_client_t *origin;                   /* this loop's way to the origins; NULL without */
     struct route_flight **flights;             /* forwarded GETs in flight by key (route_read) */
     size_t nflights;
+    struct route_quorum_round *quorum_rounds;  /* route_quorum's rounds in flight, newest first: each
+                                                * lives until its SYNCs are answered, within
+                                                * --peer-timeout */
     closer_t closer;                           /* the peer pool, peer server and Redis client */
 } route_worker_t;
 
@@ -232,14 +234,10 @@ static inline bool route_minority(route_t *rt)
 /* Contact evidence for the ring's members (topo_note_heard): a peer
  * pool's `heard` hook (ctx is the route_t). */
 void route_pool_heard(void *ctx, const char *name, uint64_t now_ms);
-/* True when this node heard from a majority of the cluster (the larger of
- * t's members and the ring's recent peak, this node included) within the
- * contact window. Only then may a write skip an owner that is down: an
- * owner looks down from the small side of a partition as well, where it
- * is alive on the other side, serving the value this write replaces. A
- * cut-off node's evidence is older than the window before any request
- * across the cut can fail (the window is at most --peer-timeout). */
-bool route_majority_heard(route_t *rt, const topo_t *t, uint64_t now_ms);
+/* The cluster's size a majority is counted against: the larger of t's
+ * members and the ring's recent peak (resync.h), so that members lost to a
+ * partition still count. */
+size_t route_cluster_size(route_t *rt, const topo_t *t);
 /* The worker's ring snapshot (topo_cache_get); members that came back since
  * the last one (a new run, or no longer suspected) are forgiven by the
  * worker's peer pool: a breaker opened against the process that went away

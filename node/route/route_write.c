@@ -6,6 +6,8 @@
  * it lands, never forwarded again. */
 #include "node/route/route_write.h"
 
+#include "node/route/route_quorum.h"
+
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +17,6 @@
 static bool route_peer_down(peer_result_t res)
 {
     return res == PEER_ERR_CONNECT || res == PEER_ERR_CLOSED || res == PEER_ERR_BREAKER || res == PEER_ERR_BACKOFF;
-}
-
-/* An owner (or, right after a ring change, a member) that is down may be
- * left out of a write's acknowledgement only while this node is in touch
- * with a majority (route_majority_heard); otherwise the write fails. */
-static bool route_may_skip_down(route_worker_t *w)
-{
-    return route_majority_heard(w->route, route_topo(w), uv_now(w->loop));
 }
 
 /* ---------- PUT and DELETE at the primary ---------- */
@@ -35,6 +29,14 @@ typedef struct route_write {
     unsigned broadcasts;            /* DELETE right after a ring change: non-owners yet to answer */
     bool broadcast_failed;          /* ... one did not drop its copy (and is not known down) */
     bool journaled;                 /* in the journal, not (yet) in Redis */
+    /* Owners, and awaited non-owners, that answered as down: the write may
+     * go on without them only once a majority of the members answered this
+     * node after the write began (route_quorum); until that is known they
+     * are neither acknowledged nor failed. */
+    unsigned down_owners, down_broadcasts;
+    enum { ROUTE_QUORUM_UNASKED, ROUTE_QUORUM_ASKING, ROUTE_QUORUM_YES, ROUTE_QUORUM_NO } quorum;
+    route_quorum_wait_t quorum_wait;
+    uint64_t started_ms;            /* uv_now when the write was coordinated here */
     uint64_t version;
     int64_t ttl_ms;
     char *key;
@@ -65,7 +67,8 @@ static void route_write_answer(route_write_t *wr, bool ok)
  * replica answered. */
 static void route_write_check(route_write_t *wr)
 {
-    if (!wr->answered && wr->acks >= wr->required && wr->broadcasts == 0 && !wr->broadcast_failed)
+    if (!wr->answered && wr->acks >= wr->required && wr->broadcasts == 0 && wr->down_broadcasts == 0 &&
+        !wr->broadcast_failed)
         route_write_answer(wr, true);
     if (wr->outstanding) return;
     if (!wr->answered) route_write_answer(wr, wr->acks >= wr->required && !wr->broadcast_failed);
@@ -73,11 +76,51 @@ static void route_write_check(route_write_t *wr)
     free(wr);
 }
 
+/* Applies the quorum's verdict to the down members counted so far. */
+static void route_write_settle_down(route_write_t *wr)
+{
+    route_t *a = wr->w->route;
+    if (wr->quorum == ROUTE_QUORUM_YES) {
+        unsigned skip = wr->down_owners < wr->required ? wr->down_owners : wr->required;
+        wr->required -= skip;
+        atomic_fetch_add(&a->stats.replica_skipped, wr->down_owners);
+    } else if (wr->quorum == ROUTE_QUORUM_NO) {
+        atomic_fetch_add(&a->stats.replica_unskipped, wr->down_owners);
+        if (wr->down_broadcasts) wr->broadcast_failed = true;
+    } else {
+        return;
+    }
+    wr->down_owners = wr->down_broadcasts = 0;
+}
+
+static void route_write_quorum(void *ctx, bool majority)
+{
+    route_write_t *wr = ctx;
+    wr->quorum = majority ? ROUTE_QUORUM_YES : ROUTE_QUORUM_NO;
+    route_write_settle_down(wr);
+    wr->outstanding--;
+    route_write_check(wr);
+}
+
+/* Settles the down members counted, asking route_quorum first if nobody
+ * has yet. The caller holds an `outstanding` of its own across the call:
+ * the verdict may come before this returns. */
+static void route_write_resolve_down(route_write_t *wr)
+{
+    if (!wr->down_owners && !wr->down_broadcasts) return;
+    if (wr->quorum != ROUTE_QUORUM_UNASKED) {
+        route_write_settle_down(wr);
+        return;
+    }
+    wr->quorum = ROUTE_QUORUM_ASKING;
+    wr->outstanding++;
+    route_quorum_confirm(wr->w, wr->started_ms, &wr->quorum_wait, route_write_quorum, wr);
+}
+
 static void route_write_reply(void *ctx, peer_result_t res, const peer_msg_t *resp)
 {
     route_write_t *wr = ctx;
     route_t *a = wr->w->route;
-    wr->outstanding--;
     bool ok = res == PEER_OK &&
               ((resp->type == PEER_MSG_PUT_RESP && !wr->is_delete) || (resp->type == PEER_MSG_DELETE_RESP && wr->is_delete)) &&
               (resp->status == PEER_STATUS_OK || resp->status == PEER_STATUS_STALE);
@@ -86,15 +129,12 @@ static void route_write_reply(void *ctx, peer_result_t res, const peer_msg_t *re
         if (wr->is_delete && resp->existed) wr->existed = true;
         atomic_fetch_add(&a->stats.replica_ok, 1);
     } else if (route_peer_down(res) && a->cfg->write_acks_n == 0 && wr->required > 0) {
-        if (route_may_skip_down(wr->w)) {
-            wr->required--;
-            atomic_fetch_add(&a->stats.replica_skipped, 1);
-        } else {
-            atomic_fetch_add(&a->stats.replica_unskipped, 1);
-        }
+        wr->down_owners++;
+        route_write_resolve_down(wr);
     } else {
         atomic_fetch_add(&a->stats.replica_failed, 1);
     }
+    wr->outstanding--; /* this answer's: held across route_write_resolve_down */
     route_write_check(wr);
 }
 
@@ -116,11 +156,11 @@ static void route_write_replicate(route_write_t *wr, topo_t *t, const uint32_t *
         if (res == PEER_OK) {
             wr->outstanding++;
             wr->tried++;
-        } else if (route_peer_down(res) && (a->cfg->write_acks_n != 0 || route_may_skip_down(wr->w))) {
+        } else if (route_peer_down(res) && a->cfg->write_acks_n != 0) {
             atomic_fetch_add(&a->stats.replica_skipped, 1);
         } else if (route_peer_down(res)) {
             wr->tried++;
-            atomic_fetch_add(&a->stats.replica_unskipped, 1);
+            wr->down_owners++;
         } else {
             wr->tried++;
             atomic_fetch_add(&a->stats.replica_failed, 1);
@@ -129,6 +169,7 @@ static void route_write_replicate(route_write_t *wr, topo_t *t, const uint32_t *
     unsigned want = a->cfg->write_acks_n;
     if (want == 0) wr->required = wr->tried;
     else wr->required = want - 1 < others ? want - 1 : others;
+    route_write_resolve_down(wr);
     wr->outstanding--;
     route_write_check(wr);
 }
@@ -145,6 +186,7 @@ static route_write_t *route_write_new(route_worker_t *w, route_reply_t reply, co
     }
     wr->w = w;
     wr->reply = reply;
+    wr->started_ms = uv_now(w->loop);
     memcpy(wr->key, key, klen);
     wr->klen = klen;
     snprintf(wr->owner, sizeof wr->owner, "%s", owner);
@@ -195,11 +237,14 @@ static void route_broadcast_reply(void *ctx, peer_result_t res, const peer_msg_t
 {
     route_write_t *wr = ctx;
     if (!wr) return;
-    wr->outstanding--;
     wr->broadcasts--;
-    if (!(res == PEER_OK && resp->type == PEER_MSG_INVALIDATE_RESP) &&
-        !(route_peer_down(res) && route_may_skip_down(wr->w)))
+    if (route_peer_down(res)) {
+        wr->down_broadcasts++;
+        route_write_resolve_down(wr);
+    } else if (!(res == PEER_OK && resp->type == PEER_MSG_INVALIDATE_RESP)) {
         wr->broadcast_failed = true;
+    }
+    wr->outstanding--; /* this answer's */
     route_write_check(wr);
 }
 
@@ -231,7 +276,9 @@ static void route_broadcast_invalidate(route_worker_t *w, topo_t *t, const uint3
                 wr->outstanding++;
                 wr->broadcasts++;
             }
-        } else if (wr && !(route_peer_down(res) && route_may_skip_down(w))) {
+        } else if (wr && route_peer_down(res)) {
+            wr->down_broadcasts++; /* settled with the owners' (route_write_replicate) */
+        } else if (wr) {
             wr->broadcast_failed = true;
         }
     }

@@ -1,7 +1,7 @@
 /* node/route: the data path through its reply interface (route_reply.h),
  * without sockets. Each test has a route_t over a store on a virtual
- * clock, a uv loop and one route_worker_t whose peer server never listens
- * and whose serve function must never run; no L2. Answers are recorded by
+ * clock, a uv loop and one route_worker_t whose peer server listens in
+ * one test only and whose serve function must otherwise never run; no L2. Answers are recorded by
  * a route_reply_ops_t of the test's own (the value copied, release
  * called).
  *
@@ -10,7 +10,8 @@
  * would have to forward has nowhere to go: the answer is "owner
  * unavailable", at once, and nothing is sent. One test gives two members
  * a loopback port nothing listens on, to see how a write treats an owner
- * that is down.
+ * that is down; it then makes the worker's own peer server listen, to play
+ * a third member that answers.
  *
  * A reply may come now or later on the loop: every request waits for its
  * answer with fixture_loop_run_until (which returns at once when the
@@ -154,7 +155,10 @@ typedef struct fx {
     uv_loop_t loop;
     route_worker_t w;
     bool worker_up, worker_closed;
-    unsigned served;                 /* peer calls: there must be none */
+    unsigned served;                 /* peer calls: there must be none ... */
+    bool answer_sync;                /* ... but SYNCs (and INVALIDATEs) when a test listens to play
+                                      * another member */
+    unsigned syncs_answered;
 } fx_t;
 
 static int64_t fx_clock(void *ctx)
@@ -164,9 +168,21 @@ static int64_t fx_clock(void *ctx)
 
 static void fx_serve(peer_call_t *call, const peer_msg_t *req, void *ctx)
 {
-    (void)call;
-    (void)req;
-    ((fx_t *)ctx)->served++;
+    fx_t *f = ctx;
+    if (f->answer_sync && req->type == PEER_MSG_SYNC) {
+        f->syncs_answered++;
+        peer_msg_t m = {.type = PEER_MSG_SYNC_RESP, .clock = route_stamp(&f->rt)};
+        peer_server_respond(call, &m);
+        return;
+    }
+    if (f->answer_sync && req->type == PEER_MSG_INVALIDATE) {
+        /* A DELETE right after a ring change tells the non-owners. */
+        peer_msg_t m = {.type = PEER_MSG_INVALIDATE_RESP};
+        peer_server_respond(call, &m);
+        return;
+    }
+    fprintf(stderr, "served a peer call of type %d\n", (int)req->type);
+    f->served++;
 }
 
 static void fx_set_flag(void *arg)
@@ -711,10 +727,42 @@ static void closed_port(struct sockaddr_storage *out)
     memcpy(out, &sin, sizeof sin);
 }
 
+/* The worker's own peer server, listening on a loopback port: a member
+ * whose address is this answers SYNCs (fx_serve), as a live member would. */
+static void live_member(fx_t *f, struct sockaddr_storage *out)
+{
+    assert_int_equal(peer_server_listen(f->w.peer_server, "127.0.0.1", 0), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                              .sin_port = htons((uint16_t)peer_server_port(f->w.peer_server))};
+    memset(out, 0, sizeof *out);
+    memcpy(out, &sin, sizeof sin);
+    f->answer_sync = true;
+}
+
+/* A key this node is the primary of, with n2 as its other owner. */
+static void key_with_n2(topo_t *t, char *key, size_t size)
+{
+    uint32_t n2;
+    assert_true(topo_find(t, "n2", &n2));
+    for (int i = 0;; i++) {
+        assert_true(i < 10000);
+        snprintf(key, size, "key:%d", i);
+        uint32_t owners[RING_REPLICAS_MAX];
+        assert_int_equal(topo_owners(t, key, strlen(key), owners, RING_REPLICAS_MAX), 2);
+        if ((int32_t)owners[0] == t->self && owners[1] == n2) return;
+    }
+}
+
+static bool fx_rounds_done(void *arg)
+{
+    return ((fx_t *)arg)->w.quorum_rounds == NULL;
+}
+
 /* With --write-acks all, an owner that is down is left out of a write's
- * acknowledgement only while this node heard from a majority lately: cut
- * off on the small side of a partition, the other owner would look just
- * as down, and keeps serving what the write replaced. */
+ * acknowledgement only once a majority of the members answered this node
+ * after the write began: cut off on the small side of a partition, the
+ * other owner would look just as down, and keeps serving what the write
+ * replaced. n2 (the key's other owner) is down throughout. */
 static void test_down_owner_skipped_with_majority(void **state)
 {
     fx_t *f = *state;
@@ -728,42 +776,51 @@ static void test_down_owner_skipped_with_majority(void **state)
     assert_non_null(t);
     topo_slot_publish(&f->rt.topo, topo_ref(t));
     atomic_store(&f->rt.sync.clock, ROUTE_CLOCK_OK);
-    uint32_t n2, n3;
-    assert_true(topo_find(t, "n2", &n2) && topo_find(t, "n3", &n3));
     char key[32];
-    for (int i = 0;; i++) {
-        assert_true(i < 10000);
-        snprintf(key, sizeof key, "key:%d", i);
-        uint32_t owners[RING_REPLICAS_MAX];
-        assert_int_equal(topo_owners(t, key, strlen(key), owners, RING_REPLICAS_MAX), 2);
-        if ((int32_t)owners[0] == t->self && owners[1] == n2) break;
-    }
-    /* Nobody heard: the refused connection to n2 fails the write. */
+    key_with_n2(t, key, sizeof key);
+    /* n3 is down too: the round of SYNCs finds this node alone, and the
+     * refused connection to n2 fails the write. */
     rec_t r;
     put(f, &r, key, "v1");
     assert_int_equal(r.what, ANS_FAIL);
     assert_int_equal(r.err, ROUTE_ERR_NOT_REPLICATED);
     assert_int_equal(atomic_load(&f->rt.stats.replica_unskipped), 1);
     assert_int_equal(atomic_load(&f->rt.stats.replica_skipped), 0);
-    /* n3 answered just now: with this node, two of three. n2's connection
-     * is backing off now, so this one fails before it is sent. */
-    uint64_t heard_at = uv_now(&f->loop);
-    topo_note_heard(t, "n3", heard_at);
-    assert_int_equal(topo_heard_since(t, heard_at), 2);
-    put(f, &r, key, "v2");
-    assert_int_equal(r.what, ANS_STORED);
-    assert_int_equal(atomic_load(&f->rt.stats.replica_skipped), 1);
-    /* A ring that grew lately counts: two of the four it had are not a
-     * majority. */
-    atomic_store(&f->rt.sync.peak, 4);
+    assert_int_equal(atomic_load(&f->rt.stats.majority_rounds), 1);
+    /* Contact from before the write began is not evidence of now: n3 was
+     * heard a moment ago, and is down. */
+    topo_note_heard(t, "n3", uv_now(&f->loop) - 1);
     del(f, &r, key);
     assert_int_equal(r.what, ANS_FAIL);
     assert_int_equal(r.err, ROUTE_ERR_NOT_REPLICATED);
     assert_int_equal(atomic_load(&f->rt.stats.replica_unskipped), 2);
-    /* The evidence follows the members into the next snapshot. (The
-     * loop's clock moved on while the writes ran, so ask about the time
-     * n3 was heard, not about now.) */
-    topo_t *next = topo_build(m, 3, SELF, 2, 2);
+    assert_int_equal(atomic_load(&f->rt.stats.majority_rounds), 2);
+    assert_true(fixture_loop_run_until(&f->loop, fx_rounds_done, f, WAIT_MS));
+    topo_unref(t);
+
+    /* n3 alive: it answers the SYNC, two of three, and the write goes on
+     * without n2. */
+    live_member(f, &m[2].peer);
+    t = topo_build(m, 3, SELF, 2, 2);
+    assert_non_null(t);
+    topo_slot_publish(&f->rt.topo, topo_ref(t));
+    put(f, &r, key, "v2");
+    assert_int_equal(r.what, ANS_STORED);
+    assert_int_equal(atomic_load(&f->rt.stats.replica_skipped), 1);
+    assert_int_equal(atomic_load(&f->rt.stats.majority_rounds), 3);
+    assert_true(f->syncs_answered >= 1);
+    /* A ring that grew lately counts: two of the four it had are not a
+     * majority, however fresh n3's answer. */
+    atomic_store(&f->rt.sync.peak, 4);
+    del(f, &r, key);
+    assert_int_equal(r.what, ANS_FAIL);
+    assert_int_equal(r.err, ROUTE_ERR_NOT_REPLICATED);
+    assert_int_equal(atomic_load(&f->rt.stats.replica_unskipped), 3);
+    assert_true(fixture_loop_run_until(&f->loop, fx_rounds_done, f, WAIT_MS));
+    /* The evidence follows the members into the next snapshot. */
+    uint64_t heard_at = uv_now(&f->loop);
+    topo_note_heard(t, "n3", heard_at);
+    topo_t *next = topo_build(m, 3, SELF, 2, 3);
     assert_non_null(next);
     topo_carry_heard(next, t);
     assert_int_equal(topo_heard_since(next, heard_at), 2);
