@@ -140,16 +140,22 @@ static void journal_encode(const journal_rec_t *r, uint8_t *out)
     journal_put_u32(out + 4, seal_crc32c(p, len));
 }
 
-/* Reads the record at pos; 1 with *rec and *next set, 0 at a clean end or a
- * torn tail, negative errno on a read error. *buf grows as needed. */
-static int journal_read_at(int fd, uint64_t pos, uint8_t **buf, size_t *cap, journal_rec_t *rec, uint64_t *next)
+/* Reads the record at pos of a file of `size` bytes; 1 with *rec and *next
+ * set, 0 at a clean end or a torn tail, negative errno on a read error.
+ * *buf grows as needed, never past what the file holds: a torn header's
+ * length is garbage, and taking it at its word would ask for up to 2 GiB
+ * (and fail the open on a small machine). */
+static int journal_read_at(int fd, uint64_t size, uint64_t pos, uint8_t **buf, size_t *cap, journal_rec_t *rec,
+                           uint64_t *next)
 {
     uint8_t h[JOURNAL_HEADER];
     ssize_t n = pread(fd, h, sizeof h, (off_t)pos);
     if (n < 0) return -errno;
     if (n < (ssize_t)sizeof h) return 0;
     uint64_t len = journal_get(h, 4);
-    if (len < JOURNAL_FIXED || len >= JOURNAL_RECORD_MAX) return 0;
+    if (len < JOURNAL_FIXED || len >= JOURNAL_RECORD_MAX || pos + JOURNAL_HEADER > size ||
+        len > size - pos - JOURNAL_HEADER)
+        return 0;
     if (len > *cap) {
         uint8_t *b = realloc(*buf, len);
         if (!b) return -ENOMEM;
@@ -187,16 +193,17 @@ static int journal_file_open(journal_file_t *f, const char *path, bool create, j
     size_t cap = 0;
     uint64_t pos = 0, next;
     journal_rec_t r;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return -errno;
     int rc;
-    while ((rc = journal_read_at(f->fd, pos, &buf, &cap, &r, &next)) == 1) {
+    while ((rc = journal_read_at(f->fd, (uint64_t)st.st_size, pos, &buf, &cap, &r, &next)) == 1) {
         pos = next;
         f->records++;
         if (pending) journal_pending_add(pending, ring_key_hash(r.key, r.klen), r.version, r.op == JOURNAL_OP_DEL, f->gen);
     }
     free(buf);
     if (rc < 0) return rc;
-    struct stat st;
-    if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size > pos && ftruncate(f->fd, (off_t)pos) != 0) return -errno;
+    if ((uint64_t)st.st_size > pos && ftruncate(f->fd, (off_t)pos) != 0) return -errno;
     f->bytes = pos;
     if (lseek(f->fd, (off_t)pos, SEEK_SET) < 0) return -errno;
     return 0;
@@ -674,7 +681,7 @@ int64_t journal_drain_read(journal_t *j, uint64_t *pos, size_t max, journal_fn f
     while ((size_t)count < max && *pos < end) {
         journal_rec_t r;
         uint64_t next;
-        int rc = journal_read_at(fd, *pos, &buf, &cap, &r, &next);
+        int rc = journal_read_at(fd, end, *pos, &buf, &cap, &r, &next);
         if (rc <= 0) {
             /* The file was validated on open: a record that no longer reads
              * is damage, not the end. Say so rather than drop the rest. */
