@@ -84,4 +84,4 @@ for t in $targets; do
 done
 
 if [ "$failed" -ne 0 ]; then exit 1; fi
-rm -rf "$work"
+[ -n "${FUZZ_KEEP:-}" ] && echo "fuzz: kept $work" || rm -rf "$work"
