@@ -931,11 +931,14 @@ static void gossip_leave_spread_cb(uv_timer_t *t)
 
 void gossip_leave(gossip_t *g, void (*done)(void *arg), void *arg)
 {
+    /* This node counts itself: alone, nobody has to hear of the leave,
+     * and the process need not linger for it. */
+    bool alone = swim_member_count(g->core, (1 << SWIM_STATE_ALIVE) | (1 << SWIM_STATE_SUSPECT)) <= 1;
     swim_leave(g->core, gossip_now(g));
     gossip_rearm(g);
     g->leave_done = done;
     g->leave_arg = arg;
-    uv_timer_start(&g->aux, gossip_leave_spread_cb, GOSSIP_LEAVE_SPREAD_MS, 0);
+    uv_timer_start(&g->aux, gossip_leave_spread_cb, alone ? 0 : GOSSIP_LEAVE_SPREAD_MS, 0);
 }
 
 void gossip_stop(gossip_t *g, void (*done)(void *arg), void *arg)

@@ -88,7 +88,8 @@ void gossip_foreach(gossip_t *g, swim_member_fn fn, void *ctx);
  * ("1.2.3.4:7946", "[::1]:7946"; "" when unset). */
 socklen_t gossip_sockaddr(const swim_addr_t *a, struct sockaddr_storage *ss);
 void gossip_addr_text(const swim_addr_t *a, char *buf, size_t cap);
-/* Announces the leave and calls `done` once it had time to spread. */
+/* Announces the leave and calls `done` once it had time to spread (on the
+ * next loop turn when there is nobody to tell). */
 void gossip_leave(gossip_t *g, void (*done)(void *arg), void *arg);
 /* Closes everything; `done` runs when the handles are closed. */
 void gossip_stop(gossip_t *g, void (*done)(void *arg), void *arg);
