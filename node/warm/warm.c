@@ -27,6 +27,13 @@
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "           \
     "return 0"
 #define WARM_RELEASE_SCRIPT "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+/* A takeover from a runner the cluster no longer counts as a member: the
+ * lease if it lapsed or is still that runner's (ARGV[2]). The answer is
+ * SET's, as for a plain claim: OK, or nil when someone else holds it. */
+#define WARM_STEAL_SCRIPT                                                                                           \
+    "local cur = redis.call('GET', KEYS[1]) "                                                                       \
+    "if cur == false or cur == ARGV[2] then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end "        \
+    "return false"
 
 typedef struct warm_run warm_run_t;
 
@@ -777,6 +784,8 @@ typedef struct warm_claim {
     char trigger[80];
     char run_id[96];
     json_t *from;                /* takeover: the saved progress (own reference) */
+    char gone[SWIM_NAME_MAX];    /* takeover from a runner out of the ring: its lease may be taken
+                                  * before it lapses ("" otherwise) */
     int step;                    /* 0: the firing's slot, 1: the lease */
 } warm_claim_t;
 
@@ -846,6 +855,11 @@ static void warm_claim_lease(warm_claim_t *c)
     char key[L2_PREFIX_MAX + 96], ms[24];
     warm_rkey(w, key, sizeof key, "lease", c->name);
     snprintf(ms, sizeof ms, "%d", WARM_LEASE_MS);
+    if (c->gone[0]) {
+        const char *steal[7] = {"EVAL", WARM_STEAL_SCRIPT, "1", key, warm_self(w), c->gone, ms};
+        warm_cmd(w, 7, steal, warm_lease_reply, c);
+        return;
+    }
     const char *argv[6] = {"SET", key, warm_self(w), "NX", "PX", ms};
     warm_cmd(w, 6, argv, warm_lease_reply, c);
 }
@@ -862,7 +876,8 @@ static void warm_slot_reply(void *ctx, l2_result_t res, const redisReply *reply)
 
 /* Starts a run of the named job: with Redis, once it won the firing's slot
  * (fire_ms > 0: a scheduled firing every node tries to claim) and the lease. */
-static void warm_claim(warm_t *w, const char *name, const char *trigger, int64_t fire_ms, json_t *from)
+static void warm_claim(warm_t *w, const char *name, const char *trigger, int64_t fire_ms, json_t *from,
+                       const char *gone)
 {
     warm_claim_t *c = calloc(1, sizeof *c);
     if (!c) {
@@ -871,6 +886,7 @@ static void warm_claim(warm_t *w, const char *name, const char *trigger, int64_t
     }
     c->w = w;
     c->from = from;
+    if (gone) snprintf(c->gone, sizeof c->gone, "%s", gone);
     snprintf(c->name, sizeof c->name, "%s", name);
     snprintf(c->trigger, sizeof c->trigger, "%s", trigger);
     if (!warm_redis(w)) {
@@ -961,7 +977,23 @@ static void warm_sync_history_reply(void *ctx, l2_result_t res, const redisReply
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Runs in progress elsewhere whose lease lapsed: their runner died. */
+/* The node a run's saved progress (warm_save_progress) names as its runner, when the ring no longer
+ * has it (declared dead, or left): NULL while it is a member, or is this
+ * node, or when this node's own view is not to be trusted for it (alone in
+ * its ring, or in a minority: the runner may be alive on the other side;
+ * the lease then lapses as usual). */
+static const char *warm_runner_gone(warm_t *w, json_t *progress)
+{
+    const char *node = json_string_value(json_object_get(json_object_get(progress, "run"), "node"));
+    if (!node || !node[0] || strcmp(node, warm_self(w)) == 0 || route_minority(w->rw.route)) return NULL;
+    topo_t *t = route_topo(&w->rw);
+    uint32_t at;
+    return t && t->n >= 2 && !topo_find(t, node, &at) ? node : NULL;
+}
+
+/* Runs in progress elsewhere whose lease lapsed (their runner died), or
+ * whose runner the ring no longer has: the failure detector is quicker
+ * than the lease. */
 static void warm_sync_runs_reply(void *ctx, l2_result_t res, const redisReply *reply)
 {
     warm_t *w = ctx;
@@ -978,7 +1010,7 @@ static void warm_sync_runs_reply(void *ctx, l2_result_t res, const redisReply *r
         pthread_mutex_unlock(&w->mu);
         if (!candidate) continue;
         json_t *from = json_loadb(v->str, v->len, 0, NULL);
-        if (from) warm_claim(w, name, "takeover", 0, from); /* SET NX of the lease: only if it lapsed */
+        if (from) warm_claim(w, name, "takeover", 0, from, warm_runner_gone(w, from));
     }
 }
 
@@ -1119,7 +1151,7 @@ static void warm_tick_cb(uv_timer_t *t)
         const char *argv[5] = {"SET", key, "1", "PX", "5000"};
         warm_cmd(w, 5, argv, NULL, NULL);
     }
-    for (size_t i = 0; i < ndue; i++) warm_claim(w, due[i].name, due[i].trigger, due[i].fire, NULL);
+    for (size_t i = 0; i < ndue; i++) warm_claim(w, due[i].name, due[i].trigger, due[i].fire, NULL, NULL);
     for (size_t i = 0; i < nadhoc; i++) {
         warm_run_start(w, &adhoc[i], actors[i], true, NULL, ids[i]);
         warm_job_clear(&adhoc[i]);
