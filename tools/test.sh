@@ -28,11 +28,11 @@ run_check build
 DCACHE_E2E=0 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_check build-asan
 echo "test: fuzzing at $(date +%T) (short run; tests/fuzz/run.sh SECONDS for longer)"
-"$top/tests/fuzz/run.sh" 10
+"$top/tests/fuzz/run.sh" 6
 echo "test: chaos at $(date +%T) (checkers' unit tests, then the short suite; chaos/run --help for longer runs)"
 python3 -m unittest discover -s "$top/chaos/tests"
 DCACHE_NODE_BIN="$top/build/dcache-node" "$top/chaos/run" --suite short
 echo "test: make distcheck ($(date +%T))"
 # Unit tests only in the tarball's build: the integration tests ran twice above.
-make -C "$top/build" -s distcheck DISTCHECK_CONFIGURE_FLAGS=-q RUN_INTEGRATION_TESTS= >/dev/null
+make -C "$top/build" -s -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=-q RUN_INTEGRATION_TESTS= >/dev/null
 echo "test: all passed ($(date +%T))"
