@@ -165,6 +165,15 @@ static void test_appends_during_drain_survive(void **state)
     journal_close(j);
 }
 
+/* Bytes appended to a journal file as a crash would leave them. */
+static void append_raw(const char *path, const uint8_t *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+}
+
 static void test_torn_tail_is_cut(void **state)
 {
     fixture_t *f = *state;
@@ -176,11 +185,8 @@ static void test_torn_tail_is_cut(void **state)
     journal_close(j);
     /* A crash in the middle of a record: half of one more is on disk. */
     snprintf(path, sizeof path, "%s/journal.active", f->dir);
-    int fd = open(path, O_WRONLY | O_APPEND);
-    assert_true(fd >= 0);
     static const uint8_t half[] = {40, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9};
-    assert_int_equal(write(fd, half, sizeof half), (ssize_t)sizeof half);
-    close(fd);
+    append_raw(path, half, sizeof half);
     assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
     assert_int_equal(journal_records(j), 10);
     assert_int_equal(journal_bytes(j), bytes);
@@ -196,11 +202,8 @@ static void test_torn_tail_is_cut(void **state)
     journal_close(j);
     /* A torn header whose length is garbage, near the 2 GiB bound: the
      * file cannot hold it, so it is a torn tail like any other. */
-    fd = open(path, O_WRONLY | O_APPEND);
-    assert_true(fd >= 0);
     static const uint8_t huge[] = {0xf0, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 1, 9, 9};
-    assert_int_equal(write(fd, huge, sizeof huge), (ssize_t)sizeof huge);
-    close(fd);
+    append_raw(path, huge, sizeof huge);
     assert_int_equal(journal_open(&j, f->dir, 1 << 20, err, sizeof err), 0);
     assert_int_equal(journal_records(j), 12);
     journal_close(j);
