@@ -39,10 +39,26 @@ void api_health_whoami(api_worker_t *w, http_request_t *r)
     api_http_sbuf(r, 200, &b);
 }
 
+/* Its clock apart from the others' (or not compared yet while it has
+ * company): it would refuse every write (route_write_refusal). */
+static bool api_health_clock_apart(api_t *a)
+{
+    switch ((route_clock_state_t)atomic_load(&a->route.sync.clock)) {
+    case ROUTE_CLOCK_OK: return false;
+    case ROUTE_CLOCK_SKEWED: return true;
+    case ROUTE_CLOCK_UNCHECKED: break;
+    }
+    topo_t *t = topo_slot_get(&a->route.topo);
+    bool company = t && t->n >= 2;
+    topo_unref(t);
+    return company;
+}
+
 const char *api_health_state(api_t *a)
 {
     if (atomic_load(&a->draining)) return "draining";
     if (atomic_load(&a->route.sync.minority)) return "minority";
+    if (api_health_clock_apart(a)) return "clock_skew";
     if (atomic_load(&a->route.sync.syncing)) return "syncing";
     return "ok";
 }
@@ -73,18 +89,12 @@ static const char *api_health_cluster_state(api_t *a)
 void api_health_ready(api_worker_t *w, http_request_t *r)
 {
     api_t *a = w->api;
-    bool draining = atomic_load(&a->draining);
-    /* Syncing: it may hold less than it owns; a balancer (or an operator
-     * rolling a restart) should wait for it. */
-    bool syncing = atomic_load(&a->route.sync.syncing) != 0;
-    /* Cut off from most of the cluster: send clients to the other side. */
-    bool minority = atomic_load(&a->route.sync.minority) != 0;
-    /* Its clock apart from the others' (or not compared yet): it would
-     * refuse every write. */
-    const char *why = NULL;
-    bool clock = !draining && !minority && route_write_refusal(&w->route, &why) == ROUTE_ERR_CLOCK_SKEW;
+    /* Draining, minority, clock_skew or syncing make it unready: it
+     * refuses writes, or may hold less than it owns. L2 down does not:
+     * it keeps serving from L1. */
+    const char *state = api_health_state(a);
+    bool ready = strcmp(state, "ok") == 0;
     size_t entries = store_entry_count(a->store);
-    /* L2 down does not make the node unready: it keeps serving from L1. */
     char l2[256];
     l2_shared_t *s = a->route.l2;
     if (!s) {
@@ -115,16 +125,10 @@ void api_health_ready(api_worker_t *w, http_request_t *r)
                      "\"l2\":%s,"
                      "\"audit\":%s,"
                      "\"cluster\":{\"status\":\"%s\"}}}",
-                     draining || syncing || minority || clock ? "false" : "true",
-                     draining   ? "draining"
-                     : minority ? "minority"
-                     : clock    ? "clock_skew"
-                     : syncing  ? "syncing"
-                                : "ok",
-                     entries, l2, audit, api_health_cluster_state(a));
-    if (draining) api_http_set_error(r, METRICS_ERR_DRAINING);
-    else if (minority) api_http_set_error(r, METRICS_ERR_MINORITY);
-    else if (clock) api_http_set_error(r, METRICS_ERR_CLOCK_SKEW);
-    else if (syncing) api_http_set_error(r, METRICS_ERR_SYNCING);
-    http_respond_json(r, draining || syncing || minority || clock ? 503 : 200, body, (size_t)n);
+                     ready ? "true" : "false", state, entries, l2, audit, api_health_cluster_state(a));
+    if (strcmp(state, "draining") == 0) api_http_set_error(r, METRICS_ERR_DRAINING);
+    else if (strcmp(state, "minority") == 0) api_http_set_error(r, METRICS_ERR_MINORITY);
+    else if (strcmp(state, "clock_skew") == 0) api_http_set_error(r, METRICS_ERR_CLOCK_SKEW);
+    else if (strcmp(state, "syncing") == 0) api_http_set_error(r, METRICS_ERR_SYNCING);
+    http_respond_json(r, ready ? 200 : 503, body, (size_t)n);
 }

@@ -14,10 +14,10 @@ void api_health_live(api_worker_t *w, http_request_t *r);
  * null), so a page can offer only what its token may do. */
 void api_health_whoami(api_worker_t *w, http_request_t *r);
 
-/* What /ready reports, for the metrics event every member relays: the
- * node's state (draining, minority, syncing or ok: the clock check needs a
- * worker's view and is left to /ready), its L2's and its audit trail's
- * (disabled, ok or degraded). Any thread. */
+/* What /ready reports, and the metrics event every member relays: the
+ * node's state (draining, minority, clock_skew, syncing or ok, the first
+ * that holds), its L2's and its audit trail's (disabled, ok or degraded).
+ * Any thread. */
 const char *api_health_state(api_t *a);
 const char *api_health_l2_state(api_t *a);
 const char *api_health_audit_state(api_t *a);
