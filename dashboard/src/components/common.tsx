@@ -75,6 +75,7 @@ const STATE_CLASS: Record<string, string> = {
   degraded: 'warn',
   draining: 'warn',
   minority: 'bad',
+  clock_skew: 'bad',
   cancelled: 'warn',
   dead: 'bad',
   failed: 'bad',

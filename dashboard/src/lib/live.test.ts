@@ -66,6 +66,11 @@ describe('summarizeState', () => {
     expect(r.worst).toBe('minority');
     expect(r.notOk[1]).toEqual({ state: 'syncing', nodes: ['a', 'd'] });
   });
+  it('a clock apart is as bad as a minority: its node refuses writes', () => {
+    const s = summarizeState([m('a', { state: 'draining' }), m('b', { state: 'clock_skew' }), m('c', { state: 'ok' })], 'state');
+    expect(s.worst).toBe('clock_skew');
+    expect(s.notOk[0]).toEqual({ state: 'clock_skew', nodes: ['b'] });
+  });
   it('counts nodes that do not send the field as unknown; a mix of ok and disabled is not a problem', () => {
     const s = summarizeState([m('a', { audit: 'ok' }), m('b')], 'audit');
     expect(s.label).toBe('1 unknown of 2');

@@ -28,7 +28,7 @@ export interface NodeMetrics {
   /** L1 limits; 0: none. */
   max_bytes?: number;
   max_entries?: number;
-  /** Readiness as /ready says it: ok, syncing, minority, draining. */
+  /** Readiness as /ready says it: ok, syncing, clock_skew, minority, draining. */
   state?: string;
   /** disabled, ok or degraded. */
   l2?: string;
@@ -38,7 +38,7 @@ export interface NodeMetrics {
 export type StateField = 'state' | 'l2' | 'audit';
 
 /** How bad a state is, for ordering and for the badge of a summary (higher: worse). */
-const SEVERITY: Record<string, number> = { ok: 0, disabled: 0, syncing: 1, unknown: 2, degraded: 3, draining: 3, minority: 4 };
+const SEVERITY: Record<string, number> = { ok: 0, disabled: 0, syncing: 1, unknown: 2, degraded: 3, draining: 3, clock_skew: 4, minority: 4 };
 function severity(s: string): number {
   return SEVERITY[s] ?? 2;
 }
