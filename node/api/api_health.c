@@ -39,26 +39,11 @@ void api_health_whoami(api_worker_t *w, http_request_t *r)
     api_http_sbuf(r, 200, &b);
 }
 
-/* Its clock apart from the others' (or not compared yet while it has
- * company): it would refuse every write (route_write_refusal). */
-static bool api_health_clock_apart(api_t *a)
-{
-    switch ((route_clock_state_t)atomic_load(&a->route.sync.clock)) {
-    case ROUTE_CLOCK_OK: return false;
-    case ROUTE_CLOCK_SKEWED: return true;
-    case ROUTE_CLOCK_UNCHECKED: break;
-    }
-    topo_t *t = topo_slot_get(&a->route.topo);
-    bool company = t && t->n >= 2;
-    topo_unref(t);
-    return company;
-}
-
 const char *api_health_state(api_t *a)
 {
     if (atomic_load(&a->draining)) return "draining";
     if (atomic_load(&a->route.sync.minority)) return "minority";
-    if (api_health_clock_apart(a)) return "clock_skew";
+    if (route_clock_untrusted(&a->route)) return "clock_skew";
     if (atomic_load(&a->route.sync.syncing)) return "syncing";
     return "ok";
 }

@@ -210,6 +210,33 @@ bool route_syncing_alone(route_worker_t *w)
     return !t || t->n < 2;
 }
 
+bool route_clock_untrusted(route_t *rt)
+{
+    switch ((route_clock_state_t)atomic_load(&rt->sync.clock)) {
+    case ROUTE_CLOCK_OK: return false;
+    case ROUTE_CLOCK_SKEWED: return true;
+    case ROUTE_CLOCK_UNCHECKED: break;
+    }
+    topo_t *t = topo_slot_get(&rt->topo);
+    bool company = t && t->n >= 2;
+    topo_unref(t);
+    return company;
+}
+
+void route_sync_all(route_worker_t *w, const topo_t *t, unsigned *pending, peer_reply_fn fn, void *ctx)
+{
+    const char *self = route_self_name(w->route);
+    for (uint32_t i = 0; i < t->n; i++) {
+        const topo_member_t *m = &t->members[i];
+        if ((int32_t)i == t->self || m->peer.ss_family == 0) continue;
+        peer_msg_t req = {.type = PEER_MSG_SYNC, .flags = PEER_F_FORWARDED};
+        req.name = (peer_bytes_t){(const uint8_t *)self, strlen(self)};
+        (*pending)++;
+        if (peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, fn, ctx) != PEER_OK)
+            (*pending)--;
+    }
+}
+
 route_error_t route_write_refusal(route_worker_t *w, const char **why)
 {
     if (route_draining(w->route)) {
@@ -220,20 +247,12 @@ route_error_t route_write_refusal(route_worker_t *w, const char **why)
         *why = "this node sees less than half of the cluster (a partition?); write through another node";
         return ROUTE_ERR_MINORITY;
     }
-    switch ((route_clock_state_t)atomic_load(&w->route->sync.clock)) {
-    case ROUTE_CLOCK_OK: break;
-    case ROUTE_CLOCK_SKEWED:
-        *why = "this node's clock is more than --max-clock-drift apart from the other members' (fix NTP); "
-               "write through another node";
+    if (route_clock_untrusted(w->route)) {
+        *why = atomic_load(&w->route->sync.clock) == ROUTE_CLOCK_SKEWED
+                   ? "this node's clock is more than --max-clock-drift apart from the other members' (fix NTP); "
+                     "write through another node"
+                   : "this node has not compared its clock with the other members' yet";
         return ROUTE_ERR_CLOCK_SKEW;
-    case ROUTE_CLOCK_UNCHECKED: {
-        topo_t *t = route_topo(w);
-        if (t && t->n >= 2) {
-            *why = "this node has not compared its clock with the other members' yet";
-            return ROUTE_ERR_CLOCK_SKEW;
-        }
-        break;
-    }
     }
     if (atomic_load(&w->route->woke) || route_stalled(w->route, uv_now(w->loop)) || route_syncing_alone(w)) {
         *why = "this node is syncing (it has not joined the cluster yet, or just woke from a stall)";

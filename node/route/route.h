@@ -247,6 +247,15 @@ topo_t *route_topo(route_worker_t *w);
 /* True when a clock reading from another member (its HLC, as SYNC answers
  * it) is more than --max-clock-drift away from this node's, either way. */
 bool route_clock_apart(route_t *rt, uint64_t reading);
+/* True while this node must not stamp versions: its clock is apart from
+ * the cluster's, or not compared yet while others are in the ring
+ * (resync.h compares them). Any thread. */
+bool route_clock_untrusted(route_t *rt);
+/* Sends a SYNC, which every member answers with its clock, to every other
+ * member of t that has a peer address; `*pending` is raised before each
+ * request and lowered again when it could not be sent, so `fn(ctx, ...)`
+ * runs once for each that counts. */
+void route_sync_all(route_worker_t *w, const topo_t *t, unsigned *pending, peer_reply_fn fn, void *ctx);
 /* Why a write or invalidation must be refused rather than stamped here now
  * (ROUTE_ERR_COUNT: it need not be; *why then untouched): this node is in
  * a minority (ROUTE_ERR_MINORITY), its clock is apart from the cluster's or

@@ -1,7 +1,6 @@
 #include "node/route/route_quorum.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 /* One round of SYNCs to every other member. It lives until every SYNC is
  * answered or failed (their callbacks point at it), which the worker's
@@ -76,17 +75,7 @@ static route_quorum_round_t *route_quorum_start(route_worker_t *w, topo_t *t, si
     r->next = w->quorum_rounds;
     w->quorum_rounds = r;
     atomic_fetch_add(&w->route->stats.majority_rounds, 1);
-    const char *self = route_self_name(w->route);
-    for (uint32_t i = 0; i < t->n; i++) {
-        const topo_member_t *m = &t->members[i];
-        if ((int32_t)i == t->self || m->peer.ss_family == 0) continue;
-        peer_msg_t req = {.type = PEER_MSG_SYNC, .flags = PEER_F_FORWARDED};
-        req.name = (peer_bytes_t){(const uint8_t *)self, strlen(self)};
-        r->pending++;
-        if (peer_pool_request(w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0, route_quorum_reply, r) !=
-            PEER_OK)
-            r->pending--;
-    }
+    route_sync_all(w, t, &r->pending, route_quorum_reply, r);
     return r;
 }
 

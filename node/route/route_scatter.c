@@ -334,18 +334,8 @@ static void route_scatter_run(route_scatter_t *s)
         route_scatter_apply(s);
         return;
     }
-    const char *self = route_self_name(s->w->route);
     s->pending = 1;
-    for (uint32_t i = 0; i < s->topo->n; i++) {
-        const topo_member_t *m = &s->topo->members[i];
-        if ((int32_t)i == s->topo->self || m->peer.ss_family == 0) continue;
-        peer_msg_t req = {.type = PEER_MSG_SYNC, .flags = PEER_F_FORWARDED};
-        req.name = (peer_bytes_t){(const uint8_t *)self, strlen(self)};
-        s->pending++;
-        if (peer_pool_request(s->w->pool, m->name, (const struct sockaddr *)&m->peer, &req, 0,
-                              route_scatter_clock_reply, s) != PEER_OK)
-            s->pending--;
-    }
+    route_sync_all(s->w, s->topo, &s->pending, route_scatter_clock_reply, s);
     if (--s->pending == 0) route_scatter_stamp(s);
 }
 

@@ -977,11 +977,11 @@ static void warm_sync_history_reply(void *ctx, l2_result_t res, const redisReply
     pthread_mutex_unlock(&w->mu);
 }
 
-/* The node a run's saved progress (warm_save_progress) names as its runner, when the ring no longer
- * has it (declared dead, or left): NULL while it is a member, or is this
- * node, or when this node's own view is not to be trusted for it (alone in
- * its ring, or in a minority: the runner may be alive on the other side;
- * the lease then lapses as usual). */
+/* The node a run's saved progress (warm_save_progress) names as its
+ * runner, when the ring no longer has it (declared dead, or left): NULL
+ * while it is a member, or is this node, or when this node's own view is
+ * not to be trusted for it (alone in its ring, or in a minority: the
+ * runner may be alive on the other side; the lease then lapses as usual). */
 static const char *warm_runner_gone(warm_t *w, json_t *progress)
 {
     const char *node = json_string_value(json_object_get(json_object_get(progress, "run"), "node"));
